@@ -1,0 +1,53 @@
+"""Durations as people write them in the config: "30s", "5m", "1h30m", "1d", "1w"."""
+
+from __future__ import annotations
+
+import re
+
+UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+# Units must come in falling order, each at most once: "1h30m" but not "30m1h".
+_DURATION = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+# Ten years: beyond that a value is a typo, and timedelta arithmetic stays safe.
+MAX_SECONDS = 10 * 365 * 86400
+
+HINT = 'expected a duration like "30s", "5m" or "1h30m"'
+
+
+class DurationError(ValueError):
+    pass
+
+
+def parse_duration(value: object) -> int:
+    """Seconds in `value`, a string such as "1h30m" or a whole number of seconds."""
+    if isinstance(value, bool):
+        raise DurationError(f"{HINT}, got {value!r}")
+    if isinstance(value, int):
+        seconds = value
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        match = _DURATION.fullmatch(text)
+        if not text or match is None:
+            raise DurationError(f'{HINT}, got "{value}"')
+        seconds = sum(int(n) * s for n, s in zip(match.groups(), UNITS.values(), strict=True) if n)
+    else:
+        raise DurationError(f"{HINT}, got {value!r}")
+    if seconds <= 0:
+        raise DurationError(f"must be longer than zero, got {value!r}")
+    if seconds > MAX_SECONDS:
+        raise DurationError(f"must be at most 10 years, got {value!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest exact form: 5400 -> "1h30m", 0 -> "0s"."""
+    rest = int(seconds)
+    if rest <= 0:
+        return "0s"
+    parts = []
+    for unit, size in UNITS.items():
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)

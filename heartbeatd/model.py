@@ -1,0 +1,229 @@
+"""The nouns of heartbeatd: frozen values shared by every layer.
+
+Enum values are the wire strings of the design contract (API, payloads, SQLite).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+
+class Status(str, Enum):
+    NEW = "new"
+    UP = "up"
+    LATE = "late"
+    DOWN = "down"
+    PAUSED = "paused"
+
+
+class PingKind(str, Enum):
+    SUCCESS = "success"
+    START = "start"
+    FAIL = "fail"
+    LOG = "log"
+
+
+class Reason(str, Enum):
+    MISSED = "missed"
+    FAILED = "failed"
+    EXIT_STATUS = "exit_status"
+    RAN_TOO_LONG = "ran_too_long"
+    RECOVERED = "recovered"
+
+
+class AlertEvent(str, Enum):
+    DOWN = "down"
+    UP = "up"
+    REMINDER = "reminder"
+    # Sent only by `heartbeatd test-alert`, never by a monitor.
+    TEST = "test"
+
+
+def isoformat(when: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, to the second: the form of every time we publish."""
+    if when is None:
+        return None
+    return when.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_isoformat(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+class Secret:
+    """A password, token or URL with a token in it. Prints as <secret>.
+
+    Only `reveal()` gives the value, so a secret cannot end up in a log line, an
+    exception or a repr by accident.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class Ping:
+    """One ping as the web layer received it."""
+
+    kind: PingKind
+    at: datetime
+    exit_status: int | None = None
+    rid: str | None = None
+    method: str = "GET"
+    remote_addr: str = ""
+    user_agent: str = ""
+    body: str = ""
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class MonitorState:
+    """Everything heartbeatd remembers about one monitor between pings.
+
+    `expected_at` is when the next success is due; `down_at` is when the
+    monitor went down (while down) or will go down (otherwise).
+    """
+
+    status: Status = Status.NEW
+    first_seen: datetime | None = None
+    last_ping: datetime | None = None
+    last_success: datetime | None = None
+    last_kind: PingKind | None = None
+    last_exit_status: int | None = None
+    started_at: datetime | None = None
+    start_rid: str | None = None
+    expected_at: datetime | None = None
+    down_at: datetime | None = None
+    # A deadline may not fall before this time; set on start-up (and after a
+    # wall-clock jump) so that pings that could not reach us are not missed.
+    grace_until: datetime | None = None
+    reason: Reason | None = None
+    n_pings: int = 0
+    last_duration: float | None = None
+    last_body: str = ""
+    reminders_sent: int = 0
+    next_reminder_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in self.__dict__.items():
+            if isinstance(value, datetime):
+                value = value.astimezone(timezone.utc).isoformat()
+            elif isinstance(value, Enum):
+                value = value.value
+            out[key] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MonitorState:
+        known = cls.__dataclass_fields__
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known or value is None:
+                continue
+            if key == "status":
+                value = Status(value)
+            elif key == "last_kind":
+                value = PingKind(value)
+            elif key == "reason":
+                value = Reason(value)
+            elif isinstance(value, str) and key not in ("start_rid", "last_body"):
+                value = datetime.fromisoformat(value)
+            kwargs[key] = value
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class Flip:
+    """A change the state machine reports: a status flip or a reminder.
+
+    `at` is the time the rule says it happened (e.g. expected_at + grace), not
+    the time a loop noticed it.
+    """
+
+    at: datetime
+    old: Status
+    new: Status
+    reason: Reason
+    # None for changes that alert nobody (new -> up, up -> late, pause).
+    event: AlertEvent | None = None
+
+
+@dataclass(frozen=True)
+class Alert:
+    """What a channel sends. `to_json()` is the webhook body of DESIGN §5."""
+
+    event: AlertEvent
+    monitor: str
+    name: str
+    status: Status
+    reason: Reason
+    at: datetime
+    last_ping: datetime | None = None
+    expected_at: datetime | None = None
+    down_at: datetime | None = None
+    url: str = ""
+    body: str = ""
+    # Seconds the monitor was down, on an `up` alert.
+    downtime: float | None = None
+    exit_status: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": self.event.value,
+            "monitor": self.monitor,
+            "name": self.name,
+            "status": self.status.value,
+            "reason": self.reason.value,
+            "at": isoformat(self.at),
+            "last_ping": isoformat(self.last_ping),
+            "expected_at": isoformat(self.expected_at),
+            "down_at": isoformat(self.down_at),
+            "downtime": self.downtime,
+            "exit_status": self.exit_status,
+            "url": self.url,
+            "body": self.body,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Alert:
+        return cls(
+            event=AlertEvent(data["event"]),
+            monitor=data["monitor"],
+            name=data["name"],
+            status=Status(data["status"]),
+            reason=Reason(data["reason"]),
+            at=datetime.fromisoformat(data["at"].replace("Z", "+00:00")),
+            last_ping=parse_isoformat(data.get("last_ping")),
+            expected_at=parse_isoformat(data.get("expected_at")),
+            down_at=parse_isoformat(data.get("down_at")),
+            url=data.get("url", ""),
+            body=data.get("body", ""),
+            downtime=data.get("downtime"),
+            exit_status=data.get("exit_status"),
+        )
