@@ -48,8 +48,10 @@ def join_key(path: str, key: str) -> str:
 class Problems:
     """Collects `file: key.path: message` lines."""
 
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, base_dir: Path | None = None) -> None:
         self.filename = filename
+        # Relative *_file paths are read from here: the config file's directory.
+        self.base_dir = base_dir
         self.lines: list[str] = []
 
     def add(self, path: str, message: str) -> None:
@@ -200,6 +202,7 @@ class Table:
             if name is None:
                 return None
             path = Path(name)
+            base = base or self.problems.base_dir
             if base is not None and not path.is_absolute():
                 path = base / path
             try:
