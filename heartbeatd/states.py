@@ -1,0 +1,273 @@
+"""The state machine: (state, event, now) -> (new state, flip or nothing).
+
+Pure: no I/O and no clock reads. Every time comes in as an argument, and the
+time stamped on a flip is the time the rule says it happened (for example
+expected_at + grace), not the time a loop noticed it.
+
+Rules (DESIGN §3):
+- after a success at t the monitor is expected at `schedule.next_after(t)`;
+- it is `late` from the expected time and `down` at expected time + grace;
+- while a run is in progress (after /start) the missed deadline is suspended
+  and the run must end within `max_runtime`, else it is down (ran too long);
+- /fail or a non-zero exit status is down at once;
+- a success while down is `up` with a recovery alert; new -> up alerts nobody;
+- a monitor never pinged is `new` and goes down at first-seen + period + grace;
+- paused monitors alert nobody; the next success or failure resumes them;
+- while down, `repeat` re-sends the alert as a reminder, `repeat_limit` times
+  at most.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from heartbeatd.model import AlertEvent, Flip, MonitorState, Ping, PingKind, Reason, Status
+
+# A start and a finish further apart than this are not one run (Healthchecks
+# uses the same bound), so no duration is recorded.
+MAX_RUN_DURATION = timedelta(hours=72)
+
+
+class Schedule(Protocol):
+    def next_after(self, after: datetime) -> datetime: ...
+
+
+class Rules(Protocol):
+    """What the state machine needs of a monitor's configuration."""
+
+    @property
+    def schedule(self) -> Schedule: ...
+    @property
+    def grace(self) -> int: ...
+    @property
+    def max_runtime(self) -> int: ...
+    @property
+    def repeat(self) -> int | None: ...
+    @property
+    def repeat_limit(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class Step:
+    state: MonitorState
+    flip: Flip | None = None
+    # Seconds since the matching start, for a finishing ping.
+    duration: float | None = None
+
+
+def first_seen(rules: Rules, now: datetime) -> MonitorState:
+    """The state of a monitor heartbeatd has never seen before."""
+    return MonitorState(first_seen=now, expected_at=rules.schedule.next_after(now))
+
+
+# -- deadlines ------------------------------------------------------------------
+
+
+def _floor(when: datetime, state: MonitorState) -> datetime:
+    if state.grace_until is not None and state.grace_until > when:
+        return state.grace_until
+    return when
+
+
+def _down_deadline(state: MonitorState, rules: Rules) -> tuple[datetime, Reason] | None:
+    """When a monitor that is not down goes down, and why."""
+    if state.status in (Status.DOWN, Status.PAUSED):
+        return None
+    if state.started_at is not None:
+        limit = state.started_at + timedelta(seconds=rules.max_runtime)
+        return _floor(limit, state), Reason.RAN_TOO_LONG
+    if state.expected_at is None:
+        return None
+    return _floor(state.expected_at + timedelta(seconds=rules.grace), state), Reason.MISSED
+
+
+def down_at(state: MonitorState, rules: Rules) -> datetime | None:
+    """When the monitor went down (while down), or will go down (otherwise)."""
+    if state.status is Status.DOWN:
+        return state.down_at
+    deadline = _down_deadline(state, rules)
+    return deadline[0] if deadline else None
+
+
+def _reminders_left(state: MonitorState, rules: Rules) -> bool:
+    return rules.repeat is not None and (
+        rules.repeat_limit is None or state.reminders_sent < rules.repeat_limit
+    )
+
+
+def next_deadline(state: MonitorState, rules: Rules) -> datetime | None:
+    """The next time `on_tick` has something to do for this monitor."""
+    if state.status is Status.DOWN:
+        return state.next_reminder_at if _reminders_left(state, rules) else None
+    deadline = _down_deadline(state, rules)
+    if deadline is None:
+        return None
+    goes_late = (
+        state.status is Status.UP
+        and state.started_at is None
+        and state.expected_at is not None
+        and state.expected_at < deadline[0]
+    )
+    return state.expected_at if goes_late else deadline[0]
+
+
+# -- events ---------------------------------------------------------------------
+
+
+def _flip(
+    old: Status, new: Status, at: datetime, reason: Reason, event: AlertEvent | None
+) -> Flip | None:
+    # `late` is a shade of `up`: going late and back are not flips.
+    old = Status.UP if old is Status.LATE else old
+    if old is new:
+        return None
+    return Flip(at=at, old=old, new=new, reason=reason, event=event)
+
+
+def _close_run(state: MonitorState, ping: Ping) -> tuple[MonitorState, float | None]:
+    """End the run in progress if this finishing ping belongs to it."""
+    if state.started_at is None:
+        return state, None
+    # A finish carrying another run's rid leaves this run open.
+    if ping.rid is not None and state.start_rid is not None and ping.rid != state.start_rid:
+        return state, None
+    elapsed = ping.at - state.started_at
+    duration = elapsed.total_seconds() if timedelta(0) <= elapsed <= MAX_RUN_DURATION else None
+    return replace(state, started_at=None, start_rid=None), duration
+
+
+def _first_reminder(rules: Rules, down_at: datetime) -> datetime | None:
+    return down_at + timedelta(seconds=rules.repeat) if rules.repeat else None
+
+
+def on_ping(state: MonitorState, ping: Ping, rules: Rules) -> Step:
+    counted = replace(state, n_pings=state.n_pings + 1)
+    if ping.kind is PingKind.LOG:
+        return Step(counted)
+    if ping.kind is PingKind.START:
+        return Step(replace(counted, started_at=ping.at, start_rid=ping.rid, last_ping=ping.at))
+
+    closed, duration = _close_run(counted, ping)
+    finished: dict[str, Any] = {
+        "last_ping": ping.at,
+        "last_kind": ping.kind,
+        "last_exit_status": ping.exit_status,
+        "last_body": ping.body,
+        "last_duration": duration if duration is not None else state.last_duration,
+        "expected_at": rules.schedule.next_after(ping.at),
+        "grace_until": None,
+    }
+    if ping.kind is PingKind.SUCCESS:
+        new = replace(
+            closed,
+            status=Status.UP,
+            last_success=ping.at,
+            down_at=None,
+            reason=None,
+            reminders_sent=0,
+            next_reminder_at=None,
+            **finished,
+        )
+        # Only a recovery from down alerts: new -> up and a resume do not.
+        event = AlertEvent.UP if state.status is Status.DOWN else None
+        return Step(new, _flip(state.status, Status.UP, ping.at, Reason.RECOVERED, event), duration)
+
+    reason = Reason.EXIT_STATUS if ping.exit_status else Reason.FAILED
+    if state.status is Status.DOWN:
+        # Still down: no second alert, but keep the latest output and times.
+        return Step(replace(closed, **finished), None, duration)
+    new = replace(
+        closed,
+        status=Status.DOWN,
+        down_at=ping.at,
+        reason=reason,
+        reminders_sent=0,
+        next_reminder_at=_first_reminder(rules, ping.at),
+        **finished,
+    )
+    return Step(new, _flip(state.status, Status.DOWN, ping.at, reason, AlertEvent.DOWN), duration)
+
+
+def on_tick(state: MonitorState, rules: Rules, now: datetime) -> Step:
+    """Apply whatever deadline has passed by `now`."""
+    if state.status is Status.DOWN:
+        return _remind(state, rules, now)
+    deadline = _down_deadline(state, rules)
+    if deadline is None:
+        return Step(state)
+    when, reason = deadline
+    if now >= when:
+        new = replace(
+            state,
+            status=Status.DOWN,
+            down_at=when,
+            reason=reason,
+            reminders_sent=0,
+            next_reminder_at=_first_reminder(rules, when),
+        )
+        return Step(new, _flip(state.status, Status.DOWN, when, reason, AlertEvent.DOWN))
+    late = (
+        state.status is Status.UP
+        and state.started_at is None
+        and state.expected_at is not None
+        and now >= state.expected_at
+    )
+    return Step(replace(state, status=Status.LATE)) if late else Step(state)
+
+
+def _remind(state: MonitorState, rules: Rules, now: datetime) -> Step:
+    due = state.next_reminder_at
+    if due is None or now < due or not _reminders_left(state, rules) or rules.repeat is None:
+        return Step(state)
+    # One reminder per deadline, however late the tick: the next one is the
+    # first multiple of `repeat` after now, not a burst of catch-up sends.
+    step = timedelta(seconds=rules.repeat)
+    following = due + step * ((now - due) // step + 1)
+    new = replace(state, reminders_sent=state.reminders_sent + 1, next_reminder_at=following)
+    reason = state.reason or Reason.MISSED
+    return Step(
+        new,
+        Flip(at=due, old=Status.DOWN, new=Status.DOWN, reason=reason, event=AlertEvent.REMINDER),
+    )
+
+
+def pause(state: MonitorState) -> MonitorState:
+    """Stop watching: no deadlines, no alerts, until resumed or pinged."""
+    return replace(state, status=Status.PAUSED, next_reminder_at=None, grace_until=None)
+
+
+def resume(state: MonitorState, rules: Rules, now: datetime) -> MonitorState:
+    """Watch a paused monitor again, as if its schedule started now."""
+    if state.status is not Status.PAUSED:
+        return state
+    status = Status.UP if state.last_success is not None else Status.NEW
+    return replace(state, status=status, expected_at=rules.schedule.next_after(now))
+
+
+def on_rules_changed(state: MonitorState, rules: Rules) -> MonitorState:
+    """A reloaded schedule: recompute the expected time from the last success."""
+    base = state.last_success or state.first_seen
+    if base is None or state.status in (Status.DOWN, Status.PAUSED):
+        return state
+    return replace(state, expected_at=rules.schedule.next_after(base))
+
+
+def on_startup(state: MonitorState, rules: Rules, now: datetime) -> MonitorState:
+    """After heartbeatd itself was not running (or the wall clock jumped).
+
+    A deadline that passed meanwhile moves to now + grace: pings could not
+    reach us, so missing them is not the job's fault. A monitor already down
+    stays down without a second alert, and reminders skip what they missed.
+    """
+    if state.status is Status.DOWN:
+        due = state.next_reminder_at
+        if due is not None and due <= now and rules.repeat:
+            step = timedelta(seconds=rules.repeat)
+            return replace(state, next_reminder_at=due + step * ((now - due) // step + 1))
+        return state
+    deadline = _down_deadline(state, rules)
+    if deadline is None or deadline[0] > now:
+        return state
+    return replace(state, grace_until=now + timedelta(seconds=rules.grace))

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from heartbeatd.wheel import TimerWheel
+
+
+def test_it_fires_a_deadline_at_the_first_whole_second_at_or_after_it():
+    wheel: TimerWheel[str] = TimerWheel()
+    wheel.schedule("a", 100.2)
+    assert wheel.pop_due(100.9) == []
+    assert wheel.pop_due(101.0) == ["a"]
+    assert len(wheel) == 0
+
+
+def test_rescheduling_moves_the_single_deadline():
+    wheel: TimerWheel[str] = TimerWheel()
+    wheel.schedule("a", 100)
+    wheel.schedule("a", 200)
+    assert wheel.pop_due(150) == []
+    assert wheel.deadline("a") == 200
+    assert wheel.pop_due(200) == ["a"]
+
+
+def test_cancel_removes_it():
+    wheel: TimerWheel[str] = TimerWheel()
+    wheel.schedule("a", 100)
+    wheel.cancel("a")
+    wheel.cancel("never-scheduled")
+    assert wheel.pop_due(1000) == []
+    assert wheel.next_due() is None
+
+
+def test_next_due_skips_emptied_seconds():
+    wheel: TimerWheel[str] = TimerWheel()
+    wheel.schedule("a", 100)
+    wheel.schedule("b", 300)
+    wheel.cancel("a")
+    assert wheel.next_due() == 300
+
+
+def test_many_reschedules_keep_the_heap_bounded():
+    wheel: TimerWheel[int] = TimerWheel()
+    for i in range(100_000):
+        wheel.schedule(1, 1000 + i)
+    assert len(wheel._slots) < 2_000
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 50), st.floats(0, 10_000)), max_size=200),
+    st.floats(0, 10_000),
+)
+def test_pop_due_returns_exactly_the_keys_whose_last_deadline_passed(ops, now):
+    wheel: TimerWheel[int] = TimerWheel()
+    last: dict[int, float] = {}
+    for key, when in ops:
+        wheel.schedule(key, when)
+        last[key] = when
+    due = sorted(wheel.pop_due(now))
+    # A deadline fires at the first whole second at or after it: never early,
+    # at most one second late.
+    assert due == sorted(k for k, w in last.items() if math.ceil(w) <= now)
+    assert all(wheel.deadline(k) is not None for k in last if k not in due)
