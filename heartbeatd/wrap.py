@@ -1,0 +1,400 @@
+"""`heartbeatd exec`: run a job and report its start, output and exit status.
+
+The wrapper sends `<url>/start?rid=…`, runs the command (no shell), copies its
+stdout and stderr through as they arrive while keeping the last N bytes of the
+combined output, and then POSTs that tail to `<url>/<exit status>?rid=…`.
+
+Pings never block or fail the job: each ping is retried a bounded number of
+times, and a ping that still fails costs one warning line on stderr, never the
+job's exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import aiohttp
+
+from heartbeatd import __version__
+from heartbeatd.clock import Clock
+
+log = logging.getLogger(__name__)
+
+PREFIX = "heartbeatd exec"
+DEFAULT_TAIL = 10000
+# Seconds before the first retry of a ping; doubles after each attempt (1, 2, 4, …).
+FIRST_BACKOFF = 1.0
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+READ_SIZE = 65536
+# Reads per readiness callback: a job that prints without pause must not
+# starve the loop (signal forwarding runs on it too).
+READS_PER_WAKEUP = 16
+# After the job exited, what is left in its pipes is at most a pipe's capacity
+# (64 KiB by default, 1 MiB at most unless raised); a background process that
+# keeps printing must not keep us reading forever.
+FINAL_READS = 64
+# A background process the job started may hold its stdout open long after the
+# job exited; wait this long for it, then report the job anyway.
+DRAIN_GRACE = 2.0
+
+Output = IO[Any] | int
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    # The monitor's ping URL, e.g. http://127.0.0.1:8080/ping/nightly-backup.
+    url: str
+    # Seconds one ping request may take.
+    timeout: float = 10.0
+    # Extra attempts per ping after the first, on 5xx, timeouts and connection errors.
+    retries: int = 3
+    # Bytes of output tail to send when the server does not say (Ping-Body-Limit).
+    tail_default: int = DEFAULT_TAIL
+
+
+def build_url(
+    *,
+    url: str | None,
+    slug: str | None,
+    server: str | None,
+    ping_key: str | None,
+    env_url: str | None = None,
+) -> str:
+    """The monitor's ping URL from `--url`, or from `--slug`, `--server` and `--ping-key`.
+
+    `env_url` (HEARTBEATD_URL) is used only when no option names the monitor, so
+    options given on the command line win over the environment.
+    """
+    if url is not None and (slug is not None or server is not None):
+        raise ValueError("give either --url or --slug with --server, not both")
+    if url is None and slug is None and server is None:
+        url = env_url
+    if url is not None:
+        if ping_key is not None:
+            raise ValueError(
+                "--ping-key goes with --slug and --server; with --url, put it in the URL"
+            )
+        return _check_http_url(url, "--url")
+    if slug is None or server is None:
+        if slug is None and server is None:
+            raise ValueError(
+                "no monitor given: use --url URL (or HEARTBEATD_URL),"
+                " or --slug SLUG with --server URL"
+            )
+        raise ValueError("--slug and --server go together; give both")
+    if not slug or "/" in slug:
+        raise ValueError(f"--slug must be a monitor's slug, got {slug!r}")
+    base = _check_http_url(server, "--server")
+    if ping_key:
+        return f"{base}/ping/{quote(ping_key, safe='')}/{slug}"
+    return f"{base}/ping/{slug}"
+
+
+def _check_http_url(url: str, option: str) -> str:
+    parts = urlsplit(url.strip())
+    # Name only the scheme: the rest of a ping URL may hold a ping key.
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(
+            f"{option} must start with http:// or https://, got scheme {parts.scheme!r}"
+        )
+    if not parts.hostname:
+        raise ValueError(f"{option} has no host name")
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/")))
+
+
+class OutputTail:
+    """The last `limit` bytes of the job's output, in bounded memory."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._buf = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        if self.limit <= 0:
+            return
+        self._buf += chunk[-self.limit :]
+        excess = len(self._buf) - self.limit
+        if excess > 0:
+            # Deleting from the front of a bytearray is cheap (no copy of the rest).
+            del self._buf[:excess]
+
+    def value(self) -> bytes:
+        return bytes(self._buf)
+
+
+class _Sink:
+    """Where copied output goes: a file descriptor or a binary (or text) file object."""
+
+    def __init__(self, target: Output, on_error: Callable[[OSError], None] | None = None) -> None:
+        if not isinstance(target, int):
+            target = getattr(target, "buffer", target)
+        self._target = target
+        self._on_error = on_error
+        self._broken = False
+
+    def write(self, data: bytes) -> None:
+        if self._broken:
+            return
+        try:
+            if isinstance(self._target, int):
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._target, view) :]
+            else:
+                self._target.write(data)
+                self._target.flush()
+        except OSError as exc:
+            # A closed stdout (`| head`) must not kill the job or lose its tail:
+            # stop copying to it and keep capturing.
+            self._broken = True
+            if self._on_error is not None:
+                self._on_error(exc)
+
+
+class _Pump:
+    """Copies one of the job's output pipes to a sink and into the tail."""
+
+    def __init__(self, fd: int, sink: _Sink, tail: OutputTail) -> None:
+        self._fd = fd
+        self._sink = sink
+        self._tail = tail
+        self._loop = asyncio.get_running_loop()
+        self.done: asyncio.Future[None] = self._loop.create_future()
+        os.set_blocking(fd, False)
+        self._loop.add_reader(fd, self.drain, READS_PER_WAKEUP)
+
+    def drain(self, max_reads: int) -> None:
+        for _ in range(max_reads):
+            if self.done.done():
+                return
+            try:
+                chunk = os.read(self._fd, READ_SIZE)
+            except BlockingIOError:
+                return
+            if not chunk:
+                self.close()
+                return
+            self._sink.write(chunk)
+            self._tail.feed(chunk)
+
+    def close(self) -> None:
+        if not self.done.done():
+            self._loop.remove_reader(self._fd)
+            os.close(self._fd)
+            self.done.set_result(None)
+
+
+class _Pinger:
+    """Sends the pings of one run (one rid) with bounded retries."""
+
+    def __init__(self, opts: ExecOptions, clock: Clock, warn: Callable[[str], None]) -> None:
+        self._opts = opts
+        self._clock = clock
+        self._warn = warn
+        self.rid = str(uuid.uuid4())
+        parts = urlsplit(opts.url)
+        self._host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+    def url_for(self, suffix: str) -> str:
+        parts = urlsplit(self._opts.url)
+        path = f"{parts.path.rstrip('/')}/{suffix}"
+        query = "&".join(q for q in (parts.query, f"rid={self.rid}") if q)
+        return urlunsplit(parts._replace(path=path, query=query))
+
+    async def send(self, suffix: str, body: bytes | None = None) -> Mapping[str, str] | None:
+        """Send one ping; its response headers, or None (and a warning) if it failed."""
+        url = self.url_for(suffix)
+        reason = ""
+        for attempt in range(self._opts.retries + 1):
+            if attempt:
+                await self._clock.sleep(FIRST_BACKOFF * 2 ** (attempt - 1))
+            try:
+                status, phrase, headers = await self._attempt(url, body)
+            except asyncio.TimeoutError:
+                reason = f"timed out after {self._opts.timeout:g}s"
+                continue
+            except aiohttp.ClientError as exc:
+                reason = _describe(exc)
+                continue
+            if 200 <= status < 300:
+                return headers
+            reason = f"HTTP {status} {phrase}".rstrip()
+            if status < 500:
+                # 404 (unknown monitor) or 400 will not change by asking again.
+                break
+        self._warn(f"could not reach {self._host}: {reason}")
+        return None
+
+    async def _attempt(self, url: str, body: bytes | None) -> tuple[int, str, Mapping[str, str]]:
+        timeout = aiohttp.ClientTimeout(total=self._opts.timeout)
+        headers = {"User-Agent": f"heartbeatd-exec/{__version__}"}
+        if body is not None:
+            headers["Content-Type"] = "text/plain"
+        # A fresh session per attempt: a job may run for hours, and a kept-alive
+        # connection from the start ping would be stale by the time it ends.
+        async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
+            method = "GET" if body is None else "POST"
+            async with session.request(method, url, data=body) as resp:
+                await resp.read()
+                return resp.status, resp.reason or "", dict(resp.headers)
+
+
+def _describe(exc: aiohttp.ClientError) -> str:
+    """A short reason for a failed request that never includes the URL (it may hold a key)."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"certificate error: {exc.certificate_error}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        err = exc.os_error
+        if isinstance(err, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(err, socket.gaierror):
+            return f"cannot resolve host: {err.strerror}"
+        return err.strerror or type(err).__name__
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server disconnected"
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return "too many redirects"
+    if isinstance(exc, aiohttp.ClientOSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
+
+
+def _body_limit(headers: Mapping[str, str] | None, default: int) -> int:
+    raw = headers.get("Ping-Body-Limit") if headers is not None else None
+    try:
+        limit = int(raw) if raw is not None else -1
+    except ValueError:
+        return default
+    return limit if limit >= 0 else default
+
+
+async def run_wrapped(
+    argv: list[str],
+    opts: ExecOptions,
+    clock: Clock,
+    *,
+    stdout: Output | None = None,
+    stderr: Output | None = None,
+    forward_signals: bool = True,
+) -> int:
+    """Run `argv` under the monitor at `opts.url`; the exit code to exit with.
+
+    `stdout`/`stderr` receive the job's output (file descriptors or file
+    objects; default: ours) and our warnings go to `stderr`.
+    """
+    if not argv:
+        raise ValueError("no command given: put it after --")
+    err = _Sink(stderr if stderr is not None else sys.stderr)
+    warned: set[str] = set()
+
+    def warn(message: str) -> None:
+        # The same failure twice (start and finish ping) is one line of news.
+        if message not in warned:
+            warned.add(message)
+            err.write(f"{PREFIX}: {message}\n".encode())
+
+    out = _Sink(
+        stdout if stdout is not None else sys.stdout,
+        on_error=lambda exc: warn(f"stopped copying the job's stdout: {exc.strerror or exc}"),
+    )
+    pinger = _Pinger(opts, clock, warn)
+    tail = OutputTail(_body_limit(await pinger.send("start"), opts.tail_default))
+    try:
+        code = await _run_job(argv, out, err, tail, clock, forward_signals)
+    except OSError as exc:
+        # The codes a shell uses: 127 not found, 126 found but not runnable.
+        code = 127 if isinstance(exc, FileNotFoundError) else 126
+        message = f"{PREFIX}: cannot run {argv[0]!r}: {exc.strerror or exc}"
+        err.write(f"{message}\n".encode())
+        await pinger.send("fail", message.encode())
+        return code
+    await pinger.send(str(code), tail.value())
+    return code
+
+
+async def _run_job(
+    argv: list[str], out: _Sink, err: _Sink, tail: OutputTail, clock: Clock, forward: bool
+) -> int:
+    """Run the job to its end, copying its output; its exit status (128+s if killed by s)."""
+    # Our own pipes rather than asyncio's PIPE: after the job exits we can read
+    # what is left without blocking, even if a background process holds them.
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=out_w, stderr=err_w)
+    except BaseException:
+        os.close(out_r)
+        os.close(err_r)
+        raise
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    pumps = [_Pump(out_r, out, tail), _Pump(err_r, err, tail)]
+    try:
+        with _forwarding_signals(proc, forward):
+            returncode = await proc.wait()
+        await _finish_reading(pumps, clock)
+    finally:
+        for pump in pumps:
+            pump.close()
+    return 128 - returncode if returncode < 0 else returncode
+
+
+async def _finish_reading(pumps: list[_Pump], clock: Clock) -> None:
+    # Everything the job wrote before it exited is in the pipes now.
+    for pump in pumps:
+        pump.drain(FINAL_READS)
+    pending = [pump.done for pump in pumps if not pump.done.done()]
+    if not pending:
+        return
+    # Someone else (a process the job left running) still holds a pipe open.
+    all_closed = asyncio.ensure_future(asyncio.wait(pending))
+    grace = asyncio.ensure_future(clock.sleep(DRAIN_GRACE))
+    try:
+        await asyncio.wait([all_closed, grace], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        all_closed.cancel()
+        grace.cancel()
+        await asyncio.gather(all_closed, grace, return_exceptions=True)
+
+
+@contextlib.contextmanager
+def _forwarding_signals(proc: asyncio.subprocess.Process, enabled: bool) -> Iterator[None]:
+    """While the job runs, pass SIGTERM, SIGINT and SIGHUP on to it and keep waiting."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in FORWARDED_SIGNALS if enabled else ():
+        try:
+            loop.add_signal_handler(sig, _forward, proc, sig)
+        except (RuntimeError, ValueError) as exc:
+            # Only the main thread can handle signals.
+            log.warning("event=no_signal_forwarding signal=%s error=%s", sig.name, exc)
+            break
+        installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def _forward(proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+    # The job may have exited a moment ago; its exit status is on its way.
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(sig)
+
+
+def main(argv: list[str], opts: ExecOptions) -> int:
+    """Entry point for the CLI: run the job with the real clock; the exit code."""
+    return asyncio.run(run_wrapped(argv, opts, Clock()))

@@ -1,0 +1,485 @@
+"""`heartbeatd exec`: real processes against a real local ping server."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import socket
+import sys
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from heartbeatd.clock import Clock
+from heartbeatd.wrap import ExecOptions, OutputTail, build_url, run_wrapped
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+class InstantClock(Clock):
+    """A clock whose sleep returns at once and remembers how long it was asked to wait."""
+
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        await asyncio.sleep(0)
+
+
+@dataclass
+class Recorded:
+    method: str
+    slug: str
+    kind: str
+    rid: str
+    body: bytes
+    content_type: str
+
+
+@dataclass
+class PingServer:
+    """A ping endpoint that records every request and answers as scripted."""
+
+    url: str = ""
+    body_limit: str | None = "10000"
+    monitors: set[str] = field(default_factory=lambda: {"backup"})
+    # Statuses to answer before answering normally, one per request.
+    script: deque[int] = field(default_factory=deque)
+    # Requests to leave unanswered (the client times out), one per request.
+    hang: int = 0
+    pings: list[Recorded] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        slug = request.match_info["slug"]
+        self.pings.append(
+            Recorded(
+                request.method,
+                slug,
+                request.match_info["kind"],
+                request.query.get("rid", ""),
+                body,
+                request.headers.get("Content-Type", ""),
+            )
+        )
+        if self.hang:
+            self.hang -= 1
+            await asyncio.Event().wait()
+        headers = {"Ping-Body-Limit": self.body_limit} if self.body_limit is not None else {}
+        if self.script:
+            return web.Response(status=self.script.popleft(), text="no", headers=headers)
+        if slug not in self.monitors:
+            return web.Response(status=404, text="not found", headers=headers)
+        return web.Response(text="OK", headers=headers)
+
+    def kinds(self) -> list[str]:
+        return [p.kind for p in self.pings]
+
+
+@pytest.fixture
+async def ping_server(aiohttp_server) -> PingServer:
+    state = PingServer()
+    app = web.Application()
+    app.router.add_route("*", "/ping/{slug}/{kind}", state.handle)
+    server = await aiohttp_server(app)
+    state.url = str(server.make_url("/ping/backup"))
+    return state
+
+
+@pytest.fixture
+def clock() -> InstantClock:
+    return InstantClock()
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: bytes
+    stderr: bytes
+
+
+async def wrap(argv: list[str], url: str, clock: Clock, **opts) -> Run:
+    out, err = io.BytesIO(), io.BytesIO()
+    code = await run_wrapped(argv, ExecOptions(url=url, **opts), clock, stdout=out, stderr=err)
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_it_pings_start_then_success_with_the_output(ping_server, clock):
+    run = await wrap(["sh", "-c", "echo hello; exit 0"], ping_server.url, clock)
+
+    assert run.code == 0
+    assert run.stdout == b"hello\n"
+    start, finish = ping_server.pings
+    assert (start.method, start.kind, start.body) == ("GET", "start", b"")
+    assert (finish.method, finish.kind, finish.body) == ("POST", "0", b"hello\n")
+    assert finish.content_type.startswith("text/plain")
+    assert start.rid == finish.rid == str(uuid.UUID(start.rid))
+
+
+async def test_it_uses_a_fresh_rid_for_each_run(ping_server, clock):
+    await wrap(["true"], ping_server.url, clock)
+    await wrap(["true"], ping_server.url, clock)
+
+    assert len({p.rid for p in ping_server.pings}) == 2
+
+
+async def test_it_reports_the_exit_status_and_exits_with_it(ping_server, clock):
+    run = await wrap(["sh", "-c", "echo oops >&2; exit 3"], ping_server.url, clock)
+
+    assert run.code == 3
+    assert run.stderr == b"oops\n"
+    assert ping_server.kinds() == ["start", "3"]
+    assert ping_server.pings[1].body == b"oops\n"
+
+
+async def test_it_passes_both_streams_through_untouched(ping_server, clock):
+    script = (
+        "import sys\n"
+        "sys.stdout.buffer.write(b'out1\\n\\xff\\x00'); sys.stdout.flush()\n"
+        "sys.stderr.buffer.write(b'err1\\n'); sys.stderr.flush()\n"
+        "sys.stdout.buffer.write(b'out2\\n'); sys.stdout.flush()\n"
+    )
+    run = await wrap([PY, "-c", script], ping_server.url, clock)
+
+    assert run.stdout == b"out1\n\xff\x00out2\n"
+    assert run.stderr == b"err1\n"
+    # The tail holds both streams; their relative order is whatever arrived first.
+    body = ping_server.pings[1].body
+    assert sorted(body.split(b"\n")) == sorted(b"out1\n\xff\x00out2\nerr1\n".split(b"\n"))
+
+
+async def test_it_writes_to_file_descriptors(ping_server, clock, tmp_path):
+    out_path, err_path = tmp_path / "out", tmp_path / "err"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        code = await run_wrapped(
+            ["sh", "-c", "echo to-out; echo to-err >&2"],
+            ExecOptions(url=ping_server.url),
+            clock,
+            stdout=out.fileno(),
+            stderr=err.fileno(),
+        )
+
+    assert code == 0
+    assert out_path.read_bytes() == b"to-out\n"
+    assert err_path.read_bytes() == b"to-err\n"
+
+
+async def test_it_keeps_capturing_when_its_stdout_is_closed(ping_server, clock):
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    err = io.BytesIO()
+    try:
+        code = await run_wrapped(
+            ["sh", "-c", "echo one; echo two"],
+            ExecOptions(url=ping_server.url),
+            clock,
+            stdout=write_end,
+            stderr=err,
+        )
+    finally:
+        os.close(write_end)
+
+    assert code == 0
+    assert err.getvalue() == b"heartbeatd exec: stopped copying the job's stdout: Broken pipe\n"
+    assert ping_server.pings[1].body == b"one\ntwo\n"
+
+
+async def test_it_sends_only_the_last_bytes_the_server_accepts(ping_server, clock):
+    ping_server.body_limit = "100"
+    script = "import sys; sys.stdout.buffer.write(bytes(range(256)) * 4096)"
+    run = await wrap([PY, "-c", script], ping_server.url, clock)
+
+    everything = bytes(range(256)) * 4096
+    assert run.stdout == everything
+    assert ping_server.pings[1].body == everything[-100:]
+
+
+@pytest.mark.parametrize(
+    "header, expected",
+    [(None, 10000), ("garbage", 10000), ("-5", 10000), ("0", 0), ("20000", 20000)],
+    ids=["absent", "invalid", "negative", "zero", "larger"],
+)
+async def test_it_falls_back_to_the_default_tail_without_a_usable_limit(
+    ping_server, clock, header, expected
+):
+    ping_server.body_limit = header
+    script = "import sys; sys.stdout.write('x' * 30000)"
+    await wrap([PY, "-c", script], ping_server.url, clock)
+
+    assert len(ping_server.pings[1].body) == expected
+
+
+@pytest.mark.parametrize(
+    "limit, chunks, expected",
+    [
+        (5, [b"abc"], b"abc"),
+        (5, [b"abc", b"defg"], b"cdefg"),
+        (5, [b"0123456789"], b"56789"),
+        (5, [b"x"] * 1000 + [b"end"], b"xxend"),
+        (0, [b"anything"], b""),
+    ],
+    ids=["short", "across-chunks", "one-big-chunk", "many-small", "zero"],
+)
+def test_it_keeps_only_the_last_n_bytes(limit, chunks, expected):
+    tail = OutputTail(limit)
+    for chunk in chunks:
+        tail.feed(chunk)
+
+    assert tail.value() == expected
+
+
+async def test_it_reports_a_missing_command_as_127(ping_server, clock):
+    run = await wrap(["no-such-command-hb"], ping_server.url, clock)
+
+    message = b"heartbeatd exec: cannot run 'no-such-command-hb': No such file or directory"
+    assert run.code == 127
+    assert run.stderr == message + b"\n"
+    assert ping_server.kinds() == ["start", "fail"]
+    assert ping_server.pings[1].body == message
+    assert ping_server.pings[0].rid == ping_server.pings[1].rid
+
+
+async def test_it_reports_a_file_it_cannot_execute_as_126(ping_server, clock, tmp_path):
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o644)
+
+    run = await wrap([str(script)], ping_server.url, clock)
+
+    message = f"heartbeatd exec: cannot run '{script}': Permission denied".encode()
+    assert run.code == 126
+    assert run.stderr == message + b"\n"
+    assert ping_server.kinds() == ["start", "fail"]
+    assert ping_server.pings[1].body == message
+
+
+async def test_it_retries_a_ping_on_server_errors_with_backoff(ping_server, clock):
+    ping_server.script.extend([503, 503])
+    run = await wrap(["true"], ping_server.url, clock)
+
+    assert run.code == 0
+    assert run.stderr == b""
+    assert ping_server.kinds() == ["start", "start", "start", "0"]
+    assert len({p.rid for p in ping_server.pings}) == 1
+    assert clock.slept == [1.0, 2.0]
+
+
+async def test_it_retries_a_ping_that_times_out(ping_server, clock):
+    ping_server.hang = 1
+    run = await wrap(["true"], ping_server.url, clock, timeout=0.2)
+
+    assert run.code == 0
+    assert run.stderr == b""
+    assert ping_server.kinds() == ["start", "start", "0"]
+    assert clock.slept == [1.0]
+
+
+async def test_it_gives_up_on_a_server_error_after_the_retries(ping_server, clock):
+    ping_server.script.extend([500] * 4)
+    run = await wrap(["true"], ping_server.url, clock)
+
+    host = ping_server.url.split("/")[2]
+    assert run.code == 0
+    assert (
+        run.stderr
+        == f"heartbeatd exec: could not reach {host}: HTTP 500 Internal Server Error\n".encode()
+    )
+    assert ping_server.kinds() == ["start"] * 4 + ["0"]
+    assert clock.slept == [1.0, 2.0, 4.0]
+
+
+async def test_it_runs_the_job_when_the_server_is_down(clock):
+    port = closed_port()
+    run = await wrap(
+        ["sh", "-c", "echo ran; exit 5"], f"http://127.0.0.1:{port}/ping/backup", clock
+    )
+
+    assert run.code == 5
+    assert run.stdout == b"ran\n"
+    assert (
+        run.stderr
+        == f"heartbeatd exec: could not reach 127.0.0.1:{port}: connection refused\n".encode()
+    )
+    # Start and finish ping were each tried 1 + 3 times.
+    assert clock.slept == [1.0, 2.0, 4.0] * 2
+
+
+async def test_it_does_not_retry_an_unknown_monitor_and_hides_the_url_path(ping_server, clock):
+    url = ping_server.url.replace("/ping/backup", "/ping/secret-key-1234")
+    run = await wrap(["sh", "-c", "exit 0"], url, clock)
+
+    host = url.split("/")[2]
+    assert run.code == 0
+    assert run.stderr == f"heartbeatd exec: could not reach {host}: HTTP 404 Not Found\n".encode()
+    assert b"secret-key-1234" not in run.stderr
+    assert ping_server.kinds() == ["start", "0"]
+    assert clock.slept == []
+
+
+async def test_it_reports_a_job_killed_by_a_signal_as_128_plus_the_signal(ping_server, clock):
+    run = await wrap(["sh", "-c", "echo bye; kill -TERM $$"], ping_server.url, clock)
+
+    assert run.code == 143
+    assert ping_server.kinds() == ["start", "143"]
+    assert ping_server.pings[1].body == b"bye\n"
+
+
+async def test_it_does_not_wait_for_background_processes_holding_the_output(ping_server, clock):
+    script = "(sleep 3; echo late) & echo main; exit 0"
+    run = await asyncio.wait_for(wrap(["sh", "-c", script], ping_server.url, clock), timeout=2.5)
+
+    assert run.code == 0
+    assert run.stdout == b"main\n"
+    assert ping_server.pings[1].body == b"main\n"
+    assert clock.slept == [2.0]
+
+
+async def test_it_keeps_a_ping_url_query_and_strips_a_trailing_slash(ping_server, clock):
+    await wrap(["true"], ping_server.url + "/?create=1", clock)
+
+    assert ping_server.kinds() == ["start", "0"]
+
+
+async def start_wrapper(job: list[str], url: str) -> asyncio.subprocess.Process:
+    """The wrapper as its own process, so that it can receive signals."""
+    code = (
+        "import sys; from heartbeatd.wrap import ExecOptions, main; "
+        f"sys.exit(main({job!r}, ExecOptions(url={url!r})))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return await asyncio.create_subprocess_exec(
+        PY, "-c", code, stdout=asyncio.subprocess.PIPE, env=env
+    )
+
+
+CATCHES_TERM = (
+    "import signal, sys, time\n"
+    "def stop(sig, frame):\n"
+    "    print('got', signal.Signals(sig).name, flush=True); sys.exit(7)\n"
+    "signal.signal(signal.SIGTERM, stop)\n"
+    "signal.signal(signal.SIGHUP, stop)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(30)\n"
+)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+async def test_it_forwards_signals_to_the_job_and_waits_for_it(ping_server, sig):
+    wrapper = await start_wrapper([PY, "-c", CATCHES_TERM], ping_server.url)
+    assert await asyncio.wait_for(wrapper.stdout.readline(), 10) == b"ready\n"
+
+    wrapper.send_signal(sig)
+
+    rest = await asyncio.wait_for(wrapper.stdout.read(), 10)
+    assert await wrapper.wait() == 7
+    assert rest == f"got {sig.name}\n".encode()
+    assert ping_server.kinds() == ["start", "7"]
+    assert ping_server.pings[1].body == f"ready\ngot {sig.name}\n".encode()
+
+
+async def test_it_exits_143_when_a_forwarded_sigterm_kills_the_job(ping_server):
+    job = [PY, "-c", "import time; print('ready', flush=True); time.sleep(30)"]
+    wrapper = await start_wrapper(job, ping_server.url)
+    assert await asyncio.wait_for(wrapper.stdout.readline(), 10) == b"ready\n"
+
+    wrapper.send_signal(signal.SIGTERM)
+
+    assert await asyncio.wait_for(wrapper.wait(), 10) == 143
+    assert ping_server.kinds() == ["start", "143"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        (
+            {"slug": "nightly-backup", "server": "http://127.0.0.1:8080"},
+            "http://127.0.0.1:8080/ping/nightly-backup",
+        ),
+        (
+            {"slug": "nightly-backup", "server": "https://hb.example.com/hb/"},
+            "https://hb.example.com/hb/ping/nightly-backup",
+        ),
+        (
+            {"slug": "nightly-backup", "server": "http://127.0.0.1:8080", "ping_key": "k3y"},
+            "http://127.0.0.1:8080/ping/k3y/nightly-backup",
+        ),
+        (
+            {"url": "https://hb.example.com/ping/nightly-backup/"},
+            "https://hb.example.com/ping/nightly-backup",
+        ),
+        (
+            {"env_url": "https://hb.example.com/ping/from-env"},
+            "https://hb.example.com/ping/from-env",
+        ),
+        (
+            {"slug": "a", "server": "http://h", "env_url": "https://hb.example.com/ping/from-env"},
+            "http://h/ping/a",
+        ),
+    ],
+    ids=["slug+server", "server-with-prefix", "slug+server+ping_key", "url", "env", "options-win"],
+)
+def test_it_builds_the_ping_url(kwargs, expected):
+    args = {"url": None, "slug": None, "server": None, "ping_key": None, **kwargs}
+
+    assert build_url(**args) == expected
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            {},
+            "no monitor given: use --url URL (or HEARTBEATD_URL), or --slug SLUG with --server URL",
+        ),
+        (
+            {"url": "http://h/ping/a", "slug": "a", "server": "http://h"},
+            "give either --url or --slug with --server, not both",
+        ),
+        ({"slug": "a"}, "--slug and --server go together; give both"),
+        ({"server": "http://h"}, "--slug and --server go together; give both"),
+        (
+            {"url": "http://h/ping/a", "ping_key": "k"},
+            "--ping-key goes with --slug and --server; with --url, put it in the URL",
+        ),
+        (
+            {"url": "hb.example.com/ping/k3y/a"},
+            "--url must start with http:// or https://, got scheme ''",
+        ),
+        (
+            {"slug": "a", "server": "ftp://h"},
+            "--server must start with http:// or https://, got scheme 'ftp'",
+        ),
+        ({"slug": "a/b", "server": "http://h"}, "--slug must be a monitor's slug, got 'a/b'"),
+    ],
+    ids=[
+        "neither",
+        "both",
+        "slug-only",
+        "server-only",
+        "key-with-url",
+        "no-scheme",
+        "bad-scheme",
+        "bad-slug",
+    ],
+)
+def test_it_rejects_an_unclear_monitor(kwargs, message):
+    args = {"url": None, "slug": None, "server": None, "ping_key": None, **kwargs}
+
+    with pytest.raises(ValueError) as info:
+        build_url(**args)
+
+    assert str(info.value) == message
