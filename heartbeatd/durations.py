@@ -19,6 +19,10 @@ class DurationError(ValueError):
     pass
 
 
+def _show(value: object) -> str:
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
 def parse_duration(value: object) -> int:
     """Seconds in `value`, a string such as "1h30m" or a whole number of seconds."""
     if isinstance(value, bool):
@@ -34,9 +38,9 @@ def parse_duration(value: object) -> int:
     else:
         raise DurationError(f"{HINT}, got {value!r}")
     if seconds <= 0:
-        raise DurationError(f"must be longer than zero, got {value!r}")
+        raise DurationError(f"must be longer than zero, got {_show(value)}")
     if seconds > MAX_SECONDS:
-        raise DurationError(f"must be at most 10 years, got {value!r}")
+        raise DurationError(f"must be at most 10 years, got {_show(value)}")
     return seconds
 
 

@@ -16,9 +16,12 @@ MIN = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 
 
+EVERY_HOUR = Schedule(period=3600)
+
+
 @dataclass(frozen=True)
 class Rules:
-    schedule: Schedule = Schedule(period=3600)
+    schedule: Schedule = EVERY_HOUR
     grace: int = 300
     max_runtime: int = 300
     repeat: int | None = None

@@ -1,0 +1,558 @@
+"""The TOML config file, read into frozen values.
+
+`load_config` reports every problem in the file at once (as `ConfigError`), so
+a user fixes a config in one round; a config that loads is whole and valid,
+and a reload swaps it in with one assignment.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import sys
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from heartbeatd.channels import CHANNEL_TYPES
+from heartbeatd.channels.base import ParseEnv
+from heartbeatd.channels.email import SmtpOptions, parse_smtp
+from heartbeatd.model import Secret
+from heartbeatd.schedule import Schedule, cron_problem, timezone_problem
+from heartbeatd.tables import ConfigError, Problems, Table
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+# As Healthchecks: an hour after the expected time before a monitor goes down.
+DEFAULT_GRACE = 3600
+MAX_BODY_LIMIT = 10 * 1024 * 1024
+
+# Ping actions: /ping/<key>/<slug>/log must not be readable as a monitor named "log".
+RESERVED_NAMES = ("start", "fail", "log")
+_NAME = re.compile(r"[a-z0-9_-]+")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
+# Keys that hold a secret when given inline; each has a *_file twin.
+SECRET_KEYS = ("password", "token", "api_token", "bot_token", "ping_key", "badge_key", "url")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    base_url: str
+    listen: tuple[str, ...] = (DEFAULT_LISTEN,)
+    ping_key: Secret | None = None
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    api_token: Secret | None = None
+    badge_key: Secret | None = None
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    path: Path
+    ping_history: int = 100
+    max_body: int = 10240
+    # PRAGMA synchronous: "full" makes a 200 answer mean the ping survives power loss.
+    synchronous: str = "full"
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    # Seconds after which the outbox stops retrying an alert.
+    give_up_after: int = 86400
+    # Seconds one delivery attempt may take.
+    send_timeout: int = 30
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    # User name -> "scrypt$..." password hash, for basic auth on the status page.
+    users: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    type: str
+    # The channel module's own frozen Options.
+    options: Any
+
+
+@dataclass(frozen=True)
+class Monitor:
+    slug: str
+    name: str
+    schedule: Schedule
+    grace: int
+    max_runtime: int
+    channels: tuple[str, ...]
+    uuid: str | None = None
+    repeat: int | None = None
+    repeat_limit: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    server: ServerConfig
+    storage: StorageConfig
+    alerts: AlertsConfig
+    web: WebConfig
+    smtp: SmtpOptions | None
+    channels: Mapping[str, Channel]
+    monitors: Mapping[str, Monitor]
+    # Key paths of secrets written into the file itself, for check_warnings().
+    inline_secrets: tuple[str, ...] = ()
+
+    @cached_property
+    def by_uuid(self) -> Mapping[str, str]:
+        """uuid -> slug, for /ping/<uuid>."""
+        return {m.uuid: slug for slug, m in self.monitors.items() if m.uuid}
+
+
+@dataclass(frozen=True)
+class _Defaults:
+    """[defaults]: None means "not set there", so the built-in default applies."""
+
+    grace: int
+    timezone: str
+    channels: tuple[str, ...]
+    max_runtime: int | None
+    repeat: int | None
+    repeat_limit: int | None
+
+
+# -- names -----------------------------------------------------------------------
+
+
+def _charset_problem(name: str, what: str) -> str | None:
+    if not name:
+        return f"{what} must not be empty"
+    if len(name) > 64:
+        return f"{what} may be at most 64 characters long, got {len(name)}"
+    if not _NAME.fullmatch(name):
+        return f'{what} may use only a-z, 0-9, "_" and "-", got "{name}"'
+    return None
+
+
+def channel_name_problem(name: str) -> str | None:
+    """None if `name` may name a channel, else why not.
+
+    Channel names never appear in ping URLs, so "log" is fine (and natural).
+    """
+    return _charset_problem(name, "a channel name")
+
+
+def name_problem(name: str, what: str = "a slug") -> str | None:
+    """None if `name` may be a monitor slug, else why not."""
+    problem = _charset_problem(name, what)
+    if problem:
+        return problem
+    if name in RESERVED_NAMES:
+        return f'{what} may not be "start", "fail" or "log" (ping actions), got "{name}"'
+    # /ping/<uuid>/<exit-status> and /ping/<uuid> would be ambiguous with these.
+    if name.isdigit():
+        return f'{what} may not be all digits (an exit status), got "{name}"'
+    if _UUID.fullmatch(name):
+        return f'{what} may not look like a UUID, got "{name}"'
+    return None
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """ "host:port" or "[v6]:port" -> (host, port); ValueError with a message."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f'expected "host:port" like "{DEFAULT_LISTEN}", got "{address}"')
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f'expected an IPv6 address in brackets, got "{address}"') from None
+    elif ":" in host:
+        raise ValueError(f'write an IPv6 address in brackets, like "[::1]:8080", got "{address}"')
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f'expected a port from 1 to 65535, got "{address}"')
+    return host, int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- loading ---------------------------------------------------------------------
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; ConfigError lists every problem."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError([f"{path}: not UTF-8 text: {exc.reason} on line {line}"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    return parse_config(data, path)
+
+
+def parse_config(data: dict[str, Any], path: str | Path) -> Config:
+    """Validate already-parsed TOML; `path` names the file in messages."""
+    path = Path(path)
+    base_dir = path.absolute().parent
+    problems = Problems(filename=str(path), base_dir=base_dir)
+    root = Table(data, "", problems)
+    server = _read_server(root.table("server"))
+    storage = _read_storage(root.table("storage"), base_dir)
+    alerts = _read_alerts(root.table("alerts"))
+    web = _read_web(root.table("web"))
+    smtp_table = root.table("smtp")
+    smtp = parse_smtp(smtp_table) if isinstance(data.get("smtp"), dict) else None
+    channels_table = root.table("channels")
+    # Monitors may name a channel that has problems of its own: that is one
+    # error (on the channel), not one more for every monitor that uses it.
+    declared = tuple(sorted(channels_table.data))
+    channels = _read_channels(channels_table, ParseEnv(base_dir=base_dir, smtp=smtp))
+    defaults = _read_defaults(root.table("defaults"), declared)
+    monitors = _read_monitors(root.table("monitors"), defaults, declared)
+    root.done()
+    problems.raise_if_any()
+    return Config(
+        path=path,
+        server=server,
+        storage=storage,
+        alerts=alerts,
+        web=web,
+        smtp=smtp,
+        channels=channels,
+        monitors=monitors,
+        inline_secrets=tuple(_find_inline_secrets(data)),
+    )
+
+
+def _secret(table: Table, key: str) -> Secret | None:
+    value = table.secret(key, required=False)
+    if value is not None and not value:
+        table.error(key, "must not be empty")
+        return None
+    return value
+
+
+def _read_server(table: Table) -> ServerConfig:
+    listen = table.str_list("listen", [DEFAULT_LISTEN], allow_str=True)
+    if listen == []:
+        table.error("listen", "needs at least one address")
+    listen = listen or [DEFAULT_LISTEN]
+    for address in listen:
+        try:
+            split_address(address)
+        except ValueError as exc:
+            table.error("listen", str(exc))
+    base_url = table.check("base_url", table.str("base_url", None), _url_problem)
+    ping_key = _secret(table, "ping_key")
+    if ping_key is not None and not _URL_SAFE.fullmatch(ping_key.reveal()):
+        # Never echo the key itself.
+        table.error("ping_key", 'may use only letters, digits, "_" and "-"')
+        ping_key = None
+    proxies = []
+    for item in table.str_list("trusted_proxies", []) or []:
+        try:
+            proxies.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            example = "expected an IP address or network like "
+            table.error("trusted_proxies", f'{example}"10.0.0.0/8" or "::1", got "{item}"')
+    api_token = _secret(table, "api_token")
+    badge_key = _secret(table, "badge_key")
+    table.done()
+    return ServerConfig(
+        listen=tuple(listen),
+        base_url=(base_url or "http://" + listen[0]).rstrip("/"),
+        ping_key=ping_key,
+        trusted_proxies=tuple(proxies),
+        api_token=api_token,
+        badge_key=badge_key,
+    )
+
+
+def _url_problem(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return f'expected an http:// or https:// URL, got "{url}"'
+    if parts.query or parts.fragment:
+        return f'expected a URL without "?" or "#", got "{url}"'
+    return None
+
+
+def _read_storage(table: Table, base_dir: Path) -> StorageConfig:
+    path = table.check("path", table.str("path", "heartbeatd.db"), _path_problem)
+    ping_history = table.int("ping_history", 100, min=1)
+    max_body = table.int("max_body", 10240, min=0, max=MAX_BODY_LIMIT)
+    synchronous = table.choice("synchronous", ("full", "normal", "extra"), "full")
+    table.done()
+    return StorageConfig(
+        # Relative to the config file, not to wherever the daemon was started.
+        path=base_dir / (path or "heartbeatd.db"),
+        ping_history=ping_history,
+        max_body=max_body,
+        synchronous=synchronous,
+    )
+
+
+def _path_problem(path: str) -> str | None:
+    return "must not be empty" if not path.strip() else None
+
+
+def _read_alerts(table: Table) -> AlertsConfig:
+    give_up_after = table.duration("give_up_after", 86400)
+    send_timeout = table.duration("send_timeout", 30)
+    table.done()
+    return AlertsConfig(give_up_after=give_up_after, send_timeout=send_timeout)
+
+
+def _read_web(table: Table) -> WebConfig:
+    users_table = table.table("users")
+    users = {}
+    for name in list(users_table.data):
+        value = users_table.raw(name)
+        if not name or ":" in name:
+            users_table.error(name, 'a user name must not be empty or contain ":"')
+        elif not isinstance(value, str) or not value.startswith("scrypt$"):
+            # Never echo the value: it may be a plain password typed by mistake.
+            users_table.error(name, 'expected a password hash starting with "scrypt$"')
+        else:
+            users[name] = value
+    users_table.done()
+    table.done()
+    return WebConfig(users=users)
+
+
+def _read_channels(table: Table, env: ParseEnv) -> dict[str, Channel]:
+    channels = {}
+    for name, sub in table.tables():
+        table.check(name, name, channel_name_problem)
+        kind = sub.str("type") if isinstance(table.data[name], dict) else None
+        if kind is None:
+            continue
+        if kind not in CHANNEL_TYPES:
+            known = ", ".join(sorted(CHANNEL_TYPES))
+            sub.error("type", f'unknown channel type "{kind}"; known types: {known}')
+            # Its other keys mean nothing without a type: don't call them unknown.
+            continue
+        if kind == "email" and env.smtp is None:
+            sub.error("type", "an email channel needs an [smtp] table")
+            continue
+        options = CHANNEL_TYPES[kind].parse_options(sub, env)
+        sub.done()
+        channels[name] = Channel(name=name, type=kind, options=options)
+    table.done()
+    return channels
+
+
+def _channel_list(table: Table, key: str, declared: tuple[str, ...]) -> Any:
+    names = table.str_list(key, None)
+    if names is None:
+        return None
+    for name in names:
+        if name not in declared:
+            known = ", ".join(declared) or "none"
+            table.error(key, f'no channel named "{name}" in [channels] (known: {known})')
+    return tuple(names)
+
+
+def _read_defaults(table: Table, declared: tuple[str, ...]) -> _Defaults:
+    grace = table.duration("grace", DEFAULT_GRACE)
+    zone = table.check("timezone", table.str("timezone", "UTC"), timezone_problem)
+    names = _channel_list(table, "channels", declared)
+    defaults = _Defaults(
+        grace=grace,
+        timezone=zone or "UTC",
+        channels=declared if names is None else names,
+        max_runtime=table.duration("max_runtime", None),
+        repeat=table.duration("repeat", None),
+        repeat_limit=table.int("repeat_limit", None, min=1),
+    )
+    table.done()
+    return defaults
+
+
+def _read_monitors(
+    table: Table, defaults: _Defaults, declared: tuple[str, ...]
+) -> dict[str, Monitor]:
+    monitors: dict[str, Monitor] = {}
+    owners: dict[str, str] = {}  # uuid -> the slug that claimed it first
+    for slug, sub in table.tables():
+        table.check(slug, slug, name_problem)
+        if not isinstance(table.data[slug], dict):
+            continue
+        monitor = _read_monitor(slug, sub, defaults, declared)
+        sub.done()
+        if monitor is None:
+            continue
+        if monitor.uuid is not None:
+            if monitor.uuid in owners:
+                other = owners[monitor.uuid]
+                sub.error("uuid", f'"{monitor.uuid}" is already the uuid of monitors.{other}')
+            owners.setdefault(monitor.uuid, slug)
+        monitors[slug] = monitor
+    table.done()
+    return monitors
+
+
+def _read_monitor(
+    slug: str, table: Table, defaults: _Defaults, declared: tuple[str, ...]
+) -> Monitor | None:
+    name = table.str("name", slug)
+    description = table.str("description", "")
+    schedule = _read_schedule(table, defaults)
+    grace = table.duration("grace", defaults.grace)
+    max_runtime = table.duration("max_runtime", defaults.max_runtime) or grace
+    names = _channel_list(table, "channels", declared)
+    uuid_text = table.check("uuid", table.str("uuid", None), _uuid_problem)
+    repeat = _read_repeat(table, defaults)
+    repeat_limit = table.int("repeat_limit", defaults.repeat_limit, min=1)
+    if table.has("repeat_limit") and repeat is None:
+        table.error("repeat_limit", 'needs repeat, the reminder interval (e.g. repeat = "1h")')
+    if schedule is None or name is None or grace is None or description is None:
+        return None
+    return Monitor(
+        slug=slug,
+        name=name,
+        description=description,
+        schedule=schedule,
+        grace=grace,
+        max_runtime=max_runtime,
+        channels=defaults.channels if names is None else names,
+        uuid=None if uuid_text is None else str(uuid.UUID(uuid_text)),
+        repeat=repeat,
+        repeat_limit=repeat_limit if repeat is not None else None,
+    )
+
+
+def _read_schedule(table: Table, defaults: _Defaults) -> Schedule | None:
+    zone = table.check("timezone", table.str("timezone", defaults.timezone), timezone_problem)
+    if table.has("period") and table.has("schedule"):
+        table.error("schedule", "give either period or schedule, not both")
+        table.raw("period")
+        table.raw("schedule")
+        return None
+    if table.has("period"):
+        period = table.duration("period")
+        return None if period is None else Schedule(period=period, timezone=zone or "UTC")
+    if table.has("schedule"):
+        cron = table.check("schedule", table.str("schedule"), cron_problem)
+        if cron is None or zone is None:
+            return None
+        return Schedule(cron=" ".join(cron.split()), timezone=zone)
+    table.error("", 'needs period (like "1d") or schedule (a cron expression like "0 2 * * *")')
+    return None
+
+
+def _read_repeat(table: Table, defaults: _Defaults) -> int | None:
+    # `repeat = false` turns off reminders inherited from [defaults].
+    if table.data.get("repeat") is False:
+        table.raw("repeat")
+        return None
+    return table.duration("repeat", defaults.repeat)
+
+
+def _uuid_problem(text: str) -> str | None:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return f'expected a UUID like "9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b", got "{text}"'
+    return None
+
+
+def _find_inline_secrets(data: dict[str, Any]) -> list[str]:
+    found = []
+    server = data.get("server", {})
+    for key in ("ping_key", "api_token", "badge_key"):
+        if isinstance(server, dict) and key in server:
+            found.append(f"server.{key}")
+    smtp = data.get("smtp", {})
+    if isinstance(smtp, dict) and "password" in smtp:
+        found.append("smtp.password")
+    channels = data.get("channels", {})
+    for name, options in channels.items() if isinstance(channels, dict) else ():
+        for key in options if isinstance(options, dict) else ():
+            if key in SECRET_KEYS:
+                found.append(f"channels.{name}.{key}")
+    return found
+
+
+# -- after loading ---------------------------------------------------------------
+
+
+def ping_urls(config: Config, monitor: Monitor) -> list[str]:
+    """The URLs a job may ping for `monitor`: by uuid (if any), then by slug."""
+    base = config.server.base_url
+    urls = []
+    if monitor.uuid:
+        urls.append(f"{base}/ping/{monitor.uuid}")
+    if config.server.ping_key is not None:
+        urls.append(f"{base}/ping/{config.server.ping_key.reveal()}/{monitor.slug}")
+    else:
+        urls.append(f"{base}/ping/{monitor.slug}")
+    return urls
+
+
+def check_warnings(config: Config) -> list[str]:
+    """Things that are valid but probably not what the user wants."""
+    where = f"{config.path}: "
+    warnings = []
+    public = [a for a in config.server.listen if not is_loopback(split_address(a)[0])]
+    if public and config.server.api_token is None:
+        warnings.append(
+            f"{where}server.listen: listens on {public[0]} without [server] api_token_file:"
+            " the read-only API, /metrics and the status page are open to anyone"
+            " who can reach it, and the write API is off"
+        )
+    if public and config.server.ping_key is None:
+        warnings.append(
+            f"{where}server.listen: listens on {public[0]} without [server] ping_key:"
+            " anyone who can reach it and guess a slug can ping a monitor"
+        )
+    host = urlsplit(config.server.base_url).hostname or ""
+    if host in ("0.0.0.0", "::"):
+        warnings.append(
+            f"{where}server.base_url: alert links will point to {config.server.base_url};"
+            " set base_url to the address users reach heartbeatd at"
+        )
+    for slug, monitor in config.monitors.items():
+        if not monitor.channels:
+            warnings.append(f"{where}monitors.{slug}: has no channels, so nobody hears of it")
+    if config.inline_secrets and _is_world_readable(config.path):
+        keys = ", ".join(config.inline_secrets)
+        warnings.append(
+            f"{where}holds secrets inline ({keys}) and other users can read it:"
+            " chmod o-r the file, or move them to *_file keys"
+        )
+    return warnings
+
+
+def _is_world_readable(path: Path) -> bool:
+    try:
+        return bool(path.stat().st_mode & 0o004)
+    except OSError:
+        return False

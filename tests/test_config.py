@@ -1,0 +1,837 @@
+from __future__ import annotations
+
+import ipaddress
+import re
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from heartbeatd import config as config_module
+from heartbeatd.channels import CHANNEL_TYPES, log
+from heartbeatd.channels.base import ParseEnv
+from heartbeatd.config import (
+    Config,
+    check_warnings,
+    load_config,
+    name_problem,
+    parse_config,
+    ping_urls,
+    split_address,
+)
+from heartbeatd.model import Secret
+from heartbeatd.schedule import Schedule
+from heartbeatd.tables import ConfigError, Table
+
+FILE = "heartbeatd.toml"
+UUID = "9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b"
+HINT = 'expected a duration like "30s", "5m" or "1h30m"'
+
+
+def parse_stub(table: Table, env: ParseEnv) -> SimpleNamespace:
+    """A channel type that keeps what the loader handed it."""
+    to = table.str_list("to", allow_str=True)
+    return SimpleNamespace(to=to, url=table.secret("url", required=False), env=env)
+
+
+STUB = SimpleNamespace(parse_options=parse_stub)
+
+
+@pytest.fixture(autouse=True)
+def registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fixed registry, so these tests do not depend on which channel modules exist.
+    monkeypatch.setattr(config_module, "CHANNEL_TYPES", {"log": log, "email": STUB})
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Messages then name the file as a user would have typed it.
+    monkeypatch.chdir(tmp_path)
+
+
+def write(text: str, name: str = FILE, mode: int = 0o600) -> Path:
+    path = Path(name)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+def load(text: str) -> Config:
+    return load_config(write(text))
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load(text)
+    return caught.value.problems
+
+
+FULL = f"""
+    [server]
+    listen = ["127.0.0.1:8080", "[::1]:8080"]
+    base_url = "https://hb.example.com/"
+    ping_key_file = "ping-key"
+    trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
+    api_token_file = "api-token"
+
+    [storage]
+    path = "state/heartbeatd.db"
+    ping_history = 50
+    max_body = 20000
+    synchronous = "normal"
+
+    [alerts]
+    give_up_after = "2d"
+    send_timeout = "10s"
+
+    [web.users]
+    admin = "scrypt$16384$8$1$c2FsdA$aGFzaA"
+
+    [defaults]
+    grace = "5m"
+    timezone = "Europe/Riga"
+    channels = ["ops"]
+    repeat = "1h"
+    repeat_limit = 3
+
+    [smtp]
+    host = "smtp.example.com"
+    port = 587
+    starttls = true
+    username = "alerts@example.com"
+    password_file = "smtp-password"
+    from = "heartbeatd <alerts@example.com>"
+
+    [channels.ops]
+    type = "email"
+    to = ["ops@example.com"]
+
+    [channels.journal]
+    type = "log"
+    level = "error"
+
+    [monitors.nightly-backup]
+    name = "Nightly Postgres backup"
+    description = "pg_dump to the NAS"
+    schedule = "0  2 * * *"
+    grace = "30m"
+    max_runtime = "2h"
+    channels = ["ops", "journal"]
+    uuid = "{UUID.upper()}"
+
+    [monitors.queue-worker]
+    period = "1m"
+    timezone = "UTC"
+    repeat = false
+"""
+
+
+def test_it_loads_a_full_config(tmp_path: Path) -> None:
+    # *_file paths are relative to the config file's directory.
+    (tmp_path / "ping-key").write_text("k3y_-abcdefgh\n")
+    (tmp_path / "smtp-password").write_text("hunter2\n")
+    (tmp_path / "api-token").write_text("t0ken")
+
+    config = load(FULL)
+
+    server = config.server
+    assert server.listen == ("127.0.0.1:8080", "[::1]:8080")
+    assert server.base_url == "https://hb.example.com"
+    assert server.ping_key == Secret("k3y_-abcdefgh")
+    assert server.api_token == Secret("t0ken")
+    assert server.badge_key is None
+    assert server.trusted_proxies == (
+        ipaddress.ip_network("127.0.0.1/32"),
+        ipaddress.ip_network("10.0.0.0/8"),
+    )
+    assert config.storage.path == tmp_path / "state" / "heartbeatd.db"
+    assert (config.storage.ping_history, config.storage.max_body) == (50, 20000)
+    assert config.storage.synchronous == "normal"
+    assert (config.alerts.give_up_after, config.alerts.send_timeout) == (172800, 10)
+    assert dict(config.web.users) == {"admin": "scrypt$16384$8$1$c2FsdA$aGFzaA"}
+    assert config.smtp is not None
+    assert config.smtp.password == Secret("hunter2")
+
+    ops = config.channels["ops"]
+    assert (ops.name, ops.type, ops.options.to) == ("ops", "email", ["ops@example.com"])
+    assert ops.options.env == ParseEnv(base_dir=tmp_path, smtp=config.smtp)
+    assert config.channels["journal"].options == log.Options(level="error")
+
+    backup = config.monitors["nightly-backup"]
+    assert backup.name == "Nightly Postgres backup"
+    assert backup.description == "pg_dump to the NAS"
+    assert backup.schedule == Schedule(cron="0 2 * * *", timezone="Europe/Riga")
+    assert (backup.grace, backup.max_runtime) == (1800, 7200)
+    assert backup.channels == ("ops", "journal")
+    assert backup.uuid == UUID
+    assert (backup.repeat, backup.repeat_limit) == (3600, 3)
+
+    # Everything not set on the monitor comes from [defaults]; max_runtime
+    # defaults to the monitor's grace; `repeat = false` turns reminders off.
+    worker = config.monitors["queue-worker"]
+    assert worker.name == "queue-worker"
+    assert worker.description == ""
+    assert worker.schedule == Schedule(period=60, timezone="UTC")
+    assert (worker.grace, worker.max_runtime) == (300, 300)
+    assert worker.channels == ("ops",)
+    assert worker.uuid is None
+    assert (worker.repeat, worker.repeat_limit) == (None, None)
+
+    assert config.by_uuid == {UUID: "nightly-backup"}
+    assert check_warnings(config) == []
+
+
+def test_it_fills_in_defaults_for_an_almost_empty_file(tmp_path: Path) -> None:
+    config = load(
+        """
+        [channels.b]
+        type = "log"
+        [channels.a]
+        type = "log"
+        [monitors.backup]
+        schedule = "0 2 * * *"
+        """
+    )
+    assert config.server.listen == ("127.0.0.1:8080",)
+    assert config.server.base_url == "http://127.0.0.1:8080"
+    assert config.server.ping_key is None
+    assert config.server.trusted_proxies == ()
+    assert config.storage.path == tmp_path / "heartbeatd.db"
+    assert (config.storage.ping_history, config.storage.max_body) == (100, 10240)
+    assert config.storage.synchronous == "full"
+    assert (config.alerts.give_up_after, config.alerts.send_timeout) == (86400, 30)
+    assert dict(config.web.users) == {}
+    assert config.smtp is None
+
+    backup = config.monitors["backup"]
+    assert backup.schedule == Schedule(cron="0 2 * * *", timezone="UTC")
+    # As Healthchecks: an hour of grace; every channel, sorted by name.
+    assert (backup.grace, backup.max_runtime) == (3600, 3600)
+    assert backup.channels == ("a", "b")
+    assert (backup.repeat, backup.repeat_limit) == (None, None)
+
+
+def test_it_loads_an_empty_file() -> None:
+    config = load("")
+    assert dict(config.monitors) == {}
+    assert dict(config.channels) == {}
+
+
+def test_it_keeps_an_absolute_storage_path() -> None:
+    config = load('[storage]\npath = "/var/lib/heartbeatd/heartbeatd.db"\n')
+    assert config.storage.path == Path("/var/lib/heartbeatd/heartbeatd.db")
+
+
+def test_it_takes_a_single_listen_address_and_derives_the_base_url() -> None:
+    config = load('[server]\nlisten = "[::1]:9000"\n')
+    assert config.server.listen == ("[::1]:9000",)
+    assert config.server.base_url == "http://[::1]:9000"
+
+
+def test_it_inherits_max_runtime_and_repeat_limit_from_defaults() -> None:
+    config = load(
+        """
+        [defaults]
+        grace = "10m"
+        max_runtime = "1h"
+        repeat_limit = 5
+        [monitors.a]
+        period = "1d"
+        repeat = "2h"
+        [monitors.b]
+        period = "1d"
+        grace = "1m"
+        """
+    )
+    a, b = config.monitors["a"], config.monitors["b"]
+    assert (a.grace, a.max_runtime, a.repeat, a.repeat_limit) == (600, 3600, 7200, 5)
+    # repeat_limit means nothing without repeat.
+    assert (b.grace, b.max_runtime, b.repeat, b.repeat_limit) == (60, 3600, None, None)
+
+
+def test_it_lets_a_channel_be_named_log() -> None:
+    # Channel names never appear in ping URLs, so the ping actions are fine there.
+    config = load(
+        """
+        [channels.log]
+        type = "log"
+        """
+    )
+    assert config.channels["log"].type == "log"
+
+
+def test_it_lets_a_monitor_opt_out_of_default_channels() -> None:
+    config = load(
+        """
+        [channels.ops]
+        type = "log"
+        [monitors.a]
+        period = "1d"
+        channels = []
+        """
+    )
+    assert config.monitors["a"].channels == ()
+
+
+BAD_CONFIGS = [
+    pytest.param(
+        """
+        [monitors.nightly-backup]
+        period = "1d"
+        grace = "5 min"
+        """,
+        [f'{FILE}: monitors.nightly-backup.grace: {HINT}, got "5 min"'],
+        id="bad-duration",
+    ),
+    pytest.param(
+        """
+        [monitors.backup]
+        period = "1d"
+        schedule = "0 2 * * *"
+        """,
+        [f"{FILE}: monitors.backup.schedule: give either period or schedule, not both"],
+        id="period-and-schedule",
+    ),
+    pytest.param(
+        """
+        [monitors.backup]
+        grace = "1h"
+        """,
+        [
+            f'{FILE}: monitors.backup: needs period (like "1d") or schedule'
+            ' (a cron expression like "0 2 * * *")'
+        ],
+        id="neither-period-nor-schedule",
+    ),
+    pytest.param(
+        """
+        [monitors.backup]
+        schedule = "0 2 * * 8"
+        """,
+        [f'{FILE}: monitors.backup.schedule: bad day-of-week in cron expression "0 2 * * 8"'],
+        id="bad-cron",
+    ),
+    pytest.param(
+        """
+        [monitors.backup]
+        schedule = "0 2 * * *"
+        timezone = "Europe/Rīga"
+        """,
+        [
+            f'{FILE}: monitors.backup.timezone: unknown time zone "Europe/Rīga";'
+            ' expected an IANA name like "Europe/Riga" or "UTC"'
+        ],
+        id="bad-timezone",
+    ),
+    pytest.param(
+        """
+        [defaults]
+        timezone = "CEST"
+        """,
+        [
+            f'{FILE}: defaults.timezone: unknown time zone "CEST";'
+            ' expected an IANA name like "Europe/Riga" or "UTC"'
+        ],
+        id="bad-default-timezone",
+    ),
+    pytest.param(
+        """
+        [monitors.backup]
+        period = "1d"
+        graec = "1h"
+        """,
+        [f"{FILE}: monitors.backup.graec: unknown key"],
+        id="unknown-key",
+    ),
+    pytest.param(
+        """
+        [server]
+        listen = "127.0.0.1:8080"
+        [logging]
+        level = "debug"
+        """,
+        [f"{FILE}: logging: unknown key"],
+        id="unknown-table",
+    ),
+    pytest.param(
+        """
+        [channels.ops]
+        type = "log"
+        [monitors.backup]
+        period = "1d"
+        channels = ["ops", "opz"]
+        """,
+        [f'{FILE}: monitors.backup.channels: no channel named "opz" in [channels] (known: ops)'],
+        id="unknown-channel",
+    ),
+    pytest.param(
+        """
+        [defaults]
+        channels = ["ops"]
+        """,
+        [f'{FILE}: defaults.channels: no channel named "ops" in [channels] (known: none)'],
+        id="unknown-default-channel",
+    ),
+    pytest.param(
+        """
+        [monitors.Backup]
+        period = "1d"
+        """,
+        [f'{FILE}: monitors.Backup: a slug may use only a-z, 0-9, "_" and "-", got "Backup"'],
+        id="bad-slug",
+    ),
+    pytest.param(
+        """
+        [monitors."nightly backup"]
+        period = "1d"
+        """,
+        [
+            f'{FILE}: monitors."nightly backup": a slug may use only a-z, 0-9, "_" and "-",'
+            ' got "nightly backup"'
+        ],
+        id="slug-with-space",
+    ),
+    pytest.param(
+        """
+        [monitors.start]
+        period = "1d"
+        """,
+        [
+            f'{FILE}: monitors.start: a slug may not be "start", "fail" or "log" (ping actions),'
+            ' got "start"'
+        ],
+        id="reserved-slug",
+    ),
+    pytest.param(
+        """
+        [monitors.0042]
+        period = "1d"
+        """,
+        [f'{FILE}: monitors.0042: a slug may not be all digits (an exit status), got "0042"'],
+        id="digits-slug",
+    ),
+    pytest.param(
+        f"""
+        [monitors.{UUID}]
+        period = "1d"
+        """,
+        [f'{FILE}: monitors.{UUID}: a slug may not look like a UUID, got "{UUID}"'],
+        id="uuid-shaped-slug",
+    ),
+    pytest.param(
+        f"""
+        [monitors.{"a" * 65}]
+        period = "1d"
+        """,
+        [f"{FILE}: monitors.{'a' * 65}: a slug may be at most 64 characters long, got 65"],
+        id="long-slug",
+    ),
+    pytest.param(
+        """
+        [channels.Ops]
+        type = "log"
+        """,
+        [f'{FILE}: channels.Ops: a channel name may use only a-z, 0-9, "_" and "-", got "Ops"'],
+        id="bad-channel-name",
+    ),
+    pytest.param(
+        f"""
+        [monitors.a]
+        period = "1d"
+        uuid = "{UUID}"
+        [monitors.b]
+        period = "1d"
+        uuid = "{UUID.upper()}"
+        """,
+        [f'{FILE}: monitors.b.uuid: "{UUID}" is already the uuid of monitors.a'],
+        id="duplicate-uuid",
+    ),
+    pytest.param(
+        """
+        [monitors.a]
+        period = "1d"
+        uuid = "9c4a2f4e"
+        """,
+        [f'{FILE}: monitors.a.uuid: expected a UUID like "{UUID}", got "9c4a2f4e"'],
+        id="bad-uuid",
+    ),
+    pytest.param(
+        """
+        [channels.pager]
+        type = "pagerduty"
+        routing_key = "abc"
+        """,
+        [f'{FILE}: channels.pager.type: unknown channel type "pagerduty"; known types: email, log'],
+        id="unknown-channel-type",
+    ),
+    pytest.param(
+        """
+        [channels.pager]
+        to = "ops@example.com"
+        """,
+        [f"{FILE}: channels.pager.type: is required"],
+        id="missing-channel-type",
+    ),
+    pytest.param(
+        """
+        [channels.ops]
+        type = "email"
+        to = ["ops@example.com"]
+        [monitors.a]
+        period = "1d"
+        channels = ["ops"]
+        """,
+        [f"{FILE}: channels.ops.type: an email channel needs an [smtp] table"],
+        id="email-without-smtp",
+    ),
+    pytest.param(
+        """
+        [smtp]
+        host = "smtp.example.com"
+        from = "hb@example.com"
+        username = "hb"
+        password = "x"
+        password_file = "smtp-password"
+        """,
+        [f"{FILE}: smtp.password: give either password or password_file, not both"],
+        id="password-and-password-file",
+    ),
+    pytest.param(
+        """
+        [smtp]
+        host = "smtp.example.com"
+        from = "hb@example.com"
+        username = "hb"
+        password_file = "missing-password"
+        """,
+        [
+            f'{FILE}: smtp.password_file: cannot read "{{dir}}/missing-password":'
+            " No such file or directory"
+        ],
+        id="unreadable-password-file",
+    ),
+    pytest.param(
+        """
+        [server]
+        listen = ["127.0.0.1:80800", "::1:8080", "[::g]:80", "8080"]
+        """,
+        [
+            f'{FILE}: server.listen: expected a port from 1 to 65535, got "127.0.0.1:80800"',
+            f'{FILE}: server.listen: write an IPv6 address in brackets, like "[::1]:8080",'
+            ' got "::1:8080"',
+            f'{FILE}: server.listen: expected an IPv6 address in brackets, got "[::g]:80"',
+            f'{FILE}: server.listen: expected "host:port" like "127.0.0.1:8080", got "8080"',
+        ],
+        id="bad-listen",
+    ),
+    pytest.param(
+        """
+        [server]
+        base_url = "hb.example.com"
+        ping_key = "not/url safe"
+        trusted_proxies = ["10.0.0.0/33"]
+        api_token = ""
+        """,
+        [
+            f'{FILE}: server.base_url: expected an http:// or https:// URL, got "hb.example.com"',
+            f'{FILE}: server.ping_key: may use only letters, digits, "_" and "-"',
+            f"{FILE}: server.trusted_proxies: expected an IP address or network like"
+            ' "10.0.0.0/8" or "::1", got "10.0.0.0/33"',
+            f"{FILE}: server.api_token: must not be empty",
+        ],
+        id="bad-server",
+    ),
+    pytest.param(
+        """
+        [storage]
+        ping_history = 0
+        max_body = 20000000
+        synchronous = "off"
+        """,
+        [
+            f"{FILE}: storage.ping_history: expected a number from 1, got 0",
+            f"{FILE}: storage.max_body: expected a number from 0 to 10485760, got 20000000",
+            f'{FILE}: storage.synchronous: expected one of "full", "normal", "extra", got "off"',
+        ],
+        id="bad-storage",
+    ),
+    pytest.param(
+        """
+        [smtp]
+        """,
+        [f"{FILE}: smtp.host: is required", f"{FILE}: smtp.from: is required"],
+        id="empty-smtp",
+    ),
+    pytest.param(
+        """
+        [web.users]
+        admin = "hunter2"
+        """,
+        [f'{FILE}: web.users.admin: expected a password hash starting with "scrypt$"'],
+        id="plain-password-for-web-user",
+    ),
+    pytest.param(
+        """
+        [monitors.a]
+        period = "1d"
+        repeat_limit = 3
+        """,
+        [
+            f"{FILE}: monitors.a.repeat_limit: needs repeat, the reminder interval"
+            ' (e.g. repeat = "1h")'
+        ],
+        id="repeat-limit-without-repeat",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_CONFIGS)
+def test_it_reports_bad_configs(text: str, expected: list[str], tmp_path: Path) -> None:
+    assert problems(text) == [line.replace("{dir}", str(tmp_path)) for line in expected]
+
+
+def test_it_reports_every_problem_at_once() -> None:
+    assert problems(
+        """
+        [server]
+        listen = "localhost"
+
+        [channels.ops]
+        type = "log"
+        levle = "error"
+
+        [monitors.a]
+        period = "5 min"
+        [monitors.B]
+        schedule = "0 2 * *"
+        channels = ["pos"]
+        """
+    ) == [
+        f'{FILE}: server.listen: expected "host:port" like "127.0.0.1:8080", got "localhost"',
+        f"{FILE}: channels.ops.levle: unknown key",
+        f'{FILE}: monitors.a.period: {HINT}, got "5 min"',
+        f'{FILE}: monitors.B: a slug may use only a-z, 0-9, "_" and "-", got "B"',
+        f"{FILE}: monitors.B.schedule: expected a cron expression of 5 fields (minute hour"
+        ' day-of-month month day-of-week), got 4 in "0 2 * *"',
+        f'{FILE}: monitors.B.channels: no channel named "pos" in [channels] (known: ops)',
+    ]
+
+
+def test_it_reports_a_missing_file() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config("nope.toml")
+    assert caught.value.problems == ["nope.toml: cannot read: No such file or directory"]
+
+
+def test_it_reports_a_toml_syntax_error() -> None:
+    path = write("[server]\nlisten = 127.0.0.1:8080\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [
+        f"{FILE}: invalid TOML: Expected newline or end of document after a statement"
+        " (at line 2, column 15)"
+    ]
+
+
+def test_it_reports_a_file_that_is_not_utf8() -> None:
+    Path(FILE).write_bytes(b'[monitors.a]\nname = "\xff"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(FILE)
+    assert caught.value.problems == [f"{FILE}: not UTF-8 text: invalid start byte on line 2"]
+
+
+def test_it_lists_ping_urls() -> None:
+    config = load(
+        f"""
+        [server]
+        base_url = "https://hb.example.com/base/"
+        [monitors.backup]
+        period = "1d"
+        uuid = "{UUID}"
+        [monitors.worker]
+        period = "1m"
+        """
+    )
+    assert ping_urls(config, config.monitors["backup"]) == [
+        f"https://hb.example.com/base/ping/{UUID}",
+        "https://hb.example.com/base/ping/backup",
+    ]
+    assert ping_urls(config, config.monitors["worker"]) == [
+        "https://hb.example.com/base/ping/worker"
+    ]
+
+
+def test_it_puts_the_ping_key_in_slug_urls() -> None:
+    config = load(
+        """
+        [server]
+        ping_key = "s3cr3t-key"
+        [monitors.worker]
+        period = "1m"
+        """
+    )
+    assert ping_urls(config, config.monitors["worker"]) == [
+        "http://127.0.0.1:8080/ping/s3cr3t-key/worker"
+    ]
+
+
+def test_it_warns_about_an_open_daemon_and_a_monitor_without_channels() -> None:
+    config = load(
+        """
+        [server]
+        listen = ["127.0.0.1:8080", "0.0.0.0:8080"]
+        [monitors.lonely]
+        period = "1d"
+        """
+    )
+    assert check_warnings(config) == [
+        f"{FILE}: server.listen: listens on 0.0.0.0:8080 without [server] api_token_file:"
+        " the read-only API, /metrics and the status page are open to anyone who can reach"
+        " it, and the write API is off",
+        f"{FILE}: server.listen: listens on 0.0.0.0:8080 without [server] ping_key:"
+        " anyone who can reach it and guess a slug can ping a monitor",
+        f"{FILE}: monitors.lonely: has no channels, so nobody hears of it",
+    ]
+
+
+def test_it_warns_about_alert_links_to_a_wildcard_address() -> None:
+    config = load(
+        """
+        [server]
+        listen = "0.0.0.0:8080"
+        ping_key = "abcdefgh"
+        api_token = "t0ken"
+        """
+    )
+    assert check_warnings(config) == [
+        f"{FILE}: server.base_url: alert links will point to http://0.0.0.0:8080;"
+        " set base_url to the address users reach heartbeatd at",
+    ]
+
+
+@pytest.mark.parametrize(("mode", "warned"), [(0o644, True), (0o640, False)])
+def test_it_warns_about_inline_secrets_in_a_file_others_can_read(mode: int, warned: bool) -> None:
+    Path("api-token").write_text("t0ken")
+    path = write(
+        """
+        [server]
+        api_token_file = "api-token"
+        [smtp]
+        host = "smtp.example.com"
+        from = "hb@example.com"
+        username = "hb"
+        password = "hunter2"
+        [channels.ops]
+        type = "email"
+        to = "ops@example.com"
+        url = "https://example.com/hook/t0ken"
+        [monitors.a]
+        period = "1d"
+        """,
+        mode=mode,
+    )
+    expected = [
+        f"{FILE}: holds secrets inline (smtp.password, channels.ops.url) and other users"
+        " can read it: chmod o-r the file, or move them to *_file keys"
+    ]
+    assert check_warnings(load_config(path)) == (expected if warned else [])
+
+
+@pytest.mark.parametrize(
+    ("address", "parts"),
+    [("127.0.0.1:8080", ("127.0.0.1", 8080)), ("[::1]:80", ("::1", 80)), ("hb:1", ("hb", 1))],
+)
+def test_it_splits_listen_addresses(address: str, parts: tuple[str, int]) -> None:
+    assert split_address(address) == parts
+
+
+RESERVED = ("start", "fail", "log")
+
+
+def follows_slug_rules(slug: str) -> bool:
+    return (
+        re.fullmatch(r"[a-z0-9_-]{1,64}", slug) is not None
+        and slug not in RESERVED
+        and not slug.isdigit()
+        and re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", slug) is None
+    )
+
+
+slugs = (
+    st.text(alphabet="abcxyz0189_-A .é/", max_size=70)
+    | st.sampled_from(RESERVED)
+    | st.uuids().map(str)
+    | st.integers(min_value=0).map(str)
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(slugs)
+def test_a_slug_is_accepted_iff_it_follows_the_rules(slug: str) -> None:
+    data: dict[str, Any] = {"monitors": {slug: {"period": "1d"}}}
+    try:
+        config = parse_config(data, Path(FILE))
+    except ConfigError as exc:
+        assert not follows_slug_rules(slug), exc.problems
+        assert name_problem(slug) is not None
+    else:
+        assert follows_slug_rules(slug)
+        assert list(config.monitors) == [slug]
+
+
+def test_it_loads_the_design_example_with_the_real_channel_types(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config_module, "CHANNEL_TYPES", CHANNEL_TYPES)
+    if not {"email", "webhook"} <= set(CHANNEL_TYPES):
+        pytest.skip("the email and webhook channel types are not registered")
+    (tmp_path / "smtp-password").write_text("hunter2\n")
+    config = load(
+        f"""
+        [server]
+        listen = "127.0.0.1:8080"
+        base_url = "https://hb.example.com"
+        ping_key = "abcdefgh12"
+
+        [storage]
+        path = "heartbeatd.db"
+        ping_history = 100
+        max_body = 10240
+
+        [defaults]
+        grace = "5m"
+        timezone = "UTC"
+        channels = ["ops"]
+
+        [smtp]
+        host = "smtp.example.com"
+        port = 587
+        starttls = true
+        username = "alerts@example.com"
+        password_file = "{tmp_path}/smtp-password"
+        from = "heartbeatd <alerts@example.com>"
+
+        [channels.ops]
+        type = "email"
+        to = ["ops@example.com"]
+
+        [channels.hook]
+        type = "webhook"
+        url = "https://example.com/hook"
+
+        [monitors.nightly-backup]
+        name = "Nightly Postgres backup"
+        schedule = "0 2 * * *"
+        timezone = "Europe/Riga"
+        grace = "30m"
+        max_runtime = "2h"
+        channels = ["ops", "hook"]
+        uuid = "{UUID}"
+        """
+    )
+    assert set(config.channels) == {"ops", "hook"}
+    assert config.monitors["nightly-backup"].channels == ("ops", "hook")
