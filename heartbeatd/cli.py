@@ -1,0 +1,331 @@
+"""The `heartbeatd` command. The only module that installs signal handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from datetime import datetime
+from typing import Any, NoReturn
+
+import click
+
+from heartbeatd import __version__
+from heartbeatd.clock import Clock
+from heartbeatd.config import Config, check_warnings, load_config, ping_urls
+from heartbeatd.durations import format_duration
+from heartbeatd.systemd import journal_logging
+from heartbeatd.tables import ConfigError
+
+DEFAULT_CONFIG = "/etc/heartbeatd/heartbeatd.toml"
+
+config_option = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    envvar="HEARTBEATD_CONFIG",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    show_envvar=True,
+    help="The TOML config file.",
+)
+url_option = click.option(
+    "--url", default=None, help="The daemon's address (default: from [server] listen)."
+)
+
+# Exit codes of `heartbeatd check` / `run` for a bad config, as in the docs.
+EXIT_CONFIG = 2
+
+
+class JournalFormatter(logging.Formatter):
+    """No timestamps (journald adds them); a <N> syslog prefix sets the priority."""
+
+    PRIORITY = {
+        logging.DEBUG: 7,
+        logging.INFO: 6,
+        logging.WARNING: 4,
+        logging.ERROR: 3,
+        logging.CRITICAL: 2,
+    }
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{self.PRIORITY.get(record.levelno, 6)}>"
+        return prefix + super().format(record)
+
+
+def setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if journal_logging():
+        handler.setFormatter(JournalFormatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # aiohttp logs each unhandled error itself; keep its access log quiet.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def fail_config(exc: ConfigError) -> NoReturn:
+    for line in exc.problems:
+        click.echo(line, err=True)
+    sys.exit(EXIT_CONFIG)
+
+
+def read_config(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        fail_config(exc)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="heartbeatd")
+def main() -> None:
+    """heartbeatd: a self-hosted dead man's switch for cron jobs and scripts."""
+
+
+@main.command()
+@config_option
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages too.")
+def run(config_path: str, verbose: bool) -> None:
+    """Run the daemon (SIGHUP reloads the config, SIGTERM stops)."""
+    from heartbeatd.daemon import run as run_daemon
+
+    setup_logging(verbose)
+    _use_uvloop()
+
+    async def main_task() -> None:
+        stop, reload = asyncio.Event(), asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, reload.set)
+        await run_daemon(config_path, Clock(), stop, reload)
+
+    try:
+        asyncio.run(main_task())
+    except ConfigError as exc:
+        fail_config(exc)
+    except OSError as exc:
+        # Most often: the listen address is taken, or the db directory is not writable.
+        logging.getLogger("heartbeatd").critical("cannot start: %s", exc)
+        sys.exit(1)
+
+
+def _use_uvloop() -> None:
+    try:
+        import uvloop  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+@main.command()
+@config_option
+def check(config_path: str) -> None:
+    """Validate the config and list monitors with their ping URLs."""
+    config = read_config(config_path)
+    click.echo(
+        f"{config_path}: OK, {len(config.monitors)} monitors, {len(config.channels)} channels"
+    )
+    for slug, monitor in config.monitors.items():
+        click.echo("")
+        title = slug if monitor.name == slug else f"{slug}  ({monitor.name})"
+        click.echo(title)
+        timing = f"{monitor.schedule.describe()}, grace {format_duration(monitor.grace)}"
+        if monitor.max_runtime != monitor.grace:
+            timing += f", max runtime {format_duration(monitor.max_runtime)}"
+        if monitor.repeat:
+            timing += f", reminders every {format_duration(monitor.repeat)}"
+        click.echo(f"  schedule: {timing}")
+        click.echo(f"  channels: {', '.join(monitor.channels) or '(none: no alerts)'}")
+        for i, url in enumerate(ping_urls(config, monitor)):
+            click.echo(f"  {'ping:    ' if i == 0 else '         '} {url}")
+    warnings = check_warnings(config)
+    if warnings:
+        click.echo("")
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _age(iso: str | None, now: datetime) -> str:
+    if iso is None:
+        return "never"
+    then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    seconds = (now - then).total_seconds()
+    if seconds < 0:
+        return "in " + format_duration(-seconds)
+    return format_duration(seconds) + " ago"
+
+
+@main.command()
+@config_option
+@url_option
+def status(config_path: str, url: str | None) -> None:
+    """Show every monitor; exit 1 when any is down."""
+    from heartbeatd.client import ClientError, call
+
+    config = read_config(config_path)
+    try:
+        monitors = call(config, "/api/v1/monitors", url=url)["monitors"]
+    except ClientError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(3)
+    now = Clock().now()
+    rows = [("MONITOR", "STATUS", "LAST PING", "NEXT EXPECTED")]
+    for m in monitors:
+        status_text = m["status"] + (" (running)" if m.get("started_at") else "")
+        last, expected = _age(m["last_ping"], now), _age(m["expected_at"], now)
+        rows.append((m["slug"], status_text, last, expected))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if any(m["status"] == "down" for m in monitors):
+        sys.exit(1)
+
+
+def _post(config_path: str, url: str | None, slug: str, action: str) -> dict[str, Any]:
+    from heartbeatd.client import ClientError, call
+
+    config = read_config(config_path)
+    try:
+        return call(config, f"/api/v1/monitors/{slug}/{action}", method="POST", url=url)
+    except ClientError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(3)
+
+
+@main.command()
+@config_option
+@url_option
+@click.argument("slug")
+def pause(config_path: str, url: str | None, slug: str) -> None:
+    """Pause a monitor: no alerts until it is resumed or pinged."""
+    result = _post(config_path, url, slug, "pause")
+    click.echo(f"{slug}: {result['status']}")
+
+
+@main.command()
+@config_option
+@url_option
+@click.argument("slug")
+def resume(config_path: str, url: str | None, slug: str) -> None:
+    """Resume a paused monitor."""
+    result = _post(config_path, url, slug, "resume")
+    click.echo(f"{slug}: {result['status']}")
+
+
+@main.command()
+@config_option
+@url_option
+@click.option("-n", "--limit", default=20, show_default=True, help="How many pings and flips.")
+@click.argument("slug")
+def history(config_path: str, url: str | None, limit: int, slug: str) -> None:
+    """Recent pings and flips of a monitor."""
+    from heartbeatd.client import ClientError, call
+
+    config = read_config(config_path)
+    try:
+        pings = call(config, f"/api/v1/monitors/{slug}/pings?limit={limit}", url=url)["pings"]
+        flips = call(config, f"/api/v1/monitors/{slug}/flips?limit={limit}", url=url)["flips"]
+    except ClientError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(3)
+    click.echo("PINGS")
+    for p in pings:
+        code = "" if p["exit_status"] is None else f" exit={p['exit_status']}"
+        took = "" if p["duration"] is None else f" took={format_duration(p['duration'])}"
+        click.echo(f"  {p['at']}  {p['kind']:<7}{code}{took}  {p['remote_addr']}")
+    click.echo("FLIPS")
+    for f in flips:
+        click.echo(f"  {f['at']}  {f['old']} -> {f['new']}  ({f['reason']})")
+
+
+@main.command(name="exec", context_settings={"ignore_unknown_options": True})
+@click.option("--url", help="The monitor's ping URL (default: $HEARTBEATD_URL).")
+@click.option("--slug", help="The monitor's slug (with --server).")
+@click.option("--server", help="heartbeatd's base URL, e.g. https://hb.example.com.")
+@click.option("--ping-key", envvar="HEARTBEATD_PING_KEY", help="The [server] ping_key.")
+@click.option("--timeout", default=10.0, show_default=True, help="Seconds per ping request.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_command(
+    url: str | None,
+    slug: str | None,
+    server: str | None,
+    ping_key: str | None,
+    timeout: float,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND, reporting its start, exit status and output to heartbeatd.
+
+    Use it as: heartbeatd exec --url URL -- COMMAND ARGS...
+    """
+    from heartbeatd import wrap
+
+    try:
+        target = wrap.build_url(
+            url=url,
+            slug=slug,
+            server=server,
+            ping_key=ping_key,
+            env_url=os.environ.get("HEARTBEATD_URL"),
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    sys.exit(wrap.main(list(command), wrap.ExecOptions(url=target, timeout=timeout)))
+
+
+@main.command(name="test-alert")
+@config_option
+@click.argument("channel")
+def test_alert(config_path: str, channel: str) -> None:
+    """Send a test alert through CHANNEL and report the outcome."""
+    config = read_config(config_path)
+    if channel not in config.channels:
+        known = ", ".join(config.channels) or "none"
+        click.echo(f"no channel named {channel!r} (configured: {known})", err=True)
+        sys.exit(2)
+    setup_logging(False)
+    error = asyncio.run(_send_test_alert(config, channel, Clock()))
+    if error is None:
+        click.echo(f"test alert sent through {channel}")
+        return
+    click.echo(f"test alert through {channel} failed: {error}", err=True)
+    sys.exit(1)
+
+
+async def _send_test_alert(config: Config, name: str, clock: Clock) -> str | None:
+    """One real attempt through the channel; the classified error, or None."""
+    import aiohttp
+
+    from heartbeatd.channels import CHANNEL_TYPES
+    from heartbeatd.channels.base import DeliveryError, SendContext
+    from heartbeatd.model import Alert, AlertEvent, Reason, Status
+
+    channel = config.channels[name]
+    alert = Alert(
+        event=AlertEvent.TEST,
+        monitor="heartbeatd-test",
+        name="heartbeatd test alert",
+        status=Status.DOWN,
+        reason=Reason.MISSED,
+        at=clock.now(),
+        url=config.server.base_url,
+        body=f"A test alert from `heartbeatd test-alert {name}`: this channel works.",
+    )
+    timeout = float(config.alerts.send_timeout)
+    async with aiohttp.ClientSession() as session:
+        ctx = SendContext(session=session, timeout=timeout)
+        try:
+            await asyncio.wait_for(
+                CHANNEL_TYPES[channel.type].send(alert, channel.options, ctx), timeout
+            )
+        except DeliveryError as exc:
+            kind = "permanent" if exc.permanent else "temporary: the outbox would retry it"
+            return f"{exc} ({kind})"
+        except asyncio.TimeoutError:
+            return f"no answer within {timeout:.0f}s (temporary: the outbox would retry it)"
+    return None

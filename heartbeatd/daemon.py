@@ -1,0 +1,291 @@
+"""The daemon's lifecycle: startup() -> main_loop() -> shutdown().
+
+No signal handling here: the CLI turns SIGTERM/SIGINT into `stop` and SIGHUP
+into `reload`, so tests can run the whole daemon in-process with events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from heartbeatd import __version__
+from heartbeatd.clock import Clock
+from heartbeatd.config import Config, load_config
+from heartbeatd.durations import format_duration
+from heartbeatd.engine import Engine
+from heartbeatd.model import isoformat, parse_isoformat
+from heartbeatd.outbox import Outbox
+from heartbeatd.store import Store, StoreError
+from heartbeatd.systemd import Notifier, watchdog_interval
+from heartbeatd.tables import ConfigError
+from heartbeatd.web import make_app
+
+log = logging.getLogger(__name__)
+
+# A wall clock that moves this much more (or less) than the monotonic clock
+# between two ticks was stepped (NTP, a suspended VM, a hand-set date).
+CLOCK_JUMP = 30.0
+# How often the daemon records that it is alive, to tell later how long it was down.
+ALIVE_EVERY = 30.0
+TRIM_EVERY = 600.0
+# The ticker runs every second; a health check older than this is a stalled loop.
+STALL_AFTER = 10.0
+# Bounds on shutdown (DESIGN: exit within 5 s of SIGTERM).
+HTTP_DRAIN = 2.0
+DELIVERY_DRAIN = 1.5
+
+
+def parse_listen(address: str) -> tuple[str, int]:
+    """ "127.0.0.1:8080" / "[::1]:8080" -> (host, port); config.py validated it."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+@dataclass
+class Reloads:
+    ok: int = 0
+    failed: int = 0
+    last_at: datetime | None = None
+    last_ok: bool = True
+
+
+class Daemon:
+    def __init__(
+        self,
+        path: str | Path,
+        clock: Clock,
+        stop: asyncio.Event,
+        reload: asyncio.Event,
+        *,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        self.stop = stop
+        self.reload = reload
+        self.notifier = notifier or Notifier()
+        self.reloads = Reloads()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_tick = clock.monotonic()
+        self._outbox_stop = asyncio.Event()
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.startup()
+        try:
+            await self.main_loop()
+        finally:
+            await self.shutdown()
+
+    async def startup(self) -> None:
+        # Raises ConfigError before anything is opened: a bad file at start-up
+        # is the CLI's to report.
+        self.config: Config = load_config(self.path)
+        storage = self.config.storage
+        self.store = await Store.open(storage.path, synchronous=storage.synchronous)
+        try:
+            await self._report_downtime()
+            self.engine = Engine(self.config, self.store)
+            await self.engine.recover(self.clock.now())
+            self.outbox = Outbox(
+                self.store,
+                self.clock,
+                channels=self.config.channels,
+                give_up_after=self.config.alerts.give_up_after,
+                send_timeout=self.config.alerts.send_timeout,
+            )
+            self.engine.on_alert = self.outbox.wake
+            app = make_app(self.engine, self.clock, health=self.health)
+            self.runner = web.AppRunner(
+                app, handle_signals=False, access_log=None, shutdown_timeout=HTTP_DRAIN
+            )
+            await self.runner.setup()
+            for address in self.config.server.listen:
+                host, port = parse_listen(address)
+                await web.TCPSite(self.runner, host, port, reuse_address=True).start()
+        except BaseException:
+            await self.store.close()
+            raise
+        self._spawn(self._ticker(), "ticker")
+        self._spawn(self._housekeeping(), "housekeeping")
+        self._spawn(self.outbox.run(self._outbox_stop), "outbox")
+        interval = watchdog_interval()
+        if interval:
+            self._spawn(self._watchdog(interval), "watchdog")
+        listen = ", ".join(self.config.server.listen)
+        log.info(
+            "started version=%s monitors=%d listen=%s db=%s",
+            __version__,
+            len(self.config.monitors),
+            listen,
+            storage.path,
+        )
+        self.notifier.ready(self._status_line())
+
+    async def main_loop(self) -> None:
+        while not self.stop.is_set():
+            stop = asyncio.ensure_future(self.stop.wait())
+            reload = asyncio.ensure_future(self.reload.wait())
+            try:
+                await asyncio.wait([stop, reload], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+                reload.cancel()
+            if self.reload.is_set() and not self.stop.is_set():
+                self.reload.clear()
+                self.apply_reload()
+
+    async def shutdown(self) -> None:
+        self.notifier.stopping("stopping")
+        log.info("stopping")
+        # 1. Stop accepting connections; let in-flight pings finish (bounded).
+        await self.runner.cleanup()
+        # 2. Stop the ticker, housekeeping and watchdog.
+        for task in self._tasks:
+            if task.get_name() != "outbox":
+                task.cancel()
+        # 3. Give deliveries already under way a bounded moment; pending
+        #    alerts stay in the outbox for the next start.
+        self._outbox_stop.set()
+        await asyncio.wait(self._tasks, timeout=DELIVERY_DRAIN)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # 4. Flush queued writes and close the database.
+        with contextlib.suppress(StoreError):
+            await self.store.set_meta("last_alive", self.clock.now().isoformat())
+        await self.store.close()
+        log.info("stopped")
+
+    # -- reload -------------------------------------------------------------------
+
+    def apply_reload(self) -> None:
+        self.notifier.reloading(int(self.clock.monotonic() * 1_000_000))
+        self.reloads.last_at = self.clock.now()
+        try:
+            new = load_config(self.path)
+        except ConfigError as exc:
+            self.reloads.failed += 1
+            self.reloads.last_ok = False
+            for line in exc.problems:
+                log.error("reload rejected, keeping the running config: %s", line)
+        else:
+            for what in _needs_restart(self.config, new):
+                log.warning("reload cannot change %s; restart heartbeatd to apply it", what)
+            diff = self.engine.apply_config(new, self.clock.now())
+            self.outbox.set_channels(new.channels)
+            self.config = new
+            self.reloads.ok += 1
+            self.reloads.last_ok = True
+            log.info(
+                "config reloaded monitors=%d added=%s removed=%s changed=%s",
+                len(new.monitors),
+                ",".join(diff["added"]) or "-",
+                ",".join(diff["removed"]) or "-",
+                ",".join(diff["changed"]) or "-",
+            )
+        self.notifier.ready(self._status_line())
+
+    # -- background tasks ---------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    async def _ticker(self) -> None:
+        wall, mono = self.clock.now(), self.clock.monotonic()
+        while True:
+            now, now_mono = self.clock.now(), self.clock.monotonic()
+            drift = (now - wall).total_seconds() - (now_mono - mono)
+            if drift > CLOCK_JUMP:
+                log.warning("wall clock jumped forward seconds=%d; deadlines get grace", drift)
+                self.engine.forgive(now)
+            elif drift < -CLOCK_JUMP:
+                log.warning("wall clock jumped back seconds=%d", -drift)
+            wall, mono = now, now_mono
+            self.engine.tick(now)
+            self._last_tick = now_mono
+            # Wake just after the next whole second, when wheel slots come due.
+            await self.clock.sleep(1.0 - now.timestamp() % 1.0 + 0.005)
+
+    async def _housekeeping(self) -> None:
+        since_trim = TRIM_EVERY - 30.0
+        while True:
+            try:
+                await self.store.set_meta("last_alive", self.clock.now().isoformat())
+                if since_trim >= TRIM_EVERY:
+                    since_trim = 0.0
+                    removed = await self.store.trim_pings(self.config.storage.ping_history)
+                    if removed:
+                        log.info("old pings trimmed rows=%d", removed)
+            except StoreError as exc:
+                log.error("housekeeping failed error=%s", exc)
+            await self.clock.sleep(ALIVE_EVERY)
+            since_trim += ALIVE_EVERY
+
+    async def _watchdog(self, interval: float) -> None:
+        while True:
+            # Only a loop that still ticks is alive; a stalled ticker lets
+            # systemd's watchdog restart us.
+            if self.clock.monotonic() - self._last_tick < STALL_AFTER:
+                self.notifier.watchdog()
+            await self.clock.sleep(interval)
+
+    async def _report_downtime(self) -> None:
+        last = parse_isoformat(await self.store.get_meta("last_alive"))
+        if last is None:
+            return
+        gap = self.clock.now() - last
+        if gap > timedelta(seconds=2 * ALIVE_EVERY):
+            log.warning(
+                "heartbeatd itself was not running for about %s (last alive %s); "
+                "deadlines that passed meanwhile get their grace period again",
+                format_duration(gap.total_seconds()),
+                isoformat(last),
+            )
+
+    # -- health -------------------------------------------------------------------
+
+    async def health(self) -> str | None:
+        stalled = self.clock.monotonic() - self._last_tick
+        if stalled > STALL_AFTER:
+            return f"event loop stalled: no tick for {stalled:.0f}s"
+        try:
+            await asyncio.wait_for(self.store.set_meta("healthz", self.clock.now().isoformat()), 5)
+        except (StoreError, asyncio.TimeoutError) as exc:
+            return f"database not writable: {exc or 'timed out'}"
+        return None
+
+    def _status_line(self) -> str:
+        return f"watching {len(self.config.monitors)} monitors"
+
+
+def _needs_restart(old: Config, new: Config) -> list[str]:
+    changed = []
+    if old.server.listen != new.server.listen:
+        changed.append("server.listen")
+    if old.storage.path != new.storage.path:
+        changed.append("storage.path")
+    if old.storage.synchronous != new.storage.synchronous:
+        changed.append("storage.synchronous")
+    return changed
+
+
+async def run(
+    path: str | Path,
+    clock: Clock,
+    stop: asyncio.Event,
+    reload: asyncio.Event,
+    *,
+    notifier: Notifier | None = None,
+) -> None:
+    await Daemon(path, clock, stop, reload, notifier=notifier).run()

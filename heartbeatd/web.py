@@ -1,0 +1,299 @@
+"""HTTP surfaces: thin aiohttp handlers over the engine.
+
+The ping grammar follows Healthchecks (DESIGN §2) so existing clients work.
+A ping is answered 200 only after it is committed to SQLite; a database that
+cannot be written answers 503, which `curl --retry` retries.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import itertools
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from heartbeatd.clock import Clock
+from heartbeatd.engine import Engine
+from heartbeatd.model import Ping, PingKind
+from heartbeatd.store import StoreError
+
+log = logging.getLogger(__name__)
+
+ENGINE = web.AppKey("engine", Engine)
+CLOCK = web.AppKey("clock", Clock)
+# Returns None when healthy, else what is wrong.
+HEALTH = web.AppKey("health", Callable[[], Awaitable["str | None"]])
+
+UUID_SHAPE = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
+)
+ACTIONS = {"start": PingKind.START, "fail": PingKind.FAIL, "log": PingKind.LOG}
+USER_AGENT_LIMIT = 200
+CHUNK = 64 * 1024
+
+
+class PingError(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+def _resolve(engine: Engine, parts: list[str]) -> tuple[str, str | None]:
+    """Map the path after /ping/ to (slug, action) or raise PingError(404)."""
+    ping_key = engine.config.server.ping_key
+    not_found = PingError(404, "not found")
+    if not parts or len(parts) > 3 or not all(parts):
+        raise not_found
+    if UUID_SHAPE.fullmatch(parts[0]):
+        if len(parts) > 2:
+            raise not_found
+        slug = engine.slug_for_uuid(parts[0].lower())
+        rest = parts[1:]
+    elif ping_key is not None:
+        # /ping/<ping_key>/<slug>[/<action>]; compared in constant time.
+        if len(parts) < 2 or not hmac.compare_digest(parts[0].encode(), ping_key.reveal().encode()):
+            raise not_found
+        slug, rest = parts[1], parts[2:]
+    else:
+        if len(parts) > 2:
+            raise not_found
+        slug, rest = parts[0], parts[1:]
+    if slug is None or engine.monitor(slug) is None:
+        raise not_found
+    return slug, rest[0] if rest else None
+
+
+def _kind(action: str | None) -> tuple[PingKind, int | None]:
+    if action is None:
+        return PingKind.SUCCESS, None
+    if action in ACTIONS:
+        return ACTIONS[action], None
+    if action.isdigit() and action.isascii():
+        status = int(action)
+        if status > 255:
+            raise PingError(400, "exit status must be 0-255")
+        return (PingKind.SUCCESS if status == 0 else PingKind.FAIL), status
+    raise PingError(404, "not found")
+
+
+def _rid(request: web.Request) -> str | None:
+    rid = request.query.get("rid")
+    if rid is None or rid == "":
+        return None
+    if not UUID_SHAPE.fullmatch(rid):
+        raise PingError(400, "rid must be a UUID")
+    return rid.lower()
+
+
+def _remote_addr(request: web.Request, trusted: tuple[Any, ...]) -> str:
+    peer = request.remote or ""
+    forwarded = request.headers.get("X-Forwarded-For")
+    if not forwarded or not trusted:
+        return peer
+    # Walk the chain from the right: the first address not ours is the client.
+    chain = [peer, *reversed([a.strip() for a in forwarded.split(",") if a.strip()])]
+    for hop, nxt in itertools.pairwise(chain):
+        if not _is_trusted(hop, trusted):
+            return hop
+        peer = nxt
+    return peer
+
+
+def _is_trusted(addr: str, trusted: tuple[Any, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return any(ip in net for net in trusted)
+
+
+async def _read_body(request: web.Request, limit: int) -> tuple[bytes, bool]:
+    """At most `limit` bytes of the body; the rest is read and dropped."""
+    if not request.body_exists:
+        return b"", False
+    kept = bytearray()
+    truncated = False
+    while True:
+        chunk = await request.content.read(CHUNK)
+        if not chunk:
+            break
+        room = limit - len(kept)
+        if room > 0:
+            kept += chunk[:room]
+        if len(chunk) > room:
+            truncated = True
+    return bytes(kept), truncated
+
+
+def _ping_headers(engine: Engine) -> dict[str, str]:
+    return {
+        "Ping-Body-Limit": str(engine.config.storage.max_body),
+        "Access-Control-Allow-Origin": "*",
+        "Cache-Control": "no-cache, no-store",
+    }
+
+
+async def handle_ping(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    headers = _ping_headers(engine)
+    try:
+        parts = request.match_info["tail"].split("/")
+        slug, action = _resolve(engine, parts)
+        kind, exit_status = _kind(action)
+        rid = _rid(request)
+        body, truncated = await _read_body(request, engine.config.storage.max_body)
+    except PingError as exc:
+        return web.Response(status=exc.status, text=exc.text, headers=headers)
+    ping = Ping(
+        kind=kind,
+        at=request.app[CLOCK].now(),
+        exit_status=exit_status,
+        rid=rid,
+        method=request.method,
+        remote_addr=_remote_addr(request, engine.config.server.trusted_proxies),
+        user_agent=request.headers.get("User-Agent", "")[:USER_AGENT_LIMIT],
+        body=body.decode("utf-8", errors="replace"),
+        truncated=truncated,
+    )
+    try:
+        await engine.handle_ping(slug, ping)
+    except StoreError as exc:
+        log.error("ping not stored monitor=%s error=%s", slug, exc)
+        return web.Response(status=503, text="storage unavailable", headers=headers)
+    return web.Response(text="OK", headers=headers)
+
+
+async def handle_healthz(request: web.Request) -> web.Response:
+    problem = await request.app[HEALTH]()
+    if problem is None:
+        return web.json_response({"status": "ok"})
+    return web.json_response({"status": "failing", "problem": problem}, status=503)
+
+
+# -- API ---------------------------------------------------------------------------
+
+
+def _token_ok(request: web.Request) -> bool:
+    token = request.app[ENGINE].config.server.api_token
+    if token is None:
+        return False
+    given = request.headers.get("Authorization", "")
+    scheme, _, value = given.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(value.strip().encode(), token.reveal().encode())
+
+
+def _unauthorized() -> web.Response:
+    return web.json_response(
+        {"error": "a valid bearer token is required"},
+        status=401,
+        headers={"WWW-Authenticate": 'Bearer realm="heartbeatd"'},
+    )
+
+
+@web.middleware
+async def api_auth(request: web.Request, handler: Any) -> web.StreamResponse:
+    """With an API token configured, the API needs it; without one, reads are
+    open and writes are off."""
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    has_token = request.app[ENGINE].config.server.api_token is not None
+    if request.method in ("GET", "HEAD"):
+        if has_token and not _token_ok(request):
+            return _unauthorized()
+    elif not has_token:
+        return web.json_response(
+            {"error": "the write API is off: set [server] api_token_file"}, status=403
+        )
+    elif not _token_ok(request):
+        return _unauthorized()
+    return await handler(request)
+
+
+def _slug(request: web.Request) -> str:
+    slug = request.match_info["slug"]
+    if request.app[ENGINE].monitor(slug) is None:
+        raise web.HTTPNotFound(
+            text=json.dumps({"error": "no such monitor"}), content_type="application/json"
+        )
+    return slug
+
+
+async def api_monitors(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    return web.json_response({"monitors": [engine.view(slug) for slug in engine.config.monitors]})
+
+
+async def api_monitor(request: web.Request) -> web.Response:
+    return web.json_response(request.app[ENGINE].view(_slug(request)))
+
+
+def _limit(request: web.Request) -> int:
+    try:
+        return max(1, min(1000, int(request.query.get("limit", "100"))))
+    except ValueError:
+        raise web.HTTPBadRequest(text="limit must be a number") from None
+
+
+async def api_pings(request: web.Request) -> web.Response:
+    slug = _slug(request)
+    pings = await request.app[ENGINE].store.pings(slug, limit=_limit(request))
+    return web.json_response({"pings": pings})
+
+
+async def api_flips(request: web.Request) -> web.Response:
+    slug = _slug(request)
+    flips = await request.app[ENGINE].store.flips(slug, limit=_limit(request))
+    return web.json_response({"flips": flips})
+
+
+async def api_pause(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    slug = _slug(request)
+    await engine.pause(slug)
+    log.info("paused monitor=%s", slug)
+    return web.json_response(engine.view(slug))
+
+
+async def api_resume(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    slug = _slug(request)
+    await engine.resume(slug, request.app[CLOCK].now())
+    log.info("resumed monitor=%s", slug)
+    return web.json_response(engine.view(slug))
+
+
+def make_app(
+    engine: Engine,
+    clock: Clock,
+    *,
+    health: Callable[[], Awaitable[str | None]],
+) -> web.Application:
+    """The application; tests build it directly with a FakeClock."""
+    app = web.Application(middlewares=[api_auth])
+    app[ENGINE] = engine
+    app[CLOCK] = clock
+    app[HEALTH] = health
+    for method in ("GET", "POST", "HEAD"):
+        app.router.add_route(method, "/ping/{tail:.*}", handle_ping)
+    app.router.add_get("/healthz", handle_healthz)
+    app.router.add_get("/api/v1/monitors", api_monitors)
+    app.router.add_get("/api/v1/monitors/{slug}", api_monitor)
+    app.router.add_get("/api/v1/monitors/{slug}/pings", api_pings)
+    app.router.add_get("/api/v1/monitors/{slug}/flips", api_flips)
+    app.router.add_post("/api/v1/monitors/{slug}/pause", api_pause)
+    app.router.add_post("/api/v1/monitors/{slug}/resume", api_resume)
+    return app
+
+
+def new_rid() -> str:
+    return str(uuid.uuid4())
