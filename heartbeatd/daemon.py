@@ -92,7 +92,9 @@ class Daemon:
         # is the CLI's to report.
         self.config: Config = load_config(self.path)
         storage = self.config.storage
-        self.store = await Store.open(storage.path, synchronous=storage.synchronous)
+        self.store = await Store.open(
+            storage.path, synchronous=storage.synchronous, clock=self.clock
+        )
         try:
             await self._report_downtime()
             self.engine = Engine(self.config, self.store)

@@ -1,0 +1,260 @@
+"""The ping endpoint over real HTTP (aiohttp test server), real SQLite, fake clock."""
+
+from __future__ import annotations
+
+import sqlite3
+import string
+import textwrap
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from heartbeatd.config import load_config
+from heartbeatd.engine import Engine
+from heartbeatd.store import Store
+from heartbeatd.web import make_app
+
+UUID = "9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b"
+RID = "0c7b3a0e-3c5e-4b0e-9a51-111111111111"
+
+CONFIG = f"""
+[server]
+{{server_extra}}
+
+[storage]
+path = "hb.db"
+max_body = 100
+
+[channels.log]
+type = "log"
+
+[monitors.backup]
+period = "1h"
+uuid = "{UUID}"
+
+[monitors.web]
+period = "1m"
+"""
+
+
+async def healthy() -> None:
+    return None
+
+
+async def make_client(
+    tmp_path, aiohttp_client, clock, server_extra='trusted_proxies = ["10.0.0.0/8"]'
+):
+    path = tmp_path / "heartbeatd.toml"
+    path.write_text(textwrap.dedent(CONFIG.replace("{server_extra}", server_extra)))
+    config = load_config(path)
+    store = await Store.open(config.storage.path, clock=clock)
+    engine = Engine(config, store)
+    await engine.recover(clock.now())
+    client = await aiohttp_client(make_app(engine, clock, health=healthy))
+    client.engine = engine
+    client.store = store
+    return client
+
+
+@pytest.fixture
+async def client(tmp_path, aiohttp_client, clock):
+    client = await make_client(tmp_path, aiohttp_client, clock)
+    yield client
+    await client.store.close()
+
+
+@pytest.fixture
+async def keyed(tmp_path, aiohttp_client, clock):
+    client = await make_client(tmp_path, aiohttp_client, clock, 'ping_key = "s3cret-key"')
+    yield client
+    await client.store.close()
+
+
+async def kinds(client, slug="backup"):
+    return [(p["kind"], p["exit_status"]) for p in reversed(await client.store.pings(slug))]
+
+
+@pytest.mark.parametrize(
+    ("path", "stored"),
+    [
+        (f"/ping/{UUID}", ("success", None)),
+        (f"/ping/{UUID.upper()}", ("success", None)),
+        (f"/ping/{UUID}/start", ("start", None)),
+        (f"/ping/{UUID}/fail", ("fail", None)),
+        (f"/ping/{UUID}/log", ("log", None)),
+        (f"/ping/{UUID}/0", ("success", 0)),
+        (f"/ping/{UUID}/255", ("fail", 255)),
+        ("/ping/backup", ("success", None)),
+        ("/ping/backup/start", ("start", None)),
+        ("/ping/backup/fail", ("fail", None)),
+        ("/ping/backup/log", ("log", None)),
+        ("/ping/backup/3", ("fail", 3)),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+@pytest.mark.parametrize("method", ["GET", "POST", "HEAD"])
+async def test_it_accepts_every_ping_form(client, path, stored, method):
+    response = await client.request(method, path)
+    assert response.status == 200
+    assert response.headers["Ping-Body-Limit"] == "100"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "no-cache" in response.headers["Cache-Control"]
+    if method != "HEAD":
+        assert await response.text() == "OK"
+    assert await kinds(client) == [stored]
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/ping/nope", 404),
+        ("/ping/backup/256", 400),
+        ("/ping/backup/99999999999999999999", 400),
+        ("/ping/backup/-1", 404),
+        ("/ping/backup/nope", 404),
+        ("/ping/backup/start/extra", 404),
+        ("/ping/00000000-0000-0000-0000-000000000000", 404),
+        (f"/ping/{UUID}/backup/start", 404),
+        ("/ping/", 404),
+        ("/ping//backup", 404),
+        ("/ping/backup?rid=not-a-uuid", 400),
+    ],
+)
+async def test_it_refuses_what_it_cannot_map(client, path, status):
+    response = await client.get(path)
+    assert response.status == status
+    assert response.headers["Ping-Body-Limit"] == "100"
+    assert await kinds(client) == []
+
+
+async def test_a_rid_ties_start_and_finish_and_may_be_uppercase(client, clock):
+    assert (await client.get(f"/ping/backup/start?rid={RID.upper()}")).status == 200
+    clock.advance(seconds=7)
+    assert (await client.get(f"/ping/backup?rid={RID}")).status == 200
+    pings = await client.store.pings("backup")
+    assert pings[0]["rid"] == RID
+    assert pings[0]["duration"] == 7.0
+
+
+async def test_a_ping_key_guards_slug_urls(keyed):
+    assert (await keyed.get("/ping/s3cret-key/backup")).status == 200
+    assert (await keyed.get("/ping/s3cret-key/backup/fail")).status == 200
+    # Without the key (or with a wrong one) a slug is unknown; uuids still work.
+    assert (await keyed.get("/ping/backup")).status == 404
+    assert (await keyed.get("/ping/wrong-key/backup")).status == 404
+    assert (await keyed.get(f"/ping/{UUID}")).status == 200
+    assert await kinds(keyed) == [("success", None), ("fail", None), ("success", None)]
+
+
+async def test_a_long_body_is_truncated_and_the_ping_still_counts(client):
+    response = await client.post("/ping/backup/fail", data=b"x" * 5000 + b"END")
+    assert response.status == 200
+    ping = (await client.store.pings("backup"))[0]
+    assert ping["body"] == "x" * 100
+    assert ping["truncated"] is True
+
+
+async def test_bytes_that_are_not_utf8_are_replaced_not_refused(client):
+    response = await client.post("/ping/backup", data=b"ok \xff\xfe done")
+    assert response.status == 200
+    assert (await client.store.pings("backup"))[0]["body"] == "ok \ufffd\ufffd done"
+
+
+async def test_the_user_agent_is_cut_to_200_characters(client):
+    await client.get("/ping/backup", headers={"User-Agent": "u" * 1000})
+    assert (await client.store.pings("backup"))[0]["user_agent"] == "u" * 200
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "expected"),
+    [
+        (None, "127.0.0.1"),
+        ("203.0.113.9", "127.0.0.1"),
+    ],
+    ids=["direct", "untrusted-peer"],
+)
+async def test_x_forwarded_for_is_ignored_from_untrusted_peers(client, forwarded, expected):
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    await client.get("/ping/backup", headers=headers)
+    assert (await client.store.pings("backup"))[0]["remote_addr"] == expected
+
+
+async def test_x_forwarded_for_is_honoured_from_a_trusted_proxy(tmp_path, aiohttp_client, clock):
+    client = await make_client(
+        tmp_path, aiohttp_client, clock, 'trusted_proxies = ["127.0.0.0/8", "10.0.0.0/8"]'
+    )
+    try:
+        # The client, then a trusted proxy in front of us: the client is the answer.
+        await client.get("/ping/backup", headers={"X-Forwarded-For": "203.0.113.9, 10.1.2.3"})
+        assert (await client.store.pings("backup"))[0]["remote_addr"] == "203.0.113.9"
+    finally:
+        await client.store.close()
+
+
+async def test_a_database_that_cannot_be_written_answers_503(client, tmp_path):
+    with sqlite3.connect(tmp_path / "hb.db") as conn:
+        conn.execute(
+            "CREATE TRIGGER full_disk BEFORE INSERT ON pings "
+            "BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END"
+        )
+    response = await client.get("/ping/backup")
+    assert response.status == 503
+    assert response.headers["Ping-Body-Limit"] == "100"
+    with sqlite3.connect(tmp_path / "hb.db") as conn:
+        conn.execute("DROP TRIGGER full_disk")
+    assert (await client.get("/ping/backup")).status == 200
+
+
+async def test_the_api_lists_monitors_with_the_contract_fields(client):
+    await client.get("/ping/backup")
+    body = await (await client.get("/api/v1/monitors")).json()
+    fields = {
+        "slug",
+        "name",
+        "status",
+        "started_at",
+        "last_ping",
+        "expected_at",
+        "down_at",
+        "n_pings",
+        "last_duration",
+    }
+    assert [m["slug"] for m in body["monitors"]] == ["backup", "web"]
+    assert fields <= set(body["monitors"][0])
+    assert body["monitors"][0]["status"] == "up"
+    assert body["monitors"][0]["last_ping"].endswith("Z")
+
+
+async def test_the_write_api_is_off_without_a_token(client):
+    response = await client.post("/api/v1/monitors/backup/pause")
+    assert response.status == 403
+
+
+async def test_healthz_answers_ok(client):
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert (await response.json())["status"] == "ok"
+
+
+SEGMENT = st.one_of(
+    st.sampled_from(["backup", "web", UUID, "start", "fail", "log", "0", "255", "256", "", ".."]),
+    st.text(alphabet=string.ascii_letters + string.digits + "-_.~%!$&'()*+,;=:@", max_size=40),
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    segments=st.lists(SEGMENT, min_size=0, max_size=5),
+    query=st.text(alphabet=string.printable, max_size=60),
+    method=st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS"]),
+    body=st.binary(max_size=300),
+)
+async def test_no_ping_path_ever_gets_a_5xx(client, segments, query, method, body):
+    path = "/ping/" + "/".join(segments)
+    response = await client.request(
+        method, path, params={"rid": query} if query else None, data=body or None
+    )
+    assert response.status < 500
