@@ -1,0 +1,285 @@
+"""The delivery worker: sends what the outbox table holds, retrying with backoff.
+
+Channels classify a failure (`DeliveryError(permanent=...)`); this module
+decides what happens next, and records it in the store, so an outage delays an
+alert and never drops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+
+from heartbeatd.channels import CHANNEL_TYPES
+from heartbeatd.channels.base import DeliveryError, SendContext
+from heartbeatd.clock import Clock
+from heartbeatd.store import OutboxItem, Store, StoreError
+
+log = logging.getLogger(__name__)
+
+FIRST_RETRY = 10.0
+MAX_RETRY = 30 * 60.0
+JITTER = 0.2
+# How long to wait before trying the store again after it failed.
+STORE_RETRY = 10.0
+# The least time between passes when the store says a row is due but none
+# could be claimed: a guard against a busy loop, not a polling interval.
+MIN_IDLE = 1.0
+
+# scheme://user:password@host/path?query -> scheme://host/…
+URL = re.compile(r"([a-z][a-z0-9+.-]*://)(?:[^@/\s'\"]*@)?([^/\s'\"?#]+)[^\s'\"]*", re.I)
+
+
+def backoff(attempts: int, rng: random.Random) -> float:
+    """Seconds before retry number `attempts` (1-based): 10 s doubling, up to 30 min."""
+    base = min(FIRST_RETRY * 2 ** min(max(attempts, 1) - 1, 32), MAX_RETRY)
+    # Jitter spreads out the retries of many alerts that failed together.
+    return base * rng.uniform(1 - JITTER, 1 + JITTER)
+
+
+def describe(exc: BaseException) -> str:
+    """A log-safe description of a failed attempt."""
+    if isinstance(exc, DeliveryError):
+        return str(exc)
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # Its str() includes the full URL, which may carry a token.
+        return f"{type(exc).__name__}: status {exc.status}"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return type(exc).__name__
+    # Channels turn their errors into DeliveryError; this is the fallback for
+    # the ones they missed, so strip anything that looks like a URL path.
+    text = URL.sub(r"\1\2/…", str(exc))
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass
+class DeliveryStats:
+    """Counters for metrics."""
+
+    sent: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    retried: dict[str, int] = field(default_factory=dict)
+    attempts: int = 0
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        channels: Mapping[str, Any],
+        give_up_after: float = 86400,
+        send_timeout: float = 30,
+        rng: random.Random | None = None,
+        lease: float = 300,
+        session: aiohttp.ClientSession | None = None,
+        batch: int = 100,
+        drain_timeout: float = 10,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._channels = dict(channels)
+        self._give_up_after = give_up_after
+        self._send_timeout = send_timeout
+        self._rng = rng or random.Random()
+        self._lease = lease
+        self._session = session
+        self._owns_session = session is None
+        self._batch = batch
+        self._drain_timeout = drain_timeout
+        self._wake = asyncio.Event()
+        self.stats = DeliveryStats()
+
+    def set_channels(self, channels: Mapping[str, Any]) -> None:
+        """Use these channels from the next attempt on (config reload)."""
+        self._channels = dict(channels)
+
+    def wake(self) -> None:
+        """New rows were committed: look at the outbox now."""
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Close the HTTP session if this worker created it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set, sleeping until the next row is due."""
+        try:
+            while not stop.is_set():
+                # Cleared before the pass, so a wake() during it is not lost.
+                self._wake.clear()
+                try:
+                    claimed = await self._pass(stop)
+                    delay = await self._seconds_to_next()
+                except StoreError as exc:
+                    log.error("cannot read the outbox error=%s", exc)
+                    delay = STORE_RETRY
+                else:
+                    if delay is not None and delay <= 0 and not claimed:
+                        # Due, yet nothing could be claimed: do not spin.
+                        delay = MIN_IDLE
+                if stop.is_set():
+                    break
+                await self._idle(stop, delay)
+        finally:
+            await self.close()
+
+    async def deliver_due(self) -> int:
+        """Claim the rows due now and attempt them concurrently; return the attempts."""
+        _, attempts = await self._deliver_batch()
+        return attempts
+
+    async def _deliver_batch(self) -> tuple[int, int]:
+        """One pass: (rows claimed, sends attempted)."""
+        now = self._clock.now()
+        items = await self._store.claim_due(now, limit=self._batch, lease=self._lease)
+        if not items:
+            return 0, 0
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        ctx = SendContext(session=self._session, timeout=self._send_timeout)
+        results = await asyncio.gather(*(self._deliver(item, ctx) for item in items))
+        return len(items), sum(results)
+
+    # --- one row ------------------------------------------------------------
+
+    async def _deliver(self, item: OutboxItem, ctx: SendContext) -> int:
+        """Attempt one row and record the outcome; return 1 if a send was tried."""
+        channel = self._channels.get(item.channel)
+        module = CHANNEL_TYPES.get(getattr(channel, "type", ""))
+        attempted = 0
+        try:
+            if channel is None or module is None:
+                error = f"channel {item.channel} is no longer configured"
+                await self._fail(item, error, "alert failed")
+                return 0
+            attempted = 1
+            self.stats.attempts += 1
+            try:
+                await asyncio.wait_for(
+                    module.send(item.alert, channel.options, ctx), self._send_timeout
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._after_failure(item, exc)
+            else:
+                await self._store.mark_delivered(item.id, self._clock.now())
+                _count(self.stats.sent, item.channel)
+                log.info(
+                    "alert delivered monitor=%s channel=%s event=%s attempts=%d",
+                    item.monitor,
+                    item.channel,
+                    item.alert.event.value,
+                    item.attempts + 1,
+                )
+        except StoreError as exc:
+            # The row stays claimed; once its lease ends it is tried again
+            # (at least once: never lost, rarely sent twice).
+            log.error(
+                "cannot record delivery monitor=%s channel=%s error=%s",
+                item.monitor,
+                item.channel,
+                exc,
+            )
+        return attempted
+
+    async def _after_failure(self, item: OutboxItem, exc: Exception) -> None:
+        if isinstance(exc, asyncio.TimeoutError):
+            error = f"timed out after {self._send_timeout:g}s"
+        else:
+            error = describe(exc)
+        if isinstance(exc, DeliveryError) and exc.permanent:
+            await self._fail(item, error, "alert failed")
+            return
+        if not isinstance(exc, (DeliveryError, asyncio.TimeoutError, OSError, aiohttp.ClientError)):
+            # A bug in a channel: keep its traceback, and keep the alert.
+            log.error(
+                "alert send crashed monitor=%s channel=%s", item.monitor, item.channel, exc_info=exc
+            )
+        now = self._clock.now()
+        deadline = item.created_at + timedelta(seconds=self._give_up_after)
+        if now >= deadline:
+            await self._fail(item, error, "alert given up")
+            return
+        attempts = item.attempts + 1
+        # The last retry falls on the deadline, so "give up after 24h" is exact.
+        retry_at = min(now + timedelta(seconds=backoff(attempts, self._rng)), deadline)
+        await self._store.mark_retry(item.id, error, retry_at)
+        _count(self.stats.retried, item.channel)
+        log.warning(
+            "alert delivery failed monitor=%s channel=%s event=%s attempts=%d retry_at=%s error=%s",
+            item.monitor,
+            item.channel,
+            item.alert.event.value,
+            attempts,
+            retry_at.isoformat(timespec="seconds"),
+            error,
+        )
+
+    async def _fail(self, item: OutboxItem, error: str, message: str) -> None:
+        await self._store.mark_failed(item.id, error, self._clock.now())
+        _count(self.stats.failed, item.channel)
+        log.error(
+            "%s monitor=%s channel=%s event=%s attempts=%d error=%s",
+            message,
+            item.monitor,
+            item.channel,
+            item.alert.event.value,
+            item.attempts + 1,
+            error,
+        )
+
+    # --- the loop -------------------------------------------------------------
+
+    async def _pass(self, stop: asyncio.Event) -> int:
+        """One delivery pass, cut short (after a bounded wait) by `stop`; rows claimed."""
+        task = asyncio.ensure_future(self._deliver_batch())
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                # Shutting down: in-flight sends get a bounded time. A send cut
+                # here stays claimed and is tried again after its lease.
+                await asyncio.wait({task}, timeout=self._drain_timeout)
+            if not task.done():
+                log.warning("alert deliveries cut by shutdown timeout=%gs", self._drain_timeout)
+                task.cancel()
+                await asyncio.wait({task})
+                return 0
+            claimed, _ = task.result()
+            return claimed
+        finally:
+            stopped.cancel()
+            task.cancel()
+
+    async def _seconds_to_next(self) -> float | None:
+        due = await self._store.next_due()
+        return None if due is None else (due - self._clock.now()).total_seconds()
+
+    async def _idle(self, stop: asyncio.Event, seconds: float | None) -> None:
+        """Wait for the first of: a wake-up, stop, or `seconds`."""
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        if seconds is not None:
+            waiters.append(asyncio.ensure_future(self._clock.sleep(seconds)))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.wait(waiters)
+
+
+def _count(counter: dict[str, int], key: str) -> None:
+    counter[key] = counter.get(key, 0) + 1

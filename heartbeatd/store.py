@@ -1,0 +1,695 @@
+"""SQLite storage: monitor states, ping and flip history, and the alert outbox.
+
+All writes go through one writer task that commits everything queued in one
+transaction (group commit), so a burst of pings costs one fsync, not one each.
+Reads use a second, read-only connection and never wait behind a write batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from heartbeatd.clock import Clock
+from heartbeatd.model import Alert, Flip, MonitorState, Ping, isoformat
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SYNCHRONOUS_MODES = ("normal", "full", "extra")
+# Changes and operations taken into one transaction at most.
+MAX_BATCH = 2000
+BUSY_TIMEOUT_MS = 5000
+
+# Numbered migrations: MIGRATIONS[n] brings a database from user_version n to n+1.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE monitors (
+        slug TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE TABLE pings (
+        id INTEGER PRIMARY KEY, monitor TEXT NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL,
+        exit_status INTEGER, rid TEXT, method TEXT, remote_addr TEXT, user_agent TEXT,
+        body TEXT, truncated INTEGER NOT NULL DEFAULT 0, duration REAL);
+    CREATE INDEX pings_monitor_id ON pings (monitor, id);
+    CREATE TABLE flips (
+        id INTEGER PRIMARY KEY, monitor TEXT NOT NULL, at TEXT NOT NULL, old TEXT NOT NULL,
+        new TEXT NOT NULL, reason TEXT NOT NULL, event TEXT);
+    CREATE INDEX flips_monitor_id ON flips (monitor, id);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY, flip_id INTEGER REFERENCES flips (id),
+        monitor TEXT NOT NULL, channel TEXT NOT NULL, event TEXT NOT NULL,
+        payload TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
+        created_at TEXT NOT NULL, next_attempt_at TEXT NOT NULL, claimed_until TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, delivered_at TEXT,
+        failed_at TEXT);
+    CREATE INDEX outbox_state_next ON outbox (state, next_attempt_at);
+    CREATE INDEX outbox_flip ON outbox (flip_id);
+    """,
+]
+
+UPSERT_STATE = (
+    "INSERT INTO monitors (slug, state, updated_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (slug) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at"
+)
+INSERT_PING = (
+    "INSERT INTO pings (monitor, at, kind, exit_status, rid, method, remote_addr, user_agent,"
+    " body, truncated, duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_FLIP = (
+    "INSERT INTO flips (id, monitor, at, old, new, reason, event) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (flip_id, monitor, channel, event, payload, created_at, next_attempt_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+# Keeps the newest `keep` pings of one monitor; the subquery is NULL (nothing
+# deleted) while the monitor has no more than `keep`.
+TRIM_PINGS = (
+    "DELETE FROM pings WHERE monitor = ? AND id <= "
+    "(SELECT id FROM pings WHERE monitor = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
+)
+
+
+class StoreError(Exception):
+    """The database cannot be opened or written (disk full, read-only, I/O error)."""
+
+
+@dataclass(frozen=True)
+class PingRecord:
+    ping: Ping
+    # Seconds since the matching start, computed by the engine.
+    duration: float | None = None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    flip_id: int | None
+    monitor: str
+    channel: str
+    alert: Alert
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+
+
+def format_time(when: datetime) -> str:
+    """The stored form of a time: fixed-width UTC ISO, so text order is time order."""
+    if when.tzinfo is None:
+        raise ValueError(f"naive datetime {when!r}: heartbeatd stores UTC times only")
+    return when.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def publish_time(text: str | None) -> str | None:
+    """A stored time in the published form of DESIGN §6 (ISO 8601, UTC, Z)."""
+    return isoformat(parse_time(text)) if text is not None else None
+
+
+@dataclass
+class _Change:
+    slug: str
+    state: str
+    updated_at: str
+    ping: tuple[Any, ...] | None
+    flip: tuple[Any, ...] | None
+    outbox: list[tuple[Any, ...]]
+
+
+@dataclass
+class _Job:
+    """One unit of a batch: `run(db)` inside the batch's transaction."""
+
+    run: Callable[[aiosqlite.Connection], Awaitable[Any]] | None
+    future: asyncio.Future[Any]
+    change: _Change | None = None
+
+
+class Store:
+    def __init__(
+        self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection, clock: Clock
+    ) -> None:
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._clock = clock
+        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
+        self._closing = False
+        # Monitors that got pings since the last trim; None means "not known
+        # yet" (just opened), so the first trim looks at every monitor.
+        self._untrimmed: set[str] | None = None
+        # Committed transactions, for tests and metrics.
+        self.transactions = 0
+        self._task = asyncio.get_running_loop().create_task(self._write_forever())
+
+    @classmethod
+    async def open(
+        cls, path: Path | str, *, synchronous: str = "full", clock: Clock | None = None
+    ) -> Store:
+        """Open (creating if needed) and migrate the database, and start the writer."""
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
+        path = Path(path)
+        writer = reader = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            writer = await aiosqlite.connect(path, isolation_level=None)
+            await _configure_writer(writer, path, synchronous)
+            version = await _migrate(writer, path)
+            uri = path.absolute().as_uri() + "?mode=ro"
+            reader = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+            await reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        except (OSError, sqlite3.Error, StoreError) as exc:
+            for conn in (reader, writer):
+                if conn is not None:
+                    await conn.close()
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"{path}: cannot open the database: {exc}") from exc
+        log.info("store opened path=%s schema=%d synchronous=%s", path, version, synchronous)
+        return cls(path, writer, reader, clock or Clock())
+
+    async def close(self) -> None:
+        """Write everything queued, stop the writer and close both connections."""
+        if self._closing:
+            return
+        self._closing = True
+        self._queue.put_nowait(None)
+        try:
+            if not self._task.done():
+                await self._task
+            elif not self._task.cancelled() and self._task.exception() is not None:
+                log.error(
+                    "store writer had stopped path=%s", self.path, exc_info=self._task.exception()
+                )
+            # A writer cancelled before it ever ran left its queue behind.
+            await self._write_remaining()
+        finally:
+            await self._reader.close()
+            await self._writer.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- writes -----------------------------------------------------------
+
+    def submit(
+        self,
+        slug: str,
+        state: MonitorState,
+        *,
+        ping: PingRecord | None = None,
+        flip: Flip | None = None,
+        alerts: Sequence[tuple[str, Alert]] = (),
+    ) -> asyncio.Future[None]:
+        """Queue a monitor's change; the future resolves once it is committed.
+
+        Cancelling the future does not withdraw the change: it is written anyway.
+        """
+        now = format_time(self._clock.now())
+        change = _Change(
+            slug=slug,
+            state=json.dumps(state.to_json()),
+            updated_at=now,
+            ping=_ping_row(slug, ping) if ping is not None else None,
+            # A reminder (old == new) alerts but is not a flip.
+            flip=_flip_row(slug, flip) if flip is not None and flip.old != flip.new else None,
+            outbox=[
+                (
+                    slug,
+                    channel,
+                    alert.event.value,
+                    json.dumps(alert.to_json()),
+                    now,
+                    format_time(flip.at) if flip is not None else now,
+                )
+                for channel, alert in alerts
+            ],
+        )
+        return self._enqueue(_Job(run=None, future=self._new_future(), change=change))
+
+    async def commit(self, slug: str, state: MonitorState, **kwargs: Any) -> None:
+        await self.submit(slug, state, **kwargs)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async def run(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+        await self._call(run)
+
+    async def trim_pings(self, keep: int) -> int:
+        """Delete all but the newest `keep` pings of every monitor; return how many."""
+        if keep < 0:
+            raise ValueError("keep must be >= 0")
+
+        async def run(db: aiosqlite.Connection) -> int:
+            slugs = self._untrimmed
+            if slugs is None:
+                rows = await db.execute_fetchall("SELECT DISTINCT monitor FROM pings")
+                slugs = {row[0] for row in rows}
+            self._untrimmed = set()
+            try:
+                cursor = await db.executemany(TRIM_PINGS, [(s, s, keep) for s in sorted(slugs)])
+            except BaseException:
+                # Not trimmed after all: try these monitors again next time.
+                self._untrimmed = None if self._untrimmed is None else self._untrimmed | slugs
+                raise
+            return max(cursor.rowcount, 0)
+
+        return await self._call(run)
+
+    # --- outbox writes ------------------------------------------------------
+
+    async def claim_due(
+        self, now: datetime, *, limit: int = 100, lease: float = 300
+    ) -> list[OutboxItem]:
+        """Lease due, unclaimed pending rows; return only the rows this call claimed."""
+        at = format_time(now)
+        until = format_time(now + timedelta(seconds=lease))
+
+        async def run(db: aiosqlite.Connection) -> list[OutboxItem]:
+            # The writer owns the only write transaction (BEGIN IMMEDIATE), so
+            # nothing can claim these rows between this SELECT and the UPDATE.
+            rows = await db.execute_fetchall(
+                "SELECT id, flip_id, monitor, channel, payload, attempts, created_at,"
+                " next_attempt_at FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
+                " AND (claimed_until IS NULL OR claimed_until <= ?)"
+                " ORDER BY next_attempt_at, id LIMIT ?",
+                (at, at, limit),
+            )
+            if not rows:
+                return []
+            items, broken = [], []
+            for row in rows:
+                try:
+                    items.append(_outbox_item(row))
+                except (ValueError, TypeError, KeyError) as exc:
+                    # Cannot be sent, ever; failing it keeps it from blocking the rest.
+                    log.error(
+                        "unreadable outbox row id=%d monitor=%s error=%s", row[0], row[2], exc
+                    )
+                    broken.append((f"unreadable alert payload: {exc}", at, row[0]))
+            await db.executemany(
+                "UPDATE outbox SET claimed_until = ? WHERE id = ?", [(until, i.id) for i in items]
+            )
+            if broken:
+                await db.executemany(
+                    "UPDATE outbox SET state = 'failed', last_error = ?, failed_at = ?"
+                    " WHERE id = ?",
+                    broken,
+                )
+            return items
+
+        return await self._call(run)
+
+    async def mark_delivered(self, item_id: int, at: datetime) -> None:
+        await self._update_outbox(
+            "state = 'sent', attempts = attempts + 1, delivered_at = ?, claimed_until = NULL",
+            (format_time(at),),
+            item_id,
+        )
+
+    async def mark_retry(self, item_id: int, error: str, next_attempt_at: datetime) -> None:
+        await self._update_outbox(
+            "attempts = attempts + 1, last_error = ?, next_attempt_at = ?, claimed_until = NULL",
+            (error, format_time(next_attempt_at)),
+            item_id,
+        )
+
+    async def mark_failed(self, item_id: int, error: str, at: datetime) -> None:
+        await self._update_outbox(
+            "state = 'failed', attempts = attempts + 1, last_error = ?, failed_at = ?,"
+            " claimed_until = NULL",
+            (error, format_time(at)),
+            item_id,
+        )
+
+    async def _update_outbox(self, assignments: str, params: tuple[Any, ...], item_id: int) -> None:
+        sql = f"UPDATE outbox SET {assignments} WHERE id = ? AND state = 'pending'"
+
+        async def run(db: aiosqlite.Connection) -> None:
+            await db.execute(sql, (*params, item_id))
+
+        await self._call(run)
+
+    # --- reads --------------------------------------------------------------
+
+    async def get_meta(self, key: str) -> str | None:
+        rows = await self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    async def load_states(self) -> dict[str, MonitorState]:
+        states = {}
+        for slug, text in await self._read("SELECT slug, state FROM monitors"):
+            try:
+                states[slug] = MonitorState.from_json(json.loads(text))
+            except (ValueError, TypeError, KeyError) as exc:
+                # One unreadable row must not keep the daemon from starting;
+                # that monitor starts over as new (and alerts if not pinged).
+                log.error("unreadable monitor state monitor=%s error=%s", slug, exc)
+        return states
+
+    async def pings(self, slug: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest pings of a monitor, newest first."""
+        rows = await self._read(
+            "SELECT id, at, kind, exit_status, rid, method, remote_addr, user_agent, body,"
+            " truncated, duration FROM pings WHERE monitor = ? ORDER BY id DESC LIMIT ?",
+            (slug, limit),
+        )
+        return [
+            {
+                "id": row[0],
+                "at": publish_time(row[1]),
+                "kind": row[2],
+                "exit_status": row[3],
+                "rid": row[4],
+                "method": row[5],
+                "remote_addr": row[6],
+                "user_agent": row[7],
+                "body": row[8],
+                "truncated": bool(row[9]),
+                "duration": row[10],
+            }
+            for row in rows
+        ]
+
+    async def flips(self, slug: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest flips of a monitor, newest first, each with its deliveries."""
+        rows = await self._read(
+            "SELECT id, at, old, new, reason, event FROM flips WHERE monitor = ?"
+            " ORDER BY id DESC LIMIT ?",
+            (slug, limit),
+        )
+        flips = {
+            row[0]: {
+                "id": row[0],
+                "at": publish_time(row[1]),
+                "old": row[2],
+                "new": row[3],
+                "reason": row[4],
+                "event": row[5],
+                "deliveries": [],
+            }
+            for row in rows
+        }
+        if flips:
+            marks = ",".join("?" * len(flips))
+            deliveries = await self._read(
+                "SELECT flip_id, channel, state, attempts, last_error, delivered_at, failed_at"
+                f" FROM outbox WHERE flip_id IN ({marks}) ORDER BY id",
+                tuple(flips),
+            )
+            for flip_id, channel, state, attempts, error, delivered, failed in deliveries:
+                flips[flip_id]["deliveries"].append(
+                    {
+                        "channel": channel,
+                        "state": state,
+                        "attempts": attempts,
+                        "last_error": error,
+                        "delivered_at": publish_time(delivered),
+                        "failed_at": publish_time(failed),
+                    }
+                )
+        return list(flips.values())
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest pending row can next be claimed, or None."""
+        # A claimed row is not claimable before its lease ends; answering its
+        # (past) next_attempt_at would make the worker wake up for nothing.
+        rows = await self._read(
+            "SELECT min(CASE WHEN claimed_until > next_attempt_at THEN claimed_until"
+            " ELSE next_attempt_at END) FROM outbox WHERE state = 'pending'"
+        )
+        return parse_time(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    async def outbox_counts(self) -> dict[str, int]:
+        counts = {"pending": 0, "sent": 0, "failed": 0}
+        for state, n in await self._read("SELECT state, count(*) FROM outbox GROUP BY state"):
+            counts[state] = n
+        return counts
+
+    async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return list(await self._reader.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot read the database: {exc}") from exc
+
+    # --- the writer -----------------------------------------------------------
+
+    def _new_future(self) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().create_future()
+
+    def _enqueue(self, job: _Job) -> asyncio.Future[Any]:
+        if self._closing or self._task.done():
+            job.future.set_exception(StoreError(f"{self.path}: the store is closed"))
+        else:
+            self._queue.put_nowait(job)
+        return job.future
+
+    async def _call(self, run: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        result: T = await self._enqueue(_Job(run=run, future=self._new_future()))
+        return result
+
+    async def _write_forever(self) -> None:
+        stopping = False
+        jobs: list[_Job] = []
+        try:
+            while not stopping:
+                jobs = []
+                job = await self._queue.get()
+                while True:
+                    if job is None:
+                        stopping = True
+                    else:
+                        jobs.append(job)
+                    if len(jobs) >= MAX_BATCH or self._queue.empty():
+                        break
+                    job = self._queue.get_nowait()
+                if jobs:
+                    await self._write_batch(jobs)
+        except asyncio.CancelledError:
+            # Cancelled from outside (e.g. the loop shutting down): what is
+            # queued was promised to callers, so write it before going.
+            self._closing = True
+            await self._write_remaining([job for job in jobs if not job.future.done()])
+            raise
+
+    async def _write_remaining(self, unfinished: Sequence[_Job] = ()) -> None:
+        jobs = [*unfinished, *(job for job in _drain(self._queue) if job is not None)]
+        for start in range(0, len(jobs), MAX_BATCH):
+            await self._write_batch(jobs[start : start + MAX_BATCH])
+
+    async def _write_batch(self, jobs: list[_Job]) -> None:
+        """Commit the jobs in one transaction, then resolve their futures."""
+        db = self._writer
+        changes = [job for job in jobs if job.change is not None]
+        units: list[tuple[Callable[[aiosqlite.Connection], Awaitable[Any]], list[_Job]]] = []
+        if changes:
+            units.append((lambda db: self._write_changes(db, changes), changes))
+        units.extend((job.run, [job]) for job in jobs if job.run is not None)
+        # With more than one unit, a savepoint each keeps one failing
+        # operation from failing the pings that share its transaction.
+        isolate = len(units) > 1
+        done: list[tuple[list[_Job], Any]] = []
+        committing = False
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            for run, unit_jobs in units:
+                if isolate:
+                    await db.execute("SAVEPOINT unit")
+                try:
+                    value = await run(db)
+                except Exception as exc:
+                    # SQLite rolls the whole transaction back on some errors
+                    # (disk full, I/O); then the batch as a whole has failed.
+                    if not isolate or not db.in_transaction:
+                        raise
+                    await db.execute("ROLLBACK TO unit")
+                    await db.execute("RELEASE unit")
+                    self._fail(unit_jobs, exc)
+                    continue
+                if isolate:
+                    await db.execute("RELEASE unit")
+                done.append((unit_jobs, value))
+            committing = True
+            await db.execute("COMMIT")
+        except asyncio.CancelledError:
+            # The statement awaited still runs on the connection's thread; a
+            # no-op queued behind it returns once it has finished.
+            await db.execute_fetchall("SELECT 1")
+            if not committing or db.in_transaction:
+                # Not committed: roll back and leave the jobs unresolved for
+                # the caller to write again.
+                await self._rollback()
+                raise
+            # The COMMIT went through: resolve the jobs, then stop.
+            self._resolve(done)
+            raise
+        except Exception as exc:
+            await self._rollback()
+            self._fail(jobs, exc)
+            return
+        self._resolve(done)
+
+    def _resolve(self, done: list[tuple[list[_Job], Any]]) -> None:
+        self.transactions += 1
+        for unit_jobs, value in done:
+            for job in unit_jobs:
+                if not job.future.done():
+                    job.future.set_result(value)
+
+    async def _write_changes(self, db: aiosqlite.Connection, jobs: list[_Job]) -> None:
+        changes = [job.change for job in jobs if job.change is not None]
+        # The last state queued for a monitor is its newest.
+        states = {c.slug: (c.slug, c.state, c.updated_at) for c in changes}
+        await db.executemany(UPSERT_STATE, list(states.values()))
+        pings = [c.ping for c in changes if c.ping is not None]
+        if pings:
+            await db.executemany(INSERT_PING, pings)
+            if self._untrimmed is not None:
+                self._untrimmed.update(c.slug for c in changes if c.ping is not None)
+        flips = []
+        outbox = []
+        flip_id = 0
+        if any(c.flip is not None for c in changes):
+            # Only the writer inserts flips, inside BEGIN IMMEDIATE, so ids
+            # can be given here and the outbox rows can refer to them.
+            rows = await db.execute_fetchall("SELECT coalesce(max(id), 0) FROM flips")
+            flip_id = rows[0][0]
+        for change in changes:
+            this_flip = None
+            if change.flip is not None:
+                flip_id += 1
+                this_flip = flip_id
+                flips.append((flip_id, *change.flip))
+            outbox.extend((this_flip, *row) for row in change.outbox)
+        if flips:
+            await db.executemany(INSERT_FLIP, flips)
+        if outbox:
+            await db.executemany(INSERT_OUTBOX, outbox)
+
+    async def _rollback(self) -> None:
+        if not self._writer.in_transaction:
+            return
+        try:
+            await self._writer.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.error("store rollback failed path=%s error=%s", self.path, exc)
+
+    def _fail(self, jobs: list[_Job], exc: BaseException) -> None:
+        pending = [job for job in jobs if not job.future.done()]
+        if isinstance(exc, sqlite3.Error):
+            message = f"{self.path}: cannot write the database: {exc}"
+            log.error("store write failed path=%s jobs=%d error=%s", self.path, len(jobs), exc)
+        elif isinstance(exc, asyncio.CancelledError):
+            message = f"{self.path}: the store writer was cancelled"
+            log.error("store write cancelled path=%s jobs=%d", self.path, len(jobs))
+        else:
+            message = f"{self.path}: internal error writing the database: {exc!r}"
+            log.error("store write failed path=%s jobs=%d", self.path, len(jobs), exc_info=exc)
+        for job in pending:
+            # One exception each: a shared one would collect every caller's traceback.
+            error = StoreError(message)
+            error.__cause__ = exc
+            job.future.set_exception(error)
+
+
+async def _configure_writer(db: aiosqlite.Connection, path: Path, synchronous: str) -> None:
+    rows = await db.execute_fetchall("PRAGMA journal_mode = wal")
+    mode = str(rows[0][0]).lower() if rows else ""
+    if mode != "wal":
+        # Without WAL a reader blocks the writer, and "committed" means less
+        # than we promise; refuse rather than run degraded.
+        raise StoreError(f"{path}: journal_mode reads back {mode!r}, need 'wal'")
+    await db.execute(f"PRAGMA synchronous = {synchronous}")
+    await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    await db.execute("PRAGMA foreign_keys = ON")
+
+
+async def _migrate(db: aiosqlite.Connection, path: Path) -> int:
+    rows = await db.execute_fetchall("PRAGMA user_version")
+    version = rows[0][0]
+    if version > len(MIGRATIONS):
+        raise StoreError(
+            f"{path}: schema version {version} is newer than this heartbeatd knows "
+            f"({len(MIGRATIONS)}); upgrade heartbeatd"
+        )
+    for number in range(version, len(MIGRATIONS)):
+        # One transaction per migration: a failed one leaves the previous version.
+        try:
+            await db.executescript(
+                f"BEGIN IMMEDIATE;\n{MIGRATIONS[number]}\n"
+                f"PRAGMA user_version = {number + 1};\nCOMMIT;"
+            )
+        except sqlite3.Error:
+            if db.in_transaction:
+                await db.execute("ROLLBACK")
+            raise
+        log.info("store migrated path=%s schema=%d", path, number + 1)
+    return len(MIGRATIONS)
+
+
+def _ping_row(slug: str, record: PingRecord) -> tuple[Any, ...]:
+    ping = record.ping
+    return (
+        slug,
+        format_time(ping.at),
+        ping.kind.value,
+        ping.exit_status,
+        ping.rid,
+        ping.method,
+        ping.remote_addr,
+        ping.user_agent,
+        ping.body,
+        int(ping.truncated),
+        record.duration,
+    )
+
+
+def _flip_row(slug: str, flip: Flip) -> tuple[Any, ...]:
+    event = flip.event.value if flip.event is not None else None
+    return (slug, format_time(flip.at), flip.old.value, flip.new.value, flip.reason.value, event)
+
+
+def _outbox_item(row: Any) -> OutboxItem:
+    item_id, flip_id, monitor, channel, payload, attempts, created_at, next_attempt_at = row
+    return OutboxItem(
+        id=item_id,
+        flip_id=flip_id,
+        monitor=monitor,
+        channel=channel,
+        alert=Alert.from_json(json.loads(payload)),
+        attempts=attempts,
+        created_at=parse_time(created_at),
+        next_attempt_at=parse_time(next_attempt_at),
+    )
+
+
+def _drain(queue: asyncio.Queue[T]) -> list[T]:
+    items = []
+    with contextlib.suppress(asyncio.QueueEmpty):
+        while True:
+            items.append(queue.get_nowait())
+    return items

@@ -1,0 +1,336 @@
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import types
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from heartbeatd.channels import CHANNEL_TYPES
+from heartbeatd.channels import log as log_channel
+from heartbeatd.channels.base import DeliveryError, SendContext
+from heartbeatd.clock import FakeClock
+from heartbeatd.model import Alert, AlertEvent, Flip, MonitorState, Reason, Status
+from heartbeatd.outbox import Outbox, backoff, describe
+from heartbeatd.store import Store
+from tests.conftest import NOW
+
+DOWN = MonitorState(status=Status.DOWN, down_at=NOW, reason=Reason.MISSED)
+DOWN_FLIP = Flip(
+    at=NOW, old=Status.UP, new=Status.DOWN, reason=Reason.MISSED, event=AlertEvent.DOWN
+)
+DOWN_ALERT = Alert(
+    event=AlertEvent.DOWN,
+    monitor="backup",
+    name="Nightly backup",
+    status=Status.DOWN,
+    reason=Reason.MISSED,
+    at=NOW,
+    last_ping=NOW - timedelta(days=1),
+)
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A configured channel as the config layer hands it over."""
+
+    type: str
+    options: Any
+
+
+@dataclass(frozen=True)
+class FakeOptions:
+    name: str
+    failures: int = 0
+    permanent: bool = False
+    error: type[Exception] = DeliveryError
+    hang: bool = False
+
+
+class FakeChannelType:
+    """The `fake` channel type: fails `failures` times, then succeeds; records all."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.events: list[str] = []
+        self.called = asyncio.Event()
+
+    def module(self) -> types.ModuleType:
+        module = types.ModuleType("fake")
+        module.send = self.send  # type: ignore[attr-defined]
+        return module
+
+    async def send(self, alert: Alert, opts: FakeOptions, ctx: SendContext) -> None:
+        assert isinstance(ctx, SendContext)
+        self.calls.append(opts.name)
+        self.called.set()
+        if opts.hang:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.events.append(f"{opts.name} cut")
+                raise
+        if self.calls.count(opts.name) <= opts.failures:
+            if opts.error is DeliveryError:
+                raise DeliveryError(f"{opts.name}.example.com: 503", permanent=opts.permanent)
+            raise opts.error("connection reset")
+        self.events.append(f"{opts.name} sent")
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeChannelType:
+    fake = FakeChannelType()
+    monkeypatch.setitem(CHANNEL_TYPES, "fake", fake.module())
+    return fake
+
+
+@pytest.fixture
+async def store(tmp_path: Path, clock: FakeClock):
+    store = await Store.open(tmp_path / "heartbeatd.db", clock=clock)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def outboxes():
+    made: list[Outbox] = []
+    yield made
+    for outbox in made:
+        await outbox.close()
+
+
+@pytest.fixture
+def make_outbox(store: Store, clock: FakeClock, outboxes: list[Outbox]):
+    def make(*options: FakeOptions, **kwargs: Any) -> Outbox:
+        channels = {o.name: Channel("fake", o) for o in options}
+        outbox = Outbox(store, clock, channels=channels, rng=random.Random(7), **kwargs)
+        outboxes.append(outbox)
+        return outbox
+
+    return make
+
+
+async def queue_alert(store: Store, *channels: str) -> None:
+    await store.commit("backup", DOWN, flip=DOWN_FLIP, alerts=[(c, DOWN_ALERT) for c in channels])
+
+
+async def deliveries(store: Store) -> list[tuple[str, str, int, str | None]]:
+    [flip] = await store.flips("backup")
+    return [(d["channel"], d["state"], d["attempts"], d["last_error"]) for d in flip["deliveries"]]
+
+
+@pytest.mark.parametrize(
+    ("attempts", "seconds"),
+    [(1, 10), (2, 20), (3, 40), (4, 80), (8, 1280), (9, 1800), (50, 1800), (10**6, 1800)],
+    ids=["first", "second", "third", "fourth", "eighth", "capped", "long-outage", "huge"],
+)
+def test_it_backs_off_doubling_from_10s_to_30min_with_jitter(attempts: int, seconds: float):
+    delays = [backoff(attempts, random.Random(seed)) for seed in range(50)]
+    assert all(0.8 * seconds <= d <= 1.2 * seconds for d in delays)
+    assert len(set(delays)) > 1
+
+
+@pytest.mark.parametrize(
+    ("exc", "text"),
+    [
+        (DeliveryError("smtp.example.com: 451 try later"), "smtp.example.com: 451 try later"),
+        (
+            OSError("cannot reach https://user:pw@hooks.example.com/T0/B1/secret?x=1"),
+            "OSError: cannot reach https://hooks.example.com/…",
+        ),
+        (RuntimeError(), "RuntimeError"),
+    ],
+    ids=["delivery-error-as-is", "url-path-and-userinfo-stripped", "no-message"],
+)
+def test_it_describes_failures_without_secrets(exc: Exception, text: str):
+    assert describe(exc) == text
+
+
+async def test_it_delivers_once_after_retries(fake, store, clock, make_outbox, caplog):
+    caplog.set_level(logging.INFO)
+    outbox = make_outbox(FakeOptions("ops", failures=2))
+    await queue_alert(store, "ops")
+
+    assert await outbox.deliver_due() == 1
+    assert await deliveries(store) == [("ops", "pending", 1, "ops.example.com: 503")]
+    for _ in range(3):
+        clock.advance(hours=1)
+        await outbox.deliver_due()
+    clock.advance(hours=1)
+    assert await outbox.deliver_due() == 0
+
+    assert fake.calls == ["ops", "ops", "ops"]
+    assert await deliveries(store) == [("ops", "sent", 3, "ops.example.com: 503")]
+    assert outbox.stats.sent == {"ops": 1}
+    assert outbox.stats.attempts == 3
+    assert "alert delivered monitor=backup channel=ops event=down attempts=3" in caplog.text
+    assert "alert delivery failed monitor=backup channel=ops event=down attempts=1" in caplog.text
+
+
+async def test_it_retries_on_the_backoff_schedule(fake, store, clock, make_outbox):
+    outbox = make_outbox(FakeOptions("ops", failures=4))
+    expected = random.Random(7)
+    await queue_alert(store, "ops")
+    assert await outbox.deliver_due() == 1
+
+    for attempt in range(1, 5):
+        due = clock.now() + timedelta(seconds=backoff(attempt, expected))
+        assert await store.next_due() == due
+        clock.advance((due - clock.now()).total_seconds() - 0.001)
+        assert await outbox.deliver_due() == 0
+        clock.advance(0.001)
+        assert await outbox.deliver_due() == 1
+        assert (await deliveries(store))[0][2] == attempt + 1
+
+    assert await deliveries(store) == [("ops", "sent", 5, "ops.example.com: 503")]
+
+
+async def test_it_fails_a_permanent_error_after_one_attempt(
+    fake, store, clock, make_outbox, caplog
+):
+    outbox = make_outbox(FakeOptions("ops", failures=1, permanent=True))
+    await queue_alert(store, "ops")
+    assert await outbox.deliver_due() == 1
+    clock.advance(days=1)
+    assert await outbox.deliver_due() == 0
+    assert await deliveries(store) == [("ops", "failed", 1, "ops.example.com: 503")]
+    assert outbox.stats.failed == {"ops": 1}
+    [record] = [r for r in caplog.records if r.name == "heartbeatd.outbox"]
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == (
+        "alert failed monitor=backup channel=ops event=down attempts=1 error=ops.example.com: 503"
+    )
+
+
+@pytest.mark.parametrize(
+    "error", [OSError, TimeoutError, ValueError], ids=["os-error", "timeout", "channel-bug"]
+)
+async def test_it_retries_other_exceptions(fake, store, make_outbox, error):
+    outbox = make_outbox(FakeOptions("ops", failures=1, error=error))
+    await queue_alert(store, "ops")
+    assert await outbox.deliver_due() == 1
+    [(_, state, attempts, last_error)] = await deliveries(store)
+    assert (state, attempts) == ("pending", 1)
+    assert last_error is not None
+
+
+async def test_it_gives_up_after_give_up_after(fake, store, clock, make_outbox, caplog):
+    outbox = make_outbox(FakeOptions("ops", failures=1000), give_up_after=60)
+    await queue_alert(store, "ops")
+    deadline = clock.now() + timedelta(seconds=60)
+    attempts = 0
+    while (due := await store.next_due()) is not None:
+        clock.advance(max((due - clock.now()).total_seconds(), 0))
+        attempts += await outbox.deliver_due()
+    # 10 s, 20 s, then the rest of the minute: the last try falls on the deadline.
+    assert attempts == 4
+    assert clock.now() == deadline
+    assert await deliveries(store) == [("ops", "failed", 4, "ops.example.com: 503")]
+    assert "alert given up monitor=backup channel=ops event=down attempts=4" in caplog.text
+
+
+async def test_it_cuts_a_hung_send_without_delaying_others(fake, store, make_outbox):
+    outbox = make_outbox(FakeOptions("stuck", hang=True), FakeOptions("ops"), send_timeout=0.2)
+    await queue_alert(store, "stuck", "ops")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await outbox.deliver_due() == 2
+    assert loop.time() - started < 2
+    assert fake.events == ["ops sent", "stuck cut"]
+    assert await deliveries(store) == [
+        ("stuck", "pending", 1, "timed out after 0.2s"),
+        ("ops", "sent", 1, None),
+    ]
+
+
+async def test_it_delivers_pending_rows_after_a_restart(fake, tmp_path, clock, outboxes):
+    path = tmp_path / "heartbeatd.db"
+    async with await Store.open(path, clock=clock) as store:
+        await queue_alert(store, "ops")
+    async with await Store.open(path, clock=clock) as store:
+        outbox = Outbox(store, clock, channels={"ops": Channel("fake", FakeOptions("ops"))})
+        outboxes.append(outbox)
+        assert await outbox.deliver_due() == 1
+        assert await deliveries(store) == [("ops", "sent", 1, None)]
+
+
+async def test_it_fails_rows_of_a_removed_channel(fake, store, make_outbox):
+    outbox = make_outbox(FakeOptions("ops"), FakeOptions("hook"))
+    await queue_alert(store, "ops", "hook")
+    outbox.set_channels({"ops": Channel("fake", FakeOptions("ops"))})
+    assert await outbox.deliver_due() == 1
+    assert fake.calls == ["ops"]
+    assert await deliveries(store) == [
+        ("ops", "sent", 1, None),
+        ("hook", "failed", 1, "channel hook is no longer configured"),
+    ]
+
+
+async def test_it_delivers_through_the_log_channel(store, clock, outboxes, caplog):
+    caplog.set_level(logging.INFO)
+    channels = {"journal": Channel("log", log_channel.Options(level="error"))}
+    outbox = Outbox(store, clock, channels=channels)
+    outboxes.append(outbox)
+    await queue_alert(store, "journal")
+    assert await outbox.deliver_due() == 1
+    [alert_line] = [r for r in caplog.records if r.name == "heartbeatd.alert"]
+    assert alert_line.levelno == logging.ERROR
+    assert alert_line.getMessage().startswith("alert event=down monitor=backup status=down")
+    assert "alert delivered monitor=backup channel=journal event=down attempts=1" in caplog.text
+    assert await store.outbox_counts() == {"pending": 0, "sent": 1, "failed": 0}
+
+
+class WatchedClock(FakeClock):
+    """A FakeClock that tells the test when the worker goes to sleep."""
+
+    def __init__(self) -> None:
+        super().__init__(NOW)
+        self.sleeps: asyncio.Queue[float] = asyncio.Queue()
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.put_nowait(seconds)
+        await super().sleep(seconds)
+
+
+async def test_it_runs_until_stopped_waking_on_new_rows_and_due_times(fake, tmp_path):
+    clock = WatchedClock()
+    async with await Store.open(tmp_path / "heartbeatd.db", clock=clock) as store:
+        channels = {"ops": Channel("fake", FakeOptions("ops", failures=1))}
+        outbox = Outbox(store, clock, channels=channels, rng=random.Random(7))
+        stop = asyncio.Event()
+        worker = asyncio.ensure_future(outbox.run(stop))
+
+        await queue_alert(store, "ops")
+        outbox.wake()
+        # The first attempt fails; the worker sleeps until the retry is due.
+        seconds = await asyncio.wait_for(clock.sleeps.get(), 5)
+        assert seconds == pytest.approx(backoff(1, random.Random(7)))
+        assert fake.calls == ["ops"]
+
+        fake.called.clear()
+        clock.advance(seconds)
+        await asyncio.wait_for(fake.called.wait(), 5)
+        # Stopping lets the attempt in flight finish and be recorded.
+        stop.set()
+        await asyncio.wait_for(worker, 5)
+        assert await deliveries(store) == [("ops", "sent", 2, "ops.example.com: 503")]
+
+
+async def test_it_stops_within_the_drain_timeout_when_a_send_hangs(fake, store, clock):
+    channels = {"stuck": Channel("fake", FakeOptions("stuck", hang=True))}
+    outbox = Outbox(store, clock, channels=channels, drain_timeout=0.1)
+    stop = asyncio.Event()
+    await queue_alert(store, "stuck")
+    worker = asyncio.ensure_future(outbox.run(stop))
+    await asyncio.wait_for(fake.called.wait(), 5)
+    stop.set()
+    await asyncio.wait_for(worker, 5)
+    assert fake.events == ["stuck cut"]
+    # Still claimed: tried again once the lease ends (at least once delivery).
+    assert await deliveries(store) == [("stuck", "pending", 0, None)]
+    assert await store.next_due() == clock.now() + timedelta(seconds=300)
