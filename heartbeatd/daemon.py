@@ -97,6 +97,9 @@ class Daemon:
         )
         try:
             await self._report_downtime()
+            released = await self.store.release_claims()
+            if released:
+                log.warning("alerts interrupted mid-send will be sent again count=%d", released)
             self.engine = Engine(self.config, self.store)
             await self.engine.recover(self.clock.now())
             self.outbox = Outbox(

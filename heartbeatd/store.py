@@ -74,6 +74,10 @@ INSERT_OUTBOX = (
     "INSERT INTO outbox (flip_id, monitor, channel, event, payload, created_at, next_attempt_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+# Alerts of one monitor to one channel go out in order: only the oldest pending
+# row of each (monitor, channel) may be claimed, so a DOWN still being retried
+# is never overtaken by the UP that followed it.
+HEADS_OF_LINE = "SELECT min(id) FROM outbox WHERE state = 'pending' GROUP BY monitor, channel"
 # Keeps the newest `keep` pings of one monitor; the subquery is NULL (nothing
 # deleted) while the monitor has no more than `keep`.
 TRIM_PINGS = (
@@ -296,6 +300,7 @@ class Store:
                 "SELECT id, flip_id, monitor, channel, payload, attempts, created_at,"
                 " next_attempt_at FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
                 " AND (claimed_until IS NULL OR claimed_until <= ?)"
+                f" AND id IN ({HEADS_OF_LINE})"
                 " ORDER BY next_attempt_at, id LIMIT ?",
                 (at, at, limit),
             )
@@ -440,9 +445,25 @@ class Store:
         # (past) next_attempt_at would make the worker wake up for nothing.
         rows = await self._read(
             "SELECT min(CASE WHEN claimed_until > next_attempt_at THEN claimed_until"
-            " ELSE next_attempt_at END) FROM outbox WHERE state = 'pending'"
+            f" ELSE next_attempt_at END) FROM outbox WHERE id IN ({HEADS_OF_LINE})"
         )
         return parse_time(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    async def release_claims(self) -> int:
+        """Forget every lease: at start-up no send of this process is under way.
+
+        A crash in the middle of a send left its row claimed; without this it
+        would wait out the lease before being sent again (at least once).
+        """
+
+        async def run(db: aiosqlite.Connection) -> int:
+            cursor = await db.execute(
+                "UPDATE outbox SET claimed_until = NULL"
+                " WHERE state = 'pending' AND claimed_until IS NOT NULL"
+            )
+            return cursor.rowcount
+
+        return await self._call(run)
 
     async def outbox_counts(self) -> dict[str, int]:
         counts = {"pending": 0, "sent": 0, "failed": 0}

@@ -241,6 +241,45 @@ async def test_it_claims_a_due_row_once_until_the_lease_ends(store: Store, clock
     assert again.id == item.id
 
 
+async def test_it_releases_leases_left_by_a_crash_mid_send(store: Store, clock: FakeClock):
+    await store.commit("backup", DOWN, flip=DOWN_FLIP, alerts=[("ops", DOWN_ALERT)])
+    [item] = await store.claim_due(clock.now(), lease=300)
+    assert await store.release_claims() == 1
+    [again] = await store.claim_due(clock.now())
+    assert again.id == item.id
+
+
+async def test_it_delivers_one_monitors_alerts_to_a_channel_in_order(
+    store: Store, clock: FakeClock
+):
+    up_flip = Flip(
+        at=NOW, old=Status.DOWN, new=Status.UP, reason=Reason.RECOVERED, event=AlertEvent.UP
+    )
+    up_alert = Alert(
+        event=AlertEvent.UP,
+        monitor="backup",
+        name="Nightly backup",
+        status=Status.UP,
+        reason=Reason.RECOVERED,
+        at=NOW,
+    )
+    await store.commit("backup", DOWN, flip=DOWN_FLIP, alerts=[("ops", DOWN_ALERT)])
+    await store.commit("backup", UP, flip=up_flip, alerts=[("ops", up_alert), ("pager", up_alert)])
+    [down, pager_up] = await store.claim_due(clock.now())
+    assert (down.channel, down.alert.event) == ("ops", AlertEvent.DOWN)
+    assert (pager_up.channel, pager_up.alert.event) == ("pager", AlertEvent.UP)
+    await store.mark_delivered(pager_up.id, clock.now())
+    # The DOWN to ops is being retried later: the UP to ops waits behind it.
+    later = clock.now() + timedelta(minutes=10)
+    await store.mark_retry(down.id, "HTTP 503", later)
+    assert await store.claim_due(clock.now()) == []
+    assert await store.next_due() == later
+    [retried] = await store.claim_due(later)
+    await store.mark_delivered(retried.id, later)
+    [up] = await store.claim_due(later)
+    assert (up.channel, up.alert.event) == ("ops", AlertEvent.UP)
+
+
 async def test_it_claims_concurrently_without_handing_out_a_row_twice(store: Store):
     alerts = [(f"ch{n}", DOWN_ALERT) for n in range(20)]
     await store.commit("backup", DOWN, flip=DOWN_FLIP, alerts=alerts)
