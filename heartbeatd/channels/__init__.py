@@ -5,8 +5,15 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from heartbeatd.channels import log
+from heartbeatd.channels import command, discord, email, log, ntfy, slack, telegram, webhook
 
 CHANNEL_TYPES: dict[str, ModuleType] = {
     "log": log,
+    "email": email,
+    "webhook": webhook,
+    "slack": slack,
+    "discord": discord,
+    "ntfy": ntfy,
+    "telegram": telegram,
+    "command": command,
 }

@@ -1,0 +1,96 @@
+"""Wording shared by the channels that write prose (email, chat, push).
+
+Pure functions of an Alert, so every channel says the same thing the same way.
+"""
+
+from __future__ import annotations
+
+from heartbeatd.model import Alert, AlertEvent, Reason, isoformat
+
+# The last output of a job is most useful at its end, where errors are printed.
+EXCERPT_CHARS = 2000
+
+
+def display_name(alert: Alert) -> str:
+    return alert.name or alert.monitor
+
+
+def title(alert: Alert) -> str:
+    """The one-line headline, also the email subject (DESIGN §5)."""
+    name = display_name(alert)
+    if alert.event is AlertEvent.DOWN:
+        return f"DOWN: {name}"
+    if alert.event is AlertEvent.UP:
+        return f"UP: {name}"
+    if alert.event is AlertEvent.REMINDER:
+        return f"REMINDER: {name} is still down"
+    return "TEST: heartbeatd test alert"
+
+
+def explain(alert: Alert) -> str:
+    """The reason in words a person paged at night understands."""
+    if alert.event is AlertEvent.TEST:
+        return "a test alert: if you can read this, the channel works"
+    if alert.reason is Reason.MISSED:
+        return "no ping came in time"
+    if alert.reason is Reason.FAILED:
+        return "the job reported a failure"
+    if alert.reason is Reason.EXIT_STATUS:
+        if alert.exit_status is None:
+            return "the job exited with a non-zero status"
+        return f"the job exited with status {alert.exit_status}"
+    if alert.reason is Reason.RAN_TOO_LONG:
+        return "the job started but did not finish in time"
+    return "a success ping came in"
+
+
+def format_duration(seconds: float) -> str:
+    """`3725` -> "1h 2m": two units at most, enough to read at a glance."""
+    left = max(0, int(seconds))
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size or (unit == "s" and not parts):
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return " ".join(parts[:2])
+
+
+def facts(alert: Alert) -> list[tuple[str, str]]:
+    """Labelled lines for a message body; absent values are left out."""
+    rows = [
+        ("Monitor", alert.monitor),
+        ("Status", alert.status.value),
+        ("Reason", explain(alert)),
+        ("Last ping", isoformat(alert.last_ping) or "never"),
+    ]
+    if alert.expected_at is not None:
+        rows.append(("Expected at", isoformat(alert.expected_at) or ""))
+    if alert.down_at is not None:
+        rows.append(("Down since", isoformat(alert.down_at) or ""))
+    if alert.event is AlertEvent.UP and alert.downtime is not None:
+        rows.append(("Down for", format_duration(alert.downtime)))
+    if alert.exit_status is not None and alert.reason is not Reason.EXIT_STATUS:
+        rows.append(("Exit status", str(alert.exit_status)))
+    return rows
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """The last `limit` characters of `text`, marked when cut."""
+    text = text.rstrip()
+    if len(text) <= limit:
+        return text
+    return "…" + text[-(limit - 1) :]
+
+
+def headline(alert: Alert) -> str:
+    """The first sentence of a message: what happened, in a line."""
+    name = display_name(alert)
+    if alert.event is AlertEvent.DOWN:
+        return f"{name} is down: {explain(alert)}."
+    if alert.event is AlertEvent.REMINDER:
+        return f"{name} is still down: {explain(alert)}."
+    if alert.event is AlertEvent.UP:
+        if alert.downtime is None:
+            return f"{name} is up again."
+        return f"{name} is up again after {format_duration(alert.downtime)}."
+    return "This is a test alert from heartbeatd: if you can read it, the channel works."
