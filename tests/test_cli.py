@@ -1,0 +1,406 @@
+"""The `heartbeatd` command: what a sysadmin types and what a script checks.
+
+Commands that only read a file run in-process through click's CliRunner;
+`run` and `test-alert` (which set up logging and an event loop of their own)
+and `--version` run as real subprocesses. Commands that talk to a daemon get
+a real one (tests/e2e/conftest.py).
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from heartbeatd import __version__
+from heartbeatd.cli import main
+from tests.e2e.conftest import DaemonProcess, WebhookSink, free_port
+
+GOOD = """\
+[server]
+listen = "127.0.0.1:8080"
+base_url = "https://hb.example.com"
+ping_key = "k3y"
+
+[storage]
+path = "hb.db"
+
+[channels.hook]
+type = "webhook"
+url = "http://127.0.0.1:9/hook"
+
+[monitors.nightly-backup]
+name = "Nightly Postgres backup"
+schedule = "0 2 * * *"
+timezone = "Europe/Riga"
+grace = "30m"
+max_runtime = "2h"
+uuid = "9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b"
+
+[monitors.queue-worker]
+period = "1m"
+grace = "30s"
+repeat = "10m"
+"""
+
+GOOD_OUTPUT = """\
+{path}: OK, 2 monitors, 1 channels
+
+nightly-backup  (Nightly Postgres backup)
+  schedule: cron 0 2 * * * (Europe/Riga), grace 30m, max runtime 2h
+  channels: hook
+  ping:     https://hb.example.com/ping/9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b
+            https://hb.example.com/ping/k3y/nightly-backup
+
+queue-worker
+  schedule: every 1m, grace 30s, reminders every 10m
+  channels: hook
+  ping:     https://hb.example.com/ping/k3y/queue-worker
+"""
+
+BAD = """\
+[channels.hook]
+type = "webhook"
+url = "ftp://example.com/hook"
+
+[monitors.x]
+period = "1h"
+grace = "5 min"
+chanels = ["hook"]
+
+[monitors.start]
+period = 60
+"""
+
+BAD_OUTPUT = """\
+{path}: channels.hook.url: expected an http:// or https:// URL with a host
+{path}: monitors.x.grace: expected a duration like "30s", "5m" or "1h30m", got "5 min"
+{path}: monitors.x.chanels: unknown key
+{path}: monitors.start: a slug may not be "start", "fail" or "log" (ping actions), got "start"
+"""
+
+TOKEN = "s3cret-api-token"
+SLOW = '[monitors.{slug}]\nperiod = "1h"\ngrace = "1h"\n'
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def heartbeatd(*args: str, timeout: float = 15) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "heartbeatd", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> Path:
+    path = tmp_path / "good.toml"
+    path.write_text(GOOD)
+    # Inline secrets in a file others cannot read: no warning.
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def bad(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.toml"
+    path.write_text(BAD)
+    return path
+
+
+@pytest.fixture
+def sink() -> Iterator[WebhookSink]:
+    receiver = WebhookSink().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
+    process = DaemonProcess(tmp_path)
+    try:
+        yield process
+    finally:
+        process.kill()
+        print(process.log())
+
+
+# -- check ---------------------------------------------------------------------------
+
+
+def test_it_checks_a_good_config_and_lists_ping_urls(good: Path) -> None:
+    result = cli("check", "-c", str(good))
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == GOOD_OUTPUT.format(path=good)
+    assert result.stderr == ""
+
+
+def test_it_takes_the_config_path_from_heartbeatd_config(good: Path) -> None:
+    result = cli("check", env={"HEARTBEATD_CONFIG": str(good)})
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{good}: OK, 2 monitors")
+
+
+def test_it_warns_about_an_open_listener(tmp_path: Path) -> None:
+    path = tmp_path / "open.toml"
+    path.write_text('[server]\nlisten = "0.0.0.0:8080"\n[monitors.a]\nperiod = 60\n')
+
+    result = cli("check", "-c", str(path))
+
+    assert result.exit_code == 0
+    assert f"warning: {path}: server.listen: listens on 0.0.0.0:8080 without" in result.stderr
+    assert f"warning: {path}: monitors.a: has no channels, so nobody hears of it" in result.stderr
+
+
+def test_it_reports_every_problem_of_a_bad_config_and_exits_2(bad: Path) -> None:
+    result = cli("check", "-c", str(bad))
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == BAD_OUTPUT.format(path=bad)
+
+
+def test_it_reports_a_missing_file_in_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+
+    result = cli("check", "-c", str(missing))
+
+    assert result.exit_code == 2
+    assert result.stderr == f"{missing}: cannot read: No such file or directory\n"
+
+
+def test_it_reports_a_toml_syntax_error_with_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "syntax.toml"
+    path.write_text("[monitors.a]\nperiod = 60\ngrace = \n")
+
+    result = cli("check", "-c", str(path))
+
+    assert result.exit_code == 2
+    assert result.stderr == f"{path}: invalid TOML: Invalid value (at line 3, column 9)\n"
+
+
+# -- run -----------------------------------------------------------------------------
+
+
+def test_it_refuses_to_run_with_a_bad_config(bad: Path) -> None:
+    result = heartbeatd("run", "-c", str(bad))
+
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr == BAD_OUTPUT.format(path=bad)
+
+
+def test_it_exits_1_when_the_port_is_taken(daemon: DaemonProcess) -> None:
+    daemon.write_config(SLOW.format(slug="a"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", daemon.port))
+        taken.listen()
+
+        result = heartbeatd("run", "-c", str(daemon.config_path))
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    [last] = result.stderr.splitlines()[-1:]
+    assert "CRITICAL heartbeatd: cannot start: " in last
+    assert f"('127.0.0.1', {daemon.port}): address already in use" in last
+
+
+def test_it_exits_1_when_the_database_cannot_be_opened(tmp_path: Path) -> None:
+    # A file where the database's directory should be: mkdir fails.
+    (tmp_path / "state").write_text("")
+    path = tmp_path / "hb.toml"
+    path.write_text(
+        f'[server]\nlisten = "127.0.0.1:{free_port()}"\n'
+        '[storage]\npath = "state/hb.db"\n[monitors.a]\nperiod = 60\n'
+    )
+
+    result = heartbeatd("run", "-c", str(path))
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    [last] = result.stderr.splitlines()[-1:]
+    assert f"CRITICAL heartbeatd: cannot start: {tmp_path}/state/hb.db: cannot open the" in last
+
+
+def test_it_prints_its_version() -> None:
+    result = heartbeatd("--version")
+
+    assert result.returncode == 0
+    assert result.stdout == f"heartbeatd, version {__version__}\n"
+
+
+# -- status, pause, resume, history ----------------------------------------------------
+
+
+def test_it_shows_status_and_exits_1_while_a_monitor_is_down(daemon: DaemonProcess) -> None:
+    daemon.write_config(SLOW.format(slug="a") + SLOW.format(slug="backup"))
+    daemon.start()
+    assert daemon.ping("a").status == 200
+    config = str(daemon.config_path)
+
+    result = cli("status", "-c", config)
+
+    assert result.exit_code == 0, result.output
+    header, row_a, row_backup = result.stdout.splitlines()
+    assert header.split() == ["MONITOR", "STATUS", "LAST", "PING", "NEXT", "EXPECTED"]
+    assert row_a.split()[:2] == ["a", "up"]
+    assert "ago" in row_a and "in 59m" in row_a
+    assert row_backup.split()[:3] == ["backup", "new", "never"]
+
+    assert daemon.ping("backup/fail").status == 200
+    result = cli("status", "-c", config)
+
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[2].split()[:2] == ["backup", "down"]
+
+
+def test_it_exits_3_when_the_daemon_is_not_running(tmp_path: Path) -> None:
+    port = free_port()
+    path = tmp_path / "hb.toml"
+    path.write_text(f'[server]\nlisten = "127.0.0.1:{port}"\n[monitors.a]\nperiod = 60\n')
+
+    result = cli("status", "-c", str(path))
+
+    assert result.exit_code == 3
+    assert result.stderr.startswith(f"heartbeatd is not running at http://127.0.0.1:{port} (")
+
+
+def test_it_pauses_and_resumes_a_monitor_with_the_api_token(daemon: DaemonProcess) -> None:
+    daemon.write_config(SLOW.format(slug="a"), server=f'api_token = "{TOKEN}"')
+    daemon.config_path.chmod(0o600)
+    daemon.start()
+    config = str(daemon.config_path)
+
+    result = cli("pause", "a", "-c", config)
+    assert (result.exit_code, result.stdout) == (0, "a: paused\n")
+    assert cli("status", "-c", config).stdout.splitlines()[1].split()[:2] == ["a", "paused"]
+
+    result = cli("resume", "a", "-c", config)
+    assert (result.exit_code, result.stdout) == (0, "a: new\n")
+
+    result = cli("pause", "nope", "-c", config)
+    assert result.exit_code == 3
+    assert result.stderr == f"heartbeatd at {daemon.base_url} answered 404: no such monitor\n"
+
+
+def test_it_refuses_to_pause_without_a_token_or_with_a_wrong_one(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    daemon.write_config(SLOW.format(slug="a"))
+    daemon.start()
+
+    result = cli("pause", "a", "-c", str(daemon.config_path))
+
+    assert result.exit_code == 3
+    assert result.stderr == (
+        f"heartbeatd at {daemon.base_url} answered 403:"
+        " the write API is off: set [server] api_token_file\n"
+    )
+
+    daemon.stop()
+    daemon.write_config(SLOW.format(slug="a"), server=f'api_token = "{TOKEN}"')
+    daemon.start()
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text(daemon.config(SLOW.format(slug="a"), server='api_token = "not-it"'))
+
+    result = cli("pause", "a", "-c", str(wrong))
+
+    assert result.exit_code == 3
+    assert result.stderr == (
+        f"heartbeatd at {daemon.base_url} answered 401: a valid bearer token is required\n"
+    )
+    assert daemon.monitor("a", token=TOKEN)["status"] == "new"
+
+
+def test_it_shows_the_history_of_a_monitor(daemon: DaemonProcess) -> None:
+    daemon.write_config(SLOW.format(slug="a"))
+    daemon.start()
+    assert daemon.ping("a").status == 200
+    assert daemon.ping("a/7").status == 200
+
+    result = cli("history", "a", "-c", str(daemon.config_path))
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "PINGS"
+    assert lines[1].split()[1:] == ["fail", "exit=7", "127.0.0.1"]
+    assert lines[2].split()[1:] == ["success", "127.0.0.1"]
+    assert lines[3] == "FLIPS"
+    assert [line.split()[1:] for line in lines[4:]] == [
+        ["up", "->", "down", "(exit_status)"],
+        ["new", "->", "up", "(recovered)"],
+    ]
+
+
+# -- test-alert ----------------------------------------------------------------------
+
+
+def _hook_config(tmp_path: Path, sink: WebhookSink) -> Path:
+    path = tmp_path / "hook.toml"
+    path.write_text(
+        f'[channels.hook]\ntype = "webhook"\nurl = "{sink.url}"\n[monitors.a]\nperiod = 60\n'
+    )
+    return path
+
+
+def test_it_sends_a_test_alert(tmp_path: Path, sink: WebhookSink) -> None:
+    result = heartbeatd("test-alert", "hook", "-c", str(_hook_config(tmp_path, sink)))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "test alert sent through hook\n"
+    [alert] = sink.delivered()
+    assert (alert["event"], alert["monitor"]) == ("test", "heartbeatd-test")
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(500, "temporary: the outbox would retry it"), (404, "permanent")],
+    ids=["500-temporary", "404-permanent"],
+)
+def test_it_reports_a_failed_test_alert_classified(
+    tmp_path: Path, sink: WebhookSink, status: int, kind: str
+) -> None:
+    sink.answer(status)
+
+    result = heartbeatd("test-alert", "hook", "-c", str(_hook_config(tmp_path, sink)))
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.endswith(
+        f"test alert through hook failed: webhook to 127.0.0.1:{sink.port}: HTTP {status}"
+        f" ({kind})\n"
+    )
+
+
+def test_it_names_the_configured_channels_for_an_unknown_one(
+    tmp_path: Path, sink: WebhookSink
+) -> None:
+    result = cli("test-alert", "nope", "-c", str(_hook_config(tmp_path, sink)))
+
+    assert result.exit_code == 2
+    assert result.stderr == "no channel named 'nope' (configured: hook)\n"
+    assert sink.received == []
+
+
+def test_it_stops_a_running_daemon_cleanly_on_sigint(daemon: DaemonProcess) -> None:
+    # Ctrl-C in a terminal: the same orderly stop as SIGTERM.
+    daemon.write_config(SLOW.format(slug="a"))
+    daemon.start()
+
+    daemon.signal(signal.SIGINT)
+
+    assert daemon.wait_exit() == 0
+    assert "Traceback" not in daemon.log()
