@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import re
 import signal
 import sys
 from datetime import datetime
@@ -93,6 +95,7 @@ def main() -> None:
 def run(config_path: str, verbose: bool) -> None:
     """Run the daemon (SIGHUP reloads the config, SIGTERM stops)."""
     from heartbeatd.daemon import run as run_daemon
+    from heartbeatd.store import StoreError
 
     setup_logging(verbose)
     _use_uvloop()
@@ -109,7 +112,7 @@ def run(config_path: str, verbose: bool) -> None:
         asyncio.run(main_task())
     except ConfigError as exc:
         fail_config(exc)
-    except OSError as exc:
+    except (OSError, StoreError) as exc:
         # Most often: the listen address is taken, or the db directory is not writable.
         logging.getLogger("heartbeatd").critical("cannot start: %s", exc)
         sys.exit(1)
@@ -329,3 +332,37 @@ async def _send_test_alert(config: Config, name: str, clock: Clock) -> str | Non
         except asyncio.TimeoutError:
             return f"no answer within {timeout:.0f}s (temporary: the outbox would retry it)"
     return None
+
+
+@main.command(name="hash-password")
+@click.argument("user", required=False)
+def hash_password(user: str | None) -> None:
+    """Print a password hash for [web.users].
+
+    Asks for the password twice (not echoed) on a terminal; otherwise reads
+    one line from standard input. With USER, prints a whole `USER = "..."`
+    line to paste under [web.users].
+    """
+    from heartbeatd.auth import hash_password as make_hash
+
+    if user is not None and (not user or ":" in user):
+        click.echo('a user name must not be empty or contain ":"', err=True)
+        sys.exit(2)
+    if _stdin_is_tty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        click.echo("no password given", err=True)
+        sys.exit(2)
+    line = make_hash(password)
+    if user is None:
+        click.echo(line)
+    else:
+        # A bare TOML key when it can be one; a quoted one otherwise.
+        key = user if re.fullmatch(r"[A-Za-z0-9_-]+", user) else json.dumps(user)
+        click.echo(f'{key} = "{line}"')
+
+
+def _stdin_is_tty() -> bool:
+    return sys.stdin.isatty()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from heartbeatd.auth import HashError, parse_hash
 from heartbeatd.channels import CHANNEL_TYPES
 from heartbeatd.channels.base import ParseEnv
 from heartbeatd.channels.email import SmtpOptions, parse_smtp
@@ -341,7 +342,12 @@ def _read_web(table: Table) -> WebConfig:
             # Never echo the value: it may be a plain password typed by mistake.
             users_table.error(name, 'expected a password hash starting with "scrypt$"')
         else:
-            users[name] = value
+            try:
+                parse_hash(value)
+            except HashError as exc:
+                users_table.error(name, f"{exc} (make one with `heartbeatd hash-password`)")
+            else:
+                users[name] = value
     users_table.done()
     table.done()
     return WebConfig(users=users)

@@ -110,7 +110,13 @@ class Daemon:
                 send_timeout=self.config.alerts.send_timeout,
             )
             self.engine.on_alert = self.outbox.wake
-            app = make_app(self.engine, self.clock, health=self.health)
+            app = make_app(
+                self.engine,
+                self.clock,
+                health=self.health,
+                outbox=self.outbox,
+                reloads=self.reloads,
+            )
             self.runner = web.AppRunner(
                 app, handle_signals=False, access_log=None, shutdown_timeout=HTTP_DRAIN
             )

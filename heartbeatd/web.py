@@ -3,25 +3,33 @@
 The ping grammar follows Healthchecks (DESIGN §2) so existing clients work.
 A ping is answered 200 only after it is committed to SQLite; a database that
 cannot be written answers 503, which `curl --retry` retries.
+
+The status page, /metrics and badges are rendered by pure functions in
+pages.py and metrics.py; the handlers here only gather their inputs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import hmac
 import ipaddress
 import itertools
 import json
 import logging
+import platform
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
+from heartbeatd import __version__, auth, metrics, pages
 from heartbeatd.clock import Clock
 from heartbeatd.engine import Engine
 from heartbeatd.model import Ping, PingKind
+from heartbeatd.outbox import Outbox
 from heartbeatd.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -30,6 +38,13 @@ ENGINE = web.AppKey("engine", Engine)
 CLOCK = web.AppKey("clock", Clock)
 # Returns None when healthy, else what is wrong.
 HEALTH = web.AppKey("health", Callable[[], Awaitable["str | None"]])
+# Both optional: metrics leave out what they do not have.
+OUTBOX = web.AppKey("outbox", Outbox)
+RELOADS = web.AppKey("reloads", metrics.ReloadStats)
+# scrypt takes ~0.1 s and 32 MiB; a burst of wrong logins must not take all
+# the memory or every executor thread.
+LOGINS = web.AppKey("logins", asyncio.Semaphore)
+MAX_CONCURRENT_LOGINS = 2
 
 UUID_SHAPE = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
@@ -201,14 +216,27 @@ def _unauthorized() -> web.Response:
 
 
 @web.middleware
-async def api_auth(request: web.Request, handler: Any) -> web.StreamResponse:
-    """With an API token configured, the API needs it; without one, reads are
-    open and writes are off."""
-    if not request.path.startswith("/api/"):
-        return await handler(request)
+async def require_auth(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The API takes the bearer token; the status page and /metrics take it or
+    a basic-auth login. Pings, /healthz and badges are never behind auth."""
+    if request.path.startswith("/api/"):
+        return await _api_auth(request, handler)
+    if _is_login_surface(request.path) and not await _login_ok(request):
+        return web.Response(
+            status=401,
+            text="401: log in as a [web.users] user, or with the API token\n",
+            headers={"WWW-Authenticate": 'Basic realm="heartbeatd"'},
+        )
+    return await handler(request)
+
+
+async def _api_auth(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Reads are protected like the status page (open when neither a token nor
+    users are configured); writes need the API token and are off without one."""
     has_token = request.app[ENGINE].config.server.api_token is not None
     if request.method in ("GET", "HEAD"):
-        if has_token and not _token_ok(request):
+        # Users set up to guard the status page must guard the same data here.
+        if not await _login_ok(request):
             return _unauthorized()
     elif not has_token:
         return web.json_response(
@@ -217,6 +245,48 @@ async def api_auth(request: web.Request, handler: Any) -> web.StreamResponse:
     elif not _token_ok(request):
         return _unauthorized()
     return await handler(request)
+
+
+def _is_login_surface(path: str) -> bool:
+    return path in ("/", "/metrics") or path.startswith("/monitors/")
+
+
+async def _login_ok(request: web.Request) -> bool:
+    config = request.app[ENGINE].config
+    users, token = config.web.users, config.server.api_token
+    if not users and token is None:
+        # Nothing to log in with: open, as DESIGN §6 says.
+        return True
+    if _token_ok(request):
+        return True
+    login = _basic_login(request.headers.get(hdrs.AUTHORIZATION, ""))
+    if login is None:
+        return False
+    user, password = login
+    if users:
+        async with request.app[LOGINS]:
+            # In a thread: scrypt would stall every ping for ~0.1 s.
+            ok = await asyncio.to_thread(auth.check_user, users, user, password)
+        if not ok:
+            log.warning("login failed user=%r remote=%s", user[:64], request.remote)
+        return ok
+    # Only a token: any user name, the token as the password (for tools that
+    # speak basic auth only).
+    assert token is not None
+    return hmac.compare_digest(password.encode(), token.reveal().encode())
+
+
+def _basic_login(header: str) -> tuple[str, str] | None:
+    """(user, password) from "Basic base64(user:password)", or None."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        text = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, colon, password = text.partition(":")
+    return (user, password) if colon else None
 
 
 def _slug(request: web.Request) -> str:
@@ -272,17 +342,138 @@ async def api_resume(request: web.Request) -> web.Response:
     return web.json_response(engine.view(slug))
 
 
+# -- status page, metrics, badges ---------------------------------------------------
+
+PAGE_PINGS = 50
+PAGE_FLIPS = 50
+# The pages need no script, frame or outside resource; say so to the browser.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none';"
+        " form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    return web.Response(
+        text=text, status=status, content_type="text/html", charset="utf-8", headers=PAGE_HEADERS
+    )
+
+
+async def page_index(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    monitors = [engine.view(slug) for slug in engine.config.monitors]
+    return _html(pages.render_index(monitors, request.app[CLOCK].now()))
+
+
+async def page_monitor(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    slug = request.match_info["slug"]
+    if engine.monitor(slug) is None:
+        return web.Response(status=404, text="404: no such monitor\n")
+    try:
+        pings = await engine.store.pings(slug, limit=PAGE_PINGS)
+        flips = await engine.store.flips(slug, limit=PAGE_FLIPS)
+    except StoreError as exc:
+        log.error("status page not rendered monitor=%s error=%s", slug, exc)
+        return web.Response(status=503, text="503: storage unavailable\n")
+    return _html(pages.render_monitor(engine.view(slug), pings, flips, request.app[CLOCK].now()))
+
+
+async def handle_metrics(request: web.Request) -> web.Response:
+    snapshot = await _metrics_snapshot(request.app)
+    return web.Response(
+        body=metrics.render_metrics(snapshot).encode("utf-8"),
+        headers={"Content-Type": metrics.CONTENT_TYPE, "Cache-Control": "no-store"},
+    )
+
+
+async def _metrics_snapshot(app: web.Application) -> metrics.Snapshot:
+    engine = app[ENGINE]
+    outbox, reloads = app.get(OUTBOX), app.get(RELOADS)
+    try:
+        pending: int | None = (await engine.store.outbox_counts())["pending"]
+    except StoreError as exc:
+        # The other series are still worth having; this one is left out.
+        log.error("metrics without outbox figures error=%s", exc)
+        pending = None
+    return metrics.Snapshot(
+        monitors=[engine.view(slug) for slug in engine.config.monitors],
+        pings_by_kind=dict(engine.pings_by_kind),
+        alerts_sent=dict(outbox.stats.sent) if outbox else {},
+        alerts_failed=dict(outbox.stats.failed) if outbox else {},
+        channels=tuple(engine.config.channels),
+        outbox_pending=pending,
+        reloads_ok=reloads.ok if reloads else 0,
+        reloads_failed=reloads.failed if reloads else 0,
+        last_reload_at=reloads.last_at if reloads else None,
+        last_reload_ok=reloads.last_ok if reloads else True,
+        version=__version__,
+        python=platform.python_version(),
+    )
+
+
+def _badge_target(engine: Engine, tail: str) -> tuple[str, str] | None:
+    """(slug, "svg" | "json") for the path after /badge/, or None for a 404."""
+    key = engine.config.server.badge_key
+    parts = tail.split("/")
+    if key is not None:
+        # /badge/<badge_key>/<slug>.svg; compared in constant time.
+        if len(parts) != 2 or not hmac.compare_digest(parts[0].encode(), key.reveal().encode()):
+            return None
+        name = parts[1]
+    elif len(parts) == 1:
+        name = parts[0]
+    else:
+        return None
+    slug, dot, ext = name.rpartition(".")
+    if not dot or ext not in ("svg", "json") or engine.monitor(slug) is None:
+        return None
+    return slug, ext
+
+
+async def handle_badge(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    target = _badge_target(engine, request.match_info["tail"])
+    if target is None:
+        return web.Response(status=404, text="not found")
+    slug, ext = target
+    label, status = engine.config.monitors[slug].name, engine.state(slug).status.value
+    # Embedded in READMEs and dashboards: let caches ask again every time.
+    headers = {"Cache-Control": "no-cache, max-age=0", "Access-Control-Allow-Origin": "*"}
+    if ext == "json":
+        return web.json_response(pages.badge_json(label, status), headers=headers)
+    return web.Response(
+        text=pages.render_badge_svg(label, status),
+        content_type="image/svg+xml",
+        headers=headers,
+    )
+
+
 def make_app(
     engine: Engine,
     clock: Clock,
     *,
     health: Callable[[], Awaitable[str | None]],
+    outbox: Outbox | None = None,
+    reloads: metrics.ReloadStats | None = None,
 ) -> web.Application:
-    """The application; tests build it directly with a FakeClock."""
-    app = web.Application(middlewares=[api_auth])
+    """The application; tests build it directly with a FakeClock.
+
+    `outbox` and `reloads` feed /metrics (alert and reload counters)."""
+    app = web.Application(middlewares=[require_auth])
     app[ENGINE] = engine
     app[CLOCK] = clock
     app[HEALTH] = health
+    app[LOGINS] = asyncio.Semaphore(MAX_CONCURRENT_LOGINS)
+    if outbox is not None:
+        app[OUTBOX] = outbox
+    if reloads is not None:
+        app[RELOADS] = reloads
     for method in ("GET", "POST", "HEAD"):
         app.router.add_route(method, "/ping/{tail:.*}", handle_ping)
     app.router.add_get("/healthz", handle_healthz)
@@ -292,8 +483,8 @@ def make_app(
     app.router.add_get("/api/v1/monitors/{slug}/flips", api_flips)
     app.router.add_post("/api/v1/monitors/{slug}/pause", api_pause)
     app.router.add_post("/api/v1/monitors/{slug}/resume", api_resume)
+    app.router.add_get("/", page_index)
+    app.router.add_get("/monitors/{slug}", page_monitor)
+    app.router.add_get("/metrics", handle_metrics)
+    app.router.add_get("/badge/{tail:.+}", handle_badge)
     return app
-
-
-def new_rid() -> str:
-    return str(uuid.uuid4())

@@ -29,6 +29,8 @@ from heartbeatd.tables import ConfigError, Table
 
 FILE = "heartbeatd.toml"
 UUID = "9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b"
+# `heartbeatd hash-password` output for "correct horse".
+ADMIN_HASH = "scrypt$32768$8$1$/4pHQSq5mSEi2VHIiFDtxg$pzGI+ACmuGprwoDREHRAWiDhykoj6BorCS4HCocKhxc"
 HINT = 'expected a duration like "30s", "5m" or "1h30m"'
 
 
@@ -89,7 +91,7 @@ FULL = f"""
     send_timeout = "10s"
 
     [web.users]
-    admin = "scrypt$16384$8$1$c2FsdA$aGFzaA"
+    admin = "scrypt$32768$8$1$/4pHQSq5mSEi2VHIiFDtxg$pzGI+ACmuGprwoDREHRAWiDhykoj6BorCS4HCocKhxc"
 
     [defaults]
     grace = "5m"
@@ -152,7 +154,7 @@ def test_it_loads_a_full_config(tmp_path: Path) -> None:
     assert (config.storage.ping_history, config.storage.max_body) == (50, 20000)
     assert config.storage.synchronous == "normal"
     assert (config.alerts.give_up_after, config.alerts.send_timeout) == (172800, 10)
-    assert dict(config.web.users) == {"admin": "scrypt$16384$8$1$c2FsdA$aGFzaA"}
+    assert dict(config.web.users) == {"admin": ADMIN_HASH}
     assert config.smtp is not None
     assert config.smtp.password == Secret("hunter2")
 
@@ -573,6 +575,17 @@ BAD_CONFIGS = [
         """,
         [f'{FILE}: web.users.admin: expected a password hash starting with "scrypt$"'],
         id="plain-password-for-web-user",
+    ),
+    pytest.param(
+        """
+        [web.users]
+        admin = "scrypt$1000$8$1$c2FsdA$aGFzaA"
+        """,
+        [
+            f"{FILE}: web.users.admin: n must be a power of 2 up to 1048576"
+            " (make one with `heartbeatd hash-password`)"
+        ],
+        id="broken-password-hash",
     ),
     pytest.param(
         """

@@ -1,0 +1,219 @@
+"""Prometheus metrics: text exposition format 0.0.4, rendered from a snapshot.
+
+`render_metrics` is pure: web.py collects a `Snapshot` (engine views, counters,
+outbox and reload figures) and this module only formats it, so the output is
+tested without a daemon. A time that is not known (a monitor never pinged) has
+no sample rather than a made-up 0, so `time() - metric` never alerts on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from heartbeatd.model import PingKind, Status, parse_isoformat
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class ReloadStats(Protocol):
+    """What the daemon counts about config reloads (daemon.Reloads)."""
+
+    ok: int
+    failed: int
+    last_at: datetime | None
+    last_ok: bool
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    # The API monitor objects (Engine.view), one per configured monitor.
+    monitors: Sequence[Mapping[str, Any]]
+    pings_by_kind: Mapping[str, int]
+    alerts_sent: Mapping[str, int]
+    alerts_failed: Mapping[str, int]
+    version: str
+    python: str
+    # None when the outbox could not be read: the gauge is left out.
+    outbox_pending: int | None = None
+    reloads_ok: int = 0
+    reloads_failed: int = 0
+    last_reload_at: datetime | None = None
+    last_reload_ok: bool = True
+    channels: Sequence[str] = field(default_factory=tuple)
+
+
+Sample = tuple[Mapping[str, str], float]
+
+
+def render_metrics(snap: Snapshot) -> str:
+    """The whole /metrics page."""
+    out: list[str] = []
+    _monitor_families(out, snap.monitors)
+    kinds = {kind.value: 0 for kind in PingKind} | dict(snap.pings_by_kind)
+    _family(
+        out,
+        "heartbeatd_pings_total",
+        "counter",
+        "Pings received since the daemon started, by kind.",
+        [({"kind": kind}, n) for kind, n in sorted(kinds.items())],
+    )
+    # Every configured channel gets a series from the start, so rate() works
+    # from the first alert on.
+    for name, counts, text in (
+        ("heartbeatd_alerts_sent_total", snap.alerts_sent, "Alerts delivered"),
+        ("heartbeatd_alerts_failed_total", snap.alerts_failed, "Alerts given up on"),
+    ):
+        per_channel = dict.fromkeys(snap.channels, 0) | dict(counts)
+        _family(
+            out,
+            name,
+            "counter",
+            f"{text} since the daemon started, by channel.",
+            [({"channel": c}, n) for c, n in sorted(per_channel.items())],
+        )
+    if snap.outbox_pending is not None:
+        _family(
+            out,
+            "heartbeatd_outbox_pending",
+            "gauge",
+            "Alerts waiting in the outbox for a (first or next) delivery attempt.",
+            [({}, snap.outbox_pending)],
+        )
+    _reload_families(out, snap)
+    _family(
+        out,
+        "heartbeatd_build_info",
+        "gauge",
+        "Always 1; the labels tell the heartbeatd and Python versions.",
+        [({"version": snap.version, "python": snap.python}, 1)],
+    )
+    return "".join(out)
+
+
+def _monitor_families(out: list[str], monitors: Sequence[Mapping[str, Any]]) -> None:
+    def labels(m: Mapping[str, Any], **extra: str) -> dict[str, str]:
+        return {"monitor": m["slug"], "name": m["name"], **extra}
+
+    def times(key: str) -> list[Sample]:
+        return [(labels(m), _timestamp(m[key])) for m in monitors if m.get(key) is not None]
+
+    _family(
+        out,
+        "heartbeatd_monitor_up",
+        "gauge",
+        "1 if the monitor is up, else 0 (new, late, down or paused).",
+        [(labels(m), int(m["status"] == Status.UP.value)) for m in monitors],
+    )
+    _family(
+        out,
+        "heartbeatd_monitor_status",
+        "gauge",
+        "1 for the monitor's current status, 0 for the others.",
+        [
+            (labels(m, status=s.value), int(m["status"] == s.value))
+            for m in monitors
+            for s in Status
+        ],
+    )
+    _family(
+        out,
+        "heartbeatd_monitor_running",
+        "gauge",
+        "1 while a run is in progress (a start ping without its finish), else 0.",
+        [(labels(m), int(m.get("started_at") is not None)) for m in monitors],
+    )
+    _family(
+        out,
+        "heartbeatd_monitor_last_ping_timestamp_seconds",
+        "gauge",
+        "When the last ping of any kind came in (Unix time).",
+        times("last_ping"),
+    )
+    _family(
+        out,
+        "heartbeatd_monitor_last_duration_seconds",
+        "gauge",
+        "How long the last measured run took (from its start ping to its finish).",
+        [
+            (labels(m), float(m["last_duration"]))
+            for m in monitors
+            if m.get("last_duration") is not None
+        ],
+    )
+    _family(
+        out,
+        "heartbeatd_monitor_expected_timestamp_seconds",
+        "gauge",
+        "When the next success is due (Unix time).",
+        times("expected_at"),
+    )
+    _family(
+        out,
+        "heartbeatd_monitor_down_at_timestamp_seconds",
+        "gauge",
+        "When the monitor went down (while down), or will go down without a ping (Unix time).",
+        times("down_at"),
+    )
+
+
+def _reload_families(out: list[str], snap: Snapshot) -> None:
+    _family(
+        out,
+        "heartbeatd_config_reloads_total",
+        "counter",
+        "Config reloads (SIGHUP) since the daemon started, by result.",
+        [({"result": "success"}, snap.reloads_ok), ({"result": "failure"}, snap.reloads_failed)],
+    )
+    if snap.last_reload_at is not None:
+        _family(
+            out,
+            "heartbeatd_config_last_reload_timestamp_seconds",
+            "gauge",
+            "When the config was last reloaded (Unix time).",
+            [({}, snap.last_reload_at.timestamp())],
+        )
+    _family(
+        out,
+        "heartbeatd_config_last_reload_success",
+        "gauge",
+        "1 if the last reload succeeded (or none was tried), 0 if the file was rejected.",
+        [({}, int(snap.last_reload_ok))],
+    )
+
+
+def _family(out: list[str], name: str, kind: str, text: str, samples: Iterable[Sample]) -> None:
+    out.append(f"# HELP {name} {_escape_help(text)}\n")
+    out.append(f"# TYPE {name} {kind}\n")
+    for labels, value in samples:
+        out.append(f"{name}{_labels(labels)} {_number(value)}\n")
+
+
+def _labels(labels: Mapping[str, str]) -> str:
+    if not labels:
+        return ""
+    pairs = ",".join(f'{key}="{escape_label_value(value)}"' for key, value in labels.items())
+    return "{" + pairs + "}"
+
+
+def escape_label_value(value: str) -> str:
+    """A label value as format 0.0.4 writes it: backslash, quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int) or float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
+def _timestamp(iso: str) -> float:
+    when = parse_isoformat(iso)
+    assert when is not None
+    return when.timestamp()

@@ -1,0 +1,243 @@
+"""The status page: server-rendered HTML, and the status badges.
+
+Every function here is pure: it takes the API monitor objects (Engine.view),
+ping and flip rows as the store publishes them, and `now`, and returns text.
+Templates autoescape, so a monitor name or a job's output cannot inject markup.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from heartbeatd.model import isoformat, parse_isoformat
+
+# Worst first: what needs attention is at the top of the page.
+STATUS_ORDER = ("down", "late", "new", "up", "paused")
+REFRESH_SECONDS = 30
+
+REASONS = {
+    "missed": "no ping in time",
+    "failed": "the job reported a failure",
+    "exit_status": "non-zero exit status",
+    "ran_too_long": "ran too long",
+    "recovered": "a success came in",
+}
+
+# Colours of shields.io's named palette, so the SVG and the JSON badge agree.
+BADGE_COLOURS = {
+    "up": ("brightgreen", "#4c1"),
+    "late": ("orange", "#fe7d37"),
+    "down": ("red", "#e05d44"),
+    "new": ("lightgrey", "#9f9f9f"),
+    "paused": ("blue", "#007ec6"),
+}
+
+_env = Environment(
+    loader=PackageLoader("heartbeatd", "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+# -- words for times --------------------------------------------------------------
+
+
+def span(seconds: float) -> str:
+    """A rounded length of time: "42 s", "3 min", "2 h 5 min", "3 d 4 h"."""
+    seconds = abs(seconds)
+    if seconds < 60:
+        return f"{int(seconds)} s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def run_time(seconds: float | None) -> str:
+    """How long a run took, precise enough to compare runs: "0.35 s", "1 min 23 s"."""
+    if seconds is None:
+        return "\u2013"  # an en dash: no run measured yet
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        minutes, rest = divmod(int(seconds), 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    return span(seconds)
+
+
+def ago(iso: str | None, now: datetime) -> str:
+    """ "3 min ago" for a past time, "in 5 min" for a future one, "never" for None."""
+    when = parse_isoformat(iso)
+    if when is None:
+        return "never"
+    seconds = (now - when).total_seconds()
+    if abs(seconds) < 1:
+        return "just now"
+    return f"{span(seconds)} ago" if seconds > 0 else f"in {span(seconds)}"
+
+
+def why(monitor: Mapping[str, Any]) -> str:
+    """Why a monitor is down, in words: "no ping in time", "exit status 3"."""
+    reason = monitor.get("reason") or ""
+    if reason == "exit_status" and monitor.get("last_exit_status") is not None:
+        return f"exit status {monitor['last_exit_status']}"
+    return REASONS.get(reason, reason)
+
+
+def size(text: str) -> str:
+    """The UTF-8 size of a ping body: "812 B", "9.8 KiB"."""
+    n = len(text.encode("utf-8", errors="replace"))
+    if n < 1024:
+        return f"{n} B"
+    return f"{n / 1024:.1f} KiB"
+
+
+_env.globals.update(
+    ago=ago,
+    span=span,
+    run_time=run_time,
+    size=size,
+    why=why,
+    reasons=REASONS,
+    iso=isoformat,
+    parse=parse_isoformat,
+)
+
+
+# -- pages ------------------------------------------------------------------------
+
+
+def sort_monitors(monitors: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Down first, then late, new, up, paused; by name within a status."""
+
+    def key(m: Mapping[str, Any]) -> tuple[int, str, str]:
+        status = m["status"]
+        rank = STATUS_ORDER.index(status) if status in STATUS_ORDER else len(STATUS_ORDER)
+        return rank, m["name"].lower(), m["slug"]
+
+    return sorted(monitors, key=key)
+
+
+def count_by_status(monitors: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
+    """[("down", 2), ("up", 5)]: the statuses present, worst first."""
+    counts = {s: 0 for s in STATUS_ORDER}
+    for m in monitors:
+        counts[m["status"]] = counts.get(m["status"], 0) + 1
+    return [(s, n) for s, n in counts.items() if n]
+
+
+def render_index(monitors: list[dict[str, Any]], now: datetime) -> str:
+    """The overview at `/`: one row per monitor, worst first."""
+    return _env.get_template("index.html").render(
+        monitors=sort_monitors(monitors),
+        counts=count_by_status(monitors),
+        now=now,
+        refresh=REFRESH_SECONDS,
+        root="",
+    )
+
+
+def render_monitor(
+    monitor: Mapping[str, Any],
+    pings: Sequence[Mapping[str, Any]],
+    flips: Sequence[Mapping[str, Any]],
+    now: datetime,
+) -> str:
+    """One monitor at `/monitors/<slug>`: its facts, flips and ping log (newest first)."""
+    return _env.get_template("monitor.html").render(
+        m=monitor,
+        pings=pings,
+        flips=flip_rows(flips, monitor["status"], now),
+        counts=count_by_status([monitor]),
+        now=now,
+        refresh=REFRESH_SECONDS,
+        root="../",
+    )
+
+
+def flip_rows(
+    flips: Sequence[Mapping[str, Any]], status: str, now: datetime
+) -> list[dict[str, Any]]:
+    """The flips, newest first, each with `downtime` in seconds: on a flip out
+    of down, since the flip into it; on the flip into a downtime that still
+    lasts, so far (and `ongoing`). Reminders (down to down) are neither."""
+    rows = [{**flip, "downtime": None, "ongoing": False} for flip in flips]
+    still_down = status == "down"
+    for i, row in enumerate(rows):
+        at = parse_isoformat(row["at"])
+        if row["old"] == row["new"] or at is None:
+            continue
+        if row["old"] == "down":
+            went_down = next(
+                (f for f in rows[i + 1 :] if f["new"] == "down" and f["old"] != "down"), None
+            )
+            if went_down is not None:
+                start = parse_isoformat(went_down["at"])
+                row["downtime"] = (at - start).total_seconds() if start else None
+        elif row["new"] == "down" and still_down:
+            row["downtime"] = (now - at).total_seconds()
+            row["ongoing"] = True
+        # Only the newest change can belong to the current downtime.
+        still_down = False
+    return rows
+
+
+# -- badges -----------------------------------------------------------------------
+
+
+def badge_json(label: str, status: str) -> dict[str, Any]:
+    """The shields.io endpoint format (https://shields.io/badges/endpoint-badge)."""
+    colour = BADGE_COLOURS.get(status, ("lightgrey", ""))[0]
+    return {"schemaVersion": 1, "label": label, "message": status, "color": colour}
+
+
+def _text_width(text: str) -> int:
+    # Roughly Verdana 11px; textLength below stretches the glyphs to fit exactly.
+    narrow, wide = set("fijlrt .,:;|!'-()[]"), set("mwMW@%")
+    width = sum(4 if c in narrow else 10 if c in wide else 7 for c in text)
+    return math.ceil(width)
+
+
+def render_badge_svg(label: str, status: str) -> str:
+    """A flat badge: grey label on the left, the status on its colour on the right."""
+    colour = BADGE_COLOURS.get(status, ("lightgrey", "#9f9f9f"))[1]
+    lw, mw = _text_width(label) + 10, _text_width(status) + 10
+    total = lw + mw
+    label_x, message_x = lw / 2, lw + mw / 2
+    e = html.escape
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{total}" height="20"'
+        f' role="img" aria-label="{e(label)}: {e(status)}">'
+        f"<title>{e(label)}: {e(status)}</title>"
+        '<linearGradient id="s" x2="0" y2="100%">'
+        '<stop offset="0" stop-color="#bbb" stop-opacity=".1"/>'
+        '<stop offset="1" stop-opacity=".1"/></linearGradient>'
+        f'<clipPath id="r"><rect width="{total}" height="20" rx="3" fill="#fff"/></clipPath>'
+        '<g clip-path="url(#r)">'
+        f'<rect width="{lw}" height="20" fill="#555"/>'
+        f'<rect x="{lw}" width="{mw}" height="20" fill="{colour}"/>'
+        f'<rect width="{total}" height="20" fill="url(#s)"/></g>'
+        '<g fill="#fff" text-anchor="middle"'
+        ' font-family="Verdana,Geneva,DejaVu Sans,sans-serif" font-size="11">'
+        f'<text x="{label_x}" y="15" fill="#010101" fill-opacity=".3"'
+        f' textLength="{lw - 10}">{e(label)}</text>'
+        f'<text x="{label_x}" y="14" textLength="{lw - 10}">{e(label)}</text>'
+        f'<text x="{message_x}" y="15" fill="#010101" fill-opacity=".3"'
+        f' textLength="{mw - 10}">{e(status)}</text>'
+        f'<text x="{message_x}" y="14" textLength="{mw - 10}">{e(status)}</text>'
+        "</g></svg>"
+    )

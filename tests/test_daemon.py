@@ -1,0 +1,128 @@
+"""The daemon in-process on a fake clock: clock jumps and its own downtime."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from heartbeatd.clock import FakeClock
+from heartbeatd.daemon import Daemon
+from heartbeatd.model import Ping, PingKind, Status
+from heartbeatd.systemd import Notifier
+from tests.channels.conftest import free_port
+
+CONFIG = """
+[server]
+listen = "127.0.0.1:{port}"
+
+[storage]
+path = "hb.db"
+
+[channels.log]
+type = "log"
+
+[monitors.backup]
+period = "1h"
+grace = "5m"
+"""
+
+
+async def settle() -> None:
+    """Let the daemon's tasks run what the last clock step woke up."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.02)
+
+
+async def started(path: Path, clock: FakeClock) -> Daemon:
+    daemon = Daemon(path, clock, asyncio.Event(), asyncio.Event(), notifier=Notifier(""))
+    await daemon.startup()
+    return daemon
+
+
+@pytest.fixture
+def config_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    monkeypatch.delenv("WATCHDOG_USEC", raising=False)
+    path = tmp_path / "heartbeatd.toml"
+    path.write_text(textwrap.dedent(CONFIG.format(port=free_port())))
+    return path
+
+
+@pytest.fixture
+async def run_daemon(
+    config_path: Path, clock: FakeClock
+) -> AsyncIterator[Callable[[], asyncio.Future[Daemon]]]:
+    running: list[Daemon] = []
+
+    async def start() -> Daemon:
+        daemon = await started(config_path, clock)
+        running.append(daemon)
+        await daemon.engine.handle_ping("backup", Ping(PingKind.SUCCESS, at=clock.now()))
+        await settle()
+        return daemon
+
+    yield start  # type: ignore[misc]
+    for daemon in running:
+        if not daemon.store._closing:
+            await daemon.shutdown()
+
+
+async def alerts(daemon: Daemon) -> int:
+    counts = await daemon.store.outbox_counts()
+    return sum(counts.values())
+
+
+async def test_a_wall_clock_jump_forward_gives_grace_instead_of_false_alerts(
+    run_daemon, clock: FakeClock, caplog: pytest.LogCaptureFixture
+):
+    daemon = await run_daemon()
+    # NTP steps the clock a day ahead; only two seconds passed for real.
+    clock.jump(clock.now().replace(day=clock.now().day + 1))
+    clock.advance(seconds=2)
+    await settle()
+    assert "wall clock jumped forward" in caplog.text
+    assert daemon.engine.state("backup").status is Status.LATE
+    assert await alerts(daemon) == 0
+    # A real outage is still caught, one grace period after the jump.
+    clock.advance(minutes=5)
+    await settle()
+    assert daemon.engine.state("backup").status is Status.DOWN
+    assert await alerts(daemon) == 1
+
+
+async def test_a_wall_clock_jump_back_only_delays_deadlines(
+    run_daemon, clock: FakeClock, caplog: pytest.LogCaptureFixture
+):
+    daemon = await run_daemon()
+    clock.jump(clock.now().replace(day=clock.now().day - 1))
+    clock.advance(seconds=2)
+    await settle()
+    assert "wall clock jumped back" in caplog.text
+    clock.advance(hours=2)
+    await settle()
+    assert daemon.engine.state("backup").status is Status.UP
+    assert await alerts(daemon) == 0
+
+
+async def test_after_a_long_stop_it_says_how_long_and_sends_no_alert_storm(
+    run_daemon, config_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+):
+    daemon = await run_daemon()
+    await daemon.shutdown()
+    # Stopped for six hours: six periods of the monitor passed meanwhile.
+    clock.advance(hours=6)
+    again = await started(config_path, clock)
+    try:
+        await settle()
+        notices = [r.getMessage() for r in caplog.records if "was not running" in r.getMessage()]
+        assert len(notices) == 1
+        assert "about 6h" in notices[0]
+        assert again.engine.state("backup").status is Status.LATE
+        assert await alerts(again) == 0
+    finally:
+        await again.shutdown()

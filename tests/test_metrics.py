@@ -1,0 +1,217 @@
+"""/metrics text, rendered from a snapshot (no daemon), and checked by promtool."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from datetime import datetime, timezone
+
+import pytest
+
+from heartbeatd.metrics import Snapshot, escape_label_value, render_metrics
+
+NOW = datetime(2026, 1, 14, 12, 0, 0, tzinfo=timezone.utc)
+T = int(NOW.timestamp())  # 1768392000
+
+
+def monitor(slug: str, status: str = "up", **fields: object) -> dict:
+    base = {
+        "slug": slug,
+        "name": slug,
+        "status": status,
+        "started_at": None,
+        "last_ping": "2026-01-14T11:57:00Z",
+        "expected_at": "2026-01-14T12:57:00Z",
+        "down_at": "2026-01-14T13:02:00Z",
+        "last_duration": 83.5,
+    }
+    return base | fields
+
+
+def snapshot(**fields: object) -> Snapshot:
+    base: dict = {
+        "monitors": [
+            monitor("backup", name="Nightly backup"),
+            monitor(
+                "web",
+                "down",
+                last_ping=None,
+                expected_at="2026-01-14T11:00:00Z",
+                down_at="2026-01-14T11:05:00Z",
+                last_duration=None,
+            ),
+        ],
+        "pings_by_kind": {"success": 7, "fail": 1},
+        "alerts_sent": {"ops": 3},
+        "alerts_failed": {"hook": 1},
+        "channels": ("hook", "ops"),
+        "outbox_pending": 2,
+        "reloads_ok": 4,
+        "reloads_failed": 1,
+        "last_reload_at": NOW,
+        "last_reload_ok": False,
+        "version": "0.1.0",
+        "python": "3.11.7",
+    }
+    return Snapshot(**(base | fields))
+
+
+def samples(text: str) -> dict[str, float]:
+    """{'name{labels}': value} for every sample line."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def test_it_reports_whether_each_monitor_is_up():
+    got = samples(render_metrics(snapshot()))
+    assert got['heartbeatd_monitor_up{monitor="backup",name="Nightly backup"}'] == 1
+    assert got['heartbeatd_monitor_up{monitor="web",name="web"}'] == 0
+
+
+def test_it_reports_the_status_as_a_state_set():
+    got = samples(render_metrics(snapshot()))
+    web = {
+        status: got[f'heartbeatd_monitor_status{{monitor="web",name="web",status="{status}"}}']
+        for status in ("new", "up", "late", "down", "paused")
+    }
+    assert web == {"new": 0, "up": 0, "late": 0, "down": 1, "paused": 0}
+
+
+def test_it_reports_times_as_unix_seconds():
+    got = samples(render_metrics(snapshot()))
+    labels = '{monitor="backup",name="Nightly backup"}'
+    assert got["heartbeatd_monitor_last_ping_timestamp_seconds" + labels] == T - 180
+    assert got["heartbeatd_monitor_expected_timestamp_seconds" + labels] == T + 3420
+    assert got["heartbeatd_monitor_down_at_timestamp_seconds" + labels] == T + 3720
+    assert got["heartbeatd_monitor_last_duration_seconds" + labels] == 83.5
+
+
+def test_it_leaves_out_times_that_are_not_known():
+    # A made-up 0 would read as "last ping in 1970" to `time() - metric`.
+    text = render_metrics(snapshot())
+    assert 'heartbeatd_monitor_last_ping_timestamp_seconds{monitor="web"' not in text
+    assert 'heartbeatd_monitor_last_duration_seconds{monitor="web"' not in text
+    assert 'heartbeatd_monitor_down_at_timestamp_seconds{monitor="web",name="web"}' in text
+
+
+def test_it_reports_a_run_in_progress():
+    running = monitor("backup", started_at="2026-01-14T11:59:00Z")
+    got = samples(render_metrics(snapshot(monitors=[running, monitor("idle")])))
+    assert got['heartbeatd_monitor_running{monitor="backup",name="backup"}'] == 1
+    assert got['heartbeatd_monitor_running{monitor="idle",name="idle"}'] == 0
+
+
+def test_it_counts_pings_by_kind_including_kinds_not_seen_yet():
+    got = samples(render_metrics(snapshot()))
+    assert {k: v for k, v in got.items() if k.startswith("heartbeatd_pings_total")} == {
+        'heartbeatd_pings_total{kind="fail"}': 1,
+        'heartbeatd_pings_total{kind="log"}': 0,
+        'heartbeatd_pings_total{kind="start"}': 0,
+        'heartbeatd_pings_total{kind="success"}': 7,
+    }
+
+
+def test_it_counts_alerts_for_every_configured_channel():
+    got = samples(render_metrics(snapshot()))
+    assert got['heartbeatd_alerts_sent_total{channel="ops"}'] == 3
+    assert got['heartbeatd_alerts_sent_total{channel="hook"}'] == 0
+    assert got['heartbeatd_alerts_failed_total{channel="hook"}'] == 1
+    assert got['heartbeatd_alerts_failed_total{channel="ops"}'] == 0
+    assert got["heartbeatd_outbox_pending"] == 2
+
+
+def test_it_leaves_out_the_outbox_gauge_when_the_outbox_could_not_be_read():
+    assert "heartbeatd_outbox_pending" not in render_metrics(snapshot(outbox_pending=None))
+
+
+def test_it_reports_config_reloads():
+    got = samples(render_metrics(snapshot()))
+    assert got['heartbeatd_config_reloads_total{result="success"}'] == 4
+    assert got['heartbeatd_config_reloads_total{result="failure"}'] == 1
+    assert got["heartbeatd_config_last_reload_timestamp_seconds"] == T
+    assert got["heartbeatd_config_last_reload_success"] == 0
+
+
+def test_it_has_no_reload_time_before_the_first_reload():
+    text = render_metrics(snapshot(last_reload_at=None, last_reload_ok=True))
+    assert "heartbeatd_config_last_reload_timestamp_seconds" not in text
+    assert "heartbeatd_config_last_reload_success 1\n" in text
+
+
+def test_it_reports_the_build():
+    text = render_metrics(snapshot())
+    assert 'heartbeatd_build_info{version="0.1.0",python="3.11.7"} 1\n' in text
+
+
+def test_every_family_has_help_and_type_before_its_samples():
+    text = render_metrics(snapshot())
+    declared: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            name = line.split()[2]
+            assert name not in declared, f"{name} declared twice"
+            declared[name] = ""
+        elif line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            assert name in declared
+            declared[name] = kind
+        else:
+            name = re.match(r"[a-z_]+", line).group(0)
+            assert declared.get(name) in ("gauge", "counter"), line
+    counters = {n for n, k in declared.items() if k == "counter"}
+    assert counters == {
+        "heartbeatd_pings_total",
+        "heartbeatd_alerts_sent_total",
+        "heartbeatd_alerts_failed_total",
+        "heartbeatd_config_reloads_total",
+    }
+    assert text.endswith("\n")
+
+
+@pytest.mark.parametrize(
+    ("value", "escaped"),
+    [
+        ("plain", "plain"),
+        ('say "hi"', 'say \\"hi\\"'),
+        ("C:\\backup", "C:\\\\backup"),
+        ("two\nlines", "two\\nlines"),
+        ('\\"\n', '\\\\\\"\\n'),
+    ],
+    ids=["plain", "quote", "backslash", "newline", "all"],
+)
+def test_it_escapes_label_values(value, escaped):
+    assert escape_label_value(value) == escaped
+
+
+def test_it_escapes_a_monitor_name_in_labels():
+    odd = monitor("odd", name='Back\\up "nightly"\nrun')
+    text = render_metrics(snapshot(monitors=[odd]))
+    assert 'heartbeatd_monitor_up{monitor="odd",name="Back\\\\up \\"nightly\\"\\nrun"} 1\n' in text
+
+
+PROMTOOL = shutil.which("promtool")
+
+
+@pytest.mark.skipif(
+    PROMTOOL is None, reason="promtool not installed (Debian: apt install prometheus)"
+)
+def test_promtool_accepts_the_output():
+    odd = monitor("odd", name='Back\\up "nightly"\nrun', started_at="2026-01-14T11:59:00Z")
+    text = render_metrics(snapshot(monitors=[*snapshot().monitors, odd]))
+    assert PROMTOOL is not None
+    result = subprocess.run(
+        [PROMTOOL, "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # promtool prints lint problems (and exits non-zero) for bad names, units or HELP.
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
