@@ -2,17 +2,20 @@
 
 All writes go through one writer task that commits everything queued in one
 transaction (group commit), so a burst of pings costs one fsync, not one each.
+The writer owns a plain sqlite3 connection on a thread of its own and hands it
+a whole batch at once: one thread hop per transaction, not one per statement.
 Reads use a second, read-only connection and never wait behind a write batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -128,7 +131,8 @@ def publish_time(text: str | None) -> str | None:
 @dataclass
 class _Change:
     slug: str
-    state: str
+    # Serialised on the writer thread, and only the last one queued per slug.
+    state: MonitorState
     updated_at: str
     ping: tuple[Any, ...] | None
     flip: tuple[Any, ...] | None
@@ -139,17 +143,24 @@ class _Change:
 class _Job:
     """One unit of a batch: `run(db)` inside the batch's transaction."""
 
-    run: Callable[[aiosqlite.Connection], Awaitable[Any]] | None
+    run: Callable[[sqlite3.Connection], Any] | None
     future: asyncio.Future[Any]
     change: _Change | None = None
 
 
 class Store:
     def __init__(
-        self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection, clock: Clock
+        self,
+        path: Path,
+        writer: sqlite3.Connection,
+        executor: concurrent.futures.ThreadPoolExecutor,
+        reader: aiosqlite.Connection,
+        clock: Clock,
     ) -> None:
         self.path = path
+        # Used only on the executor's one thread.
         self._writer = writer
+        self._executor = executor
         self._reader = reader
         self._clock = clock
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
@@ -169,24 +180,27 @@ class Store:
         if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
         path = Path(path)
-        writer = reader = None
+        loop = asyncio.get_running_loop()
+        executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="heartbeatd-writer")
+        writer: sqlite3.Connection | None = None
+        reader = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            writer = await aiosqlite.connect(path, isolation_level=None)
-            await _configure_writer(writer, path, synchronous)
-            version = await _migrate(writer, path)
+            writer, version = await loop.run_in_executor(executor, _open_writer, path, synchronous)
             uri = path.absolute().as_uri() + "?mode=ro"
             reader = await aiosqlite.connect(uri, uri=True, isolation_level=None)
             await reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         except (OSError, sqlite3.Error, StoreError) as exc:
-            for conn in (reader, writer):
-                if conn is not None:
-                    await conn.close()
+            if reader is not None:
+                await reader.close()
+            if writer is not None:
+                await loop.run_in_executor(executor, writer.close)
+            executor.shutdown(wait=False)
             if isinstance(exc, StoreError):
                 raise
             raise StoreError(f"{path}: cannot open the database: {exc}") from exc
         log.info("store opened path=%s schema=%d synchronous=%s", path, version, synchronous)
-        return cls(path, writer, reader, clock or Clock())
+        return cls(path, writer, executor, reader, clock or Clock())
 
     async def close(self) -> None:
         """Write everything queued, stop the writer and close both connections."""
@@ -205,7 +219,9 @@ class Store:
             await self._write_remaining()
         finally:
             await self._reader.close()
-            await self._writer.close()
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, self._writer.close)
+            self._executor.shutdown(wait=True)
 
     async def __aenter__(self) -> Store:
         return self
@@ -231,7 +247,7 @@ class Store:
         now = format_time(self._clock.now())
         change = _Change(
             slug=slug,
-            state=json.dumps(state.to_json()),
+            state=state,
             updated_at=now,
             ping=_ping_row(slug, ping) if ping is not None else None,
             # A reminder (old == new) alerts but is not a flip.
@@ -254,8 +270,8 @@ class Store:
         await self.submit(slug, state, **kwargs)
 
     async def set_meta(self, key: str, value: str) -> None:
-        async def run(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def run(db: sqlite3.Connection) -> None:
+            db.execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
@@ -268,14 +284,14 @@ class Store:
         if keep < 0:
             raise ValueError("keep must be >= 0")
 
-        async def run(db: aiosqlite.Connection) -> int:
+        def run(db: sqlite3.Connection) -> int:
             slugs = self._untrimmed
             if slugs is None:
-                rows = await db.execute_fetchall("SELECT DISTINCT monitor FROM pings")
+                rows = db.execute("SELECT DISTINCT monitor FROM pings").fetchall()
                 slugs = {row[0] for row in rows}
             self._untrimmed = set()
             try:
-                cursor = await db.executemany(TRIM_PINGS, [(s, s, keep) for s in sorted(slugs)])
+                cursor = db.executemany(TRIM_PINGS, [(s, s, keep) for s in sorted(slugs)])
             except BaseException:
                 # Not trimmed after all: try these monitors again next time.
                 self._untrimmed = None if self._untrimmed is None else self._untrimmed | slugs
@@ -293,10 +309,10 @@ class Store:
         at = format_time(now)
         until = format_time(now + timedelta(seconds=lease))
 
-        async def run(db: aiosqlite.Connection) -> list[OutboxItem]:
+        def run(db: sqlite3.Connection) -> list[OutboxItem]:
             # The writer owns the only write transaction (BEGIN IMMEDIATE), so
             # nothing can claim these rows between this SELECT and the UPDATE.
-            rows = await db.execute_fetchall(
+            rows = db.execute(
                 "SELECT id, flip_id, monitor, channel, payload, attempts, created_at,"
                 " next_attempt_at FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
                 " AND (claimed_until IS NULL OR claimed_until <= ?)"
@@ -316,11 +332,11 @@ class Store:
                         "unreadable outbox row id=%d monitor=%s error=%s", row[0], row[2], exc
                     )
                     broken.append((f"unreadable alert payload: {exc}", at, row[0]))
-            await db.executemany(
+            db.executemany(
                 "UPDATE outbox SET claimed_until = ? WHERE id = ?", [(until, i.id) for i in items]
             )
             if broken:
-                await db.executemany(
+                db.executemany(
                     "UPDATE outbox SET state = 'failed', last_error = ?, failed_at = ?"
                     " WHERE id = ?",
                     broken,
@@ -354,8 +370,8 @@ class Store:
     async def _update_outbox(self, assignments: str, params: tuple[Any, ...], item_id: int) -> None:
         sql = f"UPDATE outbox SET {assignments} WHERE id = ? AND state = 'pending'"
 
-        async def run(db: aiosqlite.Connection) -> None:
-            await db.execute(sql, (*params, item_id))
+        def run(db: sqlite3.Connection) -> None:
+            db.execute(sql, (*params, item_id))
 
         await self._call(run)
 
@@ -456,8 +472,8 @@ class Store:
         would wait out the lease before being sent again (at least once).
         """
 
-        async def run(db: aiosqlite.Connection) -> int:
-            cursor = await db.execute(
+        def run(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
                 "UPDATE outbox SET claimed_until = NULL"
                 " WHERE state = 'pending' AND claimed_until IS NOT NULL"
             )
@@ -489,7 +505,7 @@ class Store:
             self._queue.put_nowait(job)
         return job.future
 
-    async def _call(self, run: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+    async def _call(self, run: Callable[[sqlite3.Connection], T]) -> T:
         result: T = await self._enqueue(_Job(run=run, future=self._new_future()))
         return result
 
@@ -500,6 +516,9 @@ class Store:
             while not stopping:
                 jobs = []
                 job = await self._queue.get()
+                # Let pings whose requests are already parsed and ready join
+                # this batch: one pass of the loop, not a timed wait.
+                await self._clock.sleep(0)
                 while True:
                     if job is None:
                         stopping = True
@@ -523,10 +542,34 @@ class Store:
             await self._write_batch(jobs[start : start + MAX_BATCH])
 
     async def _write_batch(self, jobs: list[_Job]) -> None:
-        """Commit the jobs in one transaction, then resolve their futures."""
+        """Commit the jobs in one transaction on the writer thread, then resolve them."""
+        work = self._executor.submit(self._write_batch_sync, jobs)
+        try:
+            done, failed = await asyncio.wrap_future(work)
+        except asyncio.CancelledError:
+            # The batch runs to its end on the writer thread (it commits or
+            # rolls back as a whole); wait for that, resolve, then stop.
+            done, failed = work.result()
+            self._settle(done, failed)
+            raise
+        self._settle(done, failed)
+
+    def _settle(self, done: list[tuple[list[_Job], Any]], failed: list[tuple[list[_Job], Any]]):
+        for unit_jobs, exc in failed:
+            self._fail(unit_jobs, exc)
+        if done:
+            self._resolve(done)
+
+    def _write_batch_sync(
+        self, jobs: list[_Job]
+    ) -> tuple[list[tuple[list[_Job], Any]], list[tuple[list[_Job], BaseException]]]:
+        """On the writer thread: one transaction; returns (done, failed) units.
+
+        It never touches the futures (they belong to the event loop).
+        """
         db = self._writer
         changes = [job for job in jobs if job.change is not None]
-        units: list[tuple[Callable[[aiosqlite.Connection], Awaitable[Any]], list[_Job]]] = []
+        units: list[tuple[Callable[[sqlite3.Connection], Any], list[_Job]]] = []
         if changes:
             units.append((lambda db: self._write_changes(db, changes), changes))
         units.extend((job.run, [job]) for job in jobs if job.run is not None)
@@ -534,45 +577,31 @@ class Store:
         # operation from failing the pings that share its transaction.
         isolate = len(units) > 1
         done: list[tuple[list[_Job], Any]] = []
-        committing = False
+        failed: list[tuple[list[_Job], BaseException]] = []
         try:
-            await db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")
             for run, unit_jobs in units:
                 if isolate:
-                    await db.execute("SAVEPOINT unit")
+                    db.execute("SAVEPOINT unit")
                 try:
-                    value = await run(db)
+                    value = run(db)
                 except Exception as exc:
                     # SQLite rolls the whole transaction back on some errors
                     # (disk full, I/O); then the batch as a whole has failed.
                     if not isolate or not db.in_transaction:
                         raise
-                    await db.execute("ROLLBACK TO unit")
-                    await db.execute("RELEASE unit")
-                    self._fail(unit_jobs, exc)
+                    db.execute("ROLLBACK TO unit")
+                    db.execute("RELEASE unit")
+                    failed.append((unit_jobs, exc))
                     continue
                 if isolate:
-                    await db.execute("RELEASE unit")
+                    db.execute("RELEASE unit")
                 done.append((unit_jobs, value))
-            committing = True
-            await db.execute("COMMIT")
-        except asyncio.CancelledError:
-            # The statement awaited still runs on the connection's thread; a
-            # no-op queued behind it returns once it has finished.
-            await db.execute_fetchall("SELECT 1")
-            if not committing or db.in_transaction:
-                # Not committed: roll back and leave the jobs unresolved for
-                # the caller to write again.
-                await self._rollback()
-                raise
-            # The COMMIT went through: resolve the jobs, then stop.
-            self._resolve(done)
-            raise
+            db.execute("COMMIT")
         except Exception as exc:
-            await self._rollback()
-            self._fail(jobs, exc)
-            return
-        self._resolve(done)
+            self._rollback()
+            return [], [(jobs, exc)]
+        return done, failed
 
     def _resolve(self, done: list[tuple[list[_Job], Any]]) -> None:
         self.transactions += 1
@@ -581,14 +610,17 @@ class Store:
                 if not job.future.done():
                     job.future.set_result(value)
 
-    async def _write_changes(self, db: aiosqlite.Connection, jobs: list[_Job]) -> None:
+    def _write_changes(self, db: sqlite3.Connection, jobs: list[_Job]) -> None:
         changes = [job.change for job in jobs if job.change is not None]
-        # The last state queued for a monitor is its newest.
-        states = {c.slug: (c.slug, c.state, c.updated_at) for c in changes}
-        await db.executemany(UPSERT_STATE, list(states.values()))
+        # The last state queued for a monitor is its newest; only it is written.
+        last = {c.slug: c for c in changes}
+        db.executemany(
+            UPSERT_STATE,
+            [(c.slug, json.dumps(c.state.to_json()), c.updated_at) for c in last.values()],
+        )
         pings = [c.ping for c in changes if c.ping is not None]
         if pings:
-            await db.executemany(INSERT_PING, pings)
+            db.executemany(INSERT_PING, pings)
             if self._untrimmed is not None:
                 self._untrimmed.update(c.slug for c in changes if c.ping is not None)
         flips = []
@@ -597,8 +629,7 @@ class Store:
         if any(c.flip is not None for c in changes):
             # Only the writer inserts flips, inside BEGIN IMMEDIATE, so ids
             # can be given here and the outbox rows can refer to them.
-            rows = await db.execute_fetchall("SELECT coalesce(max(id), 0) FROM flips")
-            flip_id = rows[0][0]
+            flip_id = db.execute("SELECT coalesce(max(id), 0) FROM flips").fetchone()[0]
         for change in changes:
             this_flip = None
             if change.flip is not None:
@@ -607,15 +638,15 @@ class Store:
                 flips.append((flip_id, *change.flip))
             outbox.extend((this_flip, *row) for row in change.outbox)
         if flips:
-            await db.executemany(INSERT_FLIP, flips)
+            db.executemany(INSERT_FLIP, flips)
         if outbox:
-            await db.executemany(INSERT_OUTBOX, outbox)
+            db.executemany(INSERT_OUTBOX, outbox)
 
-    async def _rollback(self) -> None:
+    def _rollback(self) -> None:
         if not self._writer.in_transaction:
             return
         try:
-            await self._writer.execute("ROLLBACK")
+            self._writer.execute("ROLLBACK")
         except sqlite3.Error as exc:
             log.error("store rollback failed path=%s error=%s", self.path, exc)
 
@@ -637,21 +668,31 @@ class Store:
             job.future.set_exception(error)
 
 
-async def _configure_writer(db: aiosqlite.Connection, path: Path, synchronous: str) -> None:
-    rows = await db.execute_fetchall("PRAGMA journal_mode = wal")
-    mode = str(rows[0][0]).lower() if rows else ""
+def _open_writer(path: Path, synchronous: str) -> tuple[sqlite3.Connection, int]:
+    """On the writer thread: connect, configure and migrate."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        _configure_writer(db, path, synchronous)
+        return db, _migrate(db, path)
+    except BaseException:
+        db.close()
+        raise
+
+
+def _configure_writer(db: sqlite3.Connection, path: Path, synchronous: str) -> None:
+    row = db.execute("PRAGMA journal_mode = wal").fetchone()
+    mode = str(row[0]).lower() if row else ""
     if mode != "wal":
         # Without WAL a reader blocks the writer, and "committed" means less
         # than we promise; refuse rather than run degraded.
         raise StoreError(f"{path}: journal_mode reads back {mode!r}, need 'wal'")
-    await db.execute(f"PRAGMA synchronous = {synchronous}")
-    await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    await db.execute("PRAGMA foreign_keys = ON")
+    db.execute(f"PRAGMA synchronous = {synchronous}")
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA foreign_keys = ON")
 
 
-async def _migrate(db: aiosqlite.Connection, path: Path) -> int:
-    rows = await db.execute_fetchall("PRAGMA user_version")
-    version = rows[0][0]
+def _migrate(db: sqlite3.Connection, path: Path) -> int:
+    version = db.execute("PRAGMA user_version").fetchone()[0]
     if version > len(MIGRATIONS):
         raise StoreError(
             f"{path}: schema version {version} is newer than this heartbeatd knows "
@@ -660,13 +701,13 @@ async def _migrate(db: aiosqlite.Connection, path: Path) -> int:
     for number in range(version, len(MIGRATIONS)):
         # One transaction per migration: a failed one leaves the previous version.
         try:
-            await db.executescript(
+            db.executescript(
                 f"BEGIN IMMEDIATE;\n{MIGRATIONS[number]}\n"
                 f"PRAGMA user_version = {number + 1};\nCOMMIT;"
             )
         except sqlite3.Error:
             if db.in_transaction:
-                await db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
             raise
         log.info("store migrated path=%s schema=%d", path, number + 1)
     return len(MIGRATIONS)
