@@ -100,12 +100,12 @@ class Ping:
     truncated: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MonitorState:
     """Everything heartbeatd remembers about one monitor between pings.
 
     `expected_at` is when the next success is due; `down_at` is when the
-    monitor went down (while down) or will go down (otherwise).
+    monitor went down (set only while it is down).
     """
 
     status: Status = Status.NEW
@@ -129,32 +129,53 @@ class MonitorState:
     next_reminder_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The stored form: fields at their default are left out and times are
+        epoch seconds, since it is written on every ping."""
         out: dict[str, Any] = {}
-        for key, value in self.__dict__.items():
-            if isinstance(value, datetime):
-                value = value.astimezone(timezone.utc).isoformat()
-            elif isinstance(value, Enum):
+        for name, default in _STATE_DEFAULTS:
+            value = getattr(self, name)
+            if value is default or value == default:
+                continue
+            if name in _STATE_TIMES:
+                value = value.timestamp()
+            elif name in _STATE_ENUMS:
                 value = value.value
-            out[key] = value
+            out[name] = value
         return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MonitorState:
-        known = cls.__dataclass_fields__
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
-            if key not in known or value is None:
+            if key not in _STATE_FIELDS or value is None:
                 continue
-            if key == "status":
-                value = Status(value)
-            elif key == "last_kind":
-                value = PingKind(value)
-            elif key == "reason":
-                value = Reason(value)
-            elif isinstance(value, str) and key not in ("start_rid", "last_body"):
-                value = datetime.fromisoformat(value)
+            if key in _STATE_ENUMS:
+                value = _STATE_ENUMS[key](value)
+            elif key in _STATE_TIMES:
+                value = (
+                    datetime.fromtimestamp(value, timezone.utc)
+                    if isinstance(value, (int, float))
+                    else datetime.fromisoformat(value)
+                )
             kwargs[key] = value
         return cls(**kwargs)
+
+
+_STATE_DEFAULTS = tuple((f.name, f.default) for f in MonitorState.__dataclass_fields__.values())
+_STATE_FIELDS = frozenset(name for name, _ in _STATE_DEFAULTS)
+_STATE_TIMES = frozenset(
+    {
+        "first_seen",
+        "last_ping",
+        "last_success",
+        "started_at",
+        "expected_at",
+        "down_at",
+        "grace_until",
+        "next_reminder_at",
+    }
+)
+_STATE_ENUMS: dict[str, type[Enum]] = {"status": Status, "last_kind": PingKind, "reason": Reason}
 
 
 @dataclass(frozen=True)

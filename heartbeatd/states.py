@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from heartbeatd.model import AlertEvent, Flip, MonitorState, Ping, PingKind, Reason, Status
 
@@ -126,16 +126,19 @@ def _flip(
     return Flip(at=at, old=old, new=new, reason=reason, event=event)
 
 
-def _close_run(state: MonitorState, ping: Ping) -> tuple[MonitorState, float | None]:
-    """End the run in progress if this finishing ping belongs to it."""
+def _close_run(state: MonitorState, ping: Ping) -> tuple[datetime | None, str | None, float | None]:
+    """(started_at, start_rid, duration) after this finishing ping.
+
+    The run in progress ends if the ping belongs to it: a finish carrying
+    another run's rid leaves it open.
+    """
     if state.started_at is None:
-        return state, None
-    # A finish carrying another run's rid leaves this run open.
+        return None, None, None
     if ping.rid is not None and state.start_rid is not None and ping.rid != state.start_rid:
-        return state, None
+        return state.started_at, state.start_rid, None
     elapsed = ping.at - state.started_at
     duration = elapsed.total_seconds() if timedelta(0) <= elapsed <= MAX_RUN_DURATION else None
-    return replace(state, started_at=None, start_rid=None), duration
+    return None, None, duration
 
 
 def _first_reminder(rules: Rules, down_at: datetime) -> datetime | None:
@@ -143,51 +146,65 @@ def _first_reminder(rules: Rules, down_at: datetime) -> datetime | None:
 
 
 def on_ping(state: MonitorState, ping: Ping, rules: Rules) -> Step:
-    counted = replace(state, n_pings=state.n_pings + 1)
     if ping.kind is PingKind.LOG:
-        return Step(counted)
+        return Step(replace(state, n_pings=state.n_pings + 1))
     if ping.kind is PingKind.START:
-        return Step(replace(counted, started_at=ping.at, start_rid=ping.rid, last_ping=ping.at))
-
-    closed, duration = _close_run(counted, ping)
-    finished: dict[str, Any] = {
-        "last_ping": ping.at,
-        "last_kind": ping.kind,
-        "last_exit_status": ping.exit_status,
-        "last_body": ping.body,
-        "last_duration": duration if duration is not None else state.last_duration,
-        "expected_at": rules.schedule.next_after(ping.at),
-        "grace_until": None,
-    }
-    if ping.kind is PingKind.SUCCESS:
-        new = replace(
-            closed,
-            status=Status.UP,
-            last_success=ping.at,
-            down_at=None,
-            reason=None,
-            reminders_sent=0,
-            next_reminder_at=None,
-            **finished,
+        started = replace(
+            state,
+            n_pings=state.n_pings + 1,
+            started_at=ping.at,
+            start_rid=ping.rid,
+            last_ping=ping.at,
         )
+        return Step(started)
+
+    # One constructor call per ping: this is the hot path of every success.
+    started_at, start_rid, duration = _close_run(state, ping)
+    at = ping.at
+    success = ping.kind is PingKind.SUCCESS
+    still_down = not success and state.status is Status.DOWN
+    if success:
+        status, reason, down_at = Status.UP, None, None
+    elif still_down:
+        # No second alert, but keep the latest output and times.
+        status, reason, down_at = Status.DOWN, state.reason, state.down_at
+    else:
+        status = Status.DOWN
+        reason = Reason.EXIT_STATUS if ping.exit_status else Reason.FAILED
+        down_at = at
+    new = MonitorState(
+        status=status,
+        first_seen=state.first_seen,
+        last_ping=at,
+        last_success=at if success else state.last_success,
+        last_kind=ping.kind,
+        last_exit_status=ping.exit_status,
+        started_at=started_at,
+        start_rid=start_rid,
+        expected_at=rules.schedule.next_after(at),
+        down_at=down_at,
+        grace_until=None,
+        reason=reason,
+        n_pings=state.n_pings + 1,
+        last_duration=duration if duration is not None else state.last_duration,
+        last_body=ping.body,
+        reminders_sent=state.reminders_sent if still_down else 0,
+        next_reminder_at=(
+            None
+            if success
+            else state.next_reminder_at
+            if still_down
+            else _first_reminder(rules, at)
+        ),
+    )
+    if success:
         # Only a recovery from down alerts: new -> up and a resume do not.
         event = AlertEvent.UP if state.status is Status.DOWN else None
-        return Step(new, _flip(state.status, Status.UP, ping.at, Reason.RECOVERED, event), duration)
-
-    reason = Reason.EXIT_STATUS if ping.exit_status else Reason.FAILED
-    if state.status is Status.DOWN:
-        # Still down: no second alert, but keep the latest output and times.
-        return Step(replace(closed, **finished), None, duration)
-    new = replace(
-        closed,
-        status=Status.DOWN,
-        down_at=ping.at,
-        reason=reason,
-        reminders_sent=0,
-        next_reminder_at=_first_reminder(rules, ping.at),
-        **finished,
-    )
-    return Step(new, _flip(state.status, Status.DOWN, ping.at, reason, AlertEvent.DOWN), duration)
+        return Step(new, _flip(state.status, Status.UP, at, Reason.RECOVERED, event), duration)
+    if still_down:
+        return Step(new, None, duration)
+    assert reason is not None
+    return Step(new, _flip(state.status, Status.DOWN, at, reason, AlertEvent.DOWN), duration)
 
 
 def on_tick(state: MonitorState, rules: Rules, now: datetime) -> Step:
