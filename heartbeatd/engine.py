@@ -61,7 +61,7 @@ class Engine:
     async def recover(self, now: datetime) -> None:
         """Load every stored state and bring it up to `now` without false alarms."""
         self.states = await self.store.load_states()
-        changed = []
+        changed = {}
         for slug, monitor in self.config.monitors.items():
             old = self.states.get(slug)
             if old is None:
@@ -71,9 +71,9 @@ class Engine:
             self.states[slug] = new
             self._schedule(slug)
             if new != old:
-                changed.append(self.store.submit(slug, new))
-        if changed:
-            await asyncio.gather(*changed)
+                changed[slug] = new
+        # One write for all of them: on a first start that is every monitor.
+        await self.store.submit_states(changed)
         log.info("monitors loaded count=%d stored=%d", len(self.config.monitors), len(self.states))
 
     def forgive(self, now: datetime) -> None:

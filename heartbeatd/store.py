@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -145,7 +145,9 @@ class _Job:
 
     run: Callable[[sqlite3.Connection], Any] | None
     future: asyncio.Future[Any]
-    change: _Change | None = None
+    # Monitor changes, written in queue order; one job may carry many (a bulk
+    # save at start-up) under one future.
+    changes: list[_Change] | None = None
 
 
 class Store:
@@ -264,7 +266,13 @@ class Store:
                 for channel, alert in alerts
             ],
         )
-        return self._enqueue(_Job(run=None, future=self._new_future(), change=change))
+        return self._enqueue(_Job(run=None, future=self._new_future(), changes=[change]))
+
+    def submit_states(self, states: Mapping[str, MonitorState]) -> asyncio.Future[None]:
+        """Queue many states as one job (start-up): one future, not one per monitor."""
+        now = format_time(self._clock.now())
+        changes = [_Change(slug, state, now, None, None, []) for slug, state in states.items()]
+        return self._enqueue(_Job(run=None, future=self._new_future(), changes=changes))
 
     async def commit(self, slug: str, state: MonitorState, **kwargs: Any) -> None:
         await self.submit(slug, state, **kwargs)
@@ -568,7 +576,7 @@ class Store:
         It never touches the futures (they belong to the event loop).
         """
         db = self._writer
-        changes = [job for job in jobs if job.change is not None]
+        changes = [job for job in jobs if job.changes is not None]
         units: list[tuple[Callable[[sqlite3.Connection], Any], list[_Job]]] = []
         if changes:
             units.append((lambda db: self._write_changes(db, changes), changes))
@@ -611,7 +619,7 @@ class Store:
                     job.future.set_result(value)
 
     def _write_changes(self, db: sqlite3.Connection, jobs: list[_Job]) -> None:
-        changes = [job.change for job in jobs if job.change is not None]
+        changes = [change for job in jobs for change in job.changes or ()]
         # The last state queued for a monitor is its newest; only it is written.
         last = {c.slug: c for c in changes}
         db.executemany(

@@ -376,3 +376,15 @@ async def test_it_refuses_changes_after_closing(db_path: Path, clock: FakeClock)
     await store.close()
     with pytest.raises(StoreError, match="closed"):
         await store.commit("backup", UP)
+
+
+async def test_it_saves_many_states_in_one_job_in_queue_order(store: Store, clock: FakeClock):
+    older = {f"m{n}": DOWN for n in range(500)}
+    bulk = store.submit_states(older)
+    # A change queued after the bulk save wins over it.
+    newer = store.submit("m7", UP)
+    await asyncio.gather(bulk, newer)
+    states = await store.load_states()
+    assert len(states) == 500
+    assert states["m7"] == UP
+    assert states["m8"] == DOWN
