@@ -52,6 +52,11 @@ UUID_SHAPE = re.compile(
 ACTIONS = {"start": PingKind.START, "fail": PingKind.FAIL, "log": PingKind.LOG}
 USER_AGENT_LIMIT = 200
 CHUNK = 64 * 1024
+# Seconds a ping's body may take to arrive once its headers are in. A client
+# that stops half-way would otherwise hold its handler (and, for as long as it
+# likes, its connection) open; it gets 408 and the ping does not count.
+BODY_TIMEOUT = 10.0
+BODY_TIMEOUT_KEY = web.AppKey("body_timeout", float)
 
 
 class PingError(Exception):
@@ -137,7 +142,11 @@ async def _read_body(request: web.Request, limit: int) -> tuple[bytes, bool]:
     kept = bytearray()
     truncated = False
     while True:
-        chunk = await request.content.read(CHUNK)
+        try:
+            chunk = await request.content.read(CHUNK)
+        except web.RequestPayloadError:
+            # E.g. "Content-Encoding: gzip" on bytes that are not gzip.
+            raise PingError(400, "request body cannot be decoded") from None
         if not chunk:
             break
         room = limit - len(kept)
@@ -146,6 +155,31 @@ async def _read_body(request: web.Request, limit: int) -> tuple[bytes, bool]:
         if len(chunk) > room:
             truncated = True
     return bytes(kept), truncated
+
+
+async def _read_body_in_time(
+    request: web.Request, limit: int, clock: Clock, timeout: float
+) -> tuple[bytes, bool]:
+    """_read_body, or PingError(408) when the body is not all in within `timeout`."""
+    if not request.body_exists or request.content.is_eof():
+        # No body, or all of it came with the headers (nearly every ping):
+        # nothing to wait for, so no timer either.
+        return await _read_body(request, limit)
+    reading = asyncio.ensure_future(_read_body(request, limit))
+    # The clock's sleep, so tests move time instead of waiting for it.
+    timer = asyncio.ensure_future(clock.sleep(timeout))
+    try:
+        await asyncio.wait((reading, timer), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        timer.cancel()
+        timed_out = not reading.done()
+        if timed_out:
+            reading.cancel()
+            # Owned to the end: let the cancelled read unwind before answering.
+            await asyncio.wait((reading,))
+    if timed_out:
+        raise PingError(408, "request body not received in time")
+    return reading.result()
 
 
 def _ping_headers(engine: Engine) -> dict[str, str]:
@@ -164,9 +198,18 @@ async def handle_ping(request: web.Request) -> web.Response:
         slug, action = _resolve(engine, parts)
         kind, exit_status = _kind(action)
         rid = _rid(request)
-        body, truncated = await _read_body(request, engine.config.storage.max_body)
+        body, truncated = await _read_body_in_time(
+            request,
+            engine.config.storage.max_body,
+            request.app[CLOCK],
+            request.app[BODY_TIMEOUT_KEY],
+        )
     except PingError as exc:
-        return web.Response(status=exc.status, text=exc.text, headers=headers)
+        response = web.Response(status=exc.status, text=exc.text, headers=headers)
+        if exc.status == 408:
+            # A client that stalled mid-body gets no keep-alive to stall again on.
+            response.force_close()
+        return response
     ping = Ping(
         kind=kind,
         at=request.app[CLOCK].now(),
@@ -461,15 +504,18 @@ def make_app(
     health: Callable[[], Awaitable[str | None]],
     outbox: Outbox | None = None,
     reloads: metrics.ReloadStats | None = None,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> web.Application:
     """The application; tests build it directly with a FakeClock.
 
-    `outbox` and `reloads` feed /metrics (alert and reload counters)."""
+    `outbox` and `reloads` feed /metrics (alert and reload counters);
+    `body_timeout` bounds the wait for a ping's body (seconds of `clock`)."""
     app = web.Application(middlewares=[require_auth])
     app[ENGINE] = engine
     app[CLOCK] = clock
     app[HEALTH] = health
     app[LOGINS] = asyncio.Semaphore(MAX_CONCURRENT_LOGINS)
+    app[BODY_TIMEOUT_KEY] = body_timeout
     if outbox is not None:
         app[OUTBOX] = outbox
     if reloads is not None:
