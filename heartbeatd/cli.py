@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 import click
+from aiohttp.http_exceptions import HttpProcessingError
 
 from heartbeatd import __version__
 from heartbeatd.clock import Clock
@@ -57,6 +58,21 @@ class JournalFormatter(logging.Formatter):
         return prefix + super().format(record)
 
 
+class ClientErrorFilter(logging.Filter):
+    """aiohttp logs every request it cannot parse at error level, with a
+    traceback: any client could flood the journal. Such a record becomes one
+    debug line, shown only with -v."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.msg, record.args = "bad request from a client: %s", (exc,)
+        record.exc_info = record.exc_text = None
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
 def setup_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if journal_logging():
@@ -68,6 +84,9 @@ def setup_logging(verbose: bool) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     # aiohttp logs each unhandled error itself; keep its access log quiet.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, ClientErrorFilter) for f in server_log.filters):
+        server_log.addFilter(ClientErrorFilter())
 
 
 def fail_config(exc: ConfigError) -> NoReturn:

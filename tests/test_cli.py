@@ -8,6 +8,7 @@ a real one (tests/e2e/conftest.py).
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import subprocess
@@ -16,10 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp.http_exceptions import BadHttpMessage
 from click.testing import CliRunner, Result
 
 from heartbeatd import __version__
-from heartbeatd.cli import main
+from heartbeatd.cli import ClientErrorFilter, main
 from tests.e2e.conftest import DaemonProcess, WebhookSink, free_port
 
 GOOD = """\
@@ -404,3 +406,17 @@ def test_it_stops_a_running_daemon_cleanly_on_sigint(daemon: DaemonProcess) -> N
 
     assert daemon.wait_exit() == 0
     assert "Traceback" not in daemon.log()
+
+
+def test_a_malformed_request_is_one_debug_line_not_an_error_with_a_traceback():
+    try:
+        raise BadHttpMessage("Duplicate 'User-Agent' header found.")
+    except BadHttpMessage:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "aiohttp.server", logging.ERROR, __file__, 1, "Error handling request", (), exc_info
+    )
+    shown = ClientErrorFilter().filter(record)
+    assert (record.levelname, record.exc_info) == ("DEBUG", None)
+    assert "Duplicate 'User-Agent'" in record.getMessage()
+    assert shown is logging.getLogger().isEnabledFor(logging.DEBUG)

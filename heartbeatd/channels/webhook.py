@@ -222,7 +222,8 @@ def _read_header_file(table: Table, env: ParseEnv, file_name: str) -> list[tuple
         path = env.base_dir / path
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        # ValueError: a path with a NUL byte in it.
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         table.error("headers_file", f'cannot read "{path}": {reason}')
         return []
