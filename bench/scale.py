@@ -17,14 +17,18 @@ process runs on core 1):
      have period --hot-period (default 10s), grace 1s and a `webhook` channel
      pointing at an aiohttp receiver in this process. Right after a whole
      second, the hot monitors are pinged once each (so their deadlines fall in
-     one second), then we wait for the alerts. For each alert:
+     one second), then we wait for the alerts. Only down alerts that carry a
+     `last_ping` count: on a slow start-up the hot monitors' first deadline
+     (never pinged: start-up + period + grace) can pass before the burst, and
+     those alerts say nothing about the lag. For each alert:
        lag vs deadline = receive time - (stored ping time + period + grace),
          the ping time read from the pings table (microseconds);
        lag vs down_at  = receive time - the body's `down_at`, which has
          second precision (truncated), so it overstates the lag by the
          deadline's fraction of a second;
-       lag vs wheel slot = receive time - ceil(deadline): the timer wheel
-         fires at the next whole second, so this is the processing part.
+       lag vs wheel slot = receive time - the deadline rounded up to the
+         timer wheel's slot (heartbeatd.wheel.SLOTS_PER_SECOND; whole seconds
+         before it existed), so this is the processing part.
 
 Usage:
 
@@ -300,13 +304,16 @@ async def alert_lag(args: argparse.Namespace, workdir: Path) -> PhaseResult:
     result = PhaseResult("C")
     received: dict[str, tuple[float, dict]] = {}
     duplicates = 0
+    unpinged = 0
     all_in = asyncio.Event()
 
     async def hook(request: web.Request) -> web.Response:
-        nonlocal duplicates
+        nonlocal duplicates, unpinged
         at = time.time()
         body = await request.json()
-        if body.get("event") == "down":
+        if body.get("event") == "down" and not body.get("last_ping"):
+            unpinged += 1
+        elif body.get("event") == "down":
             if body["monitor"] in received:
                 duplicates += 1
             else:
@@ -370,12 +377,13 @@ async def alert_lag(args: argparse.Namespace, workdir: Path) -> PhaseResult:
         await runner.cleanup()
 
     offset = args.hot_period + 1
+    slots = _wheel_slots_per_second()
     lag_deadline, lag_down_at, lag_slot, fractions, down_at_wrong = [], [], [], [], 0
     for mon, (at, body) in received.items():
         deadline = ping_at[mon] + offset
         lag_deadline.append(at - deadline)
-        # The wheel fires a deadline at the next whole second (math.ceil).
-        lag_slot.append(at - math.ceil(deadline))
+        # The wheel fires a deadline at the next slot boundary.
+        lag_slot.append(at - math.ceil(deadline * slots) / slots)
         down_at = datetime.fromisoformat(body["down_at"].replace("Z", "+00:00")).timestamp()
         lag_down_at.append(at - down_at)
         fractions.append(deadline % 1.0)
@@ -387,8 +395,11 @@ async def alert_lag(args: argparse.Namespace, workdir: Path) -> PhaseResult:
     secs = {int(ping_at[h] + offset) for h in ping_at}
     result.notes.append(
         f"{len(received)}/{args.hot} down alerts received, {duplicates} duplicates; "
-        f"deadlines fall in {len(secs)} distinct second(s); ping burst {burst:.2f}s"
+        f"deadlines fall in {len(secs)} distinct second(s); ping burst {burst:.2f}s; "
+        f"wheel slot {1 / slots:g}s"
     )
+    if unpinged:
+        result.notes.append(f"{unpinged} down alerts of never-pinged monitors ignored")
     if down_at_wrong:
         result.notes.append(f"{down_at_wrong} alerts whose down_at second != the deadline's")
     labelled = (
@@ -408,6 +419,13 @@ async def alert_lag(args: argparse.Namespace, workdir: Path) -> PhaseResult:
         result.values["alert lag p99 (s)"] = float("inf")
         result.notes.append("missing alerts count as infinite lag")
     return result
+
+
+def _wheel_slots_per_second() -> int:
+    """The slot size of the heartbeatd the daemon runs (the same import path)."""
+    from heartbeatd import wheel
+
+    return getattr(wheel, "SLOTS_PER_SECOND", 1)
 
 
 def _hot_options(args: argparse.Namespace) -> dict:

@@ -3,6 +3,10 @@
 Channels classify a failure (`DeliveryError(permanent=...)`); this module
 decides what happens next, and records it in the store, so an outage delays an
 alert and never drops it.
+
+The worker keeps up to CONCURRENCY sends in flight and claims more rows as
+soon as any send ends, so a burst of alerts flows through without waiting for
+the slowest send of a batch, and one hung endpoint holds up only its own line.
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ STORE_RETRY = 10.0
 # The least time between passes when the store says a row is due but none
 # could be claimed: a guard against a busy loop, not a polling interval.
 MIN_IDLE = 1.0
+# Sends in flight at once. Rows are claimed only when their send can start, so
+# a claimed row never waits out its lease behind others; and 100 is aiohttp's
+# connection limit per session, so a send never spends its timeout queued for
+# a connection.
+CONCURRENCY = 100
 
 # scheme://user:password@host/path?query -> scheme://host/…
 URL = re.compile(r"([a-z][a-z0-9+.-]*://)(?:[^@/\s'\"]*@)?([^/\s'\"?#]+)[^\s'\"]*", re.I)
@@ -82,7 +91,7 @@ class Outbox:
         rng: random.Random | None = None,
         lease: float = 300,
         session: aiohttp.ClientSession | None = None,
-        batch: int = 100,
+        concurrency: int = CONCURRENCY,
         drain_timeout: float = 10,
     ) -> None:
         self._store = store
@@ -94,7 +103,7 @@ class Outbox:
         self._lease = lease
         self._session = session
         self._owns_session = session is None
-        self._batch = batch
+        self._concurrency = concurrency
         self._drain_timeout = drain_timeout
         self._wake = asyncio.Event()
         self.stats = DeliveryStats()
@@ -115,47 +124,66 @@ class Outbox:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set, sleeping until the next row is due."""
+        sending: set[asyncio.Task[int]] = set()
         try:
             while not stop.is_set():
-                # Cleared before the pass, so a wake() during it is not lost.
+                # Cleared before claiming, so a wake() meanwhile is not lost.
                 self._wake.clear()
-                try:
-                    claimed = await self._pass(stop)
-                    delay = await self._seconds_to_next()
-                except StoreError as exc:
-                    log.error("cannot read the outbox error=%s", exc)
-                    delay = STORE_RETRY
-                else:
-                    if delay is not None and delay <= 0 and not claimed:
-                        # Due, yet nothing could be claimed: do not spin.
-                        delay = MIN_IDLE
+                delay = await self._start_due(sending)
                 if stop.is_set():
                     break
-                await self._idle(stop, delay)
+                await self._idle(stop, delay, sending)
+            await self._drain(sending)
         finally:
+            # Cancelled from outside: a send cut here stays claimed and is
+            # tried again after its lease.
+            for task in sending:
+                task.cancel()
+            if sending:
+                await asyncio.wait(sending)
+                _reap(sending)
             await self.close()
 
     async def deliver_due(self) -> int:
         """Claim the rows due now and attempt them concurrently; return the attempts."""
-        _, attempts = await self._deliver_batch()
-        return attempts
+        items = await self._claim(self._concurrency)
+        results = await asyncio.gather(*(self._deliver(item) for item in items))
+        return sum(results)
 
-    async def _deliver_batch(self) -> tuple[int, int]:
-        """One pass: (rows claimed, sends attempted)."""
-        now = self._clock.now()
-        items = await self._store.claim_due(now, limit=self._batch, lease=self._lease)
-        if not items:
-            return 0, 0
+    async def _claim(self, limit: int) -> list[OutboxItem]:
+        return await self._store.claim_due(self._clock.now(), limit=limit, lease=self._lease)
+
+    def _context(self) -> SendContext:
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        ctx = SendContext(session=self._session, timeout=self._send_timeout)
-        results = await asyncio.gather(*(self._deliver(item, ctx) for item in items))
-        return len(items), sum(results)
+        return SendContext(session=self._session, timeout=self._send_timeout)
+
+    async def _start_due(self, sending: set[asyncio.Task[int]]) -> float | None:
+        """Start sends for due rows while there is room; seconds until the next is due."""
+        try:
+            room = self._concurrency - len(sending)
+            if room > 0:
+                for item in await self._claim(room):
+                    sending.add(asyncio.ensure_future(self._deliver(item)))
+            if sending:
+                # Every send that ends wakes the loop to claim what it freed
+                # (room, or the next alert of its line); the leases of rows in
+                # flight are no reason to wake.
+                return None
+            delay = await self._seconds_to_next()
+        except StoreError as exc:
+            log.error("cannot read the outbox error=%s", exc)
+            return STORE_RETRY
+        if delay is not None and delay <= 0:
+            # Due, yet nothing could be claimed: do not spin.
+            delay = MIN_IDLE
+        return delay
 
     # --- one row ------------------------------------------------------------
 
-    async def _deliver(self, item: OutboxItem, ctx: SendContext) -> int:
+    async def _deliver(self, item: OutboxItem) -> int:
         """Attempt one row and record the outcome; return 1 if a send was tried."""
+        ctx = self._context()
         channel = self._channels.get(item.channel)
         module = CHANNEL_TYPES.get(getattr(channel, "type", ""))
         attempted = 0
@@ -243,42 +271,46 @@ class Outbox:
 
     # --- the loop -------------------------------------------------------------
 
-    async def _pass(self, stop: asyncio.Event) -> int:
-        """One delivery pass, cut short (after a bounded wait) by `stop`; rows claimed."""
-        task = asyncio.ensure_future(self._deliver_batch())
-        stopped = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if not task.done():
-                # Shutting down: in-flight sends get a bounded time. A send cut
-                # here stays claimed and is tried again after its lease.
-                await asyncio.wait({task}, timeout=self._drain_timeout)
-            if not task.done():
-                log.warning("alert deliveries cut by shutdown timeout=%gs", self._drain_timeout)
+    async def _drain(self, sending: set[asyncio.Task[int]]) -> None:
+        """Shutting down: give sends in flight a bounded time, then cut them."""
+        if not sending:
+            return
+        await asyncio.wait(sending, timeout=self._drain_timeout)
+        _reap(sending)
+        if sending:
+            # A send cut here stays claimed and is tried again after its lease.
+            log.warning("alert deliveries cut by shutdown timeout=%gs", self._drain_timeout)
+            for task in sending:
                 task.cancel()
-                await asyncio.wait({task})
-                return 0
-            claimed, _ = task.result()
-            return claimed
-        finally:
-            stopped.cancel()
-            task.cancel()
+            await asyncio.wait(sending)
+            _reap(sending)
 
     async def _seconds_to_next(self) -> float | None:
         due = await self._store.next_due()
         return None if due is None else (due - self._clock.now()).total_seconds()
 
-    async def _idle(self, stop: asyncio.Event, seconds: float | None) -> None:
-        """Wait for the first of: a wake-up, stop, or `seconds`."""
+    async def _idle(
+        self, stop: asyncio.Event, seconds: float | None, sending: set[asyncio.Task[int]]
+    ) -> None:
+        """Wait for the first of: a wake-up, stop, `seconds`, or a send ending."""
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         if seconds is not None:
             waiters.append(asyncio.ensure_future(self._clock.sleep(seconds)))
         try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([*waiters, *sending], return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
             await asyncio.wait(waiters)
+        _reap(sending)
+
+
+def _reap(sending: set[asyncio.Task[int]]) -> None:
+    """Drop the sends that have ended; log any that crashed outside its own handling."""
+    for task in [task for task in sending if task.done()]:
+        sending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("alert delivery crashed", exc_info=task.exception())
 
 
 def _count(counter: dict[str, int], key: str) -> None:

@@ -1,10 +1,12 @@
-"""A timer wheel: one deadline per key, bucketed by whole second.
+"""A timer wheel: one deadline per key, bucketed in slots of a tenth of a second.
 
 Scheduling, rescheduling and cancelling are O(1) dict/set operations (plus a
-heap push when a second gets its first deadline), so a ping moving its
+heap push when a slot gets its first deadline), so a ping moving its
 monitor's deadline costs next to nothing, and 100,000 idle monitors cost only
-their memory. Nothing here runs by itself: the daemon's ticker calls
-`pop_due()` once a second.
+their memory. Nothing here runs by itself: the daemon's ticker sleeps until
+`next_due()` (at most a second) and then calls `pop_due()`.
+
+Times in and out are epoch seconds; slots are an internal detail.
 """
 
 from __future__ import annotations
@@ -16,12 +18,22 @@ from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
+# A deadline fires at most one slot late. A tenth of a second keeps alert lag
+# well under a second, while monitors pinged in the same slot still share one
+# bucket and one wake-up.
+SLOTS_PER_SECOND = 10
+
+
+def slot_time(slot: int) -> float:
+    """The epoch second at which `slot` comes due."""
+    return slot / SLOTS_PER_SECOND
+
 
 class TimerWheel(Generic[K]):
     def __init__(self) -> None:
         self._buckets: dict[int, set[K]] = {}
         self._slot_of: dict[K, int] = {}
-        # Seconds that have (or had) a bucket. Emptied buckets leave stale
+        # Slots that have (or had) a bucket. Emptied buckets leave stale
         # entries behind; pop_due skips them and _compact bounds them.
         self._slots: list[int] = []
 
@@ -32,10 +44,13 @@ class TimerWheel(Generic[K]):
         return key in self._slot_of
 
     def schedule(self, key: K, when: float) -> None:
-        """Fire `key` at the first whole second at or after `when` (epoch seconds)."""
+        """Fire `key` at the first slot boundary at or after `when` (epoch seconds)."""
         # Rounding up means a deadline never fires early, and at most one
-        # second late.
-        slot = math.ceil(when)
+        # slot late. `when * 10` can round below the exact product; the check
+        # keeps "never early" true in the float comparisons pop_due makes.
+        slot = math.ceil(when * SLOTS_PER_SECOND)
+        if slot_time(slot) < when:
+            slot += 1
         old = self._slot_of.get(key)
         if old == slot:
             return
@@ -53,18 +68,21 @@ class TimerWheel(Generic[K]):
         if slot is not None:
             self._remove_from_bucket(key, slot)
 
-    def deadline(self, key: K) -> int | None:
-        return self._slot_of.get(key)
+    def deadline(self, key: K) -> float | None:
+        """When `key` fires (its slot's time, epoch seconds), or None."""
+        slot = self._slot_of.get(key)
+        return None if slot is None else slot_time(slot)
 
-    def next_due(self) -> int | None:
+    def next_due(self) -> float | None:
+        """When the earliest scheduled key fires (epoch seconds), or None."""
         while self._slots and self._slots[0] not in self._buckets:
             heapq.heappop(self._slots)
-        return self._slots[0] if self._slots else None
+        return slot_time(self._slots[0]) if self._slots else None
 
     def pop_due(self, now: float) -> list[K]:
-        """Remove and return every key whose deadline is at or before `now`."""
+        """Remove and return every key whose slot time is at or before `now`."""
         due: list[K] = []
-        while self._slots and self._slots[0] <= now:
+        while self._slots and slot_time(self._slots[0]) <= now:
             slot = heapq.heappop(self._slots)
             bucket = self._buckets.pop(slot, None)
             if not bucket:
@@ -87,7 +105,7 @@ class TimerWheel(Generic[K]):
 
     def _compact(self) -> None:
         # Stale heap entries are harmless but must not grow without bound
-        # when deadlines keep moving to fresh seconds.
+        # when deadlines keep moving to fresh slots.
         if len(self._slots) > 2 * len(self._buckets) + 1024:
             self._slots = list(self._buckets)
             heapq.heapify(self._slots)

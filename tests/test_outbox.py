@@ -293,7 +293,9 @@ class WatchedClock(FakeClock):
         self.sleeps: asyncio.Queue[float] = asyncio.Queue()
 
     async def sleep(self, seconds: float) -> None:
-        self.sleeps.put_nowait(seconds)
+        # sleep(0) only yields to the loop (the store's writer does that).
+        if seconds > 0:
+            self.sleeps.put_nowait(seconds)
         await super().sleep(seconds)
 
 
@@ -334,3 +336,94 @@ async def test_it_stops_within_the_drain_timeout_when_a_send_hangs(fake, store, 
     # Still claimed: tried again once the lease ends (at least once delivery).
     assert await deliveries(store) == [("stuck", "pending", 0, None)]
     assert await store.next_due() == clock.now() + timedelta(seconds=300)
+
+
+class GatedChannelType:
+    """The `gated` channel type: each send waits until the test opens its gate."""
+
+    def __init__(self) -> None:
+        self.started: asyncio.Queue[str] = asyncio.Queue()
+        self.gates: dict[str, asyncio.Event] = {}
+        self.sent: list[str] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    def module(self) -> types.ModuleType:
+        module = types.ModuleType("gated")
+        module.send = self.send  # type: ignore[attr-defined]
+        return module
+
+    def open(self, name: str) -> None:
+        self.gates.setdefault(name, asyncio.Event()).set()
+
+    async def send(self, alert: Alert, opts: FakeOptions, ctx: SendContext) -> None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.started.put_nowait(opts.name)
+        try:
+            await self.gates.setdefault(opts.name, asyncio.Event()).wait()
+        finally:
+            self.in_flight -= 1
+        self.sent.append(opts.name)
+
+    async def next_started(self) -> str:
+        return await asyncio.wait_for(self.started.get(), 5)
+
+
+@pytest.fixture
+def gated(monkeypatch: pytest.MonkeyPatch) -> GatedChannelType:
+    gated = GatedChannelType()
+    monkeypatch.setitem(CHANNEL_TYPES, "gated", gated.module())
+    return gated
+
+
+async def test_it_starts_the_next_send_as_soon_as_one_ends_up_to_its_concurrency(
+    gated, store, clock
+):
+    names = ["a", "b", "c", "d", "e"]
+    channels = {n: Channel("gated", FakeOptions(n)) for n in names}
+    outbox = Outbox(store, clock, channels=channels, concurrency=3)
+    stop = asyncio.Event()
+    await queue_alert(store, *names)
+    worker = asyncio.ensure_future(outbox.run(stop))
+    try:
+        first = {await gated.next_started() for _ in range(3)}
+        assert gated.started.empty()
+        # One send ends: the worker claims one more at once, while two still hang.
+        done = sorted(first)[0]
+        gated.open(done)
+        fourth = await gated.next_started()
+        assert fourth not in first
+        assert gated.sent == [done]
+        assert gated.in_flight == 3
+        for name in names:
+            gated.open(name)
+        await gated.next_started()
+    finally:
+        # Stopping lets the sends in flight finish and be recorded.
+        stop.set()
+        await asyncio.wait_for(worker, 5)
+    assert sorted(gated.sent) == names
+    assert gated.most_in_flight == 3
+    assert await store.outbox_counts() == {"pending": 0, "sent": 5, "failed": 0}
+
+
+async def test_it_sends_the_alerts_of_one_channel_and_monitor_in_order(gated, store, clock):
+    outbox = Outbox(store, clock, channels={"ops": Channel("gated", FakeOptions("ops"))})
+    stop = asyncio.Event()
+    await queue_alert(store, "ops")
+    await queue_alert(store, "ops")
+    worker = asyncio.ensure_future(outbox.run(stop))
+    try:
+        assert await gated.next_started() == "ops"
+        # There is room for more sends, but the second alert waits for the first.
+        outbox.wake()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert gated.started.empty()
+        gated.open("ops")
+        assert await gated.next_started() == "ops"
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, 5)
+    assert await store.outbox_counts() == {"pending": 0, "sent": 2, "failed": 0}

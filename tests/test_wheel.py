@@ -5,15 +5,36 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from heartbeatd.wheel import TimerWheel
+from heartbeatd.wheel import SLOTS_PER_SECOND, TimerWheel
+
+SLOT = 1 / SLOTS_PER_SECOND
 
 
-def test_it_fires_a_deadline_at_the_first_whole_second_at_or_after_it():
+def test_it_fires_a_deadline_at_the_first_tenth_of_a_second_at_or_after_it():
+    wheel: TimerWheel[str] = TimerWheel()
+    wheel.schedule("a", 100.23)
+    assert wheel.deadline("a") == 100.3
+    assert wheel.next_due() == 100.3
+    assert wheel.pop_due(100.29) == []
+    assert wheel.pop_due(100.3) == ["a"]
+    assert len(wheel) == 0
+
+
+def test_a_deadline_on_a_slot_boundary_fires_at_it():
     wheel: TimerWheel[str] = TimerWheel()
     wheel.schedule("a", 100.2)
-    assert wheel.pop_due(100.9) == []
-    assert wheel.pop_due(101.0) == ["a"]
-    assert len(wheel) == 0
+    assert wheel.pop_due(100.19) == []
+    assert wheel.pop_due(100.2) == ["a"]
+
+
+def test_deadlines_in_the_same_tenth_share_a_slot():
+    wheel: TimerWheel[str] = TimerWheel()
+    wheel.schedule("a", 100.01)
+    wheel.schedule("b", 100.09)
+    wheel.schedule("c", 100.11)
+    assert wheel.next_due() == 100.1
+    assert sorted(wheel.pop_due(100.1)) == ["a", "b"]
+    assert wheel.next_due() == 100.2
 
 
 def test_rescheduling_moves_the_single_deadline():
@@ -42,10 +63,15 @@ def test_next_due_skips_emptied_seconds():
     assert wheel.next_due() == 300
 
 
+def test_next_due_is_none_when_empty():
+    wheel: TimerWheel[str] = TimerWheel()
+    assert wheel.next_due() is None
+
+
 def test_many_reschedules_keep_the_heap_bounded():
     wheel: TimerWheel[int] = TimerWheel()
     for i in range(100_000):
-        wheel.schedule(1, 1000 + i)
+        wheel.schedule(1, 1000 + i * SLOT)
     assert len(wheel._slots) < 2_000
 
 
@@ -60,7 +86,13 @@ def test_pop_due_returns_exactly_the_keys_whose_last_deadline_passed(ops, now):
         wheel.schedule(key, when)
         last[key] = when
     due = sorted(wheel.pop_due(now))
-    # A deadline fires at the first whole second at or after it: never early,
-    # at most one second late.
-    assert due == sorted(k for k, w in last.items() if math.ceil(w) <= now)
-    assert all(wheel.deadline(k) is not None for k in last if k not in due)
+    # A deadline fires at the first slot boundary at or after it.
+    assert due == sorted(k for k, w in last.items() if math.ceil(w * 10) / 10 <= now)
+    # So never early, and at most one slot late (give or take float rounding).
+    assert all(last[k] <= now for k in due)
+    assert all(last[k] > now - SLOT - 1e-9 for k in last if k not in due)
+    for k in last:
+        if k not in due:
+            deadline = wheel.deadline(k)
+            assert deadline is not None
+            assert last[k] <= deadline < last[k] + SLOT + 1e-9
