@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hmac
 import ipaddress
 import itertools
@@ -33,6 +34,8 @@ from heartbeatd.outbox import Outbox
 from heartbeatd.store import StoreError
 
 log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ENGINE = web.AppKey("engine", Engine)
 CLOCK = web.AppKey("clock", Clock)
@@ -258,40 +261,55 @@ def _unauthorized() -> web.Response:
     )
 
 
-@web.middleware
-async def require_auth(request: web.Request, handler: Any) -> web.StreamResponse:
-    """The API takes the bearer token; the status page and /metrics take it or
-    a basic-auth login. Pings, /healthz and badges are never behind auth."""
-    if request.path.startswith("/api/"):
-        return await _api_auth(request, handler)
-    if _is_login_surface(request.path) and not await _login_ok(request):
-        return web.Response(
-            status=401,
-            text="401: log in as a [web.users] user, or with the API token\n",
-            headers={"WWW-Authenticate": 'Basic realm="heartbeatd"'},
-        )
-    return await handler(request)
+# Guards wrap the handlers that need a login, route by route, rather than a
+# middleware: pings (the hot path), /healthz and badges are never behind auth
+# and pay nothing for it.
 
 
-async def _api_auth(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Reads are protected like the status page (open when neither a token nor
-    users are configured); writes need the API token and are off without one."""
-    has_token = request.app[ENGINE].config.server.api_token is not None
-    if request.method in ("GET", "HEAD"):
-        # Users set up to guard the status page must guard the same data here.
+def guard_page(handler: Handler) -> Handler:
+    """The status page and /metrics: a bearer token or a basic-auth login,
+    when a token or [web] users are configured."""
+
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        if not await _login_ok(request):
+            return web.Response(
+                status=401,
+                text="401: log in as a [web.users] user, or with the API token\n",
+                headers={"WWW-Authenticate": 'Basic realm="heartbeatd"'},
+            )
+        return await handler(request)
+
+    return guarded
+
+
+def guard_read(handler: Handler) -> Handler:
+    """API reads are protected like the status page (open when neither a
+    token nor users are configured): users guarding the page guard this too."""
+
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
         if not await _login_ok(request):
             return _unauthorized()
-    elif not has_token:
-        return web.json_response(
-            {"error": "the write API is off: set [server] api_token_file"}, status=403
-        )
-    elif not _token_ok(request):
-        return _unauthorized()
-    return await handler(request)
+        return await handler(request)
+
+    return guarded
 
 
-def _is_login_surface(path: str) -> bool:
-    return path in ("/", "/metrics") or path.startswith("/monitors/")
+def guard_write(handler: Handler) -> Handler:
+    """API writes need the API token, and are off without one."""
+
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        if request.app[ENGINE].config.server.api_token is None:
+            return web.json_response(
+                {"error": "the write API is off: set [server] api_token_file"}, status=403
+            )
+        if not _token_ok(request):
+            return _unauthorized()
+        return await handler(request)
+
+    return guarded
 
 
 async def _login_ok(request: web.Request) -> bool:
@@ -510,7 +528,7 @@ def make_app(
 
     `outbox` and `reloads` feed /metrics (alert and reload counters);
     `body_timeout` bounds the wait for a ping's body (seconds of `clock`)."""
-    app = web.Application(middlewares=[require_auth])
+    app = web.Application()
     app[ENGINE] = engine
     app[CLOCK] = clock
     app[HEALTH] = health
@@ -523,14 +541,14 @@ def make_app(
     for method in ("GET", "POST", "HEAD"):
         app.router.add_route(method, "/ping/{tail:.*}", handle_ping)
     app.router.add_get("/healthz", handle_healthz)
-    app.router.add_get("/api/v1/monitors", api_monitors)
-    app.router.add_get("/api/v1/monitors/{slug}", api_monitor)
-    app.router.add_get("/api/v1/monitors/{slug}/pings", api_pings)
-    app.router.add_get("/api/v1/monitors/{slug}/flips", api_flips)
-    app.router.add_post("/api/v1/monitors/{slug}/pause", api_pause)
-    app.router.add_post("/api/v1/monitors/{slug}/resume", api_resume)
-    app.router.add_get("/", page_index)
-    app.router.add_get("/monitors/{slug}", page_monitor)
-    app.router.add_get("/metrics", handle_metrics)
+    app.router.add_get("/api/v1/monitors", guard_read(api_monitors))
+    app.router.add_get("/api/v1/monitors/{slug}", guard_read(api_monitor))
+    app.router.add_get("/api/v1/monitors/{slug}/pings", guard_read(api_pings))
+    app.router.add_get("/api/v1/monitors/{slug}/flips", guard_read(api_flips))
+    app.router.add_post("/api/v1/monitors/{slug}/pause", guard_write(api_pause))
+    app.router.add_post("/api/v1/monitors/{slug}/resume", guard_write(api_resume))
+    app.router.add_get("/", guard_page(page_index))
+    app.router.add_get("/monitors/{slug}", guard_page(page_monitor))
+    app.router.add_get("/metrics", guard_page(handle_metrics))
     app.router.add_get("/badge/{tail:.+}", handle_badge)
     return app
