@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
@@ -25,18 +26,30 @@ def _show(value: object) -> str:
 
 def parse_duration(value: object) -> int:
     """Seconds in `value`, a string such as "1h30m" or a whole number of seconds."""
+    # Checked before int: bool is an int in Python, but `grace = true` is not a number.
     if isinstance(value, bool):
         raise DurationError(f"{HINT}, got {value!r}")
     if isinstance(value, int):
-        seconds = value
-    elif isinstance(value, str):
-        text = value.strip().lower()
-        match = _DURATION.fullmatch(text)
-        if not text or match is None:
-            raise DurationError(f'{HINT}, got "{value}"')
-        seconds = sum(int(n) * s for n, s in zip(match.groups(), UNITS.values(), strict=True) if n)
-    else:
-        raise DurationError(f"{HINT}, got {value!r}")
+        return _check_range(value, value)
+    if isinstance(value, str):
+        return _parse_text(value)
+    raise DurationError(f"{HINT}, got {value!r}")
+
+
+# A config with 100,000 monitors spells the same few durations ("1h", "5m")
+# over and over. Only strings are cached: a cache keyed on ints would mix up
+# 1 and True (equal and of equal hash), and errors are never cached.
+@lru_cache(maxsize=4096)
+def _parse_text(value: str) -> int:
+    text = value.strip().lower()
+    match = _DURATION.fullmatch(text)
+    if not text or match is None:
+        raise DurationError(f'{HINT}, got "{value}"')
+    seconds = sum(int(n) * s for n, s in zip(match.groups(), UNITS.values(), strict=True) if n)
+    return _check_range(seconds, value)
+
+
+def _check_range(seconds: int, value: object) -> int:
     if seconds <= 0:
         raise DurationError(f"must be longer than zero, got {_show(value)}")
     if seconds > MAX_SECONDS:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim, CronSimError
@@ -27,7 +28,8 @@ class ScheduleError(ValueError):
     """A cron expression that never fires, found only when asked for a tick."""
 
 
-@dataclass(frozen=True)
+# slots: no __dict__ per instance; the engine and states hold many of these.
+@dataclass(frozen=True, slots=True)
 class Schedule:
     """Exactly one of `period` (seconds) or `cron` is set."""
 
@@ -67,6 +69,9 @@ class Schedule:
         return f"cron {self.cron} ({self.timezone})"
 
 
+# Many monitors share an expression ("0 2 * * *"); probing cronsim for each
+# one is most of the cost of loading a big cron-based config.
+@lru_cache(maxsize=1024)
 def cron_problem(expr: str) -> str | None:
     """None for a usable cron expression, else a message naming the bad field."""
     fields = expr.split()

@@ -184,6 +184,12 @@ class Table:
             value = {}
         return Table(value, self.key(key), self.problems)
 
+    def entries(self) -> list[tuple[str, Any]]:
+        """Every key with its raw value, all counted as read: for a caller that
+        checks the values itself and reports a bad one through `table(key)`."""
+        self._read.update(self.data)
+        return list(self.data.items())
+
     def tables(self) -> Iterator[tuple[str, Table]]:
         """Each entry of this table as a sub-table: [channels.<name>], [monitors.<slug>]."""
         for key in list(self.data):
@@ -207,7 +213,8 @@ class Table:
                 path = base / path
             try:
                 text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                # ValueError: a path with a NUL byte in it.
                 reason = getattr(exc, "strerror", None) or str(exc)
                 self.error(file_key, f"cannot read {_show(str(path))}: {reason}")
                 return None

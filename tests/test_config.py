@@ -3,6 +3,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import textwrap
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,6 +17,7 @@ from heartbeatd.channels import CHANNEL_TYPES, log
 from heartbeatd.channels.base import ParseEnv
 from heartbeatd.config import (
     Config,
+    Monitor,
     check_warnings,
     load_config,
     name_problem,
@@ -277,6 +279,93 @@ def test_it_lets_a_monitor_opt_out_of_default_channels() -> None:
         """
     )
     assert config.monitors["a"].channels == ()
+
+
+def fleet(count: int) -> str:
+    """A generated file of `count` monitors in five shapes, as big configs are written."""
+    lines = [
+        "[defaults]",
+        'grace = "10m"',
+        'timezone = "Europe/Riga"',
+        'channels = ["ops"]',
+        'repeat = "2h"',
+        "repeat_limit = 3",
+        "[channels.ops]",
+        'type = "log"',
+        "[channels.pager]",
+        'type = "log"',
+    ]
+    shapes = [
+        ['period = "1h"'],
+        ['schedule = "0  2 * * *"', 'timezone = "UTC"', 'channels = ["pager", "ops"]'],
+        ["period = 90", 'grace = "1m"', 'max_runtime = "2h"', "repeat = false", "channels = []"],
+        ['schedule = "0 2 * * *"', 'name = "Job {i}"', 'description = "#{i}"', 'uuid = "{u}"'],
+        ['period = "1h"', 'repeat = "30m"', "repeat_limit = 1"],
+    ]
+    for i in range(count):
+        lines.append(f"[monitors.job-{i}]")
+        u = str(uuid.UUID(int=i)).upper()
+        lines.extend(line.format(i=i, u=u) for line in shapes[i % len(shapes)])
+    return "\n".join(lines) + "\n"
+
+
+def test_it_loads_a_fleet_of_monitors_sharing_equal_values() -> None:
+    config = load_config(write(fleet(5000)))
+    monitors = config.monitors
+    assert len(monitors) == 5000
+    hourly = Schedule(period=3600, timezone="Europe/Riga")
+    # Everything but the period comes from [defaults].
+    assert monitors["job-0"] == Monitor(
+        slug="job-0",
+        name="job-0",
+        schedule=hourly,
+        grace=600,
+        max_runtime=600,
+        channels=("ops",),
+        repeat=7200,
+        repeat_limit=3,
+    )
+    assert monitors["job-4001"] == Monitor(
+        slug="job-4001",
+        name="job-4001",
+        schedule=Schedule(cron="0 2 * * *", timezone="UTC"),
+        grace=600,
+        max_runtime=600,
+        channels=("pager", "ops"),
+        repeat=7200,
+        repeat_limit=3,
+    )
+    assert monitors["job-2502"] == Monitor(
+        slug="job-2502",
+        name="job-2502",
+        schedule=Schedule(period=90, timezone="Europe/Riga"),
+        grace=60,
+        max_runtime=7200,
+        channels=(),
+    )
+    assert monitors["job-3"] == Monitor(
+        slug="job-3",
+        name="Job 3",
+        description="#3",
+        schedule=Schedule(cron="0 2 * * *", timezone="Europe/Riga"),
+        grace=600,
+        max_runtime=600,
+        channels=("ops",),
+        uuid=str(uuid.UUID(int=3)),
+        repeat=7200,
+        repeat_limit=3,
+    )
+    assert (monitors["job-4999"].repeat, monitors["job-4999"].repeat_limit) == (1800, 1)
+    assert config.by_uuid[str(uuid.UUID(int=4998))] == "job-4998"
+    # One object for each distinct schedule and channel list, not one a monitor.
+    assert len({id(m.schedule) for m in monitors.values()}) == 4
+    assert len({id(m.channels) for m in monitors.values()}) == 3
+    assert monitors["job-0"].schedule is monitors["job-4999"].schedule
+
+
+def test_it_reports_one_bad_monitor_among_many_good_ones() -> None:
+    text = fleet(1000) + '[monitors.job-1000]\nperiod = "1h"\nrepeat = true\n'
+    assert problems(text) == [f"{FILE}: monitors.job-1000.repeat: {HINT}, got True"]
 
 
 BAD_CONFIGS = [
