@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import gc
 import logging
+import resource
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,17 +40,41 @@ CLOCK_JUMP = 30.0
 # How often the daemon records that it is alive, to tell later how long it was down.
 ALIVE_EVERY = 30.0
 TRIM_EVERY = 600.0
+# The ticker wakes when the wheel's next slot comes due, and at least this often:
+# the heartbeat that clock-jump detection, health and the watchdog rely on, and
+# the bound on how late it notices a deadline a ping moved earlier meanwhile.
+TICK_EVERY = 1.0
 # The ticker runs every second; a health check older than this is a stalled loop.
 STALL_AFTER = 10.0
 # Bounds on shutdown (DESIGN: exit within 5 s of SIGTERM).
 HTTP_DRAIN = 2.0
 DELIVERY_DRAIN = 1.5
+# aiohttp closes a connection that has sat this long without a whole request
+# (its default is an hour). From aiohttp 3.14.4 the timer runs from the moment
+# a connection opens, so it also cuts off a client that never finishes its
+# headers (slowloris). 75 s is nginx's client keep-alive default and outlasts
+# nginx's upstream keep-alive (60 s), so a proxy in front closes idle ones first.
+KEEPALIVE_TIMEOUT = 75.0
 
 
 def parse_listen(address: str) -> tuple[str, int]:
     """ "127.0.0.1:8080" / "[::1]:8080" -> (host, port); config.py validated it."""
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def raise_fd_limit() -> None:
+    """Lift the soft open-files limit to the hard one: every connection is a
+    file descriptor, and the usual soft limit (1024) is a few idle clients."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            # E.g. a seccomp filter that refuses setrlimit (systemd's @resources).
+            log.warning("open files limit not raised limit=%d hard=%d error=%s", soft, hard, exc)
+            return
+    log.debug("open files limit=%d", resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
 
 @dataclass
@@ -91,6 +118,7 @@ class Daemon:
         # Raises ConfigError before anything is opened: a bad file at start-up
         # is the CLI's to report.
         self.config: Config = load_config(self.path)
+        raise_fd_limit()
         storage = self.config.storage
         self.store = await Store.open(
             storage.path, synchronous=storage.synchronous, clock=self.clock
@@ -102,6 +130,8 @@ class Daemon:
                 log.warning("alerts interrupted mid-send will be sent again count=%d", released)
             self.engine = Engine(self.config, self.store)
             await self.engine.recover(self.clock.now())
+            # Parsing the config and loading states leave much garbage behind.
+            release_memory()
             self.outbox = Outbox(
                 self.store,
                 self.clock,
@@ -118,12 +148,19 @@ class Daemon:
                 reloads=self.reloads,
             )
             self.runner = web.AppRunner(
-                app, handle_signals=False, access_log=None, shutdown_timeout=HTTP_DRAIN
+                app,
+                handle_signals=False,
+                access_log=None,
+                shutdown_timeout=HTTP_DRAIN,
+                keepalive_timeout=KEEPALIVE_TIMEOUT,
             )
             await self.runner.setup()
             for address in self.config.server.listen:
                 host, port = parse_listen(address)
-                await web.TCPSite(self.runner, host, port, reuse_address=True).start()
+                # Cron jobs fire on the minute, all at once: a short listen
+                # backlog would drop their connection attempts for a second.
+                site = web.TCPSite(self.runner, host, port, reuse_address=True, backlog=1024)
+                await site.start()
         except BaseException:
             await self.store.close()
             raise
@@ -154,7 +191,7 @@ class Daemon:
                 reload.cancel()
             if self.reload.is_set() and not self.stop.is_set():
                 self.reload.clear()
-                self.apply_reload()
+                await self.apply_reload()
 
     async def shutdown(self) -> None:
         self.notifier.stopping("stopping")
@@ -180,11 +217,15 @@ class Daemon:
 
     # -- reload -------------------------------------------------------------------
 
-    def apply_reload(self) -> None:
+    async def apply_reload(self) -> None:
         self.notifier.reloading(int(self.clock.monotonic() * 1_000_000))
         self.reloads.last_at = self.clock.now()
         try:
-            new = load_config(self.path)
+            # Parsing 100,000 monitors takes a second or two: in a thread, so
+            # the loop answers pings meanwhile. The running config stays in use
+            # until the new one is whole; a SIGHUP meanwhile sets `reload`
+            # again, and main_loop reloads once more after this one.
+            new = await asyncio.to_thread(load_config, self.path)
         except ConfigError as exc:
             self.reloads.failed += 1
             self.reloads.last_ok = False
@@ -225,8 +266,16 @@ class Daemon:
             wall, mono = now, now_mono
             self.engine.tick(now)
             self._last_tick = now_mono
-            # Wake just after the next whole second, when wheel slots come due.
-            await self.clock.sleep(1.0 - now.timestamp() % 1.0 + 0.005)
+            # Sleep until the wheel's next slot comes due, or for the heartbeat.
+            # A slot the tick left due (the state machine kept a passed
+            # deadline) waits for the heartbeat rather than spinning. Waking a
+            # hair early (the loop's clock vs the wall clock) only costs an
+            # empty tick and a short second sleep, never a missed slot.
+            due = self.engine.wheel.next_due()
+            delay = TICK_EVERY
+            if due is not None and due > now.timestamp():
+                delay = min(due - now.timestamp(), TICK_EVERY)
+            await self.clock.sleep(delay)
 
     async def _housekeeping(self) -> None:
         since_trim = TRIM_EVERY - 30.0
@@ -289,6 +338,22 @@ def _needs_restart(old: Config, new: Config) -> list[str]:
     if old.storage.synchronous != new.storage.synchronous:
         changed.append("storage.synchronous")
     return changed
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc only).
+
+    Without malloc_trim, memory freed after a big config load stays in the
+    process and RSS only ever ratchets up across reloads.
+    """
+    gc.collect()
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 async def run(

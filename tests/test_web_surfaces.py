@@ -313,7 +313,7 @@ async def test_the_daemon_feeds_outbox_and_reload_figures_to_metrics(tmp_path, c
     daemon = Daemon(path, clock, asyncio.Event(), asyncio.Event())
     await daemon.startup()
     try:
-        daemon.apply_reload()
+        await daemon.apply_reload()
         host, port = daemon.runner.addresses[0][:2]
         reader, writer = await asyncio.open_connection(host, port)
         writer.write(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
