@@ -156,10 +156,12 @@ class Engine:
             elif before.schedule != monitor.schedule:
                 new = states.on_rules_changed(old, monitor)
                 diff["changed"].append(slug)
+            elif before == monitor:
+                # Unchanged (the common case): nothing to recompute or move.
+                continue
             else:
                 new = old
-                if before != monitor:
-                    diff["changed"].append(slug)
+                diff["changed"].append(slug)
             if new != old:
                 self._commit(slug, old, new)
             self._schedule(slug)
