@@ -72,8 +72,11 @@ class Engine:
             self._schedule(slug)
             if new != old:
                 changed[slug] = new
-        # One write for all of them: on a first start that is every monitor.
-        await self.store.submit_states(changed)
+        # One write for all of them (on a first start, every monitor). It is
+        # not awaited: it is queued ahead of any ping, so nothing can overtake
+        # it, and start-up need not wait for 100,000 rows to reach the disk.
+        if changed:
+            self.store.submit_states(changed).add_done_callback(_log_failed_save)
         log.info("monitors loaded count=%d stored=%d", len(self.config.monitors), len(self.states))
 
     def forgive(self, now: datetime) -> None:
@@ -265,6 +268,11 @@ class Engine:
             "last_duration": state.last_duration,
             "channels": list(monitor.channels),
         }
+
+
+def _log_failed_save(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("monitor states not saved at start-up error=%s", future.exception())
 
 
 def _log_flip(slug: str, flip: Flip) -> None:

@@ -145,20 +145,25 @@ class MonitorState:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MonitorState:
-        kwargs: dict[str, Any] = {}
-        for key, value in data.items():
-            if key not in _STATE_FIELDS or value is None:
-                continue
-            if key in _STATE_ENUMS:
-                value = _STATE_ENUMS[key](value)
-            elif key in _STATE_TIMES:
-                value = (
-                    datetime.fromtimestamp(value, timezone.utc)
-                    if isinstance(value, (int, float))
-                    else datetime.fromisoformat(value)
-                )
-            kwargs[key] = value
-        return cls(**kwargs)
+        # Read at every start-up for every monitor: one table lookup per key.
+        return cls(
+            **{
+                key: _STATE_READERS[key](value)
+                for key, value in data.items()
+                if value is not None and key in _STATE_READERS
+            }
+        )
+
+
+def _read_time(value: float | str) -> datetime:
+    # Epoch seconds; ISO strings are what the first schema version stored.
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return datetime.fromtimestamp(value, timezone.utc)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 _STATE_DEFAULTS = tuple((f.name, f.default) for f in MonitorState.__dataclass_fields__.values())
@@ -176,6 +181,10 @@ _STATE_TIMES = frozenset(
     }
 )
 _STATE_ENUMS: dict[str, type[Enum]] = {"status": Status, "last_kind": PingKind, "reason": Reason}
+_STATE_READERS: dict[str, Any] = {
+    name: _STATE_ENUMS.get(name) or (_read_time if name in _STATE_TIMES else _same)
+    for name in _STATE_FIELDS
+}
 
 
 @dataclass(frozen=True)

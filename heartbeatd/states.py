@@ -268,7 +268,9 @@ def on_rules_changed(state: MonitorState, rules: Rules) -> MonitorState:
     base = state.last_success or state.first_seen
     if base is None or state.status in (Status.DOWN, Status.PAUSED):
         return state
-    return replace(state, expected_at=rules.schedule.next_after(base))
+    expected = rules.schedule.next_after(base)
+    # Unchanged is the common case (every monitor, at every start-up).
+    return state if expected == state.expected_at else replace(state, expected_at=expected)
 
 
 def on_startup(state: MonitorState, rules: Rules, now: datetime) -> MonitorState:
