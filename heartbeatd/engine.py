@@ -62,10 +62,15 @@ class Engine:
         """Load every stored state and bring it up to `now` without false alarms."""
         self.states = await self.store.load_states()
         changed = {}
+        # States are immutable, and a first-seen state depends only on the
+        # schedule: monitors sharing a schedule share one object.
+        fresh: dict[object, MonitorState] = {}
         for slug, monitor in self.config.monitors.items():
             old = self.states.get(slug)
             if old is None:
-                new = states.first_seen(monitor, now)
+                new = fresh.get(monitor.schedule) or fresh.setdefault(
+                    monitor.schedule, states.first_seen(monitor, now)
+                )
             else:
                 new = states.on_startup(states.on_rules_changed(old, monitor), monitor, now)
             self.states[slug] = new
