@@ -206,8 +206,13 @@ def is_loopback(host: str) -> bool:
 # -- loading ---------------------------------------------------------------------
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a config file; ConfigError lists every problem."""
+def load_config(path: str | Path, previous: Config | None = None) -> Config:
+    """Read and validate a config file; ConfigError lists every problem.
+
+    With `previous` (the running config, on a reload), monitors that did not
+    change are the previous objects: the new copies die young, and memory
+    does not grow with every reload.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -223,7 +228,7 @@ def load_config(path: str | Path) -> Config:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
-        return parse_config(data, path)
+        return parse_config(data, path, previous)
 
 
 @contextmanager
@@ -242,7 +247,7 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def parse_config(data: dict[str, Any], path: str | Path) -> Config:
+def parse_config(data: dict[str, Any], path: str | Path, previous: Config | None = None) -> Config:
     """Validate already-parsed TOML; `path` names the file in messages."""
     path = Path(path)
     base_dir = path.absolute().parent
@@ -260,7 +265,8 @@ def parse_config(data: dict[str, Any], path: str | Path) -> Config:
     declared = tuple(sorted(channels_table.data))
     channels = _read_channels(channels_table, ParseEnv(base_dir=base_dir, smtp=smtp))
     defaults = _read_defaults(root.table("defaults"), declared)
-    monitors = _read_monitors(root.table("monitors"), defaults, declared)
+    reuse = previous.monitors if previous is not None else {}
+    monitors = _read_monitors(root.table("monitors"), defaults, declared, reuse)
     root.done()
     problems.raise_if_any()
     return Config(
@@ -481,7 +487,10 @@ class _Shared:
 
 
 def _read_monitors(
-    table: Table, defaults: _Defaults, declared: tuple[str, ...]
+    table: Table,
+    defaults: _Defaults,
+    declared: tuple[str, ...],
+    reuse: Mapping[str, Monitor],
 ) -> dict[str, Monitor]:
     monitors: dict[str, Monitor] = {}
     owners: dict[str, str] = {}  # uuid -> the slug that claimed it first
@@ -499,7 +508,8 @@ def _read_monitors(
                 where = table.table(slug)
                 where.error("uuid", f'"{monitor.uuid}" is already the uuid of monitors.{other}')
             owners.setdefault(monitor.uuid, slug)
-        monitors[slug] = monitor
+        before = reuse.get(slug)
+        monitors[slug] = before if before == monitor else monitor
     table.done()
     return monitors
 

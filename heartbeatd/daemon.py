@@ -225,7 +225,7 @@ class Daemon:
             # the loop answers pings meanwhile. The running config stays in use
             # until the new one is whole; a SIGHUP meanwhile sets `reload`
             # again, and main_loop reloads once more after this one.
-            new = await asyncio.to_thread(load_config, self.path)
+            new = await asyncio.to_thread(load_config, self.path, self.config)
         except ConfigError as exc:
             self.reloads.failed += 1
             self.reloads.last_ok = False

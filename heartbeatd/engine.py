@@ -164,7 +164,7 @@ class Engine:
             elif before.schedule != monitor.schedule:
                 new = states.on_rules_changed(old, monitor)
                 diff["changed"].append(slug)
-            elif before == monitor:
+            elif before is monitor or before == monitor:
                 # Unchanged (the common case): nothing to recompute or move.
                 continue
             else:

@@ -937,3 +937,26 @@ def test_it_loads_the_design_example_with_the_real_channel_types(
     )
     assert set(config.channels) == {"ops", "hook"}
     assert config.monitors["nightly-backup"].channels == ("ops", "hook")
+
+
+def test_a_reload_reuses_the_running_configs_unchanged_monitors() -> None:
+    first = load(
+        """
+        [monitors.a]
+        period = "1h"
+        [monitors.b]
+        period = "1h"
+        """
+    )
+    path = write(
+        """
+        [monitors.a]
+        period = "1h"
+        [monitors.b]
+        period = "2h"
+        """
+    )
+    second = load_config(path, previous=first)
+    assert second.monitors["a"] is first.monitors["a"]
+    assert second.monitors["b"] is not first.monitors["b"]
+    assert second.monitors["b"].schedule == Schedule(period=7200)
