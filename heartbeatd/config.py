@@ -509,7 +509,12 @@ def _read_monitors(
                 where.error("uuid", f'"{monitor.uuid}" is already the uuid of monitors.{other}')
             owners.setdefault(monitor.uuid, slug)
         before = reuse.get(slug)
-        monitors[slug] = before if before == monitor else monitor
+        if before == monitor:
+            # The old key too: a new key string would pin the arena it was
+            # parsed into, full of garbage otherwise.
+            monitors[before.slug] = before
+        else:
+            monitors[slug] = monitor
     table.done()
     return monitors
 
