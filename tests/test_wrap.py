@@ -372,13 +372,15 @@ async def start_wrapper(job: list[str], url: str) -> asyncio.subprocess.Process:
 
 
 CATCHES_TERM = (
-    "import signal, sys, time\n"
+    "import signal, sys\n"
     "def stop(sig, frame):\n"
     "    print('got', signal.Signals(sig).name, flush=True); sys.exit(7)\n"
     "signal.signal(signal.SIGTERM, stop)\n"
     "signal.signal(signal.SIGHUP, stop)\n"
     "print('ready', flush=True)\n"
-    "time.sleep(30)\n"
+    # Wait for the forwarded signal; SIGALRM ends a job that never gets one.
+    "signal.alarm(30)\n"
+    "signal.pause()\n"
 )
 
 
@@ -397,7 +399,8 @@ async def test_it_forwards_signals_to_the_job_and_waits_for_it(ping_server, sig)
 
 
 async def test_it_exits_143_when_a_forwarded_sigterm_kills_the_job(ping_server):
-    job = [PY, "-c", "import time; print('ready', flush=True); time.sleep(30)"]
+    wait = "import signal; print('ready', flush=True); signal.alarm(30); signal.pause()"
+    job = [PY, "-c", wait]
     wrapper = await start_wrapper(job, ping_server.url)
     assert await asyncio.wait_for(wrapper.stdout.readline(), 10) == b"ready\n"
 
