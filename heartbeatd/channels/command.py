@@ -80,7 +80,7 @@ async def send(alert: Alert, opts: Options, ctx: SendContext) -> None:
     except OSError as exc:
         raise DeliveryError(f"{where}: cannot start ({exc.strerror})", permanent=False) from None
     try:
-        _, stderr = await asyncio.wait_for(proc.communicate(stdin), timeout=opts.timeout)
+        stderr = await asyncio.wait_for(_talk(proc, stdin), timeout=opts.timeout)
     except asyncio.TimeoutError:
         _kill(proc)
         await proc.wait()
@@ -93,6 +93,32 @@ async def send(alert: Alert, opts: Options, ctx: SendContext) -> None:
     if proc.returncode == 0:
         return
     raise DeliveryError(f"{where}: {_outcome(proc.returncode)}{_last_line(stderr)}")
+
+
+async def _talk(proc: asyncio.subprocess.Process, data: bytes) -> bytes:
+    """Write the alert to the command's stdin while reading its stderr; the
+    exit status decides, so a command that ignores its input is fine."""
+    feed = asyncio.ensure_future(_feed(proc, data))
+    assert proc.stderr is not None
+    try:
+        stderr = await proc.stderr.read()
+        await proc.wait()
+    finally:
+        feed.cancel()
+        await asyncio.gather(feed, return_exceptions=True)
+    return stderr
+
+
+async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(data)
+        await proc.stdin.drain()
+        proc.stdin.close()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the command exited, or closed its stdin, without reading it
+    except RuntimeError:
+        pass  # the same under uvloop, which reports a closed pipe this way
 
 
 def _argv(table: Table) -> tuple[str, ...]:

@@ -155,6 +155,36 @@ async def test_a_program_that_ignores_stdin_still_counts(tmp_path: Path) -> None
     await run(DOWN, [script(tmp_path, "quiet.sh", "exit 0\n")])
 
 
+def exited_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start commands as usual, but hand them over only once they have exited:
+    the alert is then written to a pipe that is already closed."""
+    start = asyncio.create_subprocess_exec
+
+    async def start_and_wait(*args, **kwargs):  # type: ignore[no-untyped-def]
+        proc = await start(*args, **kwargs)
+        await proc.wait()
+        return proc
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", start_and_wait)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_command_that_exits_before_reading_its_input_is_judged_by_its_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loop: str
+) -> None:
+    # uvloop reports the closed pipe as RuntimeError, asyncio as BrokenPipeError.
+    new_loop = pytest.importorskip("uvloop").new_event_loop if loop == "uvloop" else None
+    exited_first(monkeypatch)
+    program = script(tmp_path, "refuse.sh", "echo 'could not notify' >&2\nexit 1\n")
+    runner = (new_loop or asyncio.new_event_loop)()
+    try:
+        with pytest.raises(DeliveryError) as info:
+            runner.run_until_complete(run(DOWN, [program]))
+    finally:
+        runner.close()
+    assert str(info.value) == f"command {program}: exited with status 1: could not notify"
+
+
 async def test_a_timeout_kills_the_program_and_its_children(tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
     program = script(tmp_path, "slow.sh", f'sleep 60 &\necho $! > "{pidfile}"\nwait\n')
