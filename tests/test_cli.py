@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -119,23 +118,6 @@ def bad(tmp_path: Path) -> Path:
     path = tmp_path / "bad.toml"
     path.write_text(BAD)
     return path
-
-
-@pytest.fixture
-def sink() -> Iterator[WebhookSink]:
-    receiver = WebhookSink().start()
-    yield receiver
-    receiver.stop()
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
-    process = DaemonProcess(tmp_path)
-    try:
-        yield process
-    finally:
-        process.kill()
-        print(process.log())
 
 
 # -- check ---------------------------------------------------------------------------

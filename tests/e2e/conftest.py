@@ -22,13 +22,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
 from aiohttp import web
 
 T = TypeVar("T")
@@ -389,24 +388,3 @@ class DaemonProcess:
 
     def stored_pings(self, slug: str) -> int:
         return int(self.query("SELECT count(*) FROM pings WHERE monitor = ?", slug)[0][0])
-
-
-@pytest.fixture
-def sink() -> Iterator[WebhookSink]:
-    receiver = WebhookSink().start()
-    yield receiver
-    receiver.stop()
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
-    process = DaemonProcess(tmp_path)
-    try:
-        yield process
-    finally:
-        process.kill()
-        # Shown by pytest only when the test failed.
-        print(f"==== daemon log ({process.log_path}) ====")
-        print(process.log())
-    # Whatever the test checked: a traceback in the log is a bug.
-    assert "Traceback" not in process.log()
