@@ -6,7 +6,9 @@ default, so one run of the loader reports every error in the file at once.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -212,7 +214,7 @@ class Table:
             if base is not None and not path.is_absolute():
                 path = base / path
             try:
-                text = path.read_text(encoding="utf-8")
+                text = read_small_file(path)
             except (OSError, UnicodeDecodeError, ValueError) as exc:
                 # ValueError: a path with a NUL byte in it.
                 reason = getattr(exc, "strerror", None) or str(exc)
@@ -239,6 +241,26 @@ class Table:
             self.error(key, message)
             return None
         return value
+
+
+# Secrets and header files are a line or two; anything larger is a mistake.
+SMALL_FILE = 64 * 1024
+
+
+def read_small_file(path: Path) -> str:
+    """A secret-sized regular file as UTF-8 text.
+
+    A FIFO or a device (/dev/zero) would hang or fill memory at config load,
+    so only regular files are read, and only the first 64 KiB of them.
+    """
+    # O_NONBLOCK: opening a FIFO would otherwise wait for a writer.
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise ValueError("not a regular file")
+        data = handle.read(SMALL_FILE + 1)
+    if len(data) > SMALL_FILE:
+        raise ValueError("larger than 64 KiB")
+    return data.decode("utf-8")
 
 
 def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import textwrap
 import uuid
@@ -960,3 +961,25 @@ def test_a_reload_reuses_the_running_configs_unchanged_monitors() -> None:
     assert second.monitors["a"] is first.monitors["a"]
     assert second.monitors["b"] is not first.monitors["b"]
     assert second.monitors["b"].schedule == Schedule(period=7200)
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda p: os.mkfifo(p), "not a regular file"),
+        (lambda p: p.write_bytes(b"x" * (64 * 1024 + 1)), "larger than 64 KiB"),
+    ],
+    ids=["fifo", "too-big"],
+)
+def test_a_secret_file_must_be_a_small_regular_file(tmp_path: Path, make, reason) -> None:
+    secret = tmp_path / "api-token"
+    make(secret)
+    assert problems(f'[server]\napi_token_file = "{secret}"\n') == [
+        f'{FILE}: server.api_token_file: cannot read "{secret}": {reason}'
+    ]
+
+
+def test_dev_zero_is_not_a_secret_file() -> None:
+    assert problems('[server]\napi_token_file = "/dev/zero"\n') == [
+        f'{FILE}: server.api_token_file: cannot read "/dev/zero": not a regular file'
+    ]

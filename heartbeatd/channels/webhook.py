@@ -20,7 +20,7 @@ from urllib.parse import quote
 from heartbeatd.channels import http
 from heartbeatd.channels.base import ParseEnv, SendContext
 from heartbeatd.model import Alert, AlertEvent, Reason, Secret, Status, isoformat
-from heartbeatd.tables import Table
+from heartbeatd.tables import Table, read_small_file
 
 METHODS = ("POST", "GET", "PUT", "PATCH")
 VARIABLES = ("NAME", "SLUG", "STATUS", "EVENT", "REASON", "NOW", "LAST_PING", "BODY", "JSON")
@@ -221,7 +221,7 @@ def _read_header_file(table: Table, env: ParseEnv, file_name: str) -> list[tuple
     if not path.is_absolute():
         path = env.base_dir / path
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_small_file(path).splitlines()
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         # ValueError: a path with a NUL byte in it.
         reason = getattr(exc, "strerror", None) or type(exc).__name__
