@@ -15,24 +15,11 @@ from heartbeatd.channels import CHANNEL_TYPES
 from heartbeatd.channels import log as log_channel
 from heartbeatd.channels.base import DeliveryError, SendContext
 from heartbeatd.clock import FakeClock
-from heartbeatd.model import Alert, AlertEvent, Flip, MonitorState, Reason, Status
+from heartbeatd.model import Alert
 from heartbeatd.outbox import Outbox, backoff, describe
 from heartbeatd.store import Store
 from tests.conftest import NOW
-
-DOWN = MonitorState(status=Status.DOWN, down_at=NOW, reason=Reason.MISSED)
-DOWN_FLIP = Flip(
-    at=NOW, old=Status.UP, new=Status.DOWN, reason=Reason.MISSED, event=AlertEvent.DOWN
-)
-DOWN_ALERT = Alert(
-    event=AlertEvent.DOWN,
-    monitor="backup",
-    name="Nightly backup",
-    status=Status.DOWN,
-    reason=Reason.MISSED,
-    at=NOW,
-    last_ping=NOW - timedelta(days=1),
-)
+from tests.samples import DOWN, DOWN_ALERT, DOWN_FLIP
 
 
 @dataclass(frozen=True)

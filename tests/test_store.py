@@ -21,20 +21,7 @@ from heartbeatd.model import (
 )
 from heartbeatd.store import MIGRATIONS, PingRecord, Store, StoreError
 from tests.conftest import NOW
-
-UP = MonitorState(status=Status.UP, last_ping=NOW, last_success=NOW, n_pings=1)
-DOWN = MonitorState(status=Status.DOWN, down_at=NOW, reason=Reason.MISSED)
-DOWN_FLIP = Flip(
-    at=NOW, old=Status.UP, new=Status.DOWN, reason=Reason.MISSED, event=AlertEvent.DOWN
-)
-DOWN_ALERT = Alert(
-    event=AlertEvent.DOWN,
-    monitor="backup",
-    name="Nightly backup",
-    status=Status.DOWN,
-    reason=Reason.MISSED,
-    at=NOW,
-)
+from tests.samples import DOWN, DOWN_ALERT, DOWN_FLIP, UP
 
 
 def ping(body: str = "", at=NOW) -> PingRecord:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -11,8 +11,8 @@ from typing import Any
 from heartbeatd.channels.base import ParseEnv
 from heartbeatd.model import Alert, AlertEvent, Reason, Status
 from heartbeatd.tables import Problems, Table
+from tests.conftest import NOW
 
-NOW = datetime(2026, 1, 14, 12, 0, 0, tzinfo=timezone.utc)
 FILE = "heartbeatd.toml"
 
 DOWN = Alert(
