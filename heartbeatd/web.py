@@ -100,9 +100,11 @@ def _kind(action: str | None) -> tuple[PingKind, int | None]:
     if action in ACTIONS:
         return ACTIONS[action], None
     if action.isdigit() and action.isascii():
-        status = int(action)
-        if status > 255:
+        # Three digits at most, checked before int(): int() of a 5,000-digit
+        # string raises ValueError (Python's limit on digits), which was a 500.
+        if len(action) > 3 or int(action) > 255:
             raise PingError(400, "exit status must be 0-255")
+        status = int(action)
         return (PingKind.SUCCESS if status == 0 else PingKind.FAIL), status
     raise PingError(404, "not found")
 
@@ -368,11 +370,17 @@ async def api_monitor(request: web.Request) -> web.Response:
     return web.json_response(request.app[ENGINE].view(_slug(request)))
 
 
+MAX_LIMIT = 1000
+
+
 def _limit(request: web.Request) -> int:
-    try:
-        return max(1, min(1000, int(request.query.get("limit", "100"))))
-    except ValueError:
-        raise web.HTTPBadRequest(text="limit must be a number") from None
+    text = request.query.get("limit", "100")
+    if not (text.isdigit() and text.isascii()):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "limit must be a number"}), content_type="application/json"
+        )
+    # Past four digits it is over the maximum anyway: no int() of 5,000 digits.
+    return MAX_LIMIT if len(text) > 4 else max(1, min(MAX_LIMIT, int(text)))
 
 
 async def api_pings(request: web.Request) -> web.Response:

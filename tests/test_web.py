@@ -111,6 +111,11 @@ async def test_it_accepts_every_ping_form(client, path, stored, method):
         ("/ping/nope", 404),
         ("/ping/backup/256", 400),
         ("/ping/backup/99999999999999999999", 400),
+        # Python's int() refuses over 4300 digits with a ValueError: not a 500.
+        ("/ping/backup/" + "9" * 5000, 400),
+        (f"/ping/{UUID}/" + "1" * 5000, 400),
+        # At most three digits, as the exit status a shell reports.
+        ("/ping/backup/0255", 400),
         ("/ping/backup/-1", 404),
         ("/ping/backup/nope", 404),
         ("/ping/backup/start/extra", 404),
@@ -224,6 +229,22 @@ async def test_the_api_lists_monitors_with_the_contract_fields(client):
     assert fields <= set(body["monitors"][0])
     assert body["monitors"][0]["status"] == "up"
     assert body["monitors"][0]["last_ping"].endswith("Z")
+
+
+@pytest.mark.parametrize("limit", ["nope", "-5", "1e3", ""])
+async def test_a_limit_that_is_not_a_number_is_a_json_400(client, limit):
+    response = await client.get(f"/api/v1/monitors/backup/flips?limit={limit}")
+    assert response.status == 400
+    assert await response.json() == {"error": "limit must be a number"}
+
+
+@pytest.mark.parametrize("limit", ["99999", "9" * 5000], ids=["5-digits", "5000-digits"])
+async def test_a_limit_past_the_maximum_is_cut_to_it(client, limit):
+    for _ in range(3):
+        await client.get("/ping/backup")
+    response = await client.get(f"/api/v1/monitors/backup/pings?limit={limit}")
+    assert response.status == 200
+    assert len((await response.json())["pings"]) == 3
 
 
 async def test_the_write_api_is_off_without_a_token(client):
