@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web import RequestPayloadError
 
 from heartbeatd import __version__
 from heartbeatd.clock import Clock
@@ -59,16 +60,19 @@ class JournalFormatter(logging.Formatter):
 
 
 class ClientErrorFilter(logging.Filter):
-    """aiohttp logs every request it cannot parse at error level, with a
-    traceback: any client could flood the journal. Such a record becomes one
-    debug line, shown only with -v."""
+    """aiohttp logs at error level, with a traceback, every request it cannot
+    parse, and every body that fails to decode (bad gzip, a broken chunk),
+    raised again when it reads what a handler left of the body, on any URL:
+    any client could flood the journal. Such a record becomes one debug line,
+    shown only with -v."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if not isinstance(exc, HttpProcessingError):
+        if not isinstance(exc, (HttpProcessingError, RequestPayloadError)):
             return True
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        record.msg, record.args = "bad request from a client: %s", (exc,)
+        # aiohttp's messages span lines ("400, message:\n  Can not decode ...").
+        record.msg, record.args = "bad request from a client: %s", (" ".join(str(exc).split()),)
         record.exc_info = record.exc_text = None
         return logging.getLogger().isEnabledFor(logging.DEBUG)
 

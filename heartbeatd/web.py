@@ -63,10 +63,14 @@ BODY_TIMEOUT_KEY = web.AppKey("body_timeout", float)
 
 
 class PingError(Exception):
-    def __init__(self, status: int, text: str) -> None:
+    """A ping answered with `status`; `close` when the connection cannot serve
+    another request (its body stalled, or its framing or coding broke)."""
+
+    def __init__(self, status: int, text: str, *, close: bool = False) -> None:
         super().__init__(text)
         self.status = status
         self.text = text
+        self.close = close
 
 
 def _resolve(engine: Engine, parts: list[str]) -> tuple[str, str | None]:
@@ -150,8 +154,13 @@ async def _read_body(request: web.Request, limit: int) -> tuple[bytes, bool]:
         try:
             chunk = await request.content.read(CHUNK)
         except web.RequestPayloadError:
-            # E.g. "Content-Encoding: gzip" on bytes that are not gzip.
-            raise PingError(400, "request body cannot be decoded") from None
+            # E.g. "Content-Encoding: gzip" on bytes that are not gzip, or a
+            # broken chunk: aiohttp's parser gives up on the connection.
+            raise PingError(400, "request body cannot be decoded", close=True) from None
+        except ConnectionError:
+            # The client left half-way; nobody will read the answer.
+            log.debug("ping body cut off: the client left remote=%s", request.remote)
+            raise PingError(400, "request body incomplete", close=True) from None
         if not chunk:
             break
         room = limit - len(kept)
@@ -182,8 +191,13 @@ async def _read_body_in_time(
             reading.cancel()
             # Owned to the end: let the cancelled read unwind before answering.
             await asyncio.wait((reading,))
+        if not reading.cancelled():
+            # Collected even when this handler is itself cancelled (a runner
+            # with handler_cancellation, whose client left): otherwise asyncio
+            # logs the read's error as "never retrieved".
+            reading.exception()
     if timed_out:
-        raise PingError(408, "request body not received in time")
+        raise PingError(408, "request body not received in time", close=True)
     return reading.result()
 
 
@@ -211,8 +225,9 @@ async def handle_ping(request: web.Request) -> web.Response:
         )
     except PingError as exc:
         response = web.Response(status=exc.status, text=exc.text, headers=headers)
-        if exc.status == 408:
-            # A client that stalled mid-body gets no keep-alive to stall again on.
+        if exc.close:
+            # A client that stalled or broke its body gets no keep-alive to do
+            # it again on.
             response.force_close()
         return response
     ping = Ping(

@@ -11,7 +11,10 @@ whatever it gets, it returns a Config or raises ConfigError.
 from __future__ import annotations
 
 import asyncio
+import gc
+import gzip
 import json
+import logging
 import math
 import string
 import sys
@@ -20,6 +23,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.http_parser import SINGLETON_HEADERS
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
@@ -27,6 +31,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from heartbeatd.channels import CHANNEL_TYPES
+from heartbeatd.cli import ClientErrorFilter
 from heartbeatd.config import Config, load_config
 from heartbeatd.engine import Engine
 from heartbeatd.store import Store
@@ -66,6 +71,15 @@ async def healthy() -> None:
     return None
 
 
+class DaemonLikeServer(TestServer):
+    """aiohttp's test server, but like the daemon's runner it lets a handler
+    whose client has gone run on (aiohttp's default) instead of cancelling it."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        kwargs["handler_cancellation"] = False
+        return await super()._make_runner(**kwargs)
+
+
 @pytest.fixture
 async def client(tmp_path, aiohttp_client, clock):
     """The ping app; its server closes connections idle for 0.5 s (the daemon: 75 s)."""
@@ -75,11 +89,12 @@ async def client(tmp_path, aiohttp_client, clock):
     store = await Store.open(config.storage.path, clock=clock)
     engine = Engine(config, store)
     await engine.recover(clock.now())
-    server = TestServer(make_app(engine, clock, health=healthy))
+    server = DaemonLikeServer(make_app(engine, clock, health=healthy))
     # Started here: TestServer(**kwargs) drops runner options, start_server() passes them.
     await server.start_server(keepalive_timeout=0.5)
     client = await aiohttp_client(server)
     client.store = store
+    client.engine = engine
     yield client
     await store.close()
 
@@ -225,6 +240,171 @@ async def test_a_compressed_body_that_does_not_decompress_gets_400(client):
         writer.close()
     assert (status, body) == (400, b"request body cannot be decoded")
     assert headers["ping-body-limit"] == str(MAX_BODY)
+    assert [p["kind"] for p in await stored(client)] == ["start"]
+
+
+# -- bodies that cannot be decoded, clients that leave, reloads mid-body ---------------------
+
+
+@pytest.fixture
+def daemon_log(caplog):
+    """aiohttp's server log with the daemon's filter on it, every level captured."""
+    server_log = logging.getLogger("aiohttp.server")
+    quieter = ClientErrorFilter()
+    server_log.addFilter(quieter)
+    caplog.set_level(logging.DEBUG)
+    yield caplog
+    server_log.removeFilter(quieter)
+
+
+def server_lines(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name in ("aiohttp.server", "heartbeatd.web")]
+
+
+def assert_at_most_one_debug_line(caplog) -> None:
+    records = server_lines(caplog)
+    assert [r.levelname for r in records] in ([], ["DEBUG"]), [r.getMessage() for r in records]
+    for record in records:
+        assert record.exc_info is None
+        assert "\n" not in record.getMessage(), record.getMessage()
+
+
+GZIP = gzip.compress(b"job output " * 20)
+UNDECODABLE = {
+    "gzip": (b"Content-Encoding: gzip\r\nContent-Length: 9\r\n", b"not gzip!"),
+    "deflate": (b"Content-Encoding: deflate\r\nContent-Length: 11\r\n", b"not deflate"),
+    "chunked-gzip": (
+        b"Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+        b"9\r\nnot gzip!\r\n0\r\n\r\n",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/ping/backup/fail", 400), ("/api/v1/monitors/backup/pause", 403), ("/nowhere", 404)],
+    ids=["ping", "api", "unknown-url"],
+)
+@pytest.mark.parametrize("case", sorted(UNDECODABLE))
+async def test_a_body_that_does_not_decode_costs_one_debug_line_at_most(
+    client, daemon_log, path, status, case
+):
+    """aiohttp reads what a handler left of a body after answering; a body
+    that fails to decode then raised from there, logged as an unhandled
+    error with a traceback, whatever the URL."""
+    headers, body = UNDECODABLE[case]
+    reader, writer = await connect(client)
+    try:
+        writer.write(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: hb\r\n" + headers + b"\r\n")
+        await writer.drain()
+        # Another ping in between, so the handler is under way when the bytes come.
+        assert (await client.get("/ping/backup/start")).status == 200
+        daemon_log.clear()
+        writer.write(body)
+        await writer.drain()
+        answer, _, text = await asyncio.wait_for(read_answer(reader), PROMPT)
+        # Closed once all is done (and logged): no request can follow a broken body.
+        assert await asyncio.wait_for(reader.read(), PROMPT) == b""
+    finally:
+        writer.close()
+    assert answer == status
+    if status == 400:
+        assert text == b"request body cannot be decoded"
+    assert_at_most_one_debug_line(daemon_log)
+    assert [p["kind"] for p in await stored(client)] == ["start"]
+
+
+async def test_a_client_that_leaves_mid_body_costs_one_debug_line_at_most(client, daemon_log):
+    _, writer = await connect(client)
+    writer.write(b"POST /ping/backup/fail HTTP/1.1\r\nHost: hb\r\nContent-Length: 100\r\n\r\nhalf")
+    await writer.drain()
+    assert (await client.get("/ping/backup/start")).status == 200
+    daemon_log.clear()
+    writer.close()
+    for _ in range(int(PROMPT / 0.01)):
+        if server_lines(daemon_log):
+            break
+        await asyncio.sleep(0.01)
+    else:
+        pytest.fail("the server never noticed the client left")
+    assert_at_most_one_debug_line(daemon_log)
+    assert [p["kind"] for p in await stored(client)] == ["start"]
+
+
+async def handlers_done() -> None:
+    """Wait until no request handler of aiohttp's runs any more."""
+    for _ in range(int(PROMPT / 0.01)):
+        running = [
+            t
+            for t in asyncio.all_tasks()
+            if getattr(t.get_coro(), "__qualname__", "").endswith("_handle_request")
+        ]
+        if not running:
+            return
+        await asyncio.sleep(0.01)
+    pytest.fail("a request handler still runs")
+
+
+async def test_a_handler_cancelled_as_its_client_leaves_mid_body_logs_nothing(
+    aiohttp_client, client, clock, caplog
+):
+    """aiohttp's test server (not the daemon) cancels the handler of a client
+    that left; the body read it was waiting on must not be left to die as a
+    task whose error was never retrieved."""
+    cancelling = await aiohttp_client(TestServer(make_app(client.engine, clock, health=healthy)))
+    _, writer = await connect(cancelling)
+    writer.write(b"POST /ping/backup/fail HTTP/1.1\r\nHost: hb\r\nContent-Length: 100\r\n\r\nhalf")
+    await writer.drain()
+    assert (await cancelling.get("/ping/backup/start")).status == 200
+    caplog.clear()
+    writer.close()
+    await handlers_done()
+    gc.collect()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_a_body_in_an_unknown_content_encoding_is_kept_as_sent(client, daemon_log):
+    """Only gzip and deflate (and br, zstd when aiohttp has their decoders) are
+    decoded; another coding is not refused: the ping counts, its body is kept as
+    received. A wrong header must not make a job look down."""
+    response = await client.post(
+        "/ping/backup", data=b"output", headers={"Content-Encoding": "utf-8"}
+    )
+    assert (response.status, await response.text()) == (200, "OK")
+    assert [(p["kind"], p["body"]) for p in await stored(client)] == [("success", "output")]
+    assert server_lines(daemon_log) == []
+
+
+async def test_a_truncated_gzip_body_keeps_what_decodes(client):
+    response = await client.post(
+        "/ping/backup", data=GZIP[: len(GZIP) // 2], headers={"Content-Encoding": "gzip"}
+    )
+    assert response.status == 200
+    # aiohttp does not check that a gzip stream ends: what decoded is kept.
+    [ping] = await stored(client)
+    assert ping["body"] and ("job output " * 20).startswith(ping["body"])
+
+
+async def test_a_chunked_body_whose_framing_breaks_gets_408_at_the_body_timeout(
+    client, clock, daemon_log
+):
+    """aiohttp's parser stops at a bad chunk size but never tells the handler
+    already reading the body; the body timeout ends the wait."""
+    reader, writer = await connect(client)
+    try:
+        writer.write(
+            b"POST /ping/backup/fail HTTP/1.1\r\nHost: hb\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        await writer.drain()
+        assert (await client.get("/ping/backup/start")).status == 200
+        daemon_log.clear()
+        writer.write(b"zz\r\nabc\r\n0\r\n\r\n")
+        await writer.drain()
+        status, headers, _ = await answer_once_time_passes(reader, clock, BODY_TIMEOUT)
+    finally:
+        writer.close()
+    assert (status, headers["connection"]) == (408, "close")
+    assert_at_most_one_debug_line(daemon_log)
     assert [p["kind"] for p in await stored(client)] == ["start"]
 
 
