@@ -376,6 +376,11 @@ def _slug(request: web.Request) -> str:
     return slug
 
 
+def _storage_unavailable() -> web.Response:
+    # As a ping answers: 503, which clients and `curl --retry` try again.
+    return web.json_response({"error": "storage unavailable"}, status=503)
+
+
 async def api_monitors(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     return web.json_response({"monitors": [engine.view(slug) for slug in engine.config.monitors]})
@@ -400,29 +405,45 @@ def _limit(request: web.Request) -> int:
 
 async def api_pings(request: web.Request) -> web.Response:
     slug = _slug(request)
-    pings = await request.app[ENGINE].store.pings(slug, limit=_limit(request))
+    try:
+        pings = await request.app[ENGINE].store.pings(slug, limit=_limit(request))
+    except StoreError as exc:
+        log.error("pings not read monitor=%s error=%s", slug, exc)
+        return _storage_unavailable()
     return web.json_response({"pings": pings})
 
 
 async def api_flips(request: web.Request) -> web.Response:
     slug = _slug(request)
-    flips = await request.app[ENGINE].store.flips(slug, limit=_limit(request))
+    try:
+        flips = await request.app[ENGINE].store.flips(slug, limit=_limit(request))
+    except StoreError as exc:
+        log.error("flips not read monitor=%s error=%s", slug, exc)
+        return _storage_unavailable()
     return web.json_response({"flips": flips})
 
 
 async def api_pause(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    slug = _slug(request)
-    await engine.pause(slug)
-    log.info("paused monitor=%s", slug)
-    return web.json_response(engine.view(slug))
+    return await _change(request, "paused", lambda engine, slug: engine.pause(slug))
 
 
 async def api_resume(request: web.Request) -> web.Response:
+    now = request.app[CLOCK].now()
+    return await _change(request, "resumed", lambda engine, slug: engine.resume(slug, now))
+
+
+async def _change(
+    request: web.Request, done: str, change: Callable[[Engine, str], Awaitable[None]]
+) -> web.Response:
+    """Apply a write to one monitor and answer the monitor as it is then."""
     engine = request.app[ENGINE]
     slug = _slug(request)
-    await engine.resume(slug, request.app[CLOCK].now())
-    log.info("resumed monitor=%s", slug)
+    try:
+        await change(engine, slug)
+    except StoreError:
+        # The engine has logged it and rolled the change back in memory.
+        return _storage_unavailable()
+    log.info("%s monitor=%s", done, slug)
     return web.json_response(engine.view(slug))
 
 

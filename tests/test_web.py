@@ -12,11 +12,14 @@ from hypothesis import strategies as st
 
 from heartbeatd.config import load_config
 from heartbeatd.engine import Engine
+from heartbeatd.model import Status
 from heartbeatd.store import Store
 from heartbeatd.web import make_app
 
 UUID = "9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b"
 RID = "0c7b3a0e-3c5e-4b0e-9a51-111111111111"
+TOKEN = "t0ken"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 CONFIG = f"""
 [server]
@@ -229,6 +232,45 @@ async def test_the_api_lists_monitors_with_the_contract_fields(client):
     assert fields <= set(body["monitors"][0])
     assert body["monitors"][0]["status"] == "up"
     assert body["monitors"][0]["last_ping"].endswith("Z")
+
+
+@pytest.fixture
+async def tokened(tmp_path, aiohttp_client, clock):
+    client = await make_client(tmp_path, aiohttp_client, clock, f'api_token = "{TOKEN}"')
+    yield client
+    await client.store.close()
+
+
+@pytest.mark.parametrize("action", ["pause", "resume"])
+async def test_a_write_the_database_refuses_answers_503_with_a_json_error(
+    tokened, tmp_path, action
+):
+    await tokened.get("/ping/backup")
+    with sqlite3.connect(tmp_path / "hb.db") as conn:
+        conn.execute(
+            "CREATE TRIGGER full_disk BEFORE UPDATE ON monitors "
+            "BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END"
+        )
+    response = await tokened.post(f"/api/v1/monitors/backup/{action}", headers=BEARER)
+    assert response.status == 503
+    assert await response.json() == {"error": "storage unavailable"}
+    # Rolled back: what the API shows is what is stored.
+    assert tokened.engine.state("backup").status is Status.UP
+    with sqlite3.connect(tmp_path / "hb.db") as conn:
+        conn.execute("DROP TRIGGER full_disk")
+    assert (await tokened.post("/api/v1/monitors/backup/pause", headers=BEARER)).status == 200
+
+
+@pytest.mark.parametrize("table", ["pings", "flips"])
+async def test_a_read_the_database_refuses_answers_503_with_a_json_error(client, tmp_path, table):
+    with sqlite3.connect(tmp_path / "hb.db") as conn:
+        conn.execute(f"ALTER TABLE {table} RENAME TO {table}_elsewhere")
+    response = await client.get(f"/api/v1/monitors/backup/{table}")
+    assert response.status == 503
+    assert await response.json() == {"error": "storage unavailable"}
+    with sqlite3.connect(tmp_path / "hb.db") as conn:
+        conn.execute(f"ALTER TABLE {table}_elsewhere RENAME TO {table}")
+    assert (await client.get(f"/api/v1/monitors/backup/{table}")).status == 200
 
 
 @pytest.mark.parametrize("limit", ["nope", "-5", "1e3", ""])
