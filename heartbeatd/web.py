@@ -223,6 +223,8 @@ async def handle_ping(request: web.Request) -> web.Response:
             request.app[CLOCK],
             request.app[BODY_TIMEOUT_KEY],
         )
+        # Again: a reload during a slow body may have removed the monitor.
+        slug, _ = _resolve(engine, parts)
     except PingError as exc:
         response = web.Response(status=exc.status, text=exc.text, headers=headers)
         if exc.close:
@@ -444,7 +446,8 @@ async def _change(
         # The engine has logged it and rolled the change back in memory.
         return _storage_unavailable()
     log.info("%s monitor=%s", done, slug)
-    return web.json_response(engine.view(slug))
+    # Waiting for the writer took a while: a reload may have removed it meanwhile.
+    return web.json_response(engine.view(_slug(request)))
 
 
 # -- status page, metrics, badges ---------------------------------------------------
@@ -480,13 +483,15 @@ async def page_monitor(request: web.Request) -> web.Response:
     slug = request.match_info["slug"]
     if engine.monitor(slug) is None:
         return web.Response(status=404, text="404: no such monitor\n")
+    # Taken before the reads: a reload during them may remove the monitor.
+    view = engine.view(slug)
     try:
         pings = await engine.store.pings(slug, limit=PAGE_PINGS)
         flips = await engine.store.flips(slug, limit=PAGE_FLIPS)
     except StoreError as exc:
         log.error("status page not rendered monitor=%s error=%s", slug, exc)
         return web.Response(status=503, text="503: storage unavailable\n")
-    return _html(pages.render_monitor(engine.view(slug), pings, flips, request.app[CLOCK].now()))
+    return _html(pages.render_monitor(view, pings, flips, request.app[CLOCK].now()))
 
 
 async def handle_metrics(request: web.Request) -> web.Response:

@@ -408,6 +408,41 @@ async def test_a_chunked_body_whose_framing_breaks_gets_408_at_the_body_timeout(
     assert [p["kind"] for p in await stored(client)] == ["start"]
 
 
+RELOADED = """
+[storage]
+path = "hb.db"
+max_body = 100
+
+[monitors.other]
+period = "1h"
+"""
+
+
+async def test_a_ping_whose_monitor_a_reload_removes_while_its_body_arrives_gets_404(
+    client, clock, tmp_path
+):
+    reader, writer = await connect(client)
+    try:
+        writer.write(
+            f"POST /ping/{UUID}/fail HTTP/1.1\r\nHost: hb\r\nContent-Length: 20\r\n\r\n".encode()
+            + b"first half"
+        )
+        await writer.drain()
+        # By the time another ping is answered, this one has found its monitor.
+        assert (await client.get("/ping/backup/start")).status == 200
+        path = tmp_path / "reloaded.toml"
+        path.write_text(textwrap.dedent(RELOADED))
+        client.engine.apply_config(load_config(path), clock.now())
+        writer.write(b"second one")
+        await writer.drain()
+        status, headers, body = await asyncio.wait_for(read_answer(reader), PROMPT)
+    finally:
+        writer.close()
+    assert (status, body) == (404, b"not found")
+    assert headers["ping-body-limit"] == str(MAX_BODY)
+    assert [p["kind"] for p in await stored(client)] == ["start"]
+
+
 # -- random headers, paths and queries against the ping URLs ------------------------------
 
 TCHAR = string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import string
 import textwrap
@@ -271,6 +272,38 @@ async def test_a_read_the_database_refuses_answers_503_with_a_json_error(client,
     with sqlite3.connect(tmp_path / "hb.db") as conn:
         conn.execute(f"ALTER TABLE {table}_elsewhere RENAME TO {table}")
     assert (await client.get(f"/api/v1/monitors/backup/{table}")).status == 200
+
+
+async def test_a_pause_whose_monitor_a_reload_removes_meanwhile_gets_404(tokened, tmp_path, clock):
+    """The pause waits for the writer; the monitor may be gone when it returns."""
+    lock = sqlite3.connect(tmp_path / "hb.db", isolation_level=None)
+    try:
+        # Holds the writer (its busy timeout is 5 s) until COMMIT below.
+        lock.execute("BEGIN EXCLUSIVE")
+        pausing = asyncio.ensure_future(
+            tokened.post("/api/v1/monitors/backup/pause", headers=BEARER)
+        )
+        for _ in range(500):
+            if tokened.engine.state("backup").status is Status.PAUSED:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("the pause never reached the engine")
+        tokened.engine.apply_config(reloaded_without_backup(tmp_path), clock.now())
+        lock.execute("COMMIT")
+        response = await asyncio.wait_for(pausing, 5)
+    finally:
+        lock.close()
+    assert response.status == 404
+    assert await response.json() == {"error": "no such monitor"}
+
+
+def reloaded_without_backup(tmp_path):
+    path = tmp_path / "reloaded.toml"
+    path.write_text(textwrap.dedent(CONFIG.replace("{server_extra}", f'api_token = "{TOKEN}"')))
+    text = path.read_text()
+    path.write_text(text[: text.index("[monitors.backup]")] + '[monitors.web]\nperiod = "1m"\n')
+    return load_config(path)
 
 
 @pytest.mark.parametrize("limit", ["nope", "-5", "1e3", ""])
