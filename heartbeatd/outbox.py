@@ -7,6 +7,9 @@ alert and never drops it.
 The worker keeps up to CONCURRENCY sends in flight and claims more rows as
 soon as any send ends, so a burst of alerts flows through without waiting for
 the slowest send of a batch, and one hung endpoint holds up only its own line.
+
+A row is claimed for longer than a send may take, and only the current claim
+records an outcome, so one alert is never sent twice at once.
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ MIN_IDLE = 1.0
 # connection limit per session, so a send never spends its timeout queued for
 # a connection.
 CONCURRENCY = 100
+# A claim outlives the longest send ([alerts] send_timeout) by this much, which
+# covers cutting the send off and recording its outcome: a row is not claimed
+# again while its send may still be under way.
+LEASE_MARGIN = 60.0
 
 # scheme://user:password@host/path?query -> scheme://host/…
 URL = re.compile(r"([a-z][a-z0-9+.-]*://)(?:[^@/\s'\"]*@)?([^/\s'\"?#]+)[^\s'\"]*", re.I)
@@ -89,7 +96,6 @@ class Outbox:
         give_up_after: float = 86400,
         send_timeout: float = 30,
         rng: random.Random | None = None,
-        lease: float = 300,
         session: aiohttp.ClientSession | None = None,
         concurrency: int = CONCURRENCY,
         drain_timeout: float = 10,
@@ -100,7 +106,10 @@ class Outbox:
         self._give_up_after = give_up_after
         self._send_timeout = send_timeout
         self._rng = rng or random.Random()
-        self._lease = lease
+        self.lease = send_timeout + LEASE_MARGIN
+        # Rows whose send is under way here: never claimed again meanwhile,
+        # whatever the wall clock does to their lease.
+        self._in_flight: set[int] = set()
         self._session = session
         self._owns_session = session is None
         self._concurrency = concurrency
@@ -151,7 +160,12 @@ class Outbox:
         return sum(results)
 
     async def _claim(self, limit: int) -> list[OutboxItem]:
-        return await self._store.claim_due(self._clock.now(), limit=limit, lease=self._lease)
+        items = await self._store.claim_due(
+            self._clock.now(), limit=limit, lease=self.lease, exclude=self._in_flight
+        )
+        # In flight from now on; _deliver takes each off when it is done.
+        self._in_flight.update(item.id for item in items)
+        return items
 
     def _context(self) -> SendContext:
         if self._session is None:
@@ -203,7 +217,9 @@ class Outbox:
             except Exception as exc:
                 await self._after_failure(item, exc)
             else:
-                await self._store.mark_delivered(item.id, self._clock.now())
+                if not await self._store.mark_delivered(item, self._clock.now()):
+                    _log_stale(item, "delivered")
+                    return attempted
                 _count(self.stats.sent, item.channel)
                 log.info(
                     "alert delivered monitor=%s channel=%s event=%s attempts=%d",
@@ -221,6 +237,8 @@ class Outbox:
                 item.channel,
                 exc,
             )
+        finally:
+            self._in_flight.discard(item.id)
         return attempted
 
     async def _after_failure(self, item: OutboxItem, exc: Exception) -> None:
@@ -244,7 +262,9 @@ class Outbox:
         attempts = item.attempts + 1
         # The last retry falls on the deadline, so "give up after 24h" is exact.
         retry_at = min(now + timedelta(seconds=backoff(attempts, self._rng)), deadline)
-        await self._store.mark_retry(item.id, error, retry_at)
+        if not await self._store.mark_retry(item, error, retry_at):
+            _log_stale(item, "retry")
+            return
         _count(self.stats.retried, item.channel)
         log.warning(
             "alert delivery failed monitor=%s channel=%s event=%s attempts=%d retry_at=%s error=%s",
@@ -257,7 +277,9 @@ class Outbox:
         )
 
     async def _fail(self, item: OutboxItem, error: str, message: str) -> None:
-        await self._store.mark_failed(item.id, error, self._clock.now())
+        if not await self._store.mark_failed(item, error, self._clock.now()):
+            _log_stale(item, "failed")
+            return
         _count(self.stats.failed, item.channel)
         log.error(
             "%s monitor=%s channel=%s event=%s attempts=%d error=%s",
@@ -311,6 +333,20 @@ def _reap(sending: set[asyncio.Task[int]]) -> None:
         sending.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("alert delivery crashed", exc_info=task.exception())
+
+
+def _log_stale(item: OutboxItem, outcome: str) -> None:
+    # Another claim of this row is current (this send outlived its lease, e.g.
+    # over a wall-clock jump); the outcome is that claim's to record.
+    log.warning(
+        "alert outcome not recorded, its claim is stale monitor=%s channel=%s outbox_id=%d"
+        " claim=%d outcome=%s",
+        item.monitor,
+        item.channel,
+        item.id,
+        item.claim,
+        outcome,
+    )
 
 
 def _count(counter: dict[str, int], key: str) -> None:

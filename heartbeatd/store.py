@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -59,6 +59,11 @@ MIGRATIONS: list[str] = [
         failed_at TEXT);
     CREATE INDEX outbox_state_next ON outbox (state, next_attempt_at);
     CREATE INDEX outbox_flip ON outbox (flip_id);
+    """,
+    # claim: bumped by every claim, so only the current claimant records an
+    # outcome.
+    """
+    ALTER TABLE outbox ADD COLUMN claim INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 
@@ -110,6 +115,8 @@ class OutboxItem:
     attempts: int
     created_at: datetime
     next_attempt_at: datetime
+    # Which claim of the row this is: marks for an older one change nothing.
+    claim: int = 0
 
 
 def format_time(when: datetime) -> str:
@@ -311,23 +318,34 @@ class Store:
     # --- outbox writes ------------------------------------------------------
 
     async def claim_due(
-        self, now: datetime, *, limit: int = 100, lease: float = 300
+        self,
+        now: datetime,
+        *,
+        limit: int = 100,
+        lease: float = 300,
+        exclude: Collection[int] = (),
     ) -> list[OutboxItem]:
-        """Lease due, unclaimed pending rows; return only the rows this call claimed."""
+        """Lease due, unclaimed pending rows; return only the rows this call claimed.
+
+        Each claim gets a new number (`OutboxItem.claim`): the mark_* calls
+        record an outcome only for the claim that is still current. `exclude`
+        are rows whose send is under way in this process, whatever their lease.
+        """
         at = format_time(now)
         until = format_time(now + timedelta(seconds=lease))
+        skip = ",".join(str(int(i)) for i in exclude)
 
         def run(db: sqlite3.Connection) -> list[OutboxItem]:
             # The writer owns the only write transaction (BEGIN IMMEDIATE), so
             # nothing can claim these rows between this SELECT and the UPDATE.
             rows = db.execute(
                 "SELECT id, flip_id, monitor, channel, payload, attempts, created_at,"
-                " next_attempt_at FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
-                " AND (claimed_until IS NULL OR claimed_until <= ?)"
-                f" AND id IN ({HEADS_OF_LINE})"
+                " next_attempt_at, claim + 1 FROM outbox WHERE state = 'pending'"
+                " AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?)"
+                f" AND id NOT IN ({skip}) AND id IN ({HEADS_OF_LINE})"
                 " ORDER BY next_attempt_at, id LIMIT ?",
                 (at, at, limit),
-            )
+            ).fetchall()
             if not rows:
                 return []
             items, broken = [], []
@@ -341,7 +359,8 @@ class Store:
                     )
                     broken.append((f"unreadable alert payload: {exc}", at, row[0]))
             db.executemany(
-                "UPDATE outbox SET claimed_until = ? WHERE id = ?", [(until, i.id) for i in items]
+                "UPDATE outbox SET claimed_until = ?, claim = ? WHERE id = ?",
+                [(until, i.claim, i.id) for i in items],
             )
             if broken:
                 db.executemany(
@@ -353,35 +372,40 @@ class Store:
 
         return await self._call(run)
 
-    async def mark_delivered(self, item_id: int, at: datetime) -> None:
-        await self._update_outbox(
+    async def mark_delivered(self, item: OutboxItem, at: datetime) -> bool:
+        """Record a delivery; False (nothing changed) if `item`'s claim is no longer current."""
+        return await self._update_outbox(
             "state = 'sent', attempts = attempts + 1, delivered_at = ?, claimed_until = NULL",
             (format_time(at),),
-            item_id,
+            item,
         )
 
-    async def mark_retry(self, item_id: int, error: str, next_attempt_at: datetime) -> None:
-        await self._update_outbox(
+    async def mark_retry(self, item: OutboxItem, error: str, next_attempt_at: datetime) -> bool:
+        return await self._update_outbox(
             "attempts = attempts + 1, last_error = ?, next_attempt_at = ?, claimed_until = NULL",
             (error, format_time(next_attempt_at)),
-            item_id,
+            item,
         )
 
-    async def mark_failed(self, item_id: int, error: str, at: datetime) -> None:
-        await self._update_outbox(
+    async def mark_failed(self, item: OutboxItem, error: str, at: datetime) -> bool:
+        return await self._update_outbox(
             "state = 'failed', attempts = attempts + 1, last_error = ?, failed_at = ?,"
             " claimed_until = NULL",
             (error, format_time(at)),
-            item_id,
+            item,
         )
 
-    async def _update_outbox(self, assignments: str, params: tuple[Any, ...], item_id: int) -> None:
-        sql = f"UPDATE outbox SET {assignments} WHERE id = ? AND state = 'pending'"
+    async def _update_outbox(
+        self, assignments: str, params: tuple[Any, ...], item: OutboxItem
+    ) -> bool:
+        # A claim that was taken over (its lease ran out, or the row was
+        # moved) must not overwrite what the current claimant records.
+        sql = f"UPDATE outbox SET {assignments} WHERE id = ? AND claim = ? AND state = 'pending'"
 
-        def run(db: sqlite3.Connection) -> None:
-            db.execute(sql, (*params, item_id))
+        def run(db: sqlite3.Connection) -> bool:
+            return db.execute(sql, (*params, item.id, item.claim)).rowcount == 1
 
-        await self._call(run)
+        return await self._call(run)
 
     # --- reads --------------------------------------------------------------
 
@@ -744,7 +768,7 @@ def _flip_row(slug: str, flip: Flip) -> tuple[Any, ...]:
 
 
 def _outbox_item(row: Any) -> OutboxItem:
-    item_id, flip_id, monitor, channel, payload, attempts, created_at, next_attempt_at = row
+    item_id, flip_id, monitor, channel, payload, attempts, created_at, next_attempt_at, claim = row
     return OutboxItem(
         id=item_id,
         flip_id=flip_id,
@@ -754,6 +778,7 @@ def _outbox_item(row: Any) -> OutboxItem:
         attempts=attempts,
         created_at=parse_time(created_at),
         next_attempt_at=parse_time(next_attempt_at),
+        claim=claim,
     )
 
 

@@ -5,11 +5,13 @@ An outage delays an alert; it never drops or duplicates it.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import textwrap
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiosmtpd.controller import Controller
 
 from heartbeatd.clock import FakeClock
@@ -167,3 +169,134 @@ async def test_undelivered_alerts_survive_a_restart(
         await again.close()
     finally:
         await reopened.close()
+
+
+# -- webhooks to a real aiohttp receiver, on the fake clock -------------------------------
+
+
+class Receiver:
+    """A webhook receiver on the test's own loop that counts requests as they arrive.
+
+    Requests to a path in `held` wait until `release` is set; `statuses` are the
+    answers to the next requests (then 200).
+    """
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.port = free_port()
+        self.arrived: list[tuple[str, float, dict[str, object]]] = []
+        self.arrivals: asyncio.Queue[str] = asyncio.Queue()
+        self.statuses: list[int] = []
+        self.held: set[str] = set()
+        self.release = asyncio.Event()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def count(self, path: str) -> int:
+        return sum(1 for p, _, _ in self.arrived if p == path)
+
+    async def next_arrival(self, timeout: float = 5) -> str:
+        return await asyncio.wait_for(self.arrivals.get(), timeout)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        payload = await request.json()
+        # When it arrived, on the fake clock's monotonic time.
+        self.arrived.append((request.path, self.clock.monotonic(), payload))
+        self.arrivals.put_nowait(request.path)
+        if request.path in self.held:
+            await self.release.wait()
+        status = self.statuses.pop(0) if self.statuses else 200
+        return web.Response(status=status, text="ok")
+
+
+@pytest.fixture
+async def receiver(clock: FakeClock):
+    receiver = Receiver(clock)
+    app = web.Application()
+    app.router.add_route("POST", "/{path}", receiver.handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", receiver.port).start()
+    yield receiver
+    receiver.release.set()
+    await runner.cleanup()
+
+
+HOOKS = """
+[server]
+listen = "127.0.0.1:{listen}"
+
+[storage]
+path = "hb.db"
+
+[alerts]
+send_timeout = "{send_timeout}"
+
+[channels.{channel}]
+type = "webhook"
+url = "{url}"
+
+[channels.other]
+type = "webhook"
+url = "{other_url}"
+
+[monitors.backup]
+period = "1d"
+channels = ["{channel}"]
+
+[monitors.other]
+period = "1d"
+channels = ["other"]
+"""
+
+
+def write_hooks(
+    path: Path, receiver: Receiver, *, channel: str = "hook", send_timeout: str = "30s"
+) -> Path:
+    path.write_text(
+        HOOKS.format(
+            listen=free_port(),
+            send_timeout=send_timeout,
+            channel=channel,
+            url=receiver.url(f"/{channel}"),
+            other_url=receiver.url("/other"),
+        )
+    )
+    return path
+
+
+async def fail(engine: Engine, slug: str, clock: FakeClock) -> None:
+    await engine.handle_ping(slug, Ping(PingKind.FAIL, at=clock.now()))
+
+
+async def test_a_send_that_outlasts_the_old_300s_lease_is_not_sent_again(
+    tmp_path: Path, receiver: Receiver, clock: FakeClock
+):
+    config = load_config(write_hooks(tmp_path / "heartbeatd.toml", receiver, send_timeout="10m"))
+    async with await Store.open(config.storage.path, clock=clock) as store:
+        engine = Engine(config, store)
+        await engine.recover(clock.now())
+        outbox = Outbox(
+            store, clock, channels=config.channels, send_timeout=config.alerts.send_timeout
+        )
+        engine.on_alert = outbox.wake
+        receiver.held.add("/hook")
+        stop = asyncio.Event()
+        worker = asyncio.ensure_future(outbox.run(stop))
+        try:
+            await fail(engine, "backup", clock)
+            assert await receiver.next_arrival() == "/hook"
+            # The receiver holds the request for 5 minutes and more (well within
+            # send_timeout), and another alert wakes the worker meanwhile.
+            clock.advance(seconds=301)
+            await fail(engine, "other", clock)
+            while await receiver.next_arrival() != "/other":
+                pass
+        finally:
+            receiver.release.set()
+            stop.set()
+            await asyncio.wait_for(worker, 5)
+        assert receiver.count("/hook") == 1
+        [flip] = await store.flips("backup")
+        assert [(d["state"], d["attempts"]) for d in flip["deliveries"]] == [("sent", 1)]

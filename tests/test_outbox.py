@@ -16,7 +16,7 @@ from heartbeatd.channels import log as log_channel
 from heartbeatd.channels.base import DeliveryError, SendContext
 from heartbeatd.clock import FakeClock
 from heartbeatd.model import Alert
-from heartbeatd.outbox import Outbox, backoff, describe
+from heartbeatd.outbox import LEASE_MARGIN, Outbox, backoff, describe
 from heartbeatd.store import Store
 from tests.conftest import NOW
 from tests.samples import DOWN, DOWN_ALERT, DOWN_FLIP
@@ -45,6 +45,8 @@ class FakeChannelType:
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.events: list[str] = []
+        # (channel, event) of every alert sent.
+        self.sent: list[tuple[str, str]] = []
         self.called = asyncio.Event()
 
     def module(self) -> types.ModuleType:
@@ -67,6 +69,7 @@ class FakeChannelType:
                 raise DeliveryError(f"{opts.name}.example.com: 503", permanent=opts.permanent)
             raise opts.error("connection reset")
         self.events.append(f"{opts.name} sent")
+        self.sent.append((opts.name, alert.event.value))
 
 
 @pytest.fixture
@@ -258,6 +261,44 @@ async def test_it_fails_rows_of_a_removed_channel(fake, store, make_outbox):
     ]
 
 
+async def test_it_claims_a_row_for_longer_than_a_send_may_take(gated, store, clock):
+    outbox = Outbox(
+        store, clock, channels={"ops": Channel("gated", FakeOptions("ops"))}, send_timeout=600
+    )
+    await queue_alert(store, "ops")
+    sending = asyncio.ensure_future(outbox.deliver_due())
+    await gated.next_started()
+    assert await store.next_due() == clock.now() + timedelta(seconds=600 + LEASE_MARGIN)
+    gated.open("ops")
+    await sending
+
+
+async def test_it_records_only_the_outcome_of_the_current_claim(gated, store, clock, caplog):
+    # Two workers on one database (a second heartbeatd started by mistake);
+    # the first one's send outlives its lease over a wall-clock jump.
+    first = Outbox(store, clock, channels={"ops": Channel("gated", FakeOptions("a", 1))})
+    second = Outbox(store, clock, channels={"ops": Channel("gated", FakeOptions("b"))})
+    await queue_alert(store, "ops")
+    sending_a = asyncio.ensure_future(first.deliver_due())
+    assert await gated.next_started() == "a"
+    # Past the lease (before it followed send_timeout, it was 300 s).
+    clock.advance(seconds=300)
+    sending_b = asyncio.ensure_future(second.deliver_due())
+    assert await gated.next_started() == "b"
+    # The stale attempt fails: it must not release the claim of the send under way.
+    gated.open("a")
+    await sending_a
+    assert await store.claim_due(clock.now() + timedelta(minutes=1)) == []
+    assert await deliveries(store) == [("ops", "pending", 0, None)]
+    assert (
+        "alert outcome not recorded, its claim is stale monitor=backup channel=ops outbox_id=1"
+        " claim=1 outcome=retry" in caplog.text
+    )
+    gated.open("b")
+    await sending_b
+    assert await deliveries(store) == [("ops", "sent", 1, None)]
+
+
 async def test_it_delivers_through_the_log_channel(store, clock, outboxes, caplog):
     caplog.set_level(logging.INFO)
     channels = {"journal": Channel("log", log_channel.Options(level="error"))}
@@ -322,11 +363,12 @@ async def test_it_stops_within_the_drain_timeout_when_a_send_hangs(fake, store, 
     assert fake.events == ["stuck cut"]
     # Still claimed: tried again once the lease ends (at least once delivery).
     assert await deliveries(store) == [("stuck", "pending", 0, None)]
-    assert await store.next_due() == clock.now() + timedelta(seconds=300)
+    assert await store.next_due() == clock.now() + timedelta(seconds=outbox.lease)
 
 
 class GatedChannelType:
-    """The `gated` channel type: each send waits until the test opens its gate."""
+    """The `gated` channel type: each send waits until the test opens its gate,
+    then fails if its options have `failures`."""
 
     def __init__(self) -> None:
         self.started: asyncio.Queue[str] = asyncio.Queue()
@@ -351,6 +393,8 @@ class GatedChannelType:
             await self.gates.setdefault(opts.name, asyncio.Event()).wait()
         finally:
             self.in_flight -= 1
+        if opts.failures:
+            raise DeliveryError(f"{opts.name}.example.com: 503")
         self.sent.append(opts.name)
 
     async def next_started(self) -> str:
