@@ -136,6 +136,7 @@ class Daemon:
                 self.store,
                 self.clock,
                 channels=self.config.channels,
+                monitors=self.config.monitors,
                 give_up_after=self.config.alerts.give_up_after,
                 send_timeout=self.config.alerts.send_timeout,
             )
@@ -235,7 +236,7 @@ class Daemon:
             for what in _needs_restart(self.config, new):
                 log.warning("reload cannot change %s; restart heartbeatd to apply it", what)
             diff = self.engine.apply_config(new, self.clock.now())
-            self.outbox.set_channels(new.channels)
+            self.outbox.set_channels(new.channels, new.monitors)
             self.config = new
             self.reloads.ok += 1
             self.reloads.last_ok = True

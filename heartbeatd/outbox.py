@@ -9,7 +9,9 @@ soon as any send ends, so a burst of alerts flows through without waiting for
 the slowest send of a batch, and one hung endpoint holds up only its own line.
 
 A row is claimed for longer than a send may take, and only the current claim
-records an outcome, so one alert is never sent twice at once.
+records an outcome, so one alert is never sent twice at once. An alert follows
+its monitor: when a reload removes its channel, it goes to the monitor's
+current channels instead (`Store.move_alerts`).
 """
 
 from __future__ import annotations
@@ -18,19 +20,21 @@ import asyncio
 import logging
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
 from heartbeatd.channels import CHANNEL_TYPES
 from heartbeatd.channels.base import DeliveryError, SendContext
 from heartbeatd.clock import Clock
-from heartbeatd.store import OutboxItem, Store, StoreError
+from heartbeatd.store import Move, OutboxItem, Store, StoreError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 FIRST_RETRY = 10.0
 MAX_RETRY = 30 * 60.0
@@ -93,6 +97,7 @@ class Outbox:
         clock: Clock,
         *,
         channels: Mapping[str, Any],
+        monitors: Mapping[str, Any] | None = None,
         give_up_after: float = 86400,
         send_timeout: float = 30,
         rng: random.Random | None = None,
@@ -103,6 +108,8 @@ class Outbox:
         self._store = store
         self._clock = clock
         self._channels = dict(channels)
+        # slug -> monitor (with its `channels`): where a moved alert goes.
+        self._monitors: Mapping[str, Any] = monitors if monitors is not None else {}
         self._give_up_after = give_up_after
         self._send_timeout = send_timeout
         self._rng = rng or random.Random()
@@ -117,9 +124,22 @@ class Outbox:
         self._wake = asyncio.Event()
         self.stats = DeliveryStats()
 
-    def set_channels(self, channels: Mapping[str, Any]) -> None:
-        """Use these channels from the next attempt on (config reload)."""
+    def set_channels(
+        self, channels: Mapping[str, Any], monitors: Mapping[str, Any] | None = None
+    ) -> None:
+        """Use these channels from the next attempt on (config reload).
+
+        Pending alerts of a channel that is gone move to their monitor's
+        current channels. The move is queued before this returns, ahead of any
+        alert raised under the new config.
+        """
         self._channels = dict(channels)
+        if monitors is not None:
+            self._monitors = monitors
+        moving = self._store.move_alerts(
+            self._channels, self._channels_of, self._clock.now(), exclude=self._in_flight
+        )
+        self._when_done(moving, "cannot move the alerts of removed channels", self._log_moves)
 
     def wake(self) -> None:
         """New rows were committed: look at the outbox now."""
@@ -135,6 +155,8 @@ class Outbox:
         """Deliver until `stop` is set, sleeping until the next row is due."""
         sending: set[asyncio.Task[int]] = set()
         try:
+            # Channels removed while heartbeatd was stopped.
+            await self._move_stranded()
             while not stop.is_set():
                 # Cleared before claiming, so a wake() meanwhile is not lost.
                 self._wake.clear()
@@ -203,8 +225,7 @@ class Outbox:
         attempted = 0
         try:
             if channel is None or module is None:
-                error = f"channel {item.channel} is no longer configured"
-                await self._fail(item, error, "alert failed")
+                await self._move(item)
                 return 0
             attempted = 1
             self.stats.attempts += 1
@@ -240,6 +261,85 @@ class Outbox:
         finally:
             self._in_flight.discard(item.id)
         return attempted
+
+    async def _move(self, item: OutboxItem) -> None:
+        """The row's channel is gone: send the alert to its monitor's channels."""
+        moves = await self._store.move_alerts(
+            self._channels, self._channels_of, self._clock.now(), item=item
+        )
+        if not moves:
+            _log_stale(item, "moved")
+            return
+        [move] = moves
+        if not move.is_stuck:
+            self._log_moves(moves)
+            self._wake.set()
+            return
+        # Nowhere to send it: keep it, retried like an unreachable channel,
+        # until a reload gives it a channel or give_up_after ends it.
+        where = "has no channels" if item.monitor in self._monitors else "is no longer configured"
+        error = f"channel {item.channel} is no longer configured and monitor {item.monitor} {where}"
+        log.error(
+            "alert has no channel to go to monitor=%s channel=%s event=%s error=%s",
+            item.monitor,
+            item.channel,
+            item.alert.event.value,
+            error,
+        )
+        await self._after_failure(item, DeliveryError(error))
+
+    async def _move_stranded(self) -> None:
+        try:
+            moves = await self._store.move_alerts(
+                self._channels, self._channels_of, self._clock.now(), exclude=self._in_flight
+            )
+        except StoreError as exc:
+            # Each such row is moved when it is next claimed instead.
+            log.error("cannot move the alerts of removed channels error=%s", exc)
+            return
+        self._log_moves(moves)
+
+    def _channels_of(self, slug: str) -> Sequence[str] | None:
+        monitor = self._monitors.get(slug)
+        return None if monitor is None else monitor.channels
+
+    def _log_moves(self, moves: list[Move]) -> None:
+        for move in moves:
+            if move.is_stuck:
+                # Logged again, at error, when it is claimed and cannot be sent.
+                log.warning(
+                    "alert kept on a removed channel: its monitor is gone or has no channels"
+                    " monitor=%s channel=%s event=%s",
+                    move.monitor,
+                    move.channel,
+                    move.event,
+                )
+                continue
+            log.warning(
+                "alert moved monitor=%s event=%s from=%s to=%s already=%s",
+                move.monitor,
+                move.event,
+                move.channel,
+                ",".join(move.to) or "-",
+                ",".join(move.already) or "-",
+            )
+
+    def _when_done(
+        self, future: asyncio.Future[T], failure: str, report: Callable[[T], None]
+    ) -> None:
+        """Report a queued store job once it is committed, and look at the outbox again."""
+
+        def done(fut: asyncio.Future[T]) -> None:
+            if fut.cancelled():
+                return
+            exc = fut.exception()
+            if exc is not None:
+                log.error("%s error=%s", failure, exc)
+            else:
+                report(fut.result())
+            self._wake.set()
+
+        future.add_done_callback(done)
 
     async def _after_failure(self, item: OutboxItem, exc: Exception) -> None:
         if isinstance(exc, asyncio.TimeoutError):

@@ -61,9 +61,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX outbox_flip ON outbox (flip_id);
     """,
     # claim: bumped by every claim, so only the current claimant records an
-    # outcome.
+    # outcome. origin: a moved alert keeps the place in line of the row it
+    # came from.
     """
     ALTER TABLE outbox ADD COLUMN claim INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN origin INTEGER;
     """,
 ]
 
@@ -85,7 +87,12 @@ INSERT_OUTBOX = (
 # Alerts of one monitor to one channel go out in order: only the oldest pending
 # row of each (monitor, channel) may be claimed, so a DOWN still being retried
 # is never overtaken by the UP that followed it.
-HEADS_OF_LINE = "SELECT min(id) FROM outbox WHERE state = 'pending' GROUP BY monitor, channel"
+# A moved alert (see move_alerts) stands in line where its original stood.
+HEADS_OF_LINE = (
+    "SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY monitor, channel"
+    " ORDER BY coalesce(origin, id), id) AS place FROM outbox WHERE state = 'pending')"
+    " WHERE place = 1"
+)
 # Keeps the newest `keep` pings of one monitor; the subquery is NULL (nothing
 # deleted) while the monitor has no more than `keep`.
 TRIM_PINGS = (
@@ -117,6 +124,24 @@ class OutboxItem:
     next_attempt_at: datetime
     # Which claim of the row this is: marks for an older one change nothing.
     claim: int = 0
+
+
+@dataclass(frozen=True)
+class Move:
+    """An alert of a removed channel, and where it went (`to`, new rows)."""
+
+    id: int
+    monitor: str
+    event: str
+    channel: str
+    to: tuple[str, ...]
+    # Current channels that already had this alert: no second row for them.
+    already: tuple[str, ...]
+
+    @property
+    def is_stuck(self) -> bool:
+        """The monitor is gone or has no channels: the alert stays where it is."""
+        return not self.to and not self.already
 
 
 def format_time(when: datetime) -> str:
@@ -406,6 +431,37 @@ class Store:
             return db.execute(sql, (*params, item.id, item.claim)).rowcount == 1
 
         return await self._call(run)
+
+    def move_alerts(
+        self,
+        channels: Collection[str],
+        channels_of: Callable[[str], Sequence[str] | None],
+        now: datetime,
+        *,
+        item: OutboxItem | None = None,
+        exclude: Collection[int] = (),
+    ) -> asyncio.Future[list[Move]]:
+        """Send pending alerts of channels no longer in `channels` to their monitor's.
+
+        `channels_of(monitor)` gives a monitor's current channels (None: the
+        monitor is gone). Each such row is marked `moved`, and a new row, due
+        `now`, is queued for every current channel that does not already have
+        this alert; a row whose monitor has no channels stays pending. Without
+        `item`, every unclaimed row of a removed channel is looked at (but not
+        those in `exclude`, in flight); with it, only that row, and only while
+        its claim is current.
+
+        Queued at once (not on the first await), so a reload's moves are
+        written before any alert raised under the new config.
+        """
+        at = format_time(now)
+        # Copied now: the caller's set changes while the job waits in the queue.
+        known, skip = frozenset(channels), frozenset(exclude)
+
+        def run(db: sqlite3.Connection) -> list[Move]:
+            return _move_alerts(db, known, channels_of, at, item, skip)
+
+        return self._enqueue(_Job(run=run, future=self._new_future()))
 
     # --- reads --------------------------------------------------------------
 
@@ -780,6 +836,64 @@ def _outbox_item(row: Any) -> OutboxItem:
         next_attempt_at=parse_time(next_attempt_at),
         claim=claim,
     )
+
+
+def _move_alerts(
+    db: sqlite3.Connection,
+    channels: frozenset[str],
+    channels_of: Callable[[str], Sequence[str] | None],
+    at: str,
+    item: OutboxItem | None,
+    exclude: frozenset[int],
+) -> list[Move]:
+    """On the writer thread: the body of Store.move_alerts."""
+    columns = "id, flip_id, monitor, channel, event, payload, created_at, coalesce(origin, id)"
+    if item is None:
+        # A row whose claim is current has its send under way with the old
+        # channel; it is moved, if it must be, when it is next claimed.
+        rows = [
+            row
+            for row in db.execute(
+                f"SELECT {columns} FROM outbox WHERE state = 'pending'"
+                " AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY id",
+                (at,),
+            )
+            if row[3] not in channels and row[0] not in exclude
+        ]
+    else:
+        rows = db.execute(
+            f"SELECT {columns} FROM outbox WHERE id = ? AND claim = ? AND state = 'pending'",
+            (item.id, item.claim),
+        ).fetchall()
+    moves = []
+    for row_id, flip_id, monitor, channel, event, payload, created_at, origin in rows:
+        targets = [c for c in channels_of(monitor) or () if c in channels]
+        if not targets:
+            moves.append(Move(row_id, monitor, event, channel, (), ()))
+            continue
+        # The same alert: its flip's (or, for a reminder, the same payload's)
+        # row for a channel, whatever state that row is in.
+        taken = {
+            c
+            for (c,) in db.execute(
+                "SELECT channel FROM outbox WHERE monitor = ? AND flip_id IS ? AND payload = ?",
+                (monitor, flip_id, payload),
+            )
+        }
+        to = tuple(c for c in targets if c not in taken)
+        db.executemany(
+            "INSERT INTO outbox (flip_id, monitor, channel, event, payload, created_at,"
+            " next_attempt_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(flip_id, monitor, c, event, payload, created_at, at, origin) for c in to],
+        )
+        shown = ", ".join(to) if to else "none (all had it)"
+        db.execute(
+            "UPDATE outbox SET state = 'moved', last_error = ?, claimed_until = NULL WHERE id = ?",
+            (f"channel {channel} is no longer configured; moved to {shown}", row_id),
+        )
+        already = tuple(c for c in targets if c in taken)
+        moves.append(Move(row_id, monitor, event, channel, to, already))
+    return moves
 
 
 def _drain(queue: asyncio.Queue[T]) -> list[T]:

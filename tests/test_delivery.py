@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import random
 import textwrap
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -16,10 +18,12 @@ from aiosmtpd.controller import Controller
 
 from heartbeatd.clock import FakeClock
 from heartbeatd.config import load_config
+from heartbeatd.daemon import Daemon
 from heartbeatd.engine import Engine
 from heartbeatd.model import Ping, PingKind
 from heartbeatd.outbox import Outbox
 from heartbeatd.store import Store
+from heartbeatd.systemd import Notifier
 from tests.channels.conftest import SmtpSink, free_port
 
 CONFIG = """
@@ -300,3 +304,77 @@ async def test_a_send_that_outlasts_the_old_300s_lease_is_not_sent_again(
         assert receiver.count("/hook") == 1
         [flip] = await store.flips("backup")
         assert [(d["state"], d["attempts"]) for d in flip["deliveries"]] == [("sent", 1)]
+
+
+@asynccontextmanager
+async def running_daemon(path: Path, clock: FakeClock) -> AsyncIterator[Daemon]:
+    daemon = Daemon(path, clock, asyncio.Event(), asyncio.Event(), notifier=Notifier(""))
+    await daemon.startup()
+    try:
+        yield daemon
+    finally:
+        await daemon.shutdown()
+
+
+async def settle() -> None:
+    """Let the daemon's tasks run what the last clock step woke up."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.02)
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 5) -> None:
+    """Poll (in real time) until the daemon has done something in the background."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await predicate():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def hook_deliveries(daemon: Daemon) -> list[tuple[str, str, int]]:
+    [flip] = await daemon.store.flips("backup")
+    return [(d["channel"], d["state"], d["attempts"]) for d in flip["deliveries"]]
+
+
+async def first_attempt_failed(daemon: Daemon, receiver: Receiver) -> None:
+    """Fail `backup`, let its alert be answered 503, and wait until the retry is recorded."""
+    receiver.statuses = [503]
+    await fail(daemon.engine, "backup", daemon.clock)
+    assert await receiver.next_arrival() == "/hook"
+
+    async def retry_recorded() -> bool:
+        return await hook_deliveries(daemon) == [("hook", "pending", 1)]
+
+    await wait_until(retry_recorded)
+
+
+@pytest.fixture
+def no_systemd(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    monkeypatch.delenv("WATCHDOG_USEC", raising=False)
+
+
+@pytest.mark.usefixtures("no_systemd")
+async def test_an_alert_pending_on_a_channel_renamed_by_a_reload_goes_to_the_new_name(
+    tmp_path: Path, receiver: Receiver, clock: FakeClock, caplog: pytest.LogCaptureFixture
+):
+    path = write_hooks(tmp_path / "heartbeatd.toml", receiver)
+    async with running_daemon(path, clock) as daemon:
+        await first_attempt_failed(daemon, receiver)
+        # During the outage, [channels.hook] becomes [channels.pager].
+        write_hooks(path, receiver, channel="pager")
+        await daemon.apply_reload()
+        for _ in range(13):
+            clock.advance(seconds=1)
+            await settle()
+        assert await receiver.next_arrival() == "/pager"
+        assert receiver.arrived[-1][2]["event"] == "down"
+        await wait_until(
+            lambda: _equals(hook_deliveries(daemon), [("hook", "moved", 1), ("pager", "sent", 1)])
+        )
+    assert "alert moved monitor=backup event=down from=hook to=pager" in caplog.text
+
+
+async def _equals(value: Awaitable[object], expected: object) -> bool:
+    return await value == expected
