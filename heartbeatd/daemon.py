@@ -263,8 +263,10 @@ class Daemon:
             if drift > CLOCK_JUMP:
                 log.warning("wall clock jumped forward seconds=%d; deadlines get grace", drift)
                 self.engine.forgive(now)
+                self.outbox.clock_stepped(drift)
             elif drift < -CLOCK_JUMP:
                 log.warning("wall clock jumped back seconds=%d", -drift)
+                self.outbox.clock_stepped(drift)
             wall, mono = now, now_mono
             self.engine.tick(now)
             self._last_tick = now_mono

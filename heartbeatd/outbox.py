@@ -141,6 +141,25 @@ class Outbox:
         )
         self._when_done(moving, "cannot move the alerts of removed channels", self._log_moves)
 
+    def clock_stepped(self, seconds: float) -> None:
+        """The wall clock was stepped by `seconds` (the daemon's ticker saw it).
+
+        Retry delays are real time. After a step back, pending due times and
+        leases move back with the clock, or a retry 10 s away would wait a
+        day. After a step forward, retries are early (harmless), but the
+        creation times move forward, so give_up_after still counts real time.
+        Either way the worker wakes and works out its wait again.
+        """
+        if seconds < 0:
+            shifting = self._store.shift_due_times(seconds)
+        else:
+            shifting = self._store.shift_created_times(seconds)
+
+        def report(rows: int) -> None:
+            log.info("outbox follows a wall-clock step seconds=%d rows=%d", seconds, rows)
+
+        self._when_done(shifting, "cannot shift outbox times for a clock step", report)
+
     def wake(self) -> None:
         """New rows were committed: look at the outbox now."""
         self._wake.set()

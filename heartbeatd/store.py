@@ -463,6 +463,29 @@ class Store:
 
         return self._enqueue(_Job(run=run, future=self._new_future()))
 
+    def shift_due_times(self, seconds: float) -> asyncio.Future[int]:
+        """Move pending rows' next attempt and lease by `seconds` (a wall-clock step)."""
+        return self._shift_pending(seconds, ("next_attempt_at", "claimed_until"))
+
+    def shift_created_times(self, seconds: float) -> asyncio.Future[int]:
+        """Move pending rows' creation time, which starts give_up_after, by `seconds`."""
+        return self._shift_pending(seconds, ("created_at",))
+
+    def _shift_pending(self, seconds: float, columns: tuple[str, ...]) -> asyncio.Future[int]:
+        step = timedelta(seconds=seconds)
+
+        def run(db: sqlite3.Connection) -> int:
+            names = ", ".join(columns)
+            rows = db.execute(f"SELECT id, {names} FROM outbox WHERE state = 'pending'").fetchall()
+            assign = ", ".join(f"{c} = ?" for c in columns)
+            db.executemany(
+                f"UPDATE outbox SET {assign} WHERE id = ?",
+                [(*(_shifted(t, step) for t in row[1:]), row[0]) for row in rows],
+            )
+            return len(rows)
+
+        return self._enqueue(_Job(run=run, future=self._new_future()))
+
     # --- reads --------------------------------------------------------------
 
     async def get_meta(self, key: str) -> str | None:
@@ -894,6 +917,10 @@ def _move_alerts(
         already = tuple(c for c in targets if c in taken)
         moves.append(Move(row_id, monitor, event, channel, to, already))
     return moves
+
+
+def _shifted(text: str | None, step: timedelta) -> str | None:
+    return None if text is None else format_time(parse_time(text) + step)
 
 
 def _drain(queue: asyncio.Queue[T]) -> list[T]:

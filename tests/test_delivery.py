@@ -10,6 +10,7 @@ import random
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -353,6 +354,44 @@ async def first_attempt_failed(daemon: Daemon, receiver: Receiver) -> None:
 def no_systemd(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     monkeypatch.delenv("WATCHDOG_USEC", raising=False)
+
+
+@pytest.mark.usefixtures("no_systemd")
+async def test_a_retry_goes_out_after_its_backoff_when_the_wall_clock_steps_back_a_day(
+    tmp_path: Path, receiver: Receiver, clock: FakeClock
+):
+    path = write_hooks(tmp_path / "heartbeatd.toml", receiver)
+    async with running_daemon(path, clock) as daemon:
+        await first_attempt_failed(daemon, receiver)
+        failed_at = clock.monotonic()
+        clock.jump(clock.now() - timedelta(days=1))
+        # The first retry comes 10 s (±20%) after the failure, on any wall clock.
+        for _ in range(13):
+            clock.advance(seconds=1)
+            await settle()
+        assert await receiver.next_arrival() == "/hook"
+        retried_after = receiver.arrived[-1][1] - failed_at
+        assert 8 <= retried_after <= 13
+        await wait_until(
+            lambda: _equals(hook_deliveries(daemon), [("hook", "sent", 2)]),
+        )
+
+
+@pytest.mark.usefixtures("no_systemd")
+async def test_a_wall_clock_step_forward_does_not_give_up_a_pending_alert(
+    tmp_path: Path, receiver: Receiver, clock: FakeClock
+):
+    path = write_hooks(tmp_path / "heartbeatd.toml", receiver)
+    async with running_daemon(path, clock) as daemon:
+        await first_attempt_failed(daemon, receiver)
+        # A day ahead: [alerts] give_up_after (1d) has not passed for the alert.
+        receiver.statuses = [503]
+        clock.jump(clock.now() + timedelta(days=1))
+        for _ in range(13):
+            clock.advance(seconds=1)
+            await settle()
+        assert await receiver.next_arrival() == "/hook"
+        await wait_until(lambda: _equals(hook_deliveries(daemon), [("hook", "pending", 2)]))
 
 
 @pytest.mark.usefixtures("no_systemd")
