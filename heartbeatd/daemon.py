@@ -288,13 +288,22 @@ class Daemon:
                 await self.store.set_meta("last_alive", self.clock.now().isoformat())
                 if since_trim >= TRIM_EVERY:
                     since_trim = 0.0
-                    removed = await self.store.trim_pings(self.config.storage.ping_history)
-                    if removed:
-                        log.info("old pings trimmed rows=%d", removed)
+                    await self._trim()
             except StoreError as exc:
                 log.error("housekeeping failed error=%s", exc)
             await self.clock.sleep(ALIVE_EVERY)
             since_trim += ALIVE_EVERY
+
+    async def _trim(self) -> None:
+        """Retention: old pings, flips and finished alerts, in short transactions
+        on the writer's thread, so pings in between wait for one batch at most."""
+        storage = self.config.storage
+        pings = await self.store.trim_pings(storage.ping_history)
+        flips = await self.store.prune_flips(storage.flip_history)
+        before = self.clock.now() - timedelta(seconds=storage.outbox_retention)
+        alerts = await self.store.prune_outbox(before)
+        if pings or flips or alerts:
+            log.info("old history trimmed pings=%d flips=%d alerts=%d", pings, flips, alerts)
 
     async def _watchdog(self, interval: float) -> None:
         while True:

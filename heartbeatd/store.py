@@ -34,6 +34,9 @@ SYNCHRONOUS_MODES = ("normal", "full", "extra")
 # Changes and operations taken into one transaction at most.
 MAX_BATCH = 2000
 BUSY_TIMEOUT_MS = 5000
+# Rows deleted per transaction by retention: each of them is a few
+# milliseconds' work that a ping sharing the transaction waits for.
+PRUNE_BATCH = 1000
 
 # Numbered migrations: MIGRATIONS[n] brings a database from user_version n to n+1.
 MIGRATIONS: list[str] = [
@@ -62,10 +65,13 @@ MIGRATIONS: list[str] = [
     """,
     # claim: bumped by every claim, so only the current claimant records an
     # outcome. origin: a moved alert keeps the place in line of the row it
-    # came from.
+    # came from. finished_at: when a row stopped being pending, for retention.
     """
     ALTER TABLE outbox ADD COLUMN claim INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE outbox ADD COLUMN origin INTEGER;
+    ALTER TABLE outbox ADD COLUMN finished_at TEXT;
+    UPDATE outbox SET finished_at = coalesce(delivered_at, failed_at) WHERE state != 'pending';
+    CREATE INDEX outbox_finished ON outbox (finished_at) WHERE finished_at IS NOT NULL;
     """,
 ]
 
@@ -340,6 +346,51 @@ class Store:
 
         return await self._call(run)
 
+    async def prune_flips(self, keep: int, *, batch: int = PRUNE_BATCH) -> int:
+        """Delete all but the newest `keep` flips of every monitor; return how many.
+
+        A flip that a pending alert belongs to stays, and so do its rows; the
+        finished outbox rows of a deleted flip go with it. At most `batch`
+        flips per transaction, so pings never wait long behind it.
+        """
+        if keep < 1:
+            raise ValueError("keep must be >= 1")
+        # Found on the reader's thread: the writer only deletes.
+        rows = await self._read(
+            "SELECT monitor FROM flips GROUP BY monitor HAVING count(*) > ?", (keep,)
+        )
+        monitors = [row[0] for row in rows]
+        removed = 0
+        while monitors:
+
+            def run(db: sqlite3.Connection, todo: list[str] = monitors) -> tuple[int, list[str]]:
+                return _prune_flips(db, todo, keep, batch)
+
+            count, monitors = await self._call(run)
+            removed += count
+        return removed
+
+    async def prune_outbox(self, before: datetime, *, batch: int = PRUNE_BATCH) -> int:
+        """Delete sent, failed and moved outbox rows finished before `before`.
+
+        Pending rows are never deleted. At most `batch` rows per transaction.
+        """
+        sql = (
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE finished_at < ?"
+            " AND state != 'pending' ORDER BY finished_at LIMIT ?)"
+        )
+        params = (format_time(before), batch)
+
+        def run(db: sqlite3.Connection) -> int:
+            return db.execute(sql, params).rowcount
+
+        removed = 0
+        while True:
+            count = await self._call(run)
+            removed += count
+            if count < batch:
+                return removed
+
     # --- outbox writes ------------------------------------------------------
 
     async def claim_due(
@@ -382,15 +433,15 @@ class Store:
                     log.error(
                         "unreadable outbox row id=%d monitor=%s error=%s", row[0], row[2], exc
                     )
-                    broken.append((f"unreadable alert payload: {exc}", at, row[0]))
+                    broken.append((f"unreadable alert payload: {exc}", at, at, row[0]))
             db.executemany(
                 "UPDATE outbox SET claimed_until = ?, claim = ? WHERE id = ?",
                 [(until, i.claim, i.id) for i in items],
             )
             if broken:
                 db.executemany(
-                    "UPDATE outbox SET state = 'failed', last_error = ?, failed_at = ?"
-                    " WHERE id = ?",
+                    "UPDATE outbox SET state = 'failed', last_error = ?, failed_at = ?,"
+                    " finished_at = ? WHERE id = ?",
                     broken,
                 )
             return items
@@ -399,9 +450,11 @@ class Store:
 
     async def mark_delivered(self, item: OutboxItem, at: datetime) -> bool:
         """Record a delivery; False (nothing changed) if `item`'s claim is no longer current."""
+        when = format_time(at)
         return await self._update_outbox(
-            "state = 'sent', attempts = attempts + 1, delivered_at = ?, claimed_until = NULL",
-            (format_time(at),),
+            "state = 'sent', attempts = attempts + 1, delivered_at = ?, finished_at = ?,"
+            " claimed_until = NULL",
+            (when, when),
             item,
         )
 
@@ -413,10 +466,11 @@ class Store:
         )
 
     async def mark_failed(self, item: OutboxItem, error: str, at: datetime) -> bool:
+        when = format_time(at)
         return await self._update_outbox(
             "state = 'failed', attempts = attempts + 1, last_error = ?, failed_at = ?,"
-            " claimed_until = NULL",
-            (error, format_time(at)),
+            " finished_at = ?, claimed_until = NULL",
+            (error, when, when),
             item,
         )
 
@@ -911,12 +965,41 @@ def _move_alerts(
         )
         shown = ", ".join(to) if to else "none (all had it)"
         db.execute(
-            "UPDATE outbox SET state = 'moved', last_error = ?, claimed_until = NULL WHERE id = ?",
-            (f"channel {channel} is no longer configured; moved to {shown}", row_id),
+            "UPDATE outbox SET state = 'moved', last_error = ?, finished_at = ?,"
+            " claimed_until = NULL WHERE id = ?",
+            (f"channel {channel} is no longer configured; moved to {shown}", at, row_id),
         )
         already = tuple(c for c in targets if c in taken)
         moves.append(Move(row_id, monitor, event, channel, to, already))
     return moves
+
+
+def _prune_flips(
+    db: sqlite3.Connection, monitors: list[str], keep: int, batch: int
+) -> tuple[int, list[str]]:
+    """On the writer thread: up to `batch` old flips of `monitors`; returns
+    (deleted, the monitors that may have more)."""
+    removed = 0
+    for index, monitor in enumerate(monitors):
+        ids = [
+            row[0]
+            for row in db.execute(
+                "SELECT id FROM flips WHERE monitor = ? AND id <= (SELECT id FROM flips"
+                " WHERE monitor = ? ORDER BY id DESC LIMIT 1 OFFSET ?) AND NOT EXISTS"
+                " (SELECT 1 FROM outbox WHERE flip_id = flips.id AND state = 'pending')"
+                " ORDER BY id LIMIT ?",
+                (monitor, monitor, keep, batch - removed),
+            )
+        ]
+        if ids:
+            marks = ",".join("?" * len(ids))
+            # Their outbox rows first: they refer to the flips (foreign key).
+            db.execute(f"DELETE FROM outbox WHERE flip_id IN ({marks})", ids)
+            db.execute(f"DELETE FROM flips WHERE id IN ({marks})", ids)
+            removed += len(ids)
+        if removed >= batch:
+            return removed, monitors[index:]
+    return removed, []
 
 
 def _shifted(text: str | None, step: timedelta) -> str | None:
