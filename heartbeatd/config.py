@@ -69,6 +69,10 @@ class StorageConfig:
     max_body: int = 10240
     # PRAGMA synchronous: "full" makes a 200 answer mean the ping survives power loss.
     synchronous: str = "full"
+    # Flips kept per monitor, and seconds a finished (sent, failed, moved)
+    # outbox row is kept; pending alerts and their flips are always kept.
+    flip_history: int = 1000
+    outbox_retention: int = 30 * 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +344,8 @@ def _read_storage(table: Table, base_dir: Path) -> StorageConfig:
     ping_history = table.int("ping_history", 100, min=1)
     max_body = table.int("max_body", 10240, min=0, max=MAX_BODY_LIMIT)
     synchronous = table.choice("synchronous", ("full", "normal", "extra"), "full")
+    flip_history = table.int("flip_history", 1000, min=1)
+    outbox_retention = table.duration("outbox_retention", 30 * 86400)
     table.done()
     return StorageConfig(
         # Relative to the config file, not to wherever the daemon was started.
@@ -347,6 +353,8 @@ def _read_storage(table: Table, base_dir: Path) -> StorageConfig:
         ping_history=ping_history,
         max_body=max_body,
         synchronous=synchronous,
+        flip_history=flip_history,
+        outbox_retention=outbox_retention,
     )
 
 

@@ -136,6 +136,7 @@ class Daemon:
                 self.store,
                 self.clock,
                 channels=self.config.channels,
+                monitors=self.config.monitors,
                 give_up_after=self.config.alerts.give_up_after,
                 send_timeout=self.config.alerts.send_timeout,
             )
@@ -235,7 +236,7 @@ class Daemon:
             for what in _needs_restart(self.config, new):
                 log.warning("reload cannot change %s; restart heartbeatd to apply it", what)
             diff = self.engine.apply_config(new, self.clock.now())
-            self.outbox.set_channels(new.channels)
+            self.outbox.set_channels(new.channels, new.monitors)
             self.config = new
             self.reloads.ok += 1
             self.reloads.last_ok = True
@@ -262,8 +263,10 @@ class Daemon:
             if drift > CLOCK_JUMP:
                 log.warning("wall clock jumped forward seconds=%d; deadlines get grace", drift)
                 self.engine.forgive(now)
+                self.outbox.clock_stepped(drift)
             elif drift < -CLOCK_JUMP:
                 log.warning("wall clock jumped back seconds=%d", -drift)
+                self.outbox.clock_stepped(drift)
             wall, mono = now, now_mono
             self.engine.tick(now)
             self._last_tick = now_mono
@@ -285,13 +288,22 @@ class Daemon:
                 await self.store.set_meta("last_alive", self.clock.now().isoformat())
                 if since_trim >= TRIM_EVERY:
                     since_trim = 0.0
-                    removed = await self.store.trim_pings(self.config.storage.ping_history)
-                    if removed:
-                        log.info("old pings trimmed rows=%d", removed)
+                    await self._trim()
             except StoreError as exc:
                 log.error("housekeeping failed error=%s", exc)
             await self.clock.sleep(ALIVE_EVERY)
             since_trim += ALIVE_EVERY
+
+    async def _trim(self) -> None:
+        """Retention: old pings, flips and finished alerts, in short transactions
+        on the writer's thread, so pings in between wait for one batch at most."""
+        storage = self.config.storage
+        pings = await self.store.trim_pings(storage.ping_history)
+        flips = await self.store.prune_flips(storage.flip_history)
+        before = self.clock.now() - timedelta(seconds=storage.outbox_retention)
+        alerts = await self.store.prune_outbox(before)
+        if pings or flips or alerts:
+            log.info("old history trimmed pings=%d flips=%d alerts=%d", pings, flips, alerts)
 
     async def _watchdog(self, interval: float) -> None:
         while True:

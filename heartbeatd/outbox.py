@@ -7,6 +7,11 @@ alert and never drops it.
 The worker keeps up to CONCURRENCY sends in flight and claims more rows as
 soon as any send ends, so a burst of alerts flows through without waiting for
 the slowest send of a batch, and one hung endpoint holds up only its own line.
+
+A row is claimed for longer than a send may take, and only the current claim
+records an outcome, so one alert is never sent twice at once. An alert follows
+its monitor: when a reload removes its channel, it goes to the monitor's
+current channels instead (`Store.move_alerts`).
 """
 
 from __future__ import annotations
@@ -15,19 +20,21 @@ import asyncio
 import logging
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
 from heartbeatd.channels import CHANNEL_TYPES
 from heartbeatd.channels.base import DeliveryError, SendContext
 from heartbeatd.clock import Clock
-from heartbeatd.store import OutboxItem, Store, StoreError
+from heartbeatd.store import Move, OutboxItem, Store, StoreError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 FIRST_RETRY = 10.0
 MAX_RETRY = 30 * 60.0
@@ -42,6 +49,10 @@ MIN_IDLE = 1.0
 # connection limit per session, so a send never spends its timeout queued for
 # a connection.
 CONCURRENCY = 100
+# A claim outlives the longest send ([alerts] send_timeout) by this much, which
+# covers cutting the send off and recording its outcome: a row is not claimed
+# again while its send may still be under way.
+LEASE_MARGIN = 60.0
 
 # scheme://user:password@host/path?query -> scheme://host/…
 URL = re.compile(r"([a-z][a-z0-9+.-]*://)(?:[^@/\s'\"]*@)?([^/\s'\"?#]+)[^\s'\"]*", re.I)
@@ -86,10 +97,10 @@ class Outbox:
         clock: Clock,
         *,
         channels: Mapping[str, Any],
+        monitors: Mapping[str, Any] | None = None,
         give_up_after: float = 86400,
         send_timeout: float = 30,
         rng: random.Random | None = None,
-        lease: float = 300,
         session: aiohttp.ClientSession | None = None,
         concurrency: int = CONCURRENCY,
         drain_timeout: float = 10,
@@ -97,10 +108,15 @@ class Outbox:
         self._store = store
         self._clock = clock
         self._channels = dict(channels)
+        # slug -> monitor (with its `channels`): where a moved alert goes.
+        self._monitors: Mapping[str, Any] = monitors if monitors is not None else {}
         self._give_up_after = give_up_after
         self._send_timeout = send_timeout
         self._rng = rng or random.Random()
-        self._lease = lease
+        self.lease = send_timeout + LEASE_MARGIN
+        # Rows whose send is under way here: never claimed again meanwhile,
+        # whatever the wall clock does to their lease.
+        self._in_flight: set[int] = set()
         self._session = session
         self._owns_session = session is None
         self._concurrency = concurrency
@@ -108,9 +124,41 @@ class Outbox:
         self._wake = asyncio.Event()
         self.stats = DeliveryStats()
 
-    def set_channels(self, channels: Mapping[str, Any]) -> None:
-        """Use these channels from the next attempt on (config reload)."""
+    def set_channels(
+        self, channels: Mapping[str, Any], monitors: Mapping[str, Any] | None = None
+    ) -> None:
+        """Use these channels from the next attempt on (config reload).
+
+        Pending alerts of a channel that is gone move to their monitor's
+        current channels. The move is queued before this returns, ahead of any
+        alert raised under the new config.
+        """
         self._channels = dict(channels)
+        if monitors is not None:
+            self._monitors = monitors
+        moving = self._store.move_alerts(
+            self._channels, self._channels_of, self._clock.now(), exclude=self._in_flight
+        )
+        self._when_done(moving, "cannot move the alerts of removed channels", self._log_moves)
+
+    def clock_stepped(self, seconds: float) -> None:
+        """The wall clock was stepped by `seconds` (the daemon's ticker saw it).
+
+        Retry delays are real time. After a step back, pending due times and
+        leases move back with the clock, or a retry 10 s away would wait a
+        day. After a step forward, retries are early (harmless), but the
+        creation times move forward, so give_up_after still counts real time.
+        Either way the worker wakes and works out its wait again.
+        """
+        if seconds < 0:
+            shifting = self._store.shift_due_times(seconds)
+        else:
+            shifting = self._store.shift_created_times(seconds)
+
+        def report(rows: int) -> None:
+            log.info("outbox follows a wall-clock step seconds=%d rows=%d", seconds, rows)
+
+        self._when_done(shifting, "cannot shift outbox times for a clock step", report)
 
     def wake(self) -> None:
         """New rows were committed: look at the outbox now."""
@@ -126,6 +174,8 @@ class Outbox:
         """Deliver until `stop` is set, sleeping until the next row is due."""
         sending: set[asyncio.Task[int]] = set()
         try:
+            # Channels removed while heartbeatd was stopped.
+            await self._move_stranded()
             while not stop.is_set():
                 # Cleared before claiming, so a wake() meanwhile is not lost.
                 self._wake.clear()
@@ -151,7 +201,12 @@ class Outbox:
         return sum(results)
 
     async def _claim(self, limit: int) -> list[OutboxItem]:
-        return await self._store.claim_due(self._clock.now(), limit=limit, lease=self._lease)
+        items = await self._store.claim_due(
+            self._clock.now(), limit=limit, lease=self.lease, exclude=self._in_flight
+        )
+        # In flight from now on; _deliver takes each off when it is done.
+        self._in_flight.update(item.id for item in items)
+        return items
 
     def _context(self) -> SendContext:
         if self._session is None:
@@ -189,8 +244,7 @@ class Outbox:
         attempted = 0
         try:
             if channel is None or module is None:
-                error = f"channel {item.channel} is no longer configured"
-                await self._fail(item, error, "alert failed")
+                await self._move(item)
                 return 0
             attempted = 1
             self.stats.attempts += 1
@@ -203,7 +257,9 @@ class Outbox:
             except Exception as exc:
                 await self._after_failure(item, exc)
             else:
-                await self._store.mark_delivered(item.id, self._clock.now())
+                if not await self._store.mark_delivered(item, self._clock.now()):
+                    _log_stale(item, "delivered")
+                    return attempted
                 _count(self.stats.sent, item.channel)
                 log.info(
                     "alert delivered monitor=%s channel=%s event=%s attempts=%d",
@@ -221,7 +277,88 @@ class Outbox:
                 item.channel,
                 exc,
             )
+        finally:
+            self._in_flight.discard(item.id)
         return attempted
+
+    async def _move(self, item: OutboxItem) -> None:
+        """The row's channel is gone: send the alert to its monitor's channels."""
+        moves = await self._store.move_alerts(
+            self._channels, self._channels_of, self._clock.now(), item=item
+        )
+        if not moves:
+            _log_stale(item, "moved")
+            return
+        [move] = moves
+        if not move.is_stuck:
+            self._log_moves(moves)
+            self._wake.set()
+            return
+        # Nowhere to send it: keep it, retried like an unreachable channel,
+        # until a reload gives it a channel or give_up_after ends it.
+        where = "has no channels" if item.monitor in self._monitors else "is no longer configured"
+        error = f"channel {item.channel} is no longer configured and monitor {item.monitor} {where}"
+        log.error(
+            "alert has no channel to go to monitor=%s channel=%s event=%s error=%s",
+            item.monitor,
+            item.channel,
+            item.alert.event.value,
+            error,
+        )
+        await self._after_failure(item, DeliveryError(error))
+
+    async def _move_stranded(self) -> None:
+        try:
+            moves = await self._store.move_alerts(
+                self._channels, self._channels_of, self._clock.now(), exclude=self._in_flight
+            )
+        except StoreError as exc:
+            # Each such row is moved when it is next claimed instead.
+            log.error("cannot move the alerts of removed channels error=%s", exc)
+            return
+        self._log_moves(moves)
+
+    def _channels_of(self, slug: str) -> Sequence[str] | None:
+        monitor = self._monitors.get(slug)
+        return None if monitor is None else monitor.channels
+
+    def _log_moves(self, moves: list[Move]) -> None:
+        for move in moves:
+            if move.is_stuck:
+                # Logged again, at error, when it is claimed and cannot be sent.
+                log.warning(
+                    "alert kept on a removed channel: its monitor is gone or has no channels"
+                    " monitor=%s channel=%s event=%s",
+                    move.monitor,
+                    move.channel,
+                    move.event,
+                )
+                continue
+            log.warning(
+                "alert moved monitor=%s event=%s from=%s to=%s already=%s",
+                move.monitor,
+                move.event,
+                move.channel,
+                ",".join(move.to) or "-",
+                ",".join(move.already) or "-",
+            )
+
+    def _when_done(
+        self, future: asyncio.Future[T], failure: str, report: Callable[[T], None]
+    ) -> None:
+        """Report a queued store job once it is committed, and look at the outbox again."""
+
+        def done(fut: asyncio.Future[T]) -> None:
+            if fut.cancelled():
+                return
+            exc = fut.exception()
+            if exc is not None:
+                log.error("%s error=%s", failure, exc)
+            else:
+                report(fut.result())
+            self._wake.set()
+
+        future.add_done_callback(done)
 
     async def _after_failure(self, item: OutboxItem, exc: Exception) -> None:
         if isinstance(exc, asyncio.TimeoutError):
@@ -244,7 +381,9 @@ class Outbox:
         attempts = item.attempts + 1
         # The last retry falls on the deadline, so "give up after 24h" is exact.
         retry_at = min(now + timedelta(seconds=backoff(attempts, self._rng)), deadline)
-        await self._store.mark_retry(item.id, error, retry_at)
+        if not await self._store.mark_retry(item, error, retry_at):
+            _log_stale(item, "retry")
+            return
         _count(self.stats.retried, item.channel)
         log.warning(
             "alert delivery failed monitor=%s channel=%s event=%s attempts=%d retry_at=%s error=%s",
@@ -257,7 +396,9 @@ class Outbox:
         )
 
     async def _fail(self, item: OutboxItem, error: str, message: str) -> None:
-        await self._store.mark_failed(item.id, error, self._clock.now())
+        if not await self._store.mark_failed(item, error, self._clock.now()):
+            _log_stale(item, "failed")
+            return
         _count(self.stats.failed, item.channel)
         log.error(
             "%s monitor=%s channel=%s event=%s attempts=%d error=%s",
@@ -311,6 +452,20 @@ def _reap(sending: set[asyncio.Task[int]]) -> None:
         sending.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("alert delivery crashed", exc_info=task.exception())
+
+
+def _log_stale(item: OutboxItem, outcome: str) -> None:
+    # Another claim of this row is current (this send outlived its lease, e.g.
+    # over a wall-clock jump); the outcome is that claim's to record.
+    log.warning(
+        "alert outcome not recorded, its claim is stale monitor=%s channel=%s outbox_id=%d"
+        " claim=%d outcome=%s",
+        item.monitor,
+        item.channel,
+        item.id,
+        item.claim,
+        outcome,
+    )
 
 
 def _count(counter: dict[str, int], key: str) -> None:

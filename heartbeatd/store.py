@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -34,6 +34,9 @@ SYNCHRONOUS_MODES = ("normal", "full", "extra")
 # Changes and operations taken into one transaction at most.
 MAX_BATCH = 2000
 BUSY_TIMEOUT_MS = 5000
+# Rows deleted per transaction by retention: each of them is a few
+# milliseconds' work that a ping sharing the transaction waits for.
+PRUNE_BATCH = 1000
 
 # Numbered migrations: MIGRATIONS[n] brings a database from user_version n to n+1.
 MIGRATIONS: list[str] = [
@@ -60,6 +63,16 @@ MIGRATIONS: list[str] = [
     CREATE INDEX outbox_state_next ON outbox (state, next_attempt_at);
     CREATE INDEX outbox_flip ON outbox (flip_id);
     """,
+    # claim: bumped by every claim, so only the current claimant records an
+    # outcome. origin: a moved alert keeps the place in line of the row it
+    # came from. finished_at: when a row stopped being pending, for retention.
+    """
+    ALTER TABLE outbox ADD COLUMN claim INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN origin INTEGER;
+    ALTER TABLE outbox ADD COLUMN finished_at TEXT;
+    UPDATE outbox SET finished_at = coalesce(delivered_at, failed_at) WHERE state != 'pending';
+    CREATE INDEX outbox_finished ON outbox (finished_at) WHERE finished_at IS NOT NULL;
+    """,
 ]
 
 UPSERT_STATE = (
@@ -80,7 +93,12 @@ INSERT_OUTBOX = (
 # Alerts of one monitor to one channel go out in order: only the oldest pending
 # row of each (monitor, channel) may be claimed, so a DOWN still being retried
 # is never overtaken by the UP that followed it.
-HEADS_OF_LINE = "SELECT min(id) FROM outbox WHERE state = 'pending' GROUP BY monitor, channel"
+# A moved alert (see move_alerts) stands in line where its original stood.
+HEADS_OF_LINE = (
+    "SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY monitor, channel"
+    " ORDER BY coalesce(origin, id), id) AS place FROM outbox WHERE state = 'pending')"
+    " WHERE place = 1"
+)
 # Keeps the newest `keep` pings of one monitor; the subquery is NULL (nothing
 # deleted) while the monitor has no more than `keep`.
 TRIM_PINGS = (
@@ -110,6 +128,26 @@ class OutboxItem:
     attempts: int
     created_at: datetime
     next_attempt_at: datetime
+    # Which claim of the row this is: marks for an older one change nothing.
+    claim: int = 0
+
+
+@dataclass(frozen=True)
+class Move:
+    """An alert of a removed channel, and where it went (`to`, new rows)."""
+
+    id: int
+    monitor: str
+    event: str
+    channel: str
+    to: tuple[str, ...]
+    # Current channels that already had this alert: no second row for them.
+    already: tuple[str, ...]
+
+    @property
+    def is_stuck(self) -> bool:
+        """The monitor is gone or has no channels: the alert stays where it is."""
+        return not self.to and not self.already
 
 
 def format_time(when: datetime) -> str:
@@ -308,26 +346,82 @@ class Store:
 
         return await self._call(run)
 
+    async def prune_flips(self, keep: int, *, batch: int = PRUNE_BATCH) -> int:
+        """Delete all but the newest `keep` flips of every monitor; return how many.
+
+        A flip that a pending alert belongs to stays, and so do its rows; the
+        finished outbox rows of a deleted flip go with it. At most `batch`
+        flips per transaction, so pings never wait long behind it.
+        """
+        if keep < 1:
+            raise ValueError("keep must be >= 1")
+        # Found on the reader's thread: the writer only deletes.
+        rows = await self._read(
+            "SELECT monitor FROM flips GROUP BY monitor HAVING count(*) > ?", (keep,)
+        )
+        monitors = [row[0] for row in rows]
+        removed = 0
+        while monitors:
+
+            def run(db: sqlite3.Connection, todo: list[str] = monitors) -> tuple[int, list[str]]:
+                return _prune_flips(db, todo, keep, batch)
+
+            count, monitors = await self._call(run)
+            removed += count
+        return removed
+
+    async def prune_outbox(self, before: datetime, *, batch: int = PRUNE_BATCH) -> int:
+        """Delete sent, failed and moved outbox rows finished before `before`.
+
+        Pending rows are never deleted. At most `batch` rows per transaction.
+        """
+        sql = (
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE finished_at < ?"
+            " AND state != 'pending' ORDER BY finished_at LIMIT ?)"
+        )
+        params = (format_time(before), batch)
+
+        def run(db: sqlite3.Connection) -> int:
+            return db.execute(sql, params).rowcount
+
+        removed = 0
+        while True:
+            count = await self._call(run)
+            removed += count
+            if count < batch:
+                return removed
+
     # --- outbox writes ------------------------------------------------------
 
     async def claim_due(
-        self, now: datetime, *, limit: int = 100, lease: float = 300
+        self,
+        now: datetime,
+        *,
+        limit: int = 100,
+        lease: float = 300,
+        exclude: Collection[int] = (),
     ) -> list[OutboxItem]:
-        """Lease due, unclaimed pending rows; return only the rows this call claimed."""
+        """Lease due, unclaimed pending rows; return only the rows this call claimed.
+
+        Each claim gets a new number (`OutboxItem.claim`): the mark_* calls
+        record an outcome only for the claim that is still current. `exclude`
+        are rows whose send is under way in this process, whatever their lease.
+        """
         at = format_time(now)
         until = format_time(now + timedelta(seconds=lease))
+        skip = ",".join(str(int(i)) for i in exclude)
 
         def run(db: sqlite3.Connection) -> list[OutboxItem]:
             # The writer owns the only write transaction (BEGIN IMMEDIATE), so
             # nothing can claim these rows between this SELECT and the UPDATE.
             rows = db.execute(
                 "SELECT id, flip_id, monitor, channel, payload, attempts, created_at,"
-                " next_attempt_at FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
-                " AND (claimed_until IS NULL OR claimed_until <= ?)"
-                f" AND id IN ({HEADS_OF_LINE})"
+                " next_attempt_at, claim + 1 FROM outbox WHERE state = 'pending'"
+                " AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?)"
+                f" AND id NOT IN ({skip}) AND id IN ({HEADS_OF_LINE})"
                 " ORDER BY next_attempt_at, id LIMIT ?",
                 (at, at, limit),
-            )
+            ).fetchall()
             if not rows:
                 return []
             items, broken = [], []
@@ -339,49 +433,112 @@ class Store:
                     log.error(
                         "unreadable outbox row id=%d monitor=%s error=%s", row[0], row[2], exc
                     )
-                    broken.append((f"unreadable alert payload: {exc}", at, row[0]))
+                    broken.append((f"unreadable alert payload: {exc}", at, at, row[0]))
             db.executemany(
-                "UPDATE outbox SET claimed_until = ? WHERE id = ?", [(until, i.id) for i in items]
+                "UPDATE outbox SET claimed_until = ?, claim = ? WHERE id = ?",
+                [(until, i.claim, i.id) for i in items],
             )
             if broken:
                 db.executemany(
-                    "UPDATE outbox SET state = 'failed', last_error = ?, failed_at = ?"
-                    " WHERE id = ?",
+                    "UPDATE outbox SET state = 'failed', last_error = ?, failed_at = ?,"
+                    " finished_at = ? WHERE id = ?",
                     broken,
                 )
             return items
 
         return await self._call(run)
 
-    async def mark_delivered(self, item_id: int, at: datetime) -> None:
-        await self._update_outbox(
-            "state = 'sent', attempts = attempts + 1, delivered_at = ?, claimed_until = NULL",
-            (format_time(at),),
-            item_id,
+    async def mark_delivered(self, item: OutboxItem, at: datetime) -> bool:
+        """Record a delivery; False (nothing changed) if `item`'s claim is no longer current."""
+        when = format_time(at)
+        return await self._update_outbox(
+            "state = 'sent', attempts = attempts + 1, delivered_at = ?, finished_at = ?,"
+            " claimed_until = NULL",
+            (when, when),
+            item,
         )
 
-    async def mark_retry(self, item_id: int, error: str, next_attempt_at: datetime) -> None:
-        await self._update_outbox(
+    async def mark_retry(self, item: OutboxItem, error: str, next_attempt_at: datetime) -> bool:
+        return await self._update_outbox(
             "attempts = attempts + 1, last_error = ?, next_attempt_at = ?, claimed_until = NULL",
             (error, format_time(next_attempt_at)),
-            item_id,
+            item,
         )
 
-    async def mark_failed(self, item_id: int, error: str, at: datetime) -> None:
-        await self._update_outbox(
+    async def mark_failed(self, item: OutboxItem, error: str, at: datetime) -> bool:
+        when = format_time(at)
+        return await self._update_outbox(
             "state = 'failed', attempts = attempts + 1, last_error = ?, failed_at = ?,"
-            " claimed_until = NULL",
-            (error, format_time(at)),
-            item_id,
+            " finished_at = ?, claimed_until = NULL",
+            (error, when, when),
+            item,
         )
 
-    async def _update_outbox(self, assignments: str, params: tuple[Any, ...], item_id: int) -> None:
-        sql = f"UPDATE outbox SET {assignments} WHERE id = ? AND state = 'pending'"
+    async def _update_outbox(
+        self, assignments: str, params: tuple[Any, ...], item: OutboxItem
+    ) -> bool:
+        # A claim that was taken over (its lease ran out, or the row was
+        # moved) must not overwrite what the current claimant records.
+        sql = f"UPDATE outbox SET {assignments} WHERE id = ? AND claim = ? AND state = 'pending'"
 
-        def run(db: sqlite3.Connection) -> None:
-            db.execute(sql, (*params, item_id))
+        def run(db: sqlite3.Connection) -> bool:
+            return db.execute(sql, (*params, item.id, item.claim)).rowcount == 1
 
-        await self._call(run)
+        return await self._call(run)
+
+    def move_alerts(
+        self,
+        channels: Collection[str],
+        channels_of: Callable[[str], Sequence[str] | None],
+        now: datetime,
+        *,
+        item: OutboxItem | None = None,
+        exclude: Collection[int] = (),
+    ) -> asyncio.Future[list[Move]]:
+        """Send pending alerts of channels no longer in `channels` to their monitor's.
+
+        `channels_of(monitor)` gives a monitor's current channels (None: the
+        monitor is gone). Each such row is marked `moved`, and a new row, due
+        `now`, is queued for every current channel that does not already have
+        this alert; a row whose monitor has no channels stays pending. Without
+        `item`, every unclaimed row of a removed channel is looked at (but not
+        those in `exclude`, in flight); with it, only that row, and only while
+        its claim is current.
+
+        Queued at once (not on the first await), so a reload's moves are
+        written before any alert raised under the new config.
+        """
+        at = format_time(now)
+        # Copied now: the caller's set changes while the job waits in the queue.
+        known, skip = frozenset(channels), frozenset(exclude)
+
+        def run(db: sqlite3.Connection) -> list[Move]:
+            return _move_alerts(db, known, channels_of, at, item, skip)
+
+        return self._enqueue(_Job(run=run, future=self._new_future()))
+
+    def shift_due_times(self, seconds: float) -> asyncio.Future[int]:
+        """Move pending rows' next attempt and lease by `seconds` (a wall-clock step)."""
+        return self._shift_pending(seconds, ("next_attempt_at", "claimed_until"))
+
+    def shift_created_times(self, seconds: float) -> asyncio.Future[int]:
+        """Move pending rows' creation time, which starts give_up_after, by `seconds`."""
+        return self._shift_pending(seconds, ("created_at",))
+
+    def _shift_pending(self, seconds: float, columns: tuple[str, ...]) -> asyncio.Future[int]:
+        step = timedelta(seconds=seconds)
+
+        def run(db: sqlite3.Connection) -> int:
+            names = ", ".join(columns)
+            rows = db.execute(f"SELECT id, {names} FROM outbox WHERE state = 'pending'").fetchall()
+            assign = ", ".join(f"{c} = ?" for c in columns)
+            db.executemany(
+                f"UPDATE outbox SET {assign} WHERE id = ?",
+                [(*(_shifted(t, step) for t in row[1:]), row[0]) for row in rows],
+            )
+            return len(rows)
+
+        return self._enqueue(_Job(run=run, future=self._new_future()))
 
     # --- reads --------------------------------------------------------------
 
@@ -744,7 +901,7 @@ def _flip_row(slug: str, flip: Flip) -> tuple[Any, ...]:
 
 
 def _outbox_item(row: Any) -> OutboxItem:
-    item_id, flip_id, monitor, channel, payload, attempts, created_at, next_attempt_at = row
+    item_id, flip_id, monitor, channel, payload, attempts, created_at, next_attempt_at, claim = row
     return OutboxItem(
         id=item_id,
         flip_id=flip_id,
@@ -754,7 +911,99 @@ def _outbox_item(row: Any) -> OutboxItem:
         attempts=attempts,
         created_at=parse_time(created_at),
         next_attempt_at=parse_time(next_attempt_at),
+        claim=claim,
     )
+
+
+def _move_alerts(
+    db: sqlite3.Connection,
+    channels: frozenset[str],
+    channels_of: Callable[[str], Sequence[str] | None],
+    at: str,
+    item: OutboxItem | None,
+    exclude: frozenset[int],
+) -> list[Move]:
+    """On the writer thread: the body of Store.move_alerts."""
+    columns = "id, flip_id, monitor, channel, event, payload, created_at, coalesce(origin, id)"
+    if item is None:
+        # A row whose claim is current has its send under way with the old
+        # channel; it is moved, if it must be, when it is next claimed.
+        rows = [
+            row
+            for row in db.execute(
+                f"SELECT {columns} FROM outbox WHERE state = 'pending'"
+                " AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY id",
+                (at,),
+            )
+            if row[3] not in channels and row[0] not in exclude
+        ]
+    else:
+        rows = db.execute(
+            f"SELECT {columns} FROM outbox WHERE id = ? AND claim = ? AND state = 'pending'",
+            (item.id, item.claim),
+        ).fetchall()
+    moves = []
+    for row_id, flip_id, monitor, channel, event, payload, created_at, origin in rows:
+        targets = [c for c in channels_of(monitor) or () if c in channels]
+        if not targets:
+            moves.append(Move(row_id, monitor, event, channel, (), ()))
+            continue
+        # The same alert: its flip's (or, for a reminder, the same payload's)
+        # row for a channel, whatever state that row is in.
+        taken = {
+            c
+            for (c,) in db.execute(
+                "SELECT channel FROM outbox WHERE monitor = ? AND flip_id IS ? AND payload = ?",
+                (monitor, flip_id, payload),
+            )
+        }
+        to = tuple(c for c in targets if c not in taken)
+        db.executemany(
+            "INSERT INTO outbox (flip_id, monitor, channel, event, payload, created_at,"
+            " next_attempt_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(flip_id, monitor, c, event, payload, created_at, at, origin) for c in to],
+        )
+        shown = ", ".join(to) if to else "none (all had it)"
+        db.execute(
+            "UPDATE outbox SET state = 'moved', last_error = ?, finished_at = ?,"
+            " claimed_until = NULL WHERE id = ?",
+            (f"channel {channel} is no longer configured; moved to {shown}", at, row_id),
+        )
+        already = tuple(c for c in targets if c in taken)
+        moves.append(Move(row_id, monitor, event, channel, to, already))
+    return moves
+
+
+def _prune_flips(
+    db: sqlite3.Connection, monitors: list[str], keep: int, batch: int
+) -> tuple[int, list[str]]:
+    """On the writer thread: up to `batch` old flips of `monitors`; returns
+    (deleted, the monitors that may have more)."""
+    removed = 0
+    for index, monitor in enumerate(monitors):
+        ids = [
+            row[0]
+            for row in db.execute(
+                "SELECT id FROM flips WHERE monitor = ? AND id <= (SELECT id FROM flips"
+                " WHERE monitor = ? ORDER BY id DESC LIMIT 1 OFFSET ?) AND NOT EXISTS"
+                " (SELECT 1 FROM outbox WHERE flip_id = flips.id AND state = 'pending')"
+                " ORDER BY id LIMIT ?",
+                (monitor, monitor, keep, batch - removed),
+            )
+        ]
+        if ids:
+            marks = ",".join("?" * len(ids))
+            # Their outbox rows first: they refer to the flips (foreign key).
+            db.execute(f"DELETE FROM outbox WHERE flip_id IN ({marks})", ids)
+            db.execute(f"DELETE FROM flips WHERE id IN ({marks})", ids)
+            removed += len(ids)
+        if removed >= batch:
+            return removed, monitors[index:]
+    return removed, []
+
+
+def _shifted(text: str | None, step: timedelta) -> str | None:
+    return None if text is None else format_time(parse_time(text) + step)
 
 
 def _drain(queue: asyncio.Queue[T]) -> list[T]:

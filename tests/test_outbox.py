@@ -4,7 +4,7 @@ import asyncio
 import logging
 import random
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,11 +15,11 @@ from heartbeatd.channels import CHANNEL_TYPES
 from heartbeatd.channels import log as log_channel
 from heartbeatd.channels.base import DeliveryError, SendContext
 from heartbeatd.clock import FakeClock
-from heartbeatd.model import Alert
-from heartbeatd.outbox import Outbox, backoff, describe
+from heartbeatd.model import Alert, AlertEvent, Flip, Reason, Status
+from heartbeatd.outbox import LEASE_MARGIN, Outbox, backoff, describe
 from heartbeatd.store import Store
 from tests.conftest import NOW
-from tests.samples import DOWN, DOWN_ALERT, DOWN_FLIP
+from tests.samples import DOWN, DOWN_ALERT, DOWN_FLIP, UP
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class FakeChannelType:
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.events: list[str] = []
+        # (channel, event) of every alert sent.
+        self.sent: list[tuple[str, str]] = []
         self.called = asyncio.Event()
 
     def module(self) -> types.ModuleType:
@@ -67,6 +69,7 @@ class FakeChannelType:
                 raise DeliveryError(f"{opts.name}.example.com: 503", permanent=opts.permanent)
             raise opts.error("connection reset")
         self.events.append(f"{opts.name} sent")
+        self.sent.append((opts.name, alert.event.value))
 
 
 @pytest.fixture
@@ -246,16 +249,143 @@ async def test_it_delivers_pending_rows_after_a_restart(fake, tmp_path, clock, o
         assert await deliveries(store) == [("ops", "sent", 1, None)]
 
 
-async def test_it_fails_rows_of_a_removed_channel(fake, store, make_outbox):
+@dataclass(frozen=True)
+class Monitor:
+    """A configured monitor, as far as the outbox looks at it."""
+
+    channels: tuple[str, ...]
+
+
+def fakes(*names: str) -> dict[str, Channel]:
+    return {name: Channel("fake", FakeOptions(name)) for name in names}
+
+
+async def test_it_moves_alerts_of_a_removed_channel_to_the_monitors_channels(
+    fake, store, make_outbox, caplog
+):
     outbox = make_outbox(FakeOptions("ops"), FakeOptions("hook"))
     await queue_alert(store, "ops", "hook")
-    outbox.set_channels({"ops": Channel("fake", FakeOptions("ops"))})
-    assert await outbox.deliver_due() == 1
-    assert fake.calls == ["ops"]
+    # A reload renames hook to pager; ops already has this alert.
+    outbox.set_channels(fakes("ops", "pager"), {"backup": Monitor(("ops", "pager"))})
+    assert await outbox.deliver_due() == 2
+    assert sorted(fake.calls) == ["ops", "pager"]
     assert await deliveries(store) == [
         ("ops", "sent", 1, None),
-        ("hook", "failed", 1, "channel hook is no longer configured"),
+        ("hook", "moved", 0, "channel hook is no longer configured; moved to pager"),
+        ("pager", "sent", 1, None),
     ]
+    assert "alert moved monitor=backup event=down from=hook to=pager already=ops" in caplog.text
+    assert await outbox.deliver_due() == 0
+
+
+async def test_a_moved_alert_keeps_its_place_ahead_of_later_alerts_of_its_monitor(
+    fake, store, make_outbox
+):
+    outbox = make_outbox(FakeOptions("hook"))
+    await queue_alert(store, "hook")
+    # The recovery, raised under the new config, reached the store first.
+    up_flip = Flip(
+        at=NOW, old=Status.DOWN, new=Status.UP, reason=Reason.RECOVERED, event=AlertEvent.UP
+    )
+    up_alert = replace(DOWN_ALERT, event=AlertEvent.UP, status=Status.UP)
+    await store.commit("backup", UP, flip=up_flip, alerts=[("pager", up_alert)])
+    outbox.set_channels(fakes("pager"), {"backup": Monitor(("pager",))})
+    assert await outbox.deliver_due() == 1
+    assert await outbox.deliver_due() == 1
+    # Down before up: in the order the monitor raised them.
+    assert fake.sent == [("pager", "down"), ("pager", "up")]
+
+
+async def test_it_keeps_an_alert_with_nowhere_to_go_until_a_reload_gives_it_a_channel(
+    fake, store, clock, make_outbox, caplog
+):
+    outbox = make_outbox(FakeOptions("hook"))
+    await queue_alert(store, "hook")
+    # Both the channel and the monitor are gone from the config.
+    outbox.set_channels(fakes("ops"), {})
+    assert await outbox.deliver_due() == 0
+    error = "channel hook is no longer configured and monitor backup is no longer configured"
+    assert await deliveries(store) == [("hook", "pending", 1, error)]
+    assert (
+        f"alert has no channel to go to monitor=backup channel=hook event=down error={error}"
+        in caplog.text
+    )
+    # The monitor comes back, with a channel.
+    outbox.set_channels(fakes("ops"), {"backup": Monitor(("ops",))})
+    assert await outbox.deliver_due() == 1
+    assert fake.calls == ["ops"]
+    assert [d[:2] for d in await deliveries(store)] == [("hook", "moved"), ("ops", "sent")]
+
+
+async def test_it_moves_an_alert_whose_send_was_under_way_when_its_channel_went(
+    gated, store, clock
+):
+    outbox = Outbox(store, clock, channels={"hook": Channel("gated", FakeOptions("hook", 1))})
+    await queue_alert(store, "hook")
+    sending = asyncio.ensure_future(outbox.deliver_due())
+    assert await gated.next_started() == "hook"
+    # Reloaded mid-send: the send goes on with the old channel, and fails.
+    outbox.set_channels(
+        {"pager": Channel("gated", FakeOptions("pager"))}, {"backup": Monitor(("pager",))}
+    )
+    gated.open("hook")
+    await sending
+    assert [d[:3] for d in await deliveries(store)] == [("hook", "pending", 1)]
+    clock.advance(minutes=1)
+    gated.open("pager")
+    await outbox.deliver_due()
+    await outbox.deliver_due()
+    assert gated.sent == ["pager"]
+    assert [d[:3] for d in await deliveries(store)] == [("hook", "moved", 1), ("pager", "sent", 1)]
+
+
+async def test_it_moves_alerts_of_channels_removed_while_it_was_stopped(fake, store, clock):
+    await queue_alert(store, "hook")
+    outbox = Outbox(store, clock, channels=fakes("ops"), monitors={"backup": Monitor(("ops",))})
+    stop = asyncio.Event()
+    worker = asyncio.ensure_future(outbox.run(stop))
+    await asyncio.wait_for(fake.called.wait(), 5)
+    stop.set()
+    await asyncio.wait_for(worker, 5)
+    assert [d[:2] for d in await deliveries(store)] == [("hook", "moved"), ("ops", "sent")]
+
+
+async def test_it_claims_a_row_for_longer_than_a_send_may_take(gated, store, clock):
+    outbox = Outbox(
+        store, clock, channels={"ops": Channel("gated", FakeOptions("ops"))}, send_timeout=600
+    )
+    await queue_alert(store, "ops")
+    sending = asyncio.ensure_future(outbox.deliver_due())
+    await gated.next_started()
+    assert await store.next_due() == clock.now() + timedelta(seconds=600 + LEASE_MARGIN)
+    gated.open("ops")
+    await sending
+
+
+async def test_it_records_only_the_outcome_of_the_current_claim(gated, store, clock, caplog):
+    # Two workers on one database (a second heartbeatd started by mistake);
+    # the first one's send outlives its lease over a wall-clock jump.
+    first = Outbox(store, clock, channels={"ops": Channel("gated", FakeOptions("a", 1))})
+    second = Outbox(store, clock, channels={"ops": Channel("gated", FakeOptions("b"))})
+    await queue_alert(store, "ops")
+    sending_a = asyncio.ensure_future(first.deliver_due())
+    assert await gated.next_started() == "a"
+    # Past the lease (before it followed send_timeout, it was 300 s).
+    clock.advance(seconds=300)
+    sending_b = asyncio.ensure_future(second.deliver_due())
+    assert await gated.next_started() == "b"
+    # The stale attempt fails: it must not release the claim of the send under way.
+    gated.open("a")
+    await sending_a
+    assert await store.claim_due(clock.now() + timedelta(minutes=1)) == []
+    assert await deliveries(store) == [("ops", "pending", 0, None)]
+    assert (
+        "alert outcome not recorded, its claim is stale monitor=backup channel=ops outbox_id=1"
+        " claim=1 outcome=retry" in caplog.text
+    )
+    gated.open("b")
+    await sending_b
+    assert await deliveries(store) == [("ops", "sent", 1, None)]
 
 
 async def test_it_delivers_through_the_log_channel(store, clock, outboxes, caplog):
@@ -322,11 +452,12 @@ async def test_it_stops_within_the_drain_timeout_when_a_send_hangs(fake, store, 
     assert fake.events == ["stuck cut"]
     # Still claimed: tried again once the lease ends (at least once delivery).
     assert await deliveries(store) == [("stuck", "pending", 0, None)]
-    assert await store.next_due() == clock.now() + timedelta(seconds=300)
+    assert await store.next_due() == clock.now() + timedelta(seconds=outbox.lease)
 
 
 class GatedChannelType:
-    """The `gated` channel type: each send waits until the test opens its gate."""
+    """The `gated` channel type: each send waits until the test opens its gate,
+    then fails if its options have `failures`."""
 
     def __init__(self) -> None:
         self.started: asyncio.Queue[str] = asyncio.Queue()
@@ -351,6 +482,8 @@ class GatedChannelType:
             await self.gates.setdefault(opts.name, asyncio.Event()).wait()
         finally:
             self.in_flight -= 1
+        if opts.failures:
+            raise DeliveryError(f"{opts.name}.example.com: 503")
         self.sent.append(opts.name)
 
     async def next_started(self) -> str:

@@ -255,14 +255,14 @@ async def test_it_delivers_one_monitors_alerts_to_a_channel_in_order(
     [down, pager_up] = await store.claim_due(clock.now())
     assert (down.channel, down.alert.event) == ("ops", AlertEvent.DOWN)
     assert (pager_up.channel, pager_up.alert.event) == ("pager", AlertEvent.UP)
-    await store.mark_delivered(pager_up.id, clock.now())
+    await store.mark_delivered(pager_up, clock.now())
     # The DOWN to ops is being retried later: the UP to ops waits behind it.
     later = clock.now() + timedelta(minutes=10)
-    await store.mark_retry(down.id, "HTTP 503", later)
+    await store.mark_retry(down, "HTTP 503", later)
     assert await store.claim_due(clock.now()) == []
     assert await store.next_due() == later
     [retried] = await store.claim_due(later)
-    await store.mark_delivered(retried.id, later)
+    await store.mark_delivered(retried, later)
     [up] = await store.claim_due(later)
     assert (up.channel, up.alert.event) == ("ops", AlertEvent.UP)
 
@@ -280,9 +280,9 @@ async def test_it_records_delivery_retry_and_failure(store: Store, clock: FakeCl
     await store.commit("backup", DOWN, flip=DOWN_FLIP, alerts=alerts)
     ops, hook, chat = await store.claim_due(NOW)
     later = NOW + timedelta(seconds=10)
-    await store.mark_delivered(ops.id, NOW)
-    await store.mark_retry(hook.id, "smtp.example.com: 451 try later", later)
-    await store.mark_failed(chat.id, "hooks.slack.com: 404", NOW)
+    await store.mark_delivered(ops, NOW)
+    await store.mark_retry(hook, "smtp.example.com: 451 try later", later)
+    await store.mark_failed(chat, "hooks.slack.com: 404", NOW)
 
     assert await store.outbox_counts() == {"pending": 1, "sent": 1, "failed": 1}
     assert await store.next_due() == later
