@@ -176,6 +176,43 @@ def test_it_reports_a_toml_syntax_error_with_line_and_column(tmp_path: Path) -> 
     assert result.stderr == f"{path}: invalid TOML: Invalid value (at line 3, column 9)\n"
 
 
+HOSTILE_FILES = [
+    pytest.param(
+        '[monitors.a]\nperiod = "1h"\nname = ' + "[" * 600 + "]" * 600 + "\n",
+        "invalid TOML: arrays or inline tables nested too deeply (at line 3)",
+        id="500+-nested-arrays",
+    ),
+    pytest.param(
+        "[monitors.a]\nperiod = " + "{a = " * 600 + "1" + "}" * 600 + "\n",
+        "invalid TOML: arrays or inline tables nested too deeply (at line 2)",
+        id="500+-nested-inline-tables",
+    ),
+    pytest.param(
+        "[monitors.a]\nperiod = " + "9" * 5000 + "\n",
+        "invalid TOML: a whole number of 5000 digits (at line 2); TOML integers fit in 64 bits",
+        id="5000-digit-number",
+    ),
+    pytest.param(
+        '[monitors.a]\nperiod = "' + "9" * 5000 + 's"\n',
+        f'monitors.a.period: must be at most 10 years, got "{"9" * 40}\u2026" (5001 chars)',
+        id="5000-digit-duration",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "problem"), HOSTILE_FILES)
+def test_check_reports_a_hostile_file_in_one_line_and_exits_2(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "hostile.toml"
+    path.write_text(text)
+
+    result = cli("check", "-c", str(path))
+
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == f"{path}: {problem}\n"
+
+
 # -- run -----------------------------------------------------------------------------
 
 
@@ -185,6 +222,18 @@ def test_it_refuses_to_run_with_a_bad_config(bad: Path) -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr == BAD_OUTPUT.format(path=bad)
+
+
+@pytest.mark.parametrize(("text", "problem"), HOSTILE_FILES[::3])
+def test_it_refuses_to_run_with_a_hostile_file_in_one_line(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "hostile.toml"
+    path.write_text(text)
+
+    result = heartbeatd("run", "-c", str(path))
+
+    assert (result.returncode, result.stderr) == (2, f"{path}: {problem}\n")
 
 
 def test_it_exits_1_when_the_port_is_taken(daemon: DaemonProcess) -> None:
