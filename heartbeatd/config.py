@@ -48,6 +48,9 @@ MAX_BODY_LIMIT = 10 * 1024 * 1024
 # 100,000 monitors take about 10 MB; past this a file is a mistake (or
 # /dev/zero), and reading it whole would only exhaust memory.
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
+# [server] reload_max_removed: the share of monitors one reload may remove
+# without `heartbeatd reload --force`.
+DEFAULT_RELOAD_MAX_REMOVED = 50
 
 # Ping actions: /ping/<key>/<slug>/log must not be readable as a monitor named "log".
 RESERVED_NAMES = ("start", "fail", "log")
@@ -66,6 +69,8 @@ class ServerConfig:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     api_token: Secret | None = None
     badge_key: Secret | None = None
+    # Percent of the running monitors a reload may remove without --force.
+    reload_max_removed: int = DEFAULT_RELOAD_MAX_REMOVED
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,6 +440,7 @@ def _read_server(table: Table) -> ServerConfig:
             table.error("trusted_proxies", f'{example}"10.0.0.0/8" or "::1", got "{item}"')
     api_token = _secret(table, "api_token")
     badge_key = _secret(table, "badge_key")
+    reload_max_removed = _read_percent(table, "reload_max_removed", DEFAULT_RELOAD_MAX_REMOVED)
     table.done()
     return ServerConfig(
         listen=tuple(listen),
@@ -443,7 +449,22 @@ def _read_server(table: Table) -> ServerConfig:
         trusted_proxies=tuple(proxies),
         api_token=api_token,
         badge_key=badge_key,
+        reload_max_removed=reload_max_removed,
     )
+
+
+_PERCENT = re.compile(r"(\d{1,3})%")
+
+
+def _read_percent(table: Table, key: str, default: int) -> int:
+    value = table.raw(key, None)
+    if value is None:
+        return default
+    found = _PERCENT.fullmatch(value) if isinstance(value, str) else None
+    if found is None or int(found[1]) > 100:
+        table.error(key, f'expected a percentage from "0%" to "100%" like "50%", got {show(value)}')
+        return default
+    return int(found[1])
 
 
 def _url_problem(url: str) -> str | None:
@@ -874,6 +895,8 @@ def check_warnings(config: Config) -> list[str]:
             f"{where}server.base_url: alert links will point to {config.server.base_url};"
             " set base_url to the address users reach heartbeatd at"
         )
+    if not config.monitors:
+        warnings.append(f"{where}monitors: none configured, so heartbeatd would watch nothing")
     for slug, monitor in config.monitors.items():
         if not monitor.channels:
             warnings.append(f"{where}monitors.{slug}: has no channels, so nobody hears of it")
@@ -891,3 +914,32 @@ def _is_world_readable(path: Path) -> bool:
         return bool(path.stat().st_mode & 0o004)
     except OSError:
         return False
+
+
+def reload_problem(running: Config, new: Config) -> str | None:
+    """Why swapping `running` for `new` needs `heartbeatd reload --force`, or None.
+
+    A file saved empty, or cut short before [monitors] (a non-atomic save
+    caught by a reload), is valid TOML and a valid config that silently stops
+    every alert. The running config's limit applies, so a file cannot loosen
+    the rule for its own reload.
+    """
+    total = len(running.monitors)
+    if not total:
+        return None
+    force = "`heartbeatd reload --force` applies it anyway"
+    if not new.monitors:
+        return (
+            f"{new.path}: monitors: none in the file, so the reload would remove all {total}"
+            f" monitors (a file cut short?); {force}"
+        )
+    removed = sum(1 for slug in running.monitors if slug not in new.monitors)
+    percent = running.server.reload_max_removed
+    allowed = total * percent // 100
+    if removed <= allowed:
+        return None
+    return (
+        f"{new.path}: monitors: the reload would remove {removed} of {total} monitors;"
+        f' [server] reload_max_removed = "{percent}%" allows {allowed}; {force}'
+    )
+

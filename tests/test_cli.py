@@ -213,6 +213,19 @@ def test_check_reports_a_hostile_file_in_one_line_and_exits_2(
     assert result.stderr == f"{path}: {problem}\n"
 
 
+def test_check_accepts_a_file_without_monitors_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "empty.toml"
+    path.write_text('[server]\nlisten = "127.0.0.1:8080"\n')
+
+    result = cli("check", "-c", str(path))
+
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"{path}: OK, 0 monitors, 0 channels\n")
+    assert result.stderr == (
+        f"warning: {path}: monitors: none configured, so heartbeatd would watch nothing\n"
+    )
+
+
 # -- run -----------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from heartbeatd.config import (
     name_problem,
     parse_config,
     ping_urls,
+    reload_problem,
     split_address,
 )
 from heartbeatd.model import Secret
@@ -813,6 +814,7 @@ def test_it_warns_about_alert_links_to_a_wildcard_address() -> None:
     assert check_warnings(config) == [
         f"{FILE}: server.base_url: alert links will point to http://0.0.0.0:8080;"
         " set base_url to the address users reach heartbeatd at",
+        f"{FILE}: monitors: none configured, so heartbeatd would watch nothing",
     ]
 
 
@@ -1135,7 +1137,7 @@ def test_an_unexpected_error_while_loading_is_a_config_error(
 
 
 VALID = {
-    "server": {"listen": '"127.0.0.1:8080"'},
+    "server": {"listen": '"127.0.0.1:8080"', "reload_max_removed": '"50%"'},
     "storage": {"path": '"hb.db"', "ping_history": "100", "max_body": "10240"},
     "alerts": {"send_timeout": '"30s"', "give_up_after": '"1d"'},
     "defaults": {"grace": '"5m"', "timezone": '"UTC"', "repeat_limit": "3", "repeat": '"1h"'},
@@ -1231,3 +1233,103 @@ def test_a_file_cut_short_anywhere_loads_or_is_a_one_line_config_error(cut: int)
         load_config(path)
     except ConfigError:
         one_line_problems(path)
+
+
+# -- a safe reload -------------------------------------------------------------------
+
+
+def watching(*slugs: str, server: str = "") -> Config:
+    """A config watching `slugs`, written to the file a reload reads."""
+    monitors = "".join(f'[monitors.{slug}]\nperiod = "1h"\n' for slug in slugs)
+    return load_config(write(f"[server]\n{server}\n{monitors}"))
+
+
+@pytest.mark.parametrize(
+    ("value", "percent"),
+    [('"50%"', 50), ('"0%"', 0), ('"100%"', 100), ('"7%"', 7)],
+)
+def test_it_reads_reload_max_removed_as_a_percentage(value: str, percent: int) -> None:
+    assert watching(server=f"reload_max_removed = {value}").server.reload_max_removed == percent
+
+
+def test_reload_max_removed_defaults_to_half() -> None:
+    assert watching("a").server.reload_max_removed == 50
+
+
+@pytest.mark.parametrize("value", ['"101%"', '"50"', "50", "0.5", '"-1%"', '"50 %"', '""'])
+def test_it_refuses_a_reload_max_removed_that_is_not_a_percentage(value: str) -> None:
+    assert problems(f"[server]\nreload_max_removed = {value}\n") == [
+        f'{FILE}: server.reload_max_removed: expected a percentage from "0%" to "100%"'
+        f' like "50%", got {value}'
+    ]
+
+
+FORCE = "`heartbeatd reload --force` applies it anyway"
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "server", "problem"),
+    [
+        (("a", "b", "c"), ("a", "b"), "", None),
+        (("a", "b"), ("a",), "", None),
+        (("a", "b", "c"), ("a", "b", "c", "d"), "", None),
+        (("a", "b", "c"), ("x", "y", "z"), 'reload_max_removed = "100%"', None),
+        ((), (), "", None),
+        (
+            ("a", "b", "c"),
+            ("a",),
+            "",
+            'the reload would remove 2 of 3 monitors; [server] reload_max_removed = "50%"'
+            f" allows 1; {FORCE}",
+        ),
+        (
+            ("a", "b", "c", "d"),
+            ("a", "b", "c"),
+            'reload_max_removed = "0%"',
+            'the reload would remove 1 of 4 monitors; [server] reload_max_removed = "0%"'
+            f" allows 0; {FORCE}",
+        ),
+        (
+            ("a",),
+            (),
+            "",
+            "none in the file, so the reload would remove all 1 monitors (a file cut short?);"
+            f" {FORCE}",
+        ),
+        (
+            ("a", "b", "c"),
+            (),
+            'reload_max_removed = "100%"',
+            "none in the file, so the reload would remove all 3 monitors (a file cut short?);"
+            f" {FORCE}",
+        ),
+    ],
+    ids=[
+        "1-of-3",
+        "1-of-2",
+        "added",
+        "all-renamed-at-100%",
+        "nothing-to-remove",
+        "2-of-3",
+        "1-of-4-at-0%",
+        "the-only-one",
+        "all-at-100%",
+    ],
+)
+def test_a_reload_may_remove_only_so_many_monitors(
+    before: tuple[str, ...], after: tuple[str, ...], server: str, problem: str | None
+) -> None:
+    # The running config's limit applies; the new file's own is left at the default.
+    running = watching(*before, server=server)
+    new = watching(*after)
+    expected = None if problem is None else f"{FILE}: monitors: {problem}"
+    assert reload_problem(running, new) == expected
+
+
+def test_the_new_files_limit_does_not_loosen_its_own_reload() -> None:
+    running = watching("a", "b", "c", "d")
+    new = watching("a", server='reload_max_removed = "100%"')
+    assert reload_problem(running, new) == (
+        f"{FILE}: monitors: the reload would remove 3 of 4 monitors; [server] reload_max_removed"
+        f' = "50%" allows 2; {FORCE}'
+    )
