@@ -943,3 +943,36 @@ def reload_problem(running: Config, new: Config) -> str | None:
         f' [server] reload_max_removed = "{percent}%" allows {allowed}; {force}'
     )
 
+
+# A table header line, and one of a [monitors.<slug>] table (or [monitors]).
+_HEADER = re.compile(r"^[ \t]*\[", re.MULTILINE)
+_MONITORS_HEADER = re.compile(r"[ \t]*\[[ \t]*monitors[ \t]*[.\]]")
+
+
+def find_database(path: str | Path) -> Path | None:
+    """The database a config file names, read leniently; None if it is not TOML.
+
+    For `heartbeatd reload`, which must find the running daemon's status
+    next to its database even when the new file has errors. The
+    [monitors.*] tables are left out before parsing: they are most of a big
+    file, and say nothing about the database.
+    """
+    path = Path(path)
+    try:
+        text = _read_text(path)
+        kept, last, dropping = [], 0, False
+        for header in _HEADER.finditer(text):
+            if not dropping:
+                kept.append(text[last : header.start()])
+            last = header.start()
+            dropping = _MONITORS_HEADER.match(text, header.start()) is not None
+        if not dropping:
+            kept.append(text[last:])
+        data = tomllib.loads("".join(kept))
+    except (ConfigError, RecursionError, ValueError, MemoryError):
+        return None
+    storage = data.get("storage")
+    name = storage.get("path", "heartbeatd.db") if isinstance(storage, dict) else "heartbeatd.db"
+    if not isinstance(name, str) or _path_problem(name) is not None:
+        return None
+    return path.absolute().parent / name

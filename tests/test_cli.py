@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -224,6 +225,68 @@ def test_check_accepts_a_file_without_monitors_with_a_warning(tmp_path: Path) ->
     assert result.stderr == (
         f"warning: {path}: monitors: none configured, so heartbeatd would watch nothing\n"
     )
+
+
+# -- reload (with the real daemon: tests/e2e/test_reload.py) -------------------------
+
+
+@pytest.fixture
+def mute(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """A process that takes SIGHUP and never answers, like a hung daemon."""
+    code = (
+        "import signal, time\n"
+        "signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_reload_gives_up_with_exit_1_when_the_daemon_does_not_answer(
+    good: Path, mute: subprocess.Popen[str]
+) -> None:
+    result = cli("reload", "-c", str(good), "--pid", str(mute.pid), "--timeout", "0.5")
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"heartbeatd (pid {mute.pid}) did not report the reload within 0.5s;"
+        " its log says why (journalctl -u heartbeatd)\n"
+    )
+
+
+def test_reload_says_so_when_the_daemon_exits_instead(good: Path) -> None:
+    # SIGHUP ends a process that does not handle it: so would a daemon that crashed.
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        result = cli("reload", "-c", str(good), "--pid", str(proc.pid))
+    finally:
+        proc.kill()
+        proc.wait()
+
+    assert result.exit_code == 1
+    assert result.stderr == f"heartbeatd (pid {proc.pid}) exited during the reload; see its log\n"
+
+
+def test_reload_refuses_a_pid_that_is_not_a_process(good: Path) -> None:
+    for pid in ("0", "1", "-1"):
+        result = cli("reload", "-c", str(good), "--pid", pid)
+        assert result.exit_code == 2, pid
+        assert "Invalid value for '--pid'" in result.stderr
+
+
+def test_reload_leaves_no_force_request_behind_when_nobody_answers(
+    good: Path, mute: subprocess.Popen[str]
+) -> None:
+    result = cli("reload", "-c", str(good), "--pid", str(mute.pid), "--timeout", "0", "--force")
+
+    assert result.exit_code == 1
+    assert list(good.parent.glob("hb.db*")) == []
 
 
 # -- run -----------------------------------------------------------------------------
