@@ -20,6 +20,7 @@ from heartbeatd.config import (
     Config,
     Monitor,
     check_warnings,
+    find_database,
     load_config,
     name_problem,
     parse_config,
@@ -1333,3 +1334,25 @@ def test_the_new_files_limit_does_not_loosen_its_own_reload() -> None:
         f"{FILE}: monitors: the reload would remove 3 of 4 monitors; [server] reload_max_removed"
         f' = "50%" allows 2; {FORCE}'
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "database"),
+    [
+        ('[storage]\npath = "state/hb.db"\n[monitors.a]\nperiod = "1h"\n', "state/hb.db"),
+        # The monitors are skipped, errors and all: only [storage] matters here.
+        ('[monitors.a]\nperiod = 5 min\n[storage]\npath = "/var/lib/hb.db"\n', "/var/lib/hb.db"),
+        ('[monitors.a]\nperiod = "1h"\n', "heartbeatd.db"),
+        ("", "heartbeatd.db"),
+        ('storage.path = "x.db"\n', "x.db"),
+        ("[storage]\npath = ", None),
+        ('[storage]\npath = ""\n', None),
+        ("[storage]\npath = " + "[" * 600 + "]" * 600 + "\n", None),
+    ],
+    ids=["storage", "after-broken-monitors", "default", "empty", "dotted", "cut", "blank", "deep"],
+)
+def test_it_finds_the_database_of_a_file_that_may_not_load(
+    tmp_path: Path, text: str, database: str | None
+) -> None:
+    path = write(text)
+    assert find_database(path) == (None if database is None else tmp_path / database)
