@@ -231,6 +231,7 @@ def reload_command(config_path: str, pid: int | None, force: bool, timeout: floa
             if before is None:
                 _no_answer(f"no heartbeatd runs with {config_path}: no {status_path}")
             pid = before.pid
+            _check_is_the_daemon(pid, database, status_path)
         # A status another process left: this daemon's first reload is number 1.
         generation = before.generation if before is not None and before.pid == pid else 0
         try:
@@ -248,6 +249,24 @@ def reload_command(config_path: str, pid: int | None, force: bool, timeout: floa
             with contextlib.suppress(FileNotFoundError):
                 force_path.unlink()
     _report_reload(config_path, outcome)
+
+
+def _check_is_the_daemon(pid: int, database: Path, status_path: Path) -> None:
+    """Exit unless `pid` is alive and has `database` open.
+
+    A status left by a daemon that was killed names a pid that may since
+    belong to another process, which SIGHUP would likely end.
+    """
+    if not _is_running(pid):
+        _no_answer(f"heartbeatd (pid {pid}) is not running")
+    found = find_open_database(pid)
+    # /proc shows paths with symlinks resolved (DynamicUser's /var/lib/private).
+    if found is not None and found == database.resolve():
+        return
+    _no_answer(
+        f"process {pid} named in {status_path} is not heartbeatd with this database"
+        " (left from an earlier run?); give --pid"
+    )
 
 
 def _no_answer(message: str) -> NoReturn:

@@ -22,6 +22,7 @@ from click.testing import CliRunner, Result
 
 from heartbeatd import __version__
 from heartbeatd.cli import ClientErrorFilter, main
+from heartbeatd.systemd import ReloadStatus, write_reload_status
 from tests.e2e.conftest import DaemonProcess, WebhookSink, free_port
 
 GOOD = """\
@@ -271,6 +272,27 @@ def test_reload_says_so_when_the_daemon_exits_instead(good: Path) -> None:
 
     assert result.exit_code == 1
     assert result.stderr == f"heartbeatd (pid {proc.pid}) exited during the reload; see its log\n"
+
+
+def test_reload_does_not_signal_a_pid_left_in_an_old_status(good: Path) -> None:
+    # A daemon that was killed left its status; its pid now belongs to another
+    # process, which SIGHUP would end.
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        status = good.parent / "hb.db-reload"
+        write_reload_status(status, ReloadStatus(stranger.pid, 3, "applied"))
+
+        result = cli("reload", "-c", str(good))
+
+        assert stranger.poll() is None, "the process got SIGHUP"
+    finally:
+        stranger.kill()
+        stranger.wait()
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"process {stranger.pid} named in {status} is not heartbeatd with this database"
+        " (left from an earlier run?); give --pid\n"
+    )
 
 
 def test_reload_refuses_a_pid_that_is_not_a_process(good: Path) -> None:
