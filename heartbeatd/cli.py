@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -10,6 +11,7 @@ import re
 import signal
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -18,9 +20,18 @@ from aiohttp.web import RequestPayloadError
 
 from heartbeatd import __version__
 from heartbeatd.clock import Clock
-from heartbeatd.config import Config, check_warnings, load_config, ping_urls
+from heartbeatd.config import Config, check_warnings, find_database, load_config, ping_urls
 from heartbeatd.durations import format_duration
-from heartbeatd.systemd import journal_logging
+from heartbeatd.systemd import (
+    APPLIED,
+    ReloadStatus,
+    find_open_database,
+    force_request_path,
+    journal_logging,
+    read_reload_status,
+    reload_status_path,
+    request_forced_reload,
+)
 from heartbeatd.tables import ConfigError
 
 DEFAULT_CONFIG = "/etc/heartbeatd/heartbeatd.toml"
@@ -41,6 +52,10 @@ url_option = click.option(
 
 # Exit codes of `heartbeatd check` / `run` for a bad config, as in the docs.
 EXIT_CONFIG = 2
+# `heartbeatd reload`: no daemon to ask, or no answer from it.
+EXIT_NO_ANSWER = 1
+# How often `heartbeatd reload` looks for the daemon's answer.
+RELOAD_POLL = 0.05
 
 
 class JournalFormatter(logging.Formatter):
@@ -175,6 +190,169 @@ def check(config_path: str) -> None:
         click.echo("")
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
+
+
+@main.command(name="reload")
+@config_option
+@click.option(
+    "--pid",
+    # Never 0, -1 (a process group, everyone) or 1 (init).
+    type=click.IntRange(min=2),
+    default=None,
+    help="The daemon's process id (under systemd: $MAINPID). Default: from its status file.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Apply the file even if it removes more monitors than [server] reload_max_removed.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for the daemon's answer.",
+)
+def reload_command(config_path: str, pid: int | None, force: bool, timeout: float) -> None:
+    """Make the running daemon reload its config, and wait for the outcome.
+
+    Sends SIGHUP and waits until the daemon has applied the file (exit 0) or
+    rejected it (exit 2, with its errors). Exit 1 when no daemon answers.
+    """
+    # The running daemon's database, where it writes how each reload went:
+    # from /proc when the pid is known, as the file (maybe broken) may not say.
+    database = (find_open_database(pid) if pid else None) or find_database(config_path)
+    if database is None:
+        _reload_unlocatable(config_path, pid)
+    status_path = reload_status_path(database)
+    force_path = force_request_path(database)
+    try:
+        if force:
+            # Before the generation is read: every reload numbered higher sees it.
+            request_forced_reload(force_path)
+        before = read_reload_status(status_path)
+        if pid is None:
+            if before is None:
+                _no_answer(f"no heartbeatd runs with {config_path}: no {status_path}")
+            pid = before.pid
+            _check_is_the_daemon(pid, database, status_path)
+        # A status another process left: this daemon's first reload is number 1.
+        generation = before.generation if before is not None and before.pid == pid else 0
+        try:
+            os.kill(pid, signal.SIGHUP)
+        except ProcessLookupError:
+            _no_answer(f"heartbeatd (pid {pid}) is not running")
+        except PermissionError:
+            _no_answer(f"not allowed to signal heartbeatd (pid {pid}): run as its user or root")
+        outcome = asyncio.run(_await_reload(status_path, pid, generation, force, timeout))
+    except OSError as exc:
+        _no_answer(f"cannot ask heartbeatd to reload: {exc}")
+    finally:
+        if force:
+            # Taken by the daemon if it got that far; not left for a later reload.
+            with contextlib.suppress(FileNotFoundError):
+                force_path.unlink()
+    _report_reload(config_path, outcome)
+
+
+def _check_is_the_daemon(pid: int, database: Path, status_path: Path) -> None:
+    """Exit unless `pid` is alive and has `database` open.
+
+    A status left by a daemon that was killed names a pid that may since
+    belong to another process, which SIGHUP would likely end.
+    """
+    if not _is_running(pid):
+        _no_answer(f"heartbeatd (pid {pid}) is not running")
+    found = find_open_database(pid)
+    # /proc shows paths with symlinks resolved (DynamicUser's /var/lib/private).
+    if found is not None and found == database.resolve():
+        return
+    _no_answer(
+        f"process {pid} named in {status_path} is not heartbeatd with this database"
+        " (left from an earlier run?); give --pid"
+    )
+
+
+def _no_answer(message: str) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(EXIT_NO_ANSWER)
+
+
+def _reload_unlocatable(config_path: str, pid: int | None) -> NoReturn:
+    """A file that is not even TOML names no database, so there is no status
+    to wait for: its errors are reported from here."""
+    try:
+        load_config(config_path)
+    except ConfigError as exc:
+        if pid is not None:
+            # The daemon rejects it too; let it count and log the attempt.
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGHUP)
+        for line in exc.problems:
+            click.echo(line, err=True)
+        click.echo("heartbeatd keeps running its previous config", err=True)
+        sys.exit(EXIT_CONFIG)
+    _no_answer(f"cannot find the database {config_path} names; give --pid")
+
+
+async def _await_reload(
+    status_path: Path, pid: int, generation: int, force: bool, timeout: float
+) -> ReloadStatus:
+    """The first finished reload numbered above `generation` (and forced, with
+    --force): one begun after the signal, so it read the file as it is now.
+
+    A signal has no reply channel; the status file is the answer, and it
+    comes within a second or two, so it is looked at a few times a second.
+    """
+    clock = Clock()
+    deadline = clock.monotonic() + timeout
+    while True:
+        status = read_reload_status(status_path)
+        if (
+            status is not None
+            and status.pid == pid
+            and status.generation > generation
+            and status.is_done
+            and (status.forced or not force)
+        ):
+            return status
+        if not _is_running(pid):
+            _no_answer(f"heartbeatd (pid {pid}) exited during the reload; see its log")
+        if clock.monotonic() > deadline:
+            _no_answer(
+                f"heartbeatd (pid {pid}) did not report the reload within {timeout:g}s;"
+                " its log says why (journalctl -u heartbeatd)"
+            )
+        await clock.sleep(RELOAD_POLL)
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A process that exited but was not yet reaped (a zombie) still takes
+    # signal 0; its state in /proc says "Z".
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rpartition(")")[2].split()[:1] != ["Z"]
+    except OSError:
+        return True
+
+
+def _report_reload(config_path: str, status: ReloadStatus) -> None:
+    if status.state == APPLIED:
+        click.echo(
+            f"{config_path}: reloaded, {status.monitors} monitors ({status.added} added,"
+            f" {status.removed} removed, {status.changed} changed)"
+        )
+        return
+    for line in status.errors:
+        click.echo(line, err=True)
+    click.echo("heartbeatd keeps running its previous config", err=True)
+    sys.exit(EXIT_CONFIG)
 
 
 def _age(iso: str | None, now: datetime) -> str:

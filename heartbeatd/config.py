@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import ipaddress
+import logging
 import re
 import uuid
 from collections.abc import Iterator, Mapping
@@ -23,10 +24,10 @@ from heartbeatd.auth import HashError, parse_hash
 from heartbeatd.channels import CHANNEL_TYPES
 from heartbeatd.channels.base import ParseEnv
 from heartbeatd.channels.email import SmtpOptions, parse_smtp
-from heartbeatd.durations import DurationError, parse_duration
+from heartbeatd.durations import DurationError, parse_duration, quote
 from heartbeatd.model import Secret
-from heartbeatd.schedule import Schedule, cron_problem, timezone_problem
-from heartbeatd.tables import ConfigError, Problems, Table
+from heartbeatd.schedule import CRON_FIELDS, Schedule, cron_problem, timezone_problem
+from heartbeatd.tables import INT64, ConfigError, Problems, Table, find_big_integers, show
 
 try:
     # tomli: required before Python 3.11; after, optional (the `speed` extra),
@@ -36,12 +37,20 @@ try:
 except ImportError:
     import tomllib
 
+log = logging.getLogger(__name__)
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 # As Healthchecks: an hour after the expected time before a monitor goes down.
 DEFAULT_GRACE = 3600
 MAX_BODY_LIMIT = 10 * 1024 * 1024
+# 100,000 monitors take about 10 MB; past this a file is a mistake (or
+# /dev/zero), and reading it whole would only exhaust memory.
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
+# [server] reload_max_removed: the share of monitors one reload may remove
+# without `heartbeatd reload --force`.
+DEFAULT_RELOAD_MAX_REMOVED = 50
 
 # Ping actions: /ping/<key>/<slug>/log must not be readable as a monitor named "log".
 RESERVED_NAMES = ("start", "fail", "log")
@@ -60,6 +69,8 @@ class ServerConfig:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     api_token: Secret | None = None
     badge_key: Secret | None = None
+    # Percent of the running monitors a reload may remove without --force.
+    reload_max_removed: int = DEFAULT_RELOAD_MAX_REMOVED
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,17 +195,24 @@ def split_address(address: str) -> tuple[str, int]:
     """ "host:port" or "[v6]:port" -> (host, port); ValueError with a message."""
     host, sep, port_text = address.rpartition(":")
     if not sep or not host:
-        raise ValueError(f'expected "host:port" like "{DEFAULT_LISTEN}", got "{address}"')
+        raise ValueError(f'expected "host:port" like "{DEFAULT_LISTEN}", got {quote(address)}')
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            raise ValueError(f'expected an IPv6 address in brackets, got "{address}"') from None
+            raise ValueError(
+                f"expected an IPv6 address in brackets, got {quote(address)}"
+            ) from None
     elif ":" in host:
-        raise ValueError(f'write an IPv6 address in brackets, like "[::1]:8080", got "{address}"')
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f'expected a port from 1 to 65535, got "{address}"')
+        raise ValueError(
+            f'write an IPv6 address in brackets, like "[::1]:8080", got {quote(address)}'
+        )
+    # isascii: "²" is a digit to isdigit() and not to int(); the length
+    # check keeps int() away from a 5,000-digit "port".
+    is_number = port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
+    if not is_number or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"expected a port from 1 to 65535, got {quote(address)}")
     return host, int(port_text)
 
 
@@ -218,21 +236,128 @@ def load_config(path: str | Path, previous: Config | None = None) -> Config:
     does not grow with every reload.
     """
     path = Path(path)
+    text = _read_text(path)
+    with _gc_paused():
+        data = _parse_toml(text, path)
+        # The monitors' readers check their own numbers (as durations and
+        # with Table.int): skipping them keeps this walk off a big file.
+        big = find_big_integers(data, skip=("monitors",))
+        if big:
+            raise ConfigError(
+                [
+                    f"{path}: {where}: expected a whole number that fits in 64 bits,"
+                    f" got {show(value)}"
+                    for where, value in big
+                ]
+            )
+        try:
+            return parse_config(data, path, previous)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            # A bug in a reader, or a value no test thought of: still a
+            # ConfigError, so `check` and `run` exit 2 with one line and a
+            # reload keeps the running config. -v shows the traceback.
+            log.debug("loading %s failed", path, exc_info=True)
+            raise ConfigError([f"{path}: {_unexpected(exc)}"]) from None
+
+
+def _read_text(path: Path) -> str:
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except (OSError, ValueError) as exc:
+        # ValueError: a NUL in the path.
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError([f"{path}: cannot read: {reason}"]) from None
+    except MemoryError:
+        raise ConfigError([f"{path}: too large to load: out of memory"]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{path}: larger than 64 MiB: not a config file heartbeatd can load"])
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError([f"{path}: not UTF-8 text: {exc.reason} on line {line}"]) from None
-    with _gc_paused():
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
-        return parse_config(data, path, previous)
+
+
+# A decimal integer long enough to make int() give up (4,300 digits), found to
+# say where it is; not preceded by what would make it part of a word or string.
+_LONG_INTEGER = re.compile(r"(?<![\w.\"'])[+-]?(\d[\d_]{4300,})")
+
+
+def _parse_toml(text: str, path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: invalid TOML: {_one_line(exc)}"]) from None
+    except RecursionError:
+        # The parser recurses once per level of [ or {: ~300 levels reach
+        # Python's limit (tomli stops at 400 itself, with the same error).
+        where = f" (at line {_deepest_line(text)})"
+        message = f"{path}: invalid TOML: arrays or inline tables nested too deeply{where}"
+        raise ConfigError([message]) from None
+    except ValueError as exc:
+        # int() refuses more than 4,300 digits; TOMLDecodeError (a ValueError
+        # too) was caught above.
+        found = _LONG_INTEGER.search(text)
+        if found is None:
+            raise ConfigError([f"{path}: invalid TOML: {_one_line(exc)}"]) from None
+        digits = len(found[1].replace("_", ""))
+        line = text.count("\n", 0, found.start()) + 1
+        raise ConfigError(
+            [
+                f"{path}: invalid TOML: a whole number of {digits} digits (at line {line});"
+                " TOML integers fit in 64 bits"
+            ]
+        ) from None
+    except MemoryError:
+        raise ConfigError([f"{path}: too large to load: out of memory"]) from None
+
+
+# What can open or close a level of nesting, and what hides brackets from it.
+_NESTING_TOKEN = re.compile(
+    r'"""(?:[^\\]|\\.)*?"""'  # a multi-line basic string
+    r"|'''.*?'''"  # a multi-line literal string
+    r'|"(?:[^"\\\n]|\\.)*"'  # a basic string
+    r"|'[^'\n]*'"  # a literal string
+    r"|#[^\n]*"  # a comment
+    r"|[\[\]{}\n]",
+    re.DOTALL,
+)
+
+
+def _deepest_line(text: str) -> int:
+    """The line where arrays and inline tables nest deepest, strings and
+    comments skipped: where a "nested too deeply" file went wrong."""
+    depth = deepest = 0
+    line = deepest_line = 1
+    for match in _NESTING_TOKEN.finditer(text):
+        token = match[0]
+        if token in ("[", "{"):
+            depth += 1
+            if depth > deepest:
+                deepest, deepest_line = depth, line
+        elif token in ("]", "}"):
+            depth -= 1
+        else:
+            line += token.count("\n")
+    return deepest_line
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).splitlines())
+
+
+def _unexpected(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "cannot load: values nested too deeply"
+    if isinstance(exc, MemoryError):
+        return "too large to load: out of memory"
+    return (
+        f"cannot load: unexpected {type(exc).__name__}: {_one_line(exc)}"
+        " (a bug in heartbeatd; please report it)"
+    )
 
 
 @contextmanager
@@ -319,6 +444,7 @@ def _read_server(table: Table) -> ServerConfig:
             table.error("trusted_proxies", f'{example}"10.0.0.0/8" or "::1", got "{item}"')
     api_token = _secret(table, "api_token")
     badge_key = _secret(table, "badge_key")
+    reload_max_removed = _read_percent(table, "reload_max_removed", DEFAULT_RELOAD_MAX_REMOVED)
     table.done()
     return ServerConfig(
         listen=tuple(listen),
@@ -327,7 +453,22 @@ def _read_server(table: Table) -> ServerConfig:
         trusted_proxies=tuple(proxies),
         api_token=api_token,
         badge_key=badge_key,
+        reload_max_removed=reload_max_removed,
     )
+
+
+_PERCENT = re.compile(r"(\d{1,3})%")
+
+
+def _read_percent(table: Table, key: str, default: int) -> int:
+    value = table.raw(key, None)
+    if value is None:
+        return default
+    found = _PERCENT.fullmatch(value) if isinstance(value, str) else None
+    if found is None or int(found[1]) > 100:
+        table.error(key, f'expected a percentage from "0%" to "100%" like "50%", got {show(value)}')
+        return default
+    return int(found[1])
 
 
 def _url_problem(url: str) -> str | None:
@@ -564,7 +705,10 @@ def _read_plain_monitor(slug: str, data: dict[str, Any], shared: _Shared) -> Mon
         or type(description) is not str
         or schedule is None
         or _BAD in (grace, max_runtime, repeat)
-        or ("repeat_limit" in data and (type(repeat_limit) is not int or repeat_limit < 1))
+        or (
+            "repeat_limit" in data
+            and (type(repeat_limit) is not int or repeat_limit < 1 or repeat_limit not in INT64)
+        )
         or ("repeat_limit" in data and repeat is None)
     ):
         return None
@@ -617,7 +761,7 @@ def _plain_schedule(data: dict[str, Any], shared: _Shared) -> Schedule | None:
         period = _plain_duration(data["period"])
         return None if period is _BAD else shared.schedule(period, None, zone)
     cron = data["schedule"]
-    if type(cron) is not str or cron_problem(cron) is not None:
+    if type(cron) is not str or _cron_problem(cron) is not None:
         return None
     return shared.schedule(None, " ".join(cron.split()), zone)
 
@@ -664,12 +808,28 @@ def _read_schedule(table: Table, shared: _Shared) -> Schedule | None:
         period = table.duration("period")
         return None if period is None else shared.schedule(period, None, zone or "UTC")
     if table.has("schedule"):
-        cron = table.check("schedule", table.str("schedule"), cron_problem)
+        cron = table.check("schedule", table.str("schedule"), _cron_problem)
         if cron is None or zone is None:
             return None
         return shared.schedule(None, " ".join(cron.split()), zone)
     table.error("", 'needs period (like "1d") or schedule (a cron expression like "0 2 * * *")')
     return None
+
+
+# Far past any value a cron field takes, and far short of the 4,300 digits
+# at which cronsim's int() would raise instead of reporting a bad field.
+_LONG_CRON_NUMBER = re.compile(r"\d{20}")
+
+
+def _cron_problem(expr: str) -> str | None:
+    fields = expr.split()
+    if len(fields) == len(CRON_FIELDS):
+        for name, text in zip(CRON_FIELDS, fields, strict=True):
+            if _LONG_CRON_NUMBER.search(text):
+                return f"bad {name} in cron expression {quote(expr)}"
+    problem = cron_problem(expr)
+    # schedule.py echoes the expression whole; a long one is cut short here.
+    return problem and problem.replace(f'"{expr}"', quote(expr))
 
 
 def _read_repeat(table: Table, defaults: _Defaults) -> int | None:
@@ -743,6 +903,8 @@ def check_warnings(config: Config) -> list[str]:
             f"{where}server.base_url: alert links will point to {config.server.base_url};"
             " set base_url to the address users reach heartbeatd at"
         )
+    if not config.monitors:
+        warnings.append(f"{where}monitors: none configured, so heartbeatd would watch nothing")
     for slug, monitor in config.monitors.items():
         if not monitor.channels:
             warnings.append(f"{where}monitors.{slug}: has no channels, so nobody hears of it")
@@ -760,3 +922,65 @@ def _is_world_readable(path: Path) -> bool:
         return bool(path.stat().st_mode & 0o004)
     except OSError:
         return False
+
+
+def reload_problem(running: Config, new: Config) -> str | None:
+    """Why swapping `running` for `new` needs `heartbeatd reload --force`, or None.
+
+    A file saved empty, or cut short before [monitors] (a non-atomic save
+    caught by a reload), is valid TOML and a valid config that silently stops
+    every alert. The running config's limit applies, so a file cannot loosen
+    the rule for its own reload.
+    """
+    total = len(running.monitors)
+    if not total:
+        return None
+    force = "`heartbeatd reload --force` applies it anyway"
+    if not new.monitors:
+        return (
+            f"{new.path}: monitors: none in the file, so the reload would remove all {total}"
+            f" monitors (a file cut short?); {force}"
+        )
+    removed = sum(1 for slug in running.monitors if slug not in new.monitors)
+    percent = running.server.reload_max_removed
+    allowed = total * percent // 100
+    if removed <= allowed:
+        return None
+    return (
+        f"{new.path}: monitors: the reload would remove {removed} of {total} monitors;"
+        f' [server] reload_max_removed = "{percent}%" allows {allowed}; {force}'
+    )
+
+
+# A table header line, and one of a [monitors.<slug>] table (or [monitors]).
+_HEADER = re.compile(r"^[ \t]*\[", re.MULTILINE)
+_MONITORS_HEADER = re.compile(r"[ \t]*\[[ \t]*monitors[ \t]*[.\]]")
+
+
+def find_database(path: str | Path) -> Path | None:
+    """The database a config file names, read leniently; None if it is not TOML.
+
+    For `heartbeatd reload`, which must find the running daemon's status
+    next to its database even when the new file has errors. The
+    [monitors.*] tables are left out before parsing: they are most of a big
+    file, and say nothing about the database.
+    """
+    path = Path(path)
+    try:
+        text = _read_text(path)
+        kept, last, dropping = [], 0, False
+        for header in _HEADER.finditer(text):
+            if not dropping:
+                kept.append(text[last : header.start()])
+            last = header.start()
+            dropping = _MONITORS_HEADER.match(text, header.start()) is not None
+        if not dropping:
+            kept.append(text[last:])
+        data = tomllib.loads("".join(kept))
+    except (ConfigError, RecursionError, ValueError, MemoryError):
+        return None
+    storage = data.get("storage")
+    name = storage.get("path", "heartbeatd.db") if isinstance(storage, dict) else "heartbeatd.db"
+    if not isinstance(name, str) or _path_problem(name) is not None:
+        return None
+    return path.absolute().parent / name

@@ -11,9 +11,10 @@ import contextlib
 import ctypes
 import gc
 import logging
+import os
 import resource
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,25 @@ from aiohttp import web
 
 from heartbeatd import __version__
 from heartbeatd.clock import Clock
-from heartbeatd.config import Config, load_config
+from heartbeatd.config import Config, load_config, reload_problem
 from heartbeatd.durations import format_duration
 from heartbeatd.engine import Engine
 from heartbeatd.model import isoformat, parse_isoformat
 from heartbeatd.outbox import Outbox
 from heartbeatd.store import Store, StoreError
-from heartbeatd.systemd import Notifier, watchdog_interval
+from heartbeatd.systemd import (
+    APPLIED,
+    REJECTED,
+    RELOADING,
+    STARTED,
+    Notifier,
+    ReloadStatus,
+    force_request_path,
+    reload_status_path,
+    take_forced_reload,
+    watchdog_interval,
+    write_reload_status,
+)
 from heartbeatd.tables import ConfigError
 from heartbeatd.web import make_app
 
@@ -83,6 +96,8 @@ class Reloads:
     failed: int = 0
     last_at: datetime | None = None
     last_ok: bool = True
+    # Reloads begun since start: `heartbeatd reload` waits for a higher one.
+    generation: int = 0
 
 
 class Daemon:
@@ -179,6 +194,7 @@ class Daemon:
             listen,
             storage.path,
         )
+        self._start_reload_status()
         self.notifier.ready(self._status_line())
 
     async def main_loop(self) -> None:
@@ -219,36 +235,113 @@ class Daemon:
     # -- reload -------------------------------------------------------------------
 
     async def apply_reload(self) -> None:
+        """Load the file again and swap it in, or keep the running config.
+
+        Never raises: whatever the file holds, the daemon stays up.
+        """
         self.notifier.reloading(int(self.clock.monotonic() * 1_000_000))
-        self.reloads.last_at = self.clock.now()
+        reloads = self.reloads
+        reloads.last_at = self.clock.now()
+        reloads.generation += 1
+        # Taken before the file is read: a request made later waits for the
+        # next reload, which its SIGHUP will start.
+        forced = take_forced_reload(force_request_path(self.config.storage.path))
+        try:
+            self._report_reload(
+                ReloadStatus(
+                    os.getpid(),
+                    reloads.generation,
+                    RELOADING,
+                    forced,
+                    monitors=len(self.config.monitors),
+                )
+            )
+            await self._reload(forced)
+        except Exception as exc:
+            # load_config words every problem with a file as a ConfigError;
+            # anything else is a bug, and must still not end the daemon.
+            log.error("reload failed: %r", exc, exc_info=True)
+            error = f"{self.path}: reload failed: {exc!r} (a bug in heartbeatd; see its log)"
+            self._reload_done(forced, errors=[error])
+        self.notifier.ready(self._status_line())
+
+    async def _reload(self, forced: bool) -> None:
         try:
             # Parsing 100,000 monitors takes a second or two: in a thread, so
             # the loop answers pings meanwhile. The running config stays in use
             # until the new one is whole; a SIGHUP meanwhile sets `reload`
             # again, and main_loop reloads once more after this one.
             new = await asyncio.to_thread(load_config, self.path, self.config)
+            problem = None if forced else reload_problem(self.config, new)
+            if problem is not None:
+                raise ConfigError([problem])
         except ConfigError as exc:
-            self.reloads.failed += 1
-            self.reloads.last_ok = False
             for line in exc.problems:
                 log.error("reload rejected, keeping the running config: %s", line)
+            self._reload_done(forced, errors=exc.problems)
+            return
+        for what in _needs_restart(self.config, new):
+            log.warning("reload cannot change %s; restart heartbeatd to apply it", what)
+        diff = self.engine.apply_config(new, self.clock.now())
+        self.outbox.set_channels(new.channels, new.monitors)
+        self.config = new
+        log.info(
+            "config reloaded monitors=%d added=%s removed=%s changed=%s forced=%s",
+            len(new.monitors),
+            _some(diff["added"]),
+            _some(diff["removed"]),
+            _some(diff["changed"]),
+            "yes" if forced else "no",
+        )
+        self._reload_done(forced, diff=diff)
+        release_memory()
+
+    def _reload_done(
+        self,
+        forced: bool,
+        *,
+        errors: list[str] | None = None,
+        diff: dict[str, list[str]] | None = None,
+    ) -> None:
+        reloads = self.reloads
+        if errors:
+            reloads.failed += 1
+            reloads.last_ok = False
         else:
-            for what in _needs_restart(self.config, new):
-                log.warning("reload cannot change %s; restart heartbeatd to apply it", what)
-            diff = self.engine.apply_config(new, self.clock.now())
-            self.outbox.set_channels(new.channels, new.monitors)
-            self.config = new
-            self.reloads.ok += 1
-            self.reloads.last_ok = True
-            log.info(
-                "config reloaded monitors=%d added=%s removed=%s changed=%s",
-                len(new.monitors),
-                _some(diff["added"]),
-                _some(diff["removed"]),
-                _some(diff["changed"]),
+            reloads.ok += 1
+            reloads.last_ok = True
+        diff = diff or {}
+        self._report_reload(
+            ReloadStatus(
+                os.getpid(),
+                reloads.generation,
+                REJECTED if errors else APPLIED,
+                forced,
+                monitors=len(self.config.monitors),
+                added=len(diff.get("added", ())),
+                removed=len(diff.get("removed", ())),
+                changed=len(diff.get("changed", ())),
+                errors=tuple(errors or ()),
             )
-            release_memory()
-        self.notifier.ready(self._status_line())
+        )
+
+    def _start_reload_status(self) -> None:
+        # A --force left by a `heartbeatd reload` that never saw its reload
+        # must not carry over to a reload of this run.
+        if take_forced_reload(force_request_path(self.config.storage.path)):
+            log.info("dropped a forced reload request made before this start")
+        self._report_reload(
+            ReloadStatus(os.getpid(), 0, STARTED, monitors=len(self.config.monitors))
+        )
+
+    def _report_reload(self, status: ReloadStatus) -> None:
+        at = isoformat(self.clock.now()) or ""
+        path = reload_status_path(self.config.storage.path)
+        try:
+            write_reload_status(path, replace(status, at=at))
+        except OSError as exc:
+            # `heartbeatd reload` then times out and points at this log.
+            log.error("cannot write the reload status path=%s error=%s", path, exc)
 
     # -- background tasks ---------------------------------------------------------
 

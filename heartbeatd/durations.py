@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date, time
 from functools import lru_cache
 
 UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -12,6 +13,24 @@ _DURATION = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?
 
 # Ten years: beyond that a value is a typo, and timedelta arithmetic stays safe.
 MAX_SECONDS = 10 * 365 * 86400
+# More significant digits than this in one unit is more than ten years, and
+# int() refuses strings of more than 4,300 digits outright.
+_MAX_DIGITS = 12
+# A value longer than this is echoed in a message by its start and its length.
+_SHOWN_WHOLE = 256
+_SHOWN_START = 40
+# What a TOML basic string spells with a backslash; other control
+# characters become \uXXXX, so an echoed value never breaks a line.
+_ESCAPES = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+_NEEDS_ESCAPE = re.compile(r'[\\"\x00-\x1f\x7f\x85\u2028\u2029]')
 
 HINT = 'expected a duration like "30s", "5m" or "1h30m"'
 
@@ -20,8 +39,25 @@ class DurationError(ValueError):
     pass
 
 
+def quote(text: str) -> str:
+    """`text` as a one-line TOML string for a message: escaped, and cut short
+    with its length when it is long (a hostile file may hold megabytes)."""
+    suffix = ""
+    if len(text) > _SHOWN_WHOLE:
+        text, suffix = text[:_SHOWN_START] + "\u2026", f" ({len(text)} chars)"
+    escaped = _NEEDS_ESCAPE.sub(lambda m: _ESCAPES.get(m[0], f"\\u{ord(m[0]):04x}"), text)
+    return f'"{escaped}"{suffix}'
+
+
 def _show(value: object) -> str:
-    return f'"{value}"' if isinstance(value, str) else repr(value)
+    if isinstance(value, str):
+        return quote(value)
+    # str() of an int past 4,300 digits raises; TOML's own are 64-bit at most.
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"a number of {value.bit_length()} bits"
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    return repr(value)
 
 
 def parse_duration(value: object) -> int:
@@ -33,7 +69,7 @@ def parse_duration(value: object) -> int:
         return _check_range(value, value)
     if isinstance(value, str):
         return _parse_text(value)
-    raise DurationError(f"{HINT}, got {value!r}")
+    raise DurationError(f"{HINT}, got {_show(value)}")
 
 
 # A config with 100,000 monitors spells the same few durations ("1h", "5m")
@@ -44,7 +80,9 @@ def _parse_text(value: str) -> int:
     text = value.strip().lower()
     match = _DURATION.fullmatch(text)
     if not text or match is None:
-        raise DurationError(f'{HINT}, got "{value}"')
+        raise DurationError(f"{HINT}, got {quote(value)}")
+    if any(n and len(n.lstrip("0")) > _MAX_DIGITS for n in match.groups()):
+        raise DurationError(f"must be at most 10 years, got {quote(value)}")
     seconds = sum(int(n) * s for n, s in zip(match.groups(), UNITS.values(), strict=True) if n)
     return _check_range(seconds, value)
 

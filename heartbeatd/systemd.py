@@ -1,20 +1,31 @@
-"""The sd_notify protocol, by hand: a few datagrams on a unix socket, no libsystemd.
+"""What the daemon tells its service manager: sd_notify, and the outcome of
+each reload for `heartbeatd reload` (ExecReload=).
 
-systemd passes the service an address in `NOTIFY_SOCKET`; the service sends
+sd_notify, by hand (a few datagrams on a unix socket, no libsystemd): systemd
+passes the service an address in `NOTIFY_SOCKET`; the service sends
 newline-separated `KEY=VALUE` lines to it ("READY=1", "STATUS=…"). Outside
 systemd the variable is absent and every call here does nothing, so the daemon
 runs the same in a terminal, in tests and under a service manager.
 
 See sd_notify(3) and systemd.service(5) (`Type=notify`, `WatchdogSec=`).
+
+The reload handshake: a signal carries no answer, so the daemon writes the
+outcome of every reload (numbered) to a small file next to its database, and
+`heartbeatd reload` sends SIGHUP and waits there for a reload numbered higher
+than the one it saw before. A forced reload is asked for with a file that the
+next reload takes away.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import socket
 import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -153,3 +164,116 @@ def _with_status(fields: dict[str, str], status: str | None) -> dict[str, str]:
     if status is not None:
         fields["STATUS"] = status
     return fields
+
+
+# -- the reload handshake -----------------------------------------------------------
+
+STARTED, RELOADING, APPLIED, REJECTED = "started", "reloading", "applied", "rejected"
+
+
+@dataclass(frozen=True)
+class ReloadStatus:
+    """The daemon's last reload, as `heartbeatd reload` reads it."""
+
+    pid: int
+    # 0 at start-up, then one more for each reload begun.
+    generation: int
+    state: str
+    # Whether this reload was asked to skip the [server] reload_max_removed rule.
+    forced: bool = False
+    at: str = ""
+    monitors: int = 0
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+    # Why a reload was rejected: config errors, one line each, never a secret.
+    errors: tuple[str, ...] = ()
+
+    @property
+    def is_done(self) -> bool:
+        return self.state in (APPLIED, REJECTED)
+
+
+def reload_status_path(database: Path) -> Path:
+    return database.with_name(database.name + "-reload")
+
+
+def force_request_path(database: Path) -> Path:
+    return database.with_name(database.name + "-reload-force")
+
+
+def write_reload_status(path: Path, status: ReloadStatus) -> None:
+    """Replace the status file in one step: a reader sees the old or the new.
+
+    Mode 0600: config errors name files and keys, for the daemon's user and root.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with open(fd, "w", encoding="utf-8") as handle:
+        json.dump(asdict(status), handle)
+    os.replace(tmp, path)
+
+
+def read_reload_status(path: Path) -> ReloadStatus | None:
+    """The status in `path`, or None when there is none (or it is not one)."""
+    try:
+        data = json.loads(path.read_bytes())
+        errors = data.get("errors", [])
+        status = ReloadStatus(
+            pid=int(data["pid"]),
+            generation=int(data["generation"]),
+            state=str(data["state"]),
+            forced=bool(data.get("forced", False)),
+            at=str(data.get("at", "")),
+            monitors=int(data.get("monitors", 0)),
+            added=int(data.get("added", 0)),
+            removed=int(data.get("removed", 0)),
+            changed=int(data.get("changed", 0)),
+            errors=tuple(str(line) for line in errors) if isinstance(errors, list) else (),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    # A pid that would signal a process group, or init, is no daemon's.
+    return status if status.pid > 1 else None
+
+
+def request_forced_reload(path: Path) -> None:
+    """Ask the next reload to skip the reload_max_removed rule.
+
+    Empty: the daemon only needs to remove it, which the directory allows
+    even when root made it.
+    """
+    path.touch(mode=0o600)
+
+
+def take_forced_reload(path: Path) -> bool:
+    """Whether a forced reload was asked for; the request is used up."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        log.warning("event=force_request_unreadable path=%s error=%r", path, str(exc))
+        return False
+    return True
+
+
+def find_open_database(pid: int) -> Path | None:
+    """The SQLite database process `pid` has open, or None.
+
+    In WAL mode SQLite keeps "<database>-wal" open; /proc shows it to the
+    same user and to root. This is how `heartbeatd reload --pid` finds the
+    running daemon's status file whatever the (maybe broken) config says.
+    """
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.endswith("-wal"):
+            return Path(target[: -len("-wal")])
+    return None

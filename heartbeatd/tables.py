@@ -10,10 +10,11 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterator
+from datetime import date, time
 from pathlib import Path
 from typing import Any, TypeVar
 
-from heartbeatd.durations import DurationError, parse_duration
+from heartbeatd.durations import DurationError, parse_duration, quote
 from heartbeatd.model import Secret
 
 T = TypeVar("T")
@@ -31,19 +32,39 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def _show(value: object) -> str:
-    """A value as the user typed it in TOML: strings in double quotes."""
+# TOML integers are signed 64-bit; the parser accepts longer ones (up to
+# 4,300 decimal digits, or any length in hex), which SQLite, JSON and str()
+# then choke on.
+INT64 = range(-(2**63), 2**63)
+# An array in a message shows this many items, nested this deep.
+_SHOWN_ITEMS = 5
+_SHOWN_DEPTH = 2
+
+
+def show(value: object, depth: int = 0) -> str:
+    """A value for a message, as the user typed it in TOML, on one short line."""
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return quote(value)
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int) and value not in INT64:
+        return f"a number of {value.bit_length()} bits"
     if isinstance(value, dict):
         return "a table"
+    if isinstance(value, list):
+        if depth >= _SHOWN_DEPTH:
+            return "[\u2026]"
+        items = [show(v, depth + 1) for v in value[:_SHOWN_ITEMS]]
+        if len(value) > _SHOWN_ITEMS:
+            items.append("\u2026")
+        return "[" + ", ".join(items) + "]"
+    if isinstance(value, (date, time)):
+        return value.isoformat()
     return repr(value)
 
 
 def join_key(path: str, key: str) -> str:
-    part = key if _BARE_KEY.fullmatch(key) else _show(key)
+    part = key if _BARE_KEY.fullmatch(key) else show(key)
     return f"{path}.{part}" if path else part
 
 
@@ -58,11 +79,39 @@ class Problems:
 
     def add(self, path: str, message: str) -> None:
         where = f"{self.filename}: {path}: " if path else f"{self.filename}: "
-        self.lines.append(where + message)
+        # One line per problem, whatever a channel module or a value put in it.
+        self.lines.append(where + " ".join(message.splitlines()))
 
     def raise_if_any(self) -> None:
         if self.lines:
             raise ConfigError(self.lines)
+
+
+def find_big_integers(data: dict[str, Any], *, skip: tuple[str, ...] = ()) -> list[tuple[str, int]]:
+    """(key path, value) of every integer beyond 64 bits in a parsed document,
+    but for the top-level tables in `skip`.
+
+    Walked with a stack, not recursion: a document may nest hundreds deep.
+    """
+    found = []
+    top = {key: value for key, value in data.items() if key not in skip}
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(top, ())]
+    while stack:
+        node, where = stack.pop()
+        for key, value in node.items() if type(node) is dict else enumerate(node):
+            kind = type(value)
+            if kind is dict or kind is list:
+                stack.append((value, (*where, key)))
+            elif kind is int and value not in INT64:
+                found.append((_path_of((*where, key)), value))
+    return sorted(found)
+
+
+def _path_of(parts: tuple[str | int, ...]) -> str:
+    path = ""
+    for part in parts:
+        path = f"{path}[{part}]" if isinstance(part, int) else join_key(path, part)
+    return path
 
 
 class Table:
@@ -101,7 +150,7 @@ class Table:
             return value
         # bool is an int in Python, but `grace = true` is not a number.
         if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _tuple(kind)):
-            self.error(key, f"expected {what}, got {_show(value)}")
+            self.error(key, f"expected {what}, got {show(value)}")
             return None if default is MISSING else default
         return value
 
@@ -126,13 +175,16 @@ class Table:
         self, key: str, default: Any = MISSING, *, min: int | None = None, max: int | None = None
     ) -> Any:
         value = self._typed(key, default, int, "a whole number")
+        if isinstance(value, int) and value not in INT64 and key in self.data:
+            self.error(key, f"expected a whole number that fits in 64 bits, got {show(value)}")
+            return None if default is MISSING else default
         out_of_range = isinstance(value, int) and (
             (min is not None and value < min) or (max is not None and value > max)
         )
         if out_of_range and key in self.data:
             low = "" if min is None else f" from {min}"
             high = "" if max is None else f" to {max}"
-            self.error(key, f"expected a number{low}{high}, got {value}")
+            self.error(key, f"expected a number{low}{high}, got {show(value)}")
             return None if default is MISSING else default
         return value
 
@@ -151,7 +203,7 @@ class Table:
         value = self.str(key, default)
         if key in self.data and isinstance(value, str) and value not in choices:
             options = ", ".join(f'"{c}"' for c in choices)
-            self.error(key, f"expected one of {options}, got {_show(value)}")
+            self.error(key, f"expected one of {options}, got {show(value)}")
             return None if default is MISSING else default
         return value
 
@@ -163,7 +215,7 @@ class Table:
         if allow_str and isinstance(value, str):
             return [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.error(key, f"expected a list of strings, got {_show(value)}")
+            self.error(key, f"expected a list of strings, got {show(value)}")
             return None if default is MISSING else default
         return list(value)
 
@@ -173,7 +225,7 @@ class Table:
         if key not in self.data:
             return value
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            self.error(key, f"expected a table of strings, got {_show(value)}")
+            self.error(key, f"expected a table of strings, got {show(value)}")
             return None if default is MISSING else default
         return dict(value)
 
@@ -182,7 +234,7 @@ class Table:
         value = self._get(key, MISSING if required else {})
         if not isinstance(value, dict):
             if value is not None:
-                self.error(key, f"expected a table, got {_show(value)}")
+                self.error(key, f"expected a table, got {show(value)}")
             value = {}
         return Table(value, self.key(key), self.problems)
 
@@ -218,11 +270,11 @@ class Table:
             except (OSError, UnicodeDecodeError, ValueError) as exc:
                 # ValueError: a path with a NUL byte in it.
                 reason = getattr(exc, "strerror", None) or str(exc)
-                self.error(file_key, f"cannot read {_show(str(path))}: {reason}")
+                self.error(file_key, f"cannot read {show(str(path))}: {reason}")
                 return None
             text = text.rstrip("\r\n")
             if not text:
-                self.error(file_key, f"{_show(str(path))} is empty")
+                self.error(file_key, f"{show(str(path))} is empty")
                 return None
             return Secret(text)
         if has_inline:

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from click.testing import CliRunner, Result
 
 from heartbeatd import __version__
 from heartbeatd.cli import ClientErrorFilter, main
+from heartbeatd.systemd import ReloadStatus, write_reload_status
 from tests.e2e.conftest import DaemonProcess, WebhookSink, free_port
 
 GOOD = """\
@@ -176,6 +178,139 @@ def test_it_reports_a_toml_syntax_error_with_line_and_column(tmp_path: Path) -> 
     assert result.stderr == f"{path}: invalid TOML: Invalid value (at line 3, column 9)\n"
 
 
+HOSTILE_FILES = [
+    pytest.param(
+        '[monitors.a]\nperiod = "1h"\nname = ' + "[" * 600 + "]" * 600 + "\n",
+        "invalid TOML: arrays or inline tables nested too deeply (at line 3)",
+        id="500+-nested-arrays",
+    ),
+    pytest.param(
+        "[monitors.a]\nperiod = " + "{a = " * 600 + "1" + "}" * 600 + "\n",
+        "invalid TOML: arrays or inline tables nested too deeply (at line 2)",
+        id="500+-nested-inline-tables",
+    ),
+    pytest.param(
+        "[monitors.a]\nperiod = " + "9" * 5000 + "\n",
+        "invalid TOML: a whole number of 5000 digits (at line 2); TOML integers fit in 64 bits",
+        id="5000-digit-number",
+    ),
+    pytest.param(
+        '[monitors.a]\nperiod = "' + "9" * 5000 + 's"\n',
+        f'monitors.a.period: must be at most 10 years, got "{"9" * 40}\u2026" (5001 chars)',
+        id="5000-digit-duration",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "problem"), HOSTILE_FILES)
+def test_check_reports_a_hostile_file_in_one_line_and_exits_2(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "hostile.toml"
+    path.write_text(text)
+
+    result = cli("check", "-c", str(path))
+
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == f"{path}: {problem}\n"
+
+
+def test_check_accepts_a_file_without_monitors_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "empty.toml"
+    path.write_text('[server]\nlisten = "127.0.0.1:8080"\n')
+
+    result = cli("check", "-c", str(path))
+
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"{path}: OK, 0 monitors, 0 channels\n")
+    assert result.stderr == (
+        f"warning: {path}: monitors: none configured, so heartbeatd would watch nothing\n"
+    )
+
+
+# -- reload (with the real daemon: tests/e2e/test_reload.py) -------------------------
+
+
+@pytest.fixture
+def mute(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """A process that takes SIGHUP and never answers, like a hung daemon."""
+    code = (
+        "import signal, time\n"
+        "signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_reload_gives_up_with_exit_1_when_the_daemon_does_not_answer(
+    good: Path, mute: subprocess.Popen[str]
+) -> None:
+    result = cli("reload", "-c", str(good), "--pid", str(mute.pid), "--timeout", "0.5")
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"heartbeatd (pid {mute.pid}) did not report the reload within 0.5s;"
+        " its log says why (journalctl -u heartbeatd)\n"
+    )
+
+
+def test_reload_says_so_when_the_daemon_exits_instead(good: Path) -> None:
+    # SIGHUP ends a process that does not handle it: so would a daemon that crashed.
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        result = cli("reload", "-c", str(good), "--pid", str(proc.pid))
+    finally:
+        proc.kill()
+        proc.wait()
+
+    assert result.exit_code == 1
+    assert result.stderr == f"heartbeatd (pid {proc.pid}) exited during the reload; see its log\n"
+
+
+def test_reload_does_not_signal_a_pid_left_in_an_old_status(good: Path) -> None:
+    # A daemon that was killed left its status; its pid now belongs to another
+    # process, which SIGHUP would end.
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        status = good.parent / "hb.db-reload"
+        write_reload_status(status, ReloadStatus(stranger.pid, 3, "applied"))
+
+        result = cli("reload", "-c", str(good))
+
+        assert stranger.poll() is None, "the process got SIGHUP"
+    finally:
+        stranger.kill()
+        stranger.wait()
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"process {stranger.pid} named in {status} is not heartbeatd with this database"
+        " (left from an earlier run?); give --pid\n"
+    )
+
+
+def test_reload_refuses_a_pid_that_is_not_a_process(good: Path) -> None:
+    for pid in ("0", "1", "-1"):
+        result = cli("reload", "-c", str(good), "--pid", pid)
+        assert result.exit_code == 2, pid
+        assert "Invalid value for '--pid'" in result.stderr
+
+
+def test_reload_leaves_no_force_request_behind_when_nobody_answers(
+    good: Path, mute: subprocess.Popen[str]
+) -> None:
+    result = cli("reload", "-c", str(good), "--pid", str(mute.pid), "--timeout", "0", "--force")
+
+    assert result.exit_code == 1
+    assert list(good.parent.glob("hb.db*")) == []
+
+
 # -- run -----------------------------------------------------------------------------
 
 
@@ -185,6 +320,18 @@ def test_it_refuses_to_run_with_a_bad_config(bad: Path) -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr == BAD_OUTPUT.format(path=bad)
+
+
+@pytest.mark.parametrize(("text", "problem"), HOSTILE_FILES[::3])
+def test_it_refuses_to_run_with_a_hostile_file_in_one_line(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "hostile.toml"
+    path.write_text(text)
+
+    result = heartbeatd("run", "-c", str(path))
+
+    assert (result.returncode, result.stderr) == (2, f"{path}: {problem}\n")
 
 
 def test_it_exits_1_when_the_port_is_taken(daemon: DaemonProcess) -> None:

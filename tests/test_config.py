@@ -20,10 +20,12 @@ from heartbeatd.config import (
     Config,
     Monitor,
     check_warnings,
+    find_database,
     load_config,
     name_problem,
     parse_config,
     ping_urls,
+    reload_problem,
     split_address,
 )
 from heartbeatd.model import Secret
@@ -813,6 +815,7 @@ def test_it_warns_about_alert_links_to_a_wildcard_address() -> None:
     assert check_warnings(config) == [
         f"{FILE}: server.base_url: alert links will point to http://0.0.0.0:8080;"
         " set base_url to the address users reach heartbeatd at",
+        f"{FILE}: monitors: none configured, so heartbeatd would watch nothing",
     ]
 
 
@@ -983,3 +986,373 @@ def test_dev_zero_is_not_a_secret_file() -> None:
     assert problems('[server]\napi_token_file = "/dev/zero"\n') == [
         f'{FILE}: server.api_token_file: cannot read "/dev/zero": not a regular file'
     ]
+
+
+# -- hostile files -------------------------------------------------------------------
+#
+# Whatever a file holds, loading it ends in a Config or a ConfigError whose
+# problems are one line each and name the file: never a RecursionError from
+# the TOML parser, nor a ValueError from int() on a 5,000-digit number.
+
+DEEP = 600
+DIGITS = "9" * 5000
+HEX = "0x" + "f" * 5000
+# How a message starts a long value: its first 40 characters.
+NINES = "9" * 40
+
+
+def one_line_problems(path: Path | str) -> list[str]:
+    """The loader's problems, each checked to be one line that names the file."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    found = caught.value.problems
+    assert found, "a ConfigError without a problem"
+    for line in found:
+        assert len(line.splitlines()) == 1, line
+        assert line.startswith(f"{path}: "), line
+    return found
+
+
+HOSTILE = [
+    pytest.param(
+        '[monitors.a]\nperiod = "1h"\nname = ' + "[" * DEEP + "]" * DEEP + "\n",
+        ["invalid TOML: arrays or inline tables nested too deeply (at line 3)"],
+        id="nested-arrays",
+    ),
+    pytest.param(
+        "[monitors.a]\nperiod = " + "{a = " * DEEP + "1" + "}" * DEEP + "\n",
+        ["invalid TOML: arrays or inline tables nested too deeply (at line 2)"],
+        id="nested-inline-tables",
+    ),
+    pytest.param(
+        '[monitors.a]\nname = "a # [[["\nperiod = ' + "[{a = " * DEEP + "}]" * DEEP + "\n",
+        ["invalid TOML: arrays or inline tables nested too deeply (at line 3)"],
+        id="nested-mixed",
+    ),
+    pytest.param(
+        f"[monitors.a]\nperiod = {DIGITS}\n",
+        ["invalid TOML: a whole number of 5000 digits (at line 2); TOML integers fit in 64 bits"],
+        id="huge-integer",
+    ),
+    pytest.param(
+        f"[storage]\nping_history = {HEX}\n",
+        [
+            "storage.ping_history: expected a whole number that fits in 64 bits,"
+            " got a number of 20000 bits"
+        ],
+        id="huge-hex-integer",
+    ),
+    pytest.param(
+        f'[alerts]\nsend_timeout = {HEX}\n[channels.ops]\ntype = "log"\nlevel = [1, -{2**70}]\n',
+        [
+            "alerts.send_timeout: expected a whole number that fits in 64 bits,"
+            " got a number of 20000 bits",
+            "channels.ops.level[1]: expected a whole number that fits in 64 bits,"
+            " got a number of 71 bits",
+        ],
+        id="huge-integers-anywhere",
+    ),
+    pytest.param(
+        f"[monitors.a]\nperiod = {HEX}\n",
+        ["monitors.a.period: must be at most 10 years, got a number of 20000 bits"],
+        id="huge-hex-duration",
+    ),
+    pytest.param(
+        f'[monitors.a]\nperiod = "1h"\nrepeat = "1h"\nrepeat_limit = {2**64}\n',
+        [
+            "monitors.a.repeat_limit: expected a whole number that fits in 64 bits,"
+            " got a number of 65 bits"
+        ],
+        id="huge-repeat-limit",
+    ),
+    pytest.param(
+        f'[monitors.a]\nperiod = "{DIGITS}s"\n',
+        [f'monitors.a.period: must be at most 10 years, got "{NINES}…" (5001 chars)'],
+        id="huge-duration",
+    ),
+    pytest.param(
+        f'[defaults]\nrepeat = "1w{DIGITS}d"\n',
+        [f'defaults.repeat: must be at most 10 years, got "1w{NINES[2:]}…" (5003 chars)'],
+        id="huge-duration-in-defaults",
+    ),
+    pytest.param(
+        f'[monitors.a]\nschedule = "{DIGITS} * * * *"\n',
+        [f'monitors.a.schedule: bad minute in cron expression "{NINES}…" (5008 chars)'],
+        id="huge-cron-field",
+    ),
+    pytest.param(
+        f'[server]\nlisten = "127.0.0.1:{DIGITS}"\n',
+        [
+            f'server.listen: expected a port from 1 to 65535, got "127.0.0.1:{NINES[10:]}…"'
+            " (5010 chars)"
+        ],
+        id="huge-port",
+    ),
+    pytest.param(
+        '[server]\nlisten = "127.0.0.1:²"\n',
+        ['server.listen: expected a port from 1 to 65535, got "127.0.0.1:²"'],
+        id="unicode-digit-port",
+    ),
+    pytest.param(
+        '[monitors.a]\nperiod = "1h"\ngrace = "5\\nmin\\u0000"\n',
+        [f'monitors.a.grace: {HINT}, got "5\\nmin\\u0000"'],
+        id="control-characters",
+    ),
+    pytest.param(
+        '[monitors.a]\nperiod = "1h"\nname = [[[1, 2], "x"], 2, 3, 4, 5, 6]\n',
+        ['monitors.a.name: expected a string, got [[[…], "x"], 2, 3, 4, 5, …]'],
+        id="nested-value-shown-short",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), HOSTILE)
+def test_a_hostile_file_is_a_config_error_naming_the_key(text: str, expected: list[str]) -> None:
+    path = Path(FILE)
+    path.write_text(text, encoding="utf-8")
+    assert one_line_problems(path) == [f"{FILE}: {line}" for line in expected]
+
+
+def test_an_endless_file_is_refused_without_reading_it_all() -> None:
+    assert one_line_problems("/dev/zero") == [
+        "/dev/zero: larger than 64 MiB: not a config file heartbeatd can load"
+    ]
+
+
+def test_a_directory_or_a_nul_in_the_path_is_a_config_error(tmp_path: Path) -> None:
+    assert one_line_problems(tmp_path) == [f"{tmp_path}: cannot read: Is a directory"]
+    assert one_line_problems("a\x00b.toml") == ["a\x00b.toml: cannot read: embedded null byte"]
+
+
+def test_an_unexpected_error_while_loading_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A bug in a reader must not escape as a traceback (or end a reload).
+    def broken(*args: Any) -> Any:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(config_module, "_read_storage", broken)
+    assert one_line_problems(write("[monitors.a]\nperiod = 60\n")) == [
+        f"{FILE}: cannot load: unexpected KeyError: 'boom' (a bug in heartbeatd; please report it)"
+    ]
+
+
+VALID = {
+    "server": {"listen": '"127.0.0.1:8080"', "reload_max_removed": '"50%"'},
+    "storage": {"path": '"hb.db"', "ping_history": "100", "max_body": "10240"},
+    "alerts": {"send_timeout": '"30s"', "give_up_after": '"1d"'},
+    "defaults": {"grace": '"5m"', "timezone": '"UTC"', "repeat_limit": "3", "repeat": '"1h"'},
+    "channels.ops": {"type": '"log"', "level": '"error"'},
+    "monitors.backup": {"period": '"1h"', "grace": '"5m"', "name": '"Backup"'},
+    "monitors.cron": {"schedule": '"0 2 * * *"', "timezone": '"Europe/Riga"', "repeat": "false"},
+}
+SLOTS = [(table, key) for table, keys in VALID.items() for key in keys] + [
+    ("monitors.backup", "typo"),
+    ("", "typo"),
+]
+
+
+def nested(depth: int, kind: str) -> str:
+    openers = {"[": ["["], "{": ["{a = "], "mixed": ["[", "{a = "]}[kind]
+    opened = [openers[i % len(openers)] for i in range(depth)]
+    closers = ["]" if o == "[" else "}" for o in reversed(opened)]
+    return "".join(opened) + "1" + "".join(closers)
+
+
+# Values no key may hold: TOML too deep for the parser, or numbers too big for
+# TOML's 64-bit integers, written in every way TOML allows.
+ALWAYS_WRONG = st.one_of(
+    st.builds(nested, st.integers(500, 3000), st.sampled_from(["[", "{", "mixed"])),
+    st.integers(4301, 6000).map(lambda n: "9" * n),
+    st.integers(4301, 6000).map(lambda n: "-" + "1_" * (n // 2) + "1"),
+    st.integers(2**63, 10**4000).map(str),
+    st.integers(64, 40000).map(lambda bits: "0x" + "f" * (bits // 4)),
+    st.integers(64, 20000).map(lambda bits: "0b1" + "0" * bits),
+    st.integers(22, 9000).map(lambda n: "0o" + "7" * n),
+)
+# Values that may be right somewhere, wrong elsewhere, and huge.
+ODD = st.one_of(
+    st.integers(13, 6000).map(lambda n: f'"{"9" * n}s"'),
+    st.integers(13, 6000).map(lambda n: f'"1h{"0" * n}1m"'),
+    st.sampled_from(["1e99999", "-1e400", "nan", "inf", "9" * 5000 + ".5", "1979-05-27"]),
+    st.sampled_from(['"a\\nb\\u0000c"', '"\\u2028"', '"' + "x" * 100_000 + '"']),
+    st.integers(1, 6000).map(lambda n: f'"{"9" * n} * * * *"'),
+    st.integers(1, 6000).map(lambda n: f'"127.0.0.1:{"9" * n}"'),
+)
+
+
+def render(slot: tuple[str, str], value: str) -> str:
+    lines = []
+    if slot[0] == "":
+        lines.append(f"{slot[1]} = {value}")
+    for table, keys in VALID.items():
+        lines.append(f"[{table}]")
+        for key, literal in keys.items():
+            lines.append(f"{key} = {value if (table, key) == slot else literal}")
+        if slot == (table, "typo"):
+            lines.append(f"typo = {value}")
+    return "\n".join(lines) + "\n"
+
+
+HOSTILE_SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+def test_the_hostile_template_loads_as_it_is() -> None:
+    # Guards the tests below against a template that is refused anyway.
+    path = write(render(("nowhere", "nothing"), "1"))
+    assert set(load_config(path).monitors) == {"backup", "cron"}
+
+
+@HOSTILE_SETTINGS
+@given(slot=st.sampled_from(SLOTS), value=ALWAYS_WRONG)
+def test_a_value_too_deep_or_too_big_anywhere_is_a_one_line_config_error(
+    slot: tuple[str, str], value: str
+) -> None:
+    one_line_problems(write(render(slot, value)))
+
+
+@HOSTILE_SETTINGS
+@given(slot=st.sampled_from(SLOTS), value=ODD)
+def test_an_odd_value_anywhere_loads_or_is_a_one_line_config_error(
+    slot: tuple[str, str], value: str
+) -> None:
+    path = write(render(slot, value))
+    try:
+        load_config(path)
+    except ConfigError:
+        one_line_problems(path)
+
+
+@HOSTILE_SETTINGS
+@given(cut=st.integers(0, 10_000))
+def test_a_file_cut_short_anywhere_loads_or_is_a_one_line_config_error(cut: int) -> None:
+    text = render(("monitors.backup", "name"), nested(800, "mixed"))
+    path = write(text[: cut % (len(text) + 1)])
+    try:
+        load_config(path)
+    except ConfigError:
+        one_line_problems(path)
+
+
+# -- a safe reload -------------------------------------------------------------------
+
+
+def watching(*slugs: str, server: str = "") -> Config:
+    """A config watching `slugs`, written to the file a reload reads."""
+    monitors = "".join(f'[monitors.{slug}]\nperiod = "1h"\n' for slug in slugs)
+    return load_config(write(f"[server]\n{server}\n{monitors}"))
+
+
+@pytest.mark.parametrize(
+    ("value", "percent"),
+    [('"50%"', 50), ('"0%"', 0), ('"100%"', 100), ('"7%"', 7)],
+)
+def test_it_reads_reload_max_removed_as_a_percentage(value: str, percent: int) -> None:
+    assert watching(server=f"reload_max_removed = {value}").server.reload_max_removed == percent
+
+
+def test_reload_max_removed_defaults_to_half() -> None:
+    assert watching("a").server.reload_max_removed == 50
+
+
+@pytest.mark.parametrize("value", ['"101%"', '"50"', "50", "0.5", '"-1%"', '"50 %"', '""'])
+def test_it_refuses_a_reload_max_removed_that_is_not_a_percentage(value: str) -> None:
+    assert problems(f"[server]\nreload_max_removed = {value}\n") == [
+        f'{FILE}: server.reload_max_removed: expected a percentage from "0%" to "100%"'
+        f' like "50%", got {value}'
+    ]
+
+
+FORCE = "`heartbeatd reload --force` applies it anyway"
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "server", "problem"),
+    [
+        (("a", "b", "c"), ("a", "b"), "", None),
+        (("a", "b"), ("a",), "", None),
+        (("a", "b", "c"), ("a", "b", "c", "d"), "", None),
+        (("a", "b", "c"), ("x", "y", "z"), 'reload_max_removed = "100%"', None),
+        ((), (), "", None),
+        (
+            ("a", "b", "c"),
+            ("a",),
+            "",
+            'the reload would remove 2 of 3 monitors; [server] reload_max_removed = "50%"'
+            f" allows 1; {FORCE}",
+        ),
+        (
+            ("a", "b", "c", "d"),
+            ("a", "b", "c"),
+            'reload_max_removed = "0%"',
+            'the reload would remove 1 of 4 monitors; [server] reload_max_removed = "0%"'
+            f" allows 0; {FORCE}",
+        ),
+        (
+            ("a",),
+            (),
+            "",
+            "none in the file, so the reload would remove all 1 monitors (a file cut short?);"
+            f" {FORCE}",
+        ),
+        (
+            ("a", "b", "c"),
+            (),
+            'reload_max_removed = "100%"',
+            "none in the file, so the reload would remove all 3 monitors (a file cut short?);"
+            f" {FORCE}",
+        ),
+    ],
+    ids=[
+        "1-of-3",
+        "1-of-2",
+        "added",
+        "all-renamed-at-100%",
+        "nothing-to-remove",
+        "2-of-3",
+        "1-of-4-at-0%",
+        "the-only-one",
+        "all-at-100%",
+    ],
+)
+def test_a_reload_may_remove_only_so_many_monitors(
+    before: tuple[str, ...], after: tuple[str, ...], server: str, problem: str | None
+) -> None:
+    # The running config's limit applies; the new file's own is left at the default.
+    running = watching(*before, server=server)
+    new = watching(*after)
+    expected = None if problem is None else f"{FILE}: monitors: {problem}"
+    assert reload_problem(running, new) == expected
+
+
+def test_the_new_files_limit_does_not_loosen_its_own_reload() -> None:
+    running = watching("a", "b", "c", "d")
+    new = watching("a", server='reload_max_removed = "100%"')
+    assert reload_problem(running, new) == (
+        f"{FILE}: monitors: the reload would remove 3 of 4 monitors; [server] reload_max_removed"
+        f' = "50%" allows 2; {FORCE}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "database"),
+    [
+        ('[storage]\npath = "state/hb.db"\n[monitors.a]\nperiod = "1h"\n', "state/hb.db"),
+        # The monitors are skipped, errors and all: only [storage] matters here.
+        ('[monitors.a]\nperiod = 5 min\n[storage]\npath = "/var/lib/hb.db"\n', "/var/lib/hb.db"),
+        ('[monitors.a]\nperiod = "1h"\n', "heartbeatd.db"),
+        ("", "heartbeatd.db"),
+        ('storage.path = "x.db"\n', "x.db"),
+        ("[storage]\npath = ", None),
+        ('[storage]\npath = ""\n', None),
+        ("[storage]\npath = " + "[" * 600 + "]" * 600 + "\n", None),
+    ],
+    ids=["storage", "after-broken-monitors", "default", "empty", "dotted", "cut", "blank", "deep"],
+)
+def test_it_finds_the_database_of_a_file_that_may_not_load(
+    tmp_path: Path, text: str, database: str | None
+) -> None:
+    path = write(text)
+    assert find_database(path) == (None if database is None else tmp_path / database)

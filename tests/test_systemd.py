@@ -295,7 +295,11 @@ def _directives(text: str) -> list[tuple[str, str, str]]:
         ("Type", "notify"),
         ("NotifyAccess", "main"),
         ("ExecStart", "/opt/heartbeatd/bin/heartbeatd run -c /etc/heartbeatd/heartbeatd.toml"),
-        ("ExecReload", "/bin/kill -HUP $MAINPID"),
+        (
+            "ExecReload",
+            "/opt/heartbeatd/bin/heartbeatd reload -c /etc/heartbeatd/heartbeatd.toml"
+            " --pid $MAINPID",
+        ),
         ("Restart", "on-failure"),
         ("WatchdogSec", "30s"),
         ("TimeoutStopSec", "15s"),
@@ -325,11 +329,9 @@ def _systemd_analyze() -> str:
 
 
 def _runnable_copy(tmp_path: Path) -> Path:
-    """The unit with ExecStart pointing at a binary that exists on this machine."""
+    """The unit with ExecStart and ExecReload pointing at a binary that exists here."""
     true = shutil.which("true") or "/bin/true"
-    text = UNIT.read_text().replace(
-        "ExecStart=/opt/heartbeatd/bin/heartbeatd ", f"ExecStart={true} ", 1
-    )
+    text = UNIT.read_text().replace("=/opt/heartbeatd/bin/heartbeatd ", f"={true} ")
     assert text != UNIT.read_text()
     copy = tmp_path / UNIT.name
     copy.write_text(text)
