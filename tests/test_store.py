@@ -350,6 +350,26 @@ async def test_it_keeps_a_failing_change_from_failing_other_operations(store: St
     assert await store.get_meta("k") == "v"
 
 
+async def test_it_fails_a_change_built_on_a_failed_one_without_writing_it(
+    store: Store, db_path: Path
+):
+    break_writes(db_path, "boom")
+    failed = store.submit("backup", DOWN, ping=ping("boom"))
+    with pytest.raises(StoreError):
+        await failed
+    # Built on the failed change, and on that one in turn: neither is written.
+    built = store.submit("backup", UP, ping=ping("fine"), after=failed)
+    on_top = store.submit("backup", UP, ping=ping("fine too"), after=built)
+    ok = store.submit("other", UP, ping=ping("other"))
+    results = await asyncio.gather(built, on_top, ok, return_exceptions=True)
+    assert [type(r) for r in results] == [StoreError, StoreError, type(None)]
+    assert "the change it builds on failed" in str(results[0])
+    assert await store.pings("backup") == []
+    # Built on a change that was written: written too.
+    await store.commit("other", DOWN, ping=ping("next"), after=ok)
+    assert [p["body"] for p in await store.pings("other")] == ["next", "other"]
+
+
 async def test_it_writes_queued_changes_before_closing(db_path: Path, clock: FakeClock):
     store = await Store.open(db_path, clock=clock)
     futures = [store.submit(f"m{n}", UP) for n in range(50)]
