@@ -174,7 +174,9 @@ class Engine:
         step = states.on_ping(old, ping, monitor)
         self.pings_by_kind[ping.kind.value] += 1
         record = PingRecord(ping=ping, duration=step.duration)
-        staged = self._stage(slug, old, step.state, ping=record, flip=step.flip)
+        # The alert of a ping's flip carries the ping's whole body, not the
+        # preview kept in memory.
+        staged = self._stage(slug, old, step.state, ping=record, flip=step.flip, body=ping.body)
         self._schedule(slug)
         return self._answer(staged)
 
@@ -283,12 +285,13 @@ class Engine:
         *,
         ping: PingRecord | None = None,
         flip: Flip | None = None,
+        body: str | None = None,
         rederive: _Rederive | None = None,
     ) -> _Staged:
         """Put `new` in memory and queue it for the disk; it rolls back if the
         write (or one it builds on) fails."""
         self.states[slug] = new
-        alerts = self._alerts(slug, flip, old, new) if flip and flip.event else []
+        alerts = self._alerts(slug, flip, old, new, body) if flip and flip.event else []
         if flip is not None:
             _log_flip(slug, flip)
         prev = self._pending(slug)
@@ -421,7 +424,7 @@ class Engine:
         return state
 
     def _alerts(
-        self, slug: str, flip: Flip, old: MonitorState, new: MonitorState
+        self, slug: str, flip: Flip, old: MonitorState, new: MonitorState, body: str | None
     ) -> list[tuple[str, Alert]]:
         monitor = self.config.monitors[slug]
         assert flip.event is not None
@@ -439,7 +442,7 @@ class Engine:
             expected_at=new.expected_at if flip.event is AlertEvent.UP else old.expected_at,
             down_at=new.down_at if new.status is Status.DOWN else old.down_at,
             url=f"{self.config.server.base_url}/monitors/{slug}",
-            body=new.last_body,
+            body=new.body_preview if body is None else body,
             downtime=downtime,
             exit_status=new.last_exit_status,
         )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 from datetime import timedelta
@@ -10,6 +11,7 @@ import pytest
 
 from heartbeatd.clock import FakeClock
 from heartbeatd.model import (
+    BODY_PREVIEW,
     Alert,
     AlertEvent,
     Flip,
@@ -81,6 +83,28 @@ async def test_it_keeps_states_and_meta_across_reopening(db_path: Path, clock: F
         assert await store.load_states() == {"backup": UP, "queue": DOWN}
         assert await store.get_meta("last_stop") == "2026-01-14T12:00:00Z"
         assert await store.get_meta("missing") is None
+
+
+async def test_it_loads_a_state_stored_with_a_whole_body_as_its_end(
+    db_path: Path, clock: FakeClock
+):
+    # Databases written by heartbeatd 0.1.0 kept each monitor's whole last
+    # body (up to 10 MiB) in its state, under `last_body`.
+    async with await Store.open(db_path, clock=clock):
+        pass
+    body = "x" * 1_000_000 + "the end"
+    old = json.dumps({"status": "down", "n_pings": 3, "last_body": body})
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(
+            "INSERT INTO monitors (slug, state, updated_at) VALUES ('backup', ?, ?)",
+            (old, NOW.isoformat()),
+        )
+    async with await Store.open(db_path, clock=clock) as store:
+        state = (await store.load_states())["backup"]
+    assert (state.status, state.n_pings) == (Status.DOWN, 3)
+    assert len(state.body_preview) == BODY_PREVIEW
+    assert state.body_preview.endswith("xxthe end")
+    assert "last_body" not in state.to_json()
 
 
 async def test_it_commits_many_concurrent_changes_in_few_transactions(store: Store):
