@@ -702,6 +702,9 @@ class Store:
                     if len(jobs) >= MAX_BATCH or self._queue.empty():
                         break
                     job = self._queue.get_nowait()
+                # Held by `jobs` alone: nothing keeps the last ping's body
+                # alive while the writer waits for the next one.
+                job = None
                 if jobs:
                     await self._write_batch(jobs)
         except asyncio.CancelledError:
