@@ -1,18 +1,28 @@
 """The engine: config + state machine + timer wheel + store.
 
 It owns the in-memory state of every monitor. Every change goes through
-`_commit`: the new state is in memory at once (so the next ping sees it) and in
-SQLite when the returned future resolves. If the write fails, the change is
-rolled back in memory, so a flip whose alert could not be stored happens again
-on the next ping or tick instead of being lost.
+`_stage`: the new state is in memory at once (so the next ping sees it) and in
+SQLite when the store's future resolves, which may fail (disk full, an outside
+write lock). So the engine also knows, per monitor, the state that last reached
+the disk, and the changes still on their way there, each built on the one
+before. When a change fails, the store fails every later change of that
+monitor unwritten, and the engine rolls the monitor back to its stored state:
+a flip whose row and alerts could not be stored happens again on the next ping
+or tick, instead of a later change storing its outcome without it.
+
+Changes that only re-derive a state from the rules (start-up, a reload, a wall
+clock jump) are not dropped by a rollback but derived again from the stored
+state, and written with the next change or by a retry on the wheel.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +38,52 @@ log = logging.getLogger(__name__)
 RETRY_AFTER = timedelta(seconds=5)
 
 
+@dataclass(frozen=True, slots=True)
+class _Rederive:
+    """How a start-up, reload or clock-jump change is derived again from
+    another state when the state it was computed from is rolled back."""
+
+    now: datetime
+    rules_changed: bool = False
+    startup: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class _Staged:
+    """A change handed to the store and not yet known to be on disk."""
+
+    state: MonitorState
+    # The store's future; only the engine waits on it, so nobody cancels it.
+    future: asyncio.Future[None]
+    # The change of the same monitor staged just before, while it is pending.
+    prev: _Staged | None
+    rederive: _Rederive | None = None
+    alerts: bool = False
+    # A ping's failure is logged (and answered 503) by the web layer.
+    ping: bool = False
+    # False once rolled back: the store fails it (it builds on a failed change).
+    live: bool = True
+    # What the caller of handle_ping, pause or resume awaits.
+    answer: asyncio.Future[None] | None = None
+
+
+@dataclass(slots=True)
+class _StartupSave:
+    """Start-up's one write of every changed state, while it is pending.
+
+    A change of a monitor in it builds on it like on any staged change; the
+    `_Staged` for its part is made only then (`parts`), not for 100,000
+    monitors up front.
+    """
+
+    future: asyncio.Future[None]
+    changed: Mapping[str, MonitorState]
+    # The stored state of each changed monitor that had one.
+    before: Mapping[str, MonitorState]
+    rederive: _Rederive
+    parts: dict[str, _Staged]
+
+
 class Engine:
     def __init__(
         self, config: Config, store: Store, *, on_alert: Callable[[], None] = lambda: None
@@ -40,6 +96,14 @@ class Engine:
         self.pings_by_kind: Counter[str] = Counter()
         self._uuids: dict[str, str] = {}
         self._last_tick = 0.0
+        # The newest change of each monitor that is still on its way to disk.
+        self._tail: dict[str, _Staged] = {}
+        # The stored state (None: never stored) of each monitor whose state in
+        # memory is not (yet) the stored one; any other monitor's is.
+        self._committed: dict[str, MonitorState | None] = {}
+        # Re-derivations rolled back and not yet stored again, per monitor.
+        self._unsaved: dict[str, tuple[_Rederive, ...]] = {}
+        self._startup: _StartupSave | None = None
         self._index_uuids()
 
     # -- lookups ------------------------------------------------------------------
@@ -61,7 +125,9 @@ class Engine:
     async def recover(self, now: datetime) -> None:
         """Load every stored state and bring it up to `now` without false alarms."""
         self.states = await self.store.load_states()
+        stored = len(self.states)
         changed = {}
+        before = {}
         # States are immutable, and a first-seen state depends only on the
         # schedule: monitors sharing a schedule share one object.
         fresh: dict[object, MonitorState] = {}
@@ -77,20 +143,26 @@ class Engine:
             self._schedule(slug)
             if new != old:
                 changed[slug] = new
+                if old is not None:
+                    before[slug] = old
         # One write for all of them (on a first start, every monitor). It is
         # not awaited: it is queued ahead of any ping, so nothing can overtake
         # it, and start-up need not wait for 100,000 rows to reach the disk.
         if changed:
-            self.store.submit_states(changed).add_done_callback(_log_failed_save)
-        log.info("monitors loaded count=%d stored=%d", len(self.config.monitors), len(self.states))
+            future = self.store.submit_states(changed)
+            again = _Rederive(now, rules_changed=True, startup=True)
+            self._startup = _StartupSave(future, changed, before, again, {})
+            future.add_done_callback(self._settle_startup)
+        log.info("monitors loaded count=%d stored=%d", len(self.config.monitors), stored)
 
     def forgive(self, now: datetime) -> None:
         """Treat passed deadlines as start-up does: after a wall-clock jump forward."""
+        again = _Rederive(now, startup=True)
         for slug, monitor in self.config.monitors.items():
             old = self.states[slug]
             new = states.on_startup(old, monitor, now)
             if new != old:
-                self._commit(slug, old, new)
+                self._stage(slug, old, new, rederive=again)
                 self._schedule(slug)
 
     # -- events -------------------------------------------------------------------
@@ -102,9 +174,11 @@ class Engine:
         step = states.on_ping(old, ping, monitor)
         self.pings_by_kind[ping.kind.value] += 1
         record = PingRecord(ping=ping, duration=step.duration)
-        future = self._commit(slug, old, step.state, ping=record, flip=step.flip)
+        # The alert of a ping's flip carries the ping's whole body, not the
+        # preview kept in memory.
+        staged = self._stage(slug, old, step.state, ping=record, flip=step.flip, body=ping.body)
         self._schedule(slug)
-        return future
+        return self._answer(staged)
 
     def tick(self, now: datetime) -> int:
         """Apply every deadline that has passed; returns how many monitors were due."""
@@ -124,21 +198,23 @@ class Engine:
             return
         old = self.states[slug]
         step = states.on_tick(old, monitor, now)
-        if step.state != old:
-            self._commit(slug, old, step.state, flip=step.flip)
+        # A state re-derived after a rollback is stored again by the next
+        # change, or here, at the retry, if no change is on its way.
+        if step.state != old or (slug in self._unsaved and slug not in self._tail):
+            self._stage(slug, old, step.state, flip=step.flip)
         self._schedule(slug)
 
     def pause(self, slug: str) -> asyncio.Future[None]:
         old = self.states[slug]
-        future = self._commit(slug, old, states.pause(old))
+        staged = self._stage(slug, old, states.pause(old))
         self._schedule(slug)
-        return future
+        return self._answer(staged)
 
     def resume(self, slug: str, now: datetime) -> asyncio.Future[None]:
         old = self.states[slug]
-        future = self._commit(slug, old, states.resume(old, self.config.monitors[slug], now))
+        staged = self._stage(slug, old, states.resume(old, self.config.monitors[slug], now))
         self._schedule(slug)
-        return future
+        return self._answer(staged)
 
     # -- reload -------------------------------------------------------------------
 
@@ -154,24 +230,28 @@ class Engine:
         for slug, monitor in config.monitors.items():
             before = old_config.monitors.get(slug)
             old = self.states.get(slug)
+            again: _Rederive | None
             if old is None:
                 new = states.first_seen(monitor, now)
+                again = _Rederive(now)
                 diff["added"].append(slug)
             elif before is None:
                 # Back after being removed: it was not watched meanwhile.
                 new = states.on_startup(states.on_rules_changed(old, monitor), monitor, now)
+                again = _Rederive(now, rules_changed=True, startup=True)
                 diff["added"].append(slug)
             elif before.schedule != monitor.schedule:
                 new = states.on_rules_changed(old, monitor)
+                again = _Rederive(now, rules_changed=True)
                 diff["changed"].append(slug)
             elif before is monitor or before == monitor:
                 # Unchanged (the common case): nothing to recompute or move.
                 continue
             else:
-                new = old
+                new, again = old, None
                 diff["changed"].append(slug)
             if new != old:
-                self._commit(slug, old, new)
+                self._stage(slug, old, new, rederive=again)
             self._schedule(slug)
         for key in diff:
             diff[key].sort()
@@ -182,17 +262,22 @@ class Engine:
     def _schedule(self, slug: str, *, retry: bool = False) -> None:
         monitor = self.config.monitors.get(slug)
         when = states.next_deadline(self.states[slug], monitor) if monitor else None
-        if when is None:
-            self.wheel.cancel(slug)
-            return
-        at = when.timestamp()
+        at = when.timestamp() if when is not None else None
         if retry:
             # A deadline already behind us would be retried on every tick
-            # while the disk stays full; space the attempts out.
-            at = max(at, self._last_tick + RETRY_AFTER.total_seconds())
-        self.wheel.schedule(slug, at)
+            # while the disk stays full: space the attempts out. A state that
+            # must be stored again is retried even without a deadline.
+            soon = self._last_tick + RETRY_AFTER.total_seconds()
+            if monitor is not None and slug in self._unsaved:
+                at = soon
+            elif at is not None:
+                at = max(at, soon)
+        if at is None:
+            self.wheel.cancel(slug)
+        else:
+            self.wheel.schedule(slug, at)
 
-    def _commit(
+    def _stage(
         self,
         slug: str,
         old: MonitorState,
@@ -200,32 +285,146 @@ class Engine:
         *,
         ping: PingRecord | None = None,
         flip: Flip | None = None,
-    ) -> asyncio.Future[None]:
+        body: str | None = None,
+        rederive: _Rederive | None = None,
+    ) -> _Staged:
+        """Put `new` in memory and queue it for the disk; it rolls back if the
+        write (or one it builds on) fails."""
         self.states[slug] = new
-        alerts = self._alerts(slug, flip, old, new) if flip and flip.event else []
+        alerts = self._alerts(slug, flip, old, new, body) if flip and flip.event else []
         if flip is not None:
             _log_flip(slug, flip)
-        future = self.store.submit(slug, new, ping=ping, flip=flip, alerts=alerts)
+        prev = self._pending(slug)
+        future = self.store.submit(
+            slug,
+            new,
+            ping=ping,
+            flip=flip,
+            alerts=alerts,
+            after=prev.future if prev is not None else None,
+        )
+        # With nothing on its way and nothing to store again, the state this
+        # change was computed from is the stored one.
+        self._committed.setdefault(slug, old)
+        staged = _Staged(new, future, prev, rederive, bool(alerts), ping is not None)
+        self._tail[slug] = staged
+        future.add_done_callback(functools.partial(self._settle_one, slug, staged))
+        return staged
 
-        def done(fut: asyncio.Future[None]) -> None:
-            exc = fut.exception() if not fut.cancelled() else None
-            if exc is None:
-                if alerts:
-                    self.on_alert()
-                return
-            # Roll back so the flip (and its alerts) happens again, unless a
-            # later change has already replaced this one.
-            if self.states.get(slug) is new:
-                self.states[slug] = old
-                self._schedule(slug, retry=True)
-            if ping is None:
-                log.error("state not saved monitor=%s error=%s", slug, exc)
+    def _pending(self, slug: str) -> _Staged | None:
+        """The newest change of the monitor still on its way to disk, if any."""
+        staged = self._tail.get(slug)
+        startup = self._startup
+        if staged is None and startup is not None and slug in startup.changed:
+            staged = self._startup_part(startup, slug)
+        return staged
 
-        future.add_done_callback(done)
-        return future
+    def _startup_part(self, startup: _StartupSave, slug: str) -> _Staged:
+        part = _Staged(startup.changed[slug], startup.future, None, startup.rederive)
+        startup.parts[slug] = part
+        self._committed[slug] = startup.before.get(slug)
+        self._tail[slug] = part
+        return part
+
+    def _answer(self, staged: _Staged) -> asyncio.Future[None]:
+        """A future of our own for the caller: it resolves after the engine has
+        taken note of the outcome, and cancelling it loses nothing."""
+        staged.answer = asyncio.get_running_loop().create_future()
+        return staged.answer
+
+    def _settle_one(self, slug: str, staged: _Staged, future: asyncio.Future[None]) -> None:
+        error = _failure(future)
+        if error is None:
+            self._saved(slug, staged)
+        else:
+            if self._roll_back(slug, staged) and not staged.ping:
+                log.error("state not saved, rolled back monitor=%s error=%s", slug, error)
+        answer = staged.answer
+        if answer is not None and not answer.done():
+            if error is None:
+                answer.set_result(None)
+            else:
+                answer.set_exception(error)
+
+    def _settle_startup(self, future: asyncio.Future[None]) -> None:
+        startup, self._startup = self._startup, None
+        assert startup is not None
+        error = _failure(future)
+        if error is None:
+            # A monitor changed since has its part; the others are on disk
+            # as they are in memory.
+            for slug, part in startup.parts.items():
+                self._saved(slug, part)
+            return
+        log.error(
+            "monitor states not saved at start-up count=%d error=%s; retrying",
+            len(startup.changed),
+            error,
+        )
+        for slug in startup.changed:
+            part = startup.parts.get(slug) or self._startup_part(startup, slug)
+            self._roll_back(slug, part)
+
+    def _saved(self, slug: str, staged: _Staged) -> None:
+        # Changes resolve in the order they were staged: this one is on disk,
+        # and everything before it is.
+        staged.prev = None
+        self._unsaved.pop(slug, None)
+        if self._tail.get(slug) is staged:
+            del self._tail[slug]
+            self._committed.pop(slug, None)
+        else:
+            self._committed[slug] = staged.state
+        if staged.alerts:
+            self.on_alert()
+
+    def _roll_back(self, slug: str, failed: _Staged) -> bool:
+        """Back to the stored state after `failed` (and so every change built
+        on it) failed; False if an earlier failure already rolled it back."""
+        if not failed.live:
+            return False
+        lost: list[_Staged] = []
+        one = self._tail.pop(slug, None)
+        while one is not None and one is not failed:
+            lost.append(one)
+            one = one.prev
+        lost.append(failed)
+        again = self._unsaved.pop(slug, ())
+        for one in reversed(lost):
+            one.live = False
+            if one.rederive is not None:
+                again += (one.rederive,)
+        stored = self._committed.pop(slug, None)
+        state = stored
+        for how in again:
+            state = self._rederive(slug, state, how)
+        if state is None:
+            self.states.pop(slug, None)
+            self.wheel.cancel(slug)
+            return True
+        self.states[slug] = state
+        if state != stored:
+            self._committed[slug] = stored
+            self._unsaved[slug] = again
+        self._schedule(slug, retry=True)
+        return True
+
+    def _rederive(
+        self, slug: str, state: MonitorState | None, how: _Rederive
+    ) -> MonitorState | None:
+        monitor = self.config.monitors.get(slug)
+        if monitor is None:
+            return state
+        if state is None:
+            return states.first_seen(monitor, how.now)
+        if how.rules_changed:
+            state = states.on_rules_changed(state, monitor)
+        if how.startup:
+            state = states.on_startup(state, monitor, how.now)
+        return state
 
     def _alerts(
-        self, slug: str, flip: Flip, old: MonitorState, new: MonitorState
+        self, slug: str, flip: Flip, old: MonitorState, new: MonitorState, body: str | None
     ) -> list[tuple[str, Alert]]:
         monitor = self.config.monitors[slug]
         assert flip.event is not None
@@ -243,7 +442,7 @@ class Engine:
             expected_at=new.expected_at if flip.event is AlertEvent.UP else old.expected_at,
             down_at=new.down_at if new.status is Status.DOWN else old.down_at,
             url=f"{self.config.server.base_url}/monitors/{slug}",
-            body=new.last_body,
+            body=new.body_preview if body is None else body,
             downtime=downtime,
             exit_status=new.last_exit_status,
         )
@@ -275,9 +474,12 @@ class Engine:
         }
 
 
-def _log_failed_save(future: asyncio.Future[None]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.error("monitor states not saved at start-up error=%s", future.exception())
+def _failure(future: asyncio.Future[None]) -> BaseException | None:
+    if future.cancelled():
+        # Nobody but the engine holds the store's futures; should one be
+        # cancelled all the same, its outcome is unknown: assume the worst.
+        return asyncio.CancelledError()
+    return future.exception()
 
 
 def _log_flip(slug: str, flip: Flip) -> None:

@@ -100,6 +100,21 @@ class Ping:
     truncated: bool = False
 
 
+# Characters of a ping's body kept in memory with the monitor's state. The whole
+# body (up to [storage] max_body) is in the pings table; this is what an alert
+# raised by a tick (a missed deadline, a reminder) shows of the last output.
+BODY_PREVIEW = 500
+
+
+def preview_body(body: str) -> str:
+    """The end of a body, where a job's output usually says what went wrong."""
+    if len(body) <= BODY_PREVIEW:
+        return body
+    # An ASCII mark: "…" would make Python store the whole preview two bytes
+    # a character.
+    return "..." + body[len(body) - BODY_PREVIEW + 3 :]
+
+
 @dataclass(frozen=True, slots=True)
 class MonitorState:
     """Everything heartbeatd remembers about one monitor between pings.
@@ -124,7 +139,8 @@ class MonitorState:
     reason: Reason | None = None
     n_pings: int = 0
     last_duration: float | None = None
-    last_body: str = ""
+    # The end of the last body (see preview_body), not the whole of it.
+    body_preview: str = ""
     reminders_sent: int = 0
     next_reminder_at: datetime | None = None
 
@@ -146,13 +162,15 @@ class MonitorState:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MonitorState:
         # Read at every start-up for every monitor: one table lookup per key.
-        return cls(
-            **{
-                key: _STATE_READERS[key](value)
-                for key, value in data.items()
-                if value is not None and key in _STATE_READERS
-            }
-        )
+        fields = {
+            key: _STATE_READERS[key](value)
+            for key, value in data.items()
+            if value is not None and key in _STATE_READERS
+        }
+        if "last_body" in fields:
+            # Databases written by 0.1.0 hold the whole body (up to 10 MiB) here.
+            fields["body_preview"] = preview_body(fields.pop("last_body"))
+        return cls(**fields)
 
 
 def _read_time(value: float | str) -> datetime:
@@ -185,6 +203,8 @@ _STATE_READERS: dict[str, Any] = {
     name: _STATE_ENUMS.get(name) or (_read_time if name in _STATE_TIMES else _same)
     for name in _STATE_FIELDS
 }
+_STATE_READERS["body_preview"] = preview_body
+_STATE_READERS["last_body"] = _same
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from heartbeatd.model import AlertEvent, Flip, MonitorState, Ping, PingKind, Reason, Status
+from heartbeatd.model import (
+    AlertEvent,
+    Flip,
+    MonitorState,
+    Ping,
+    PingKind,
+    Reason,
+    Status,
+    preview_body,
+)
 
 # A start and a finish further apart than this are not one run (Healthchecks
 # uses the same bound), so no duration is recorded.
@@ -187,7 +196,7 @@ def on_ping(state: MonitorState, ping: Ping, rules: Rules) -> Step:
         reason=reason,
         n_pings=state.n_pings + 1,
         last_duration=duration if duration is not None else state.last_duration,
-        last_body=ping.body,
+        body_preview=preview_body(ping.body),
         reminders_sent=state.reminders_sent if still_down else 0,
         next_reminder_at=(
             None

@@ -186,6 +186,9 @@ class _Job:
     # Monitor changes, written in queue order; one job may carry many (a bulk
     # save at start-up) under one future.
     changes: list[_Change] | None = None
+    # The future of an earlier job this one builds on: if that one failed,
+    # this one is failed too, unwritten (see `submit`).
+    after: asyncio.Future[Any] | None = None
 
 
 class Store:
@@ -279,10 +282,16 @@ class Store:
         ping: PingRecord | None = None,
         flip: Flip | None = None,
         alerts: Sequence[tuple[str, Alert]] = (),
+        after: asyncio.Future[Any] | None = None,
     ) -> asyncio.Future[None]:
         """Queue a monitor's change; the future resolves once it is committed.
 
-        Cancelling the future does not withdraw the change: it is written anyway.
+        `after` is the future of an earlier change this one was computed from.
+        If that one fails, this one fails too (a StoreError) without being
+        written: committed on its own, it would store a state whose flip was
+        never stored. A cancelled `after` counts as failed, since its outcome
+        is unknown. Cancelling the future does not withdraw the change: it is
+        written anyway.
         """
         now = format_time(self._clock.now())
         change = _Change(
@@ -304,7 +313,8 @@ class Store:
                 for channel, alert in alerts
             ],
         )
-        return self._enqueue(_Job(run=None, future=self._new_future(), changes=[change]))
+        job = _Job(run=None, future=self._new_future(), changes=[change], after=after)
+        return self._enqueue(job)
 
     def submit_states(self, states: Mapping[str, MonitorState]) -> asyncio.Future[None]:
         """Queue many states as one job (start-up): one future, not one per monitor."""
@@ -692,6 +702,9 @@ class Store:
                     if len(jobs) >= MAX_BATCH or self._queue.empty():
                         break
                     job = self._queue.get_nowait()
+                # Held by `jobs` alone: nothing keeps the last ping's body
+                # alive while the writer waits for the next one.
+                job = None
                 if jobs:
                     await self._write_batch(jobs)
         except asyncio.CancelledError:
@@ -708,6 +721,9 @@ class Store:
 
     async def _write_batch(self, jobs: list[_Job]) -> None:
         """Commit the jobs in one transaction on the writer thread, then resolve them."""
+        jobs = self._skip_broken_chains(jobs)
+        if not jobs:
+            return
         work = self._executor.submit(self._write_batch_sync, jobs)
         try:
             done, failed = await asyncio.wrap_future(work)
@@ -718,6 +734,30 @@ class Store:
             self._settle(done, failed)
             raise
         self._settle(done, failed)
+
+    def _skip_broken_chains(self, jobs: list[_Job]) -> list[_Job]:
+        """Fail, unwritten, every job built on one that failed; return the others.
+
+        Jobs resolve in queue order, so the job a change builds on has already
+        failed or succeeded here, unless it is in this very batch, whose changes
+        commit or fail together. Failing a job at once makes the ones built on
+        it fail in turn, further down the same list.
+        """
+        kept = []
+        skipped = 0
+        for job in jobs:
+            before = job.after
+            if before is None or not before.done() or _succeeded(before):
+                kept.append(job)
+                continue
+            skipped += 1
+            if not job.future.done():
+                error = StoreError(f"{self.path}: not written: the change it builds on failed")
+                error.__cause__ = None if before.cancelled() else before.exception()
+                job.future.set_exception(error)
+        if skipped:
+            log.warning("store changes skipped path=%s jobs=%d", self.path, skipped)
+        return kept
 
     def _settle(self, done: list[tuple[list[_Job], Any]], failed: list[tuple[list[_Job], Any]]):
         for unit_jobs, exc in failed:
@@ -1004,6 +1044,10 @@ def _prune_flips(
 
 def _shifted(text: str | None, step: timedelta) -> str | None:
     return None if text is None else format_time(parse_time(text) + step)
+
+
+def _succeeded(future: asyncio.Future[Any]) -> bool:
+    return not future.cancelled() and future.exception() is None
 
 
 def _drain(queue: asyncio.Queue[T]) -> list[T]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 import textwrap
+from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 from heartbeatd.clock import FakeClock
 from heartbeatd.config import Config, load_config
 from heartbeatd.engine import Engine
-from heartbeatd.model import AlertEvent, Ping, PingKind, Reason, Status
+from heartbeatd.model import BODY_PREVIEW, AlertEvent, MonitorState, Ping, PingKind, Reason, Status
 from heartbeatd.store import Store, StoreError
 
 BASE = """
@@ -224,3 +226,60 @@ async def test_pause_silences_and_resume_restarts_the_schedule(clock: FakeClock,
     assert engine.state("backup").status is Status.PAUSED
     await engine.resume("backup", clock.now())
     assert engine.state("backup").expected_at == clock.now() + timedelta(hours=1)
+
+
+# -- ping bodies: whole in SQLite and in a ping's alerts, only their end in memory --
+
+MIB = 1024 * 1024
+OUTPUT = "".join(f"step {n} done\n" for n in range(100_000)) + "pg_dump: error: disk full\n"
+
+
+def size_in_memory(state: MonitorState) -> int:
+    return sys.getsizeof(state) + sum(sys.getsizeof(getattr(state, f.name)) for f in fields(state))
+
+
+async def test_it_keeps_a_bounded_part_of_a_big_body_in_memory(
+    clock: FakeClock, engine: Engine, store: Store
+):
+    assert len(OUTPUT) > MIB
+    await engine.handle_ping("backup", success(clock, body=OUTPUT))
+    assert size_in_memory(engine.state("backup")) < 4096
+    assert engine.state("backup").body_preview.endswith("pg_dump: error: disk full\n")
+    # The whole body is stored with the ping.
+    assert (await store.pings("backup"))[0]["body"] == OUTPUT
+
+
+async def test_a_failure_alert_carries_the_whole_body(
+    clock: FakeClock, engine: Engine, store: Store
+):
+    await engine.handle_ping("backup", Ping(PingKind.FAIL, at=clock.now(), body=OUTPUT))
+    assert {i.alert.body for i in await store.claim_due(clock.now())} == {OUTPUT}
+
+
+async def test_a_recovery_alert_carries_the_whole_body(
+    clock: FakeClock, engine: Engine, store: Store
+):
+    await engine.handle_ping("backup", Ping(PingKind.FAIL, at=clock.now(), body="broken"))
+    for item in await store.claim_due(clock.now()):
+        await store.mark_delivered(item, clock.now())
+    await engine.handle_ping("backup", success(clock, body=OUTPUT))
+    items = await store.claim_due(clock.now())
+    assert [(i.alert.event, i.alert.body) for i in items] == [(AlertEvent.UP, OUTPUT)] * 2
+
+
+async def test_a_tick_alert_carries_the_end_of_the_last_body(
+    tmp_path: Path, clock: FakeClock, store: Store
+):
+    engine = Engine(write_config(tmp_path, BACKUP + 'repeat = "1h"\n'), store)
+    await engine.recover(clock.now())
+    await engine.handle_ping("backup", Ping(PingKind.FAIL, at=clock.now(), body=OUTPUT))
+    for item in await store.claim_due(clock.now()):
+        await store.mark_delivered(item, clock.now())
+    clock.advance(hours=1)
+    engine.tick(clock.now())
+    await store.commit("flush", engine.state("backup"))
+    reminders = await store.claim_due(clock.now())
+    assert {i.alert.event for i in reminders} == {AlertEvent.REMINDER}
+    for item in reminders:
+        assert len(item.alert.body) == BODY_PREVIEW
+        assert item.alert.body.endswith("pg_dump: error: disk full\n")

@@ -8,7 +8,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from heartbeatd import states
-from heartbeatd.model import AlertEvent, MonitorState, Ping, PingKind, Reason, Status
+from heartbeatd.model import (
+    BODY_PREVIEW,
+    AlertEvent,
+    MonitorState,
+    Ping,
+    PingKind,
+    Reason,
+    Status,
+)
 from heartbeatd.schedule import Schedule
 
 NOW = datetime(2026, 1, 14, 12, 0, 0, tzinfo=timezone.utc)
@@ -87,7 +95,15 @@ def test_it_goes_down_at_once_on_fail_with_the_body():
     assert step.state.status is Status.DOWN
     assert step.flip.reason is Reason.FAILED
     assert step.flip.at == NOW + MIN
-    assert step.state.last_body == "disk full"
+    assert step.state.body_preview == "disk full"
+
+
+def test_it_keeps_only_the_end_of_a_long_body():
+    output = "".join(f"line {n}\n" for n in range(100_000)) + "error: disk full\n"
+    step = states.on_ping(up_since(NOW), ping(PingKind.FAIL, NOW + MIN, body=output), HOURLY)
+    assert len(step.state.body_preview) == BODY_PREVIEW
+    assert step.state.body_preview.startswith("...")
+    assert step.state.body_preview.endswith("line 99999\nerror: disk full\n")
 
 
 def test_it_goes_down_on_a_non_zero_exit_status():
@@ -103,7 +119,7 @@ def test_a_second_failure_while_down_sends_no_second_alert():
     assert step.flip is None
     assert step.state.status is Status.DOWN
     assert step.state.down_at == NOW + MIN
-    assert step.state.last_body == "again"
+    assert step.state.body_preview == "again"
 
 
 def test_a_success_while_down_recovers_with_an_up_alert():

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 from datetime import timedelta
@@ -10,6 +11,7 @@ import pytest
 
 from heartbeatd.clock import FakeClock
 from heartbeatd.model import (
+    BODY_PREVIEW,
     Alert,
     AlertEvent,
     Flip,
@@ -81,6 +83,28 @@ async def test_it_keeps_states_and_meta_across_reopening(db_path: Path, clock: F
         assert await store.load_states() == {"backup": UP, "queue": DOWN}
         assert await store.get_meta("last_stop") == "2026-01-14T12:00:00Z"
         assert await store.get_meta("missing") is None
+
+
+async def test_it_loads_a_state_stored_with_a_whole_body_as_its_end(
+    db_path: Path, clock: FakeClock
+):
+    # Databases written by heartbeatd 0.1.0 kept each monitor's whole last
+    # body (up to 10 MiB) in its state, under `last_body`.
+    async with await Store.open(db_path, clock=clock):
+        pass
+    body = "x" * 1_000_000 + "the end"
+    old = json.dumps({"status": "down", "n_pings": 3, "last_body": body})
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(
+            "INSERT INTO monitors (slug, state, updated_at) VALUES ('backup', ?, ?)",
+            (old, NOW.isoformat()),
+        )
+    async with await Store.open(db_path, clock=clock) as store:
+        state = (await store.load_states())["backup"]
+    assert (state.status, state.n_pings) == (Status.DOWN, 3)
+    assert len(state.body_preview) == BODY_PREVIEW
+    assert state.body_preview.endswith("xxthe end")
+    assert "last_body" not in state.to_json()
 
 
 async def test_it_commits_many_concurrent_changes_in_few_transactions(store: Store):
@@ -348,6 +372,26 @@ async def test_it_keeps_a_failing_change_from_failing_other_operations(store: St
     assert isinstance(results[0], StoreError)
     assert results[1] is None
     assert await store.get_meta("k") == "v"
+
+
+async def test_it_fails_a_change_built_on_a_failed_one_without_writing_it(
+    store: Store, db_path: Path
+):
+    break_writes(db_path, "boom")
+    failed = store.submit("backup", DOWN, ping=ping("boom"))
+    with pytest.raises(StoreError):
+        await failed
+    # Built on the failed change, and on that one in turn: neither is written.
+    built = store.submit("backup", UP, ping=ping("fine"), after=failed)
+    on_top = store.submit("backup", UP, ping=ping("fine too"), after=built)
+    ok = store.submit("other", UP, ping=ping("other"))
+    results = await asyncio.gather(built, on_top, ok, return_exceptions=True)
+    assert [type(r) for r in results] == [StoreError, StoreError, type(None)]
+    assert "the change it builds on failed" in str(results[0])
+    assert await store.pings("backup") == []
+    # Built on a change that was written: written too.
+    await store.commit("other", DOWN, ping=ping("next"), after=ok)
+    assert [p["body"] for p in await store.pings("other")] == ["next", "other"]
 
 
 async def test_it_writes_queued_changes_before_closing(db_path: Path, clock: FakeClock):
