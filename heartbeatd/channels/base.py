@@ -1,24 +1,16 @@
-"""What every channel module shares: the failure type and the send context.
-
-A channel module provides:
-
-- `Options`: a frozen dataclass of its settings;
-- `parse_options(table, env) -> Options`: reads its `[channels.<name>]` table,
-  recording problems on the table (never raising), so `heartbeatd check`
-  reports a bad URL before the first alert needs it;
-- `render(alert, opts)`: a pure function building the payload;
-- `async send(alert, opts, ctx)`: one attempt. It raises
-  `DeliveryError(message, permanent=...)` and never loops or sleeps: the
-  outbox decides when to try again.
-"""
+"""What every channel module shares: the contract it satisfies (`ChannelType`),
+the failure type and the parse and send contexts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
+
+from heartbeatd.model import Alert
+from heartbeatd.tables import Table
 
 
 class DeliveryError(Exception):
@@ -49,3 +41,29 @@ class SendContext:
     session: aiohttp.ClientSession
     # Seconds one attempt may take, from [alerts] send_timeout.
     timeout: float = 30.0
+
+
+OptionsT = TypeVar("OptionsT")
+
+
+class ChannelType(Protocol[OptionsT]):
+    """What a channel module provides; the modules themselves satisfy it.
+
+    - `Options`: a frozen dataclass of its settings;
+    - `parse_options(table, env)`: reads its `[channels.<name>]` table,
+      recording problems on the table (never raising), so `heartbeatd check`
+      reports a bad URL before the first alert needs it;
+    - `render(alert, opts)`: a pure function building the payload;
+    - `send(alert, opts, ctx)`: one attempt. It raises
+      `DeliveryError(message, permanent=...)` and never loops or sleeps: the
+      outbox decides when to try again.
+    """
+
+    @property
+    def Options(self) -> type[OptionsT]: ...
+
+    def parse_options(self, table: Table, env: ParseEnv) -> OptionsT: ...
+
+    def render(self, alert: Alert, opts: OptionsT) -> object: ...
+
+    async def send(self, alert: Alert, opts: OptionsT, ctx: SendContext) -> None: ...

@@ -47,7 +47,7 @@ def explain(alert: Alert) -> str:
 def format_duration(seconds: float) -> str:
     """`3725` -> "1h 2m": two units at most, enough to read at a glance."""
     left = max(0, int(seconds))
-    parts = []
+    parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if left >= size or (unit == "s" and not parts):
             parts.append(f"{left // size}{unit}")
