@@ -137,8 +137,8 @@ def test_a_down_body_says_what_happened() -> None:
 
 def test_an_up_body_says_how_long_it_was_down() -> None:
     body = email.render_body(UP)
-    assert body.startswith("Nightly Postgres backup is up again after 1h 5m.\n")
-    assert "Down for:    1h 5m\n" in body
+    assert body.startswith("Nightly Postgres backup is up again after 1 h 5 min.\n")
+    assert "Down for:    1 h 5 min\n" in body
     assert "Last output" not in body
 
 
