@@ -1,8 +1,9 @@
-"""Lengths of time in words, for people: the status page and alert messages.
+"""Words for people, the same on the status page and in alert messages:
+lengths of time, and why a monitor went down or came back.
 
-One wording everywhere: "0.4 s", "42 s", "1 min 23 s", "2 h 5 min", "3 d 4 h".
-Durations as a user writes them in the config ("1h30m") are durations.py's.
-Units are abbreviations, which have no plural: "1 min" and "2 min" alike.
+Lengths read "0.4 s", "42 s", "1 min 23 s", "2 h 5 min", "3 d 4 h"; units are
+abbreviations, which have no plural ("1 min", "2 min"). Durations as a user
+writes them in the config ("1h30m") are durations.py's.
 """
 
 from __future__ import annotations
@@ -56,3 +57,24 @@ def _seconds(seconds: float) -> str:
     # One significant digit under a tenth ("0.04 s"), one decimal above it.
     text = f"{seconds:.1g}" if seconds < 0.1 else f"{seconds:.1f}"
     return f"{text.removesuffix('.0')} s"
+
+
+# Keyed by the wire strings of model.Reason (a str enum, so either works).
+REASONS = {
+    "missed": "no ping came in time",
+    "failed": "the job reported a failure",
+    "exit_status": "the job exited with a non-zero status",
+    "ran_too_long": "the job started but did not finish in time",
+    "recovered": "a success ping came in",
+}
+
+
+def reason(why: str, exit_status: int | None = None) -> str:
+    """A flip's reason in words a person paged at night understands.
+
+    `exit_status` counts only for the reason "exit_status". A reason this
+    version has no words for is shown as it is rather than hidden.
+    """
+    if why == "exit_status" and exit_status is not None:
+        return f"the job exited with status {exit_status}"
+    return REASONS.get(why, why)

@@ -22,14 +22,6 @@ from heartbeatd.model import isoformat, parse_isoformat
 STATUS_ORDER = ("down", "late", "new", "up", "paused")
 REFRESH_SECONDS = 30
 
-REASONS = {
-    "missed": "no ping in time",
-    "failed": "the job reported a failure",
-    "exit_status": "non-zero exit status",
-    "ran_too_long": "ran too long",
-    "recovered": "a success came in",
-}
-
 # Colours of shields.io's named palette, so the SVG and the JSON badge agree.
 BADGE_COLOURS = {
     "up": ("brightgreen", "#4c1"),
@@ -65,11 +57,8 @@ def ago(iso: str | None, now: datetime) -> str:
 
 
 def why(monitor: Mapping[str, Any]) -> str:
-    """Why a monitor is down, in words: "no ping in time", "exit status 3"."""
-    reason = monitor.get("reason") or ""
-    if reason == "exit_status" and monitor.get("last_exit_status") is not None:
-        return f"exit status {monitor['last_exit_status']}"
-    return REASONS.get(reason, reason)
+    """Why a monitor is down, in words: "no ping came in time"."""
+    return humanize.reason(monitor.get("reason") or "", monitor.get("last_exit_status"))
 
 
 def size(text: str) -> str:
@@ -86,7 +75,7 @@ _env.globals.update(
     run_time=run_time,
     size=size,
     why=why,
-    reasons=REASONS,
+    reason=humanize.reason,
     iso=isoformat,
     parse=parse_isoformat,
 )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from heartbeatd import humanize
+from heartbeatd import humanize, pages
+from heartbeatd.channels import text
+from heartbeatd.model import Reason
+from tests.channels.samples import DOWN
 
 
 @pytest.mark.parametrize(
@@ -62,3 +67,31 @@ def test_a_span_drops_the_seconds_beyond_a_minute(seconds: float, expected: str)
 )
 def test_it_says_how_long_ago(seconds: float, expected: str) -> None:
     assert humanize.ago(seconds) == expected
+
+
+@pytest.mark.parametrize(
+    ("reason", "exit_status", "expected"),
+    [
+        pytest.param("missed", None, "no ping came in time", id="missed"),
+        pytest.param("failed", None, "the job reported a failure", id="failed"),
+        pytest.param("exit_status", 3, "the job exited with status 3", id="exit-status"),
+        pytest.param(
+            "exit_status", None, "the job exited with a non-zero status", id="exit-status-unknown"
+        ),
+        pytest.param(
+            "ran_too_long", None, "the job started but did not finish in time", id="ran-too-long"
+        ),
+        pytest.param("recovered", None, "a success ping came in", id="recovered"),
+        pytest.param("failed", 3, "the job reported a failure", id="status-only-with-its-reason"),
+        pytest.param("held", None, "held", id="unknown-as-is"),
+    ],
+)
+def test_it_words_each_reason(reason: str, exit_status: int | None, expected: str) -> None:
+    assert humanize.reason(reason, exit_status) == expected
+
+
+@pytest.mark.parametrize("reason", list(Reason), ids=[r.value for r in Reason])
+def test_the_page_and_the_alert_give_the_same_reason(reason: Reason) -> None:
+    alert = replace(DOWN, reason=reason, exit_status=4)
+    monitor = {"status": "down", "reason": reason.value, "last_exit_status": 4}
+    assert pages.why(monitor) == text.explain(alert)

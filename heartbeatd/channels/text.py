@@ -32,17 +32,7 @@ def explain(alert: Alert) -> str:
     """The reason in words a person paged at night understands."""
     if alert.event is AlertEvent.TEST:
         return "a test alert: if you can read this, the channel works"
-    if alert.reason is Reason.MISSED:
-        return "no ping came in time"
-    if alert.reason is Reason.FAILED:
-        return "the job reported a failure"
-    if alert.reason is Reason.EXIT_STATUS:
-        if alert.exit_status is None:
-            return "the job exited with a non-zero status"
-        return f"the job exited with status {alert.exit_status}"
-    if alert.reason is Reason.RAN_TOO_LONG:
-        return "the job started but did not finish in time"
-    return "a success ping came in"
+    return humanize.reason(alert.reason.value, alert.exit_status)
 
 
 def facts(alert: Alert) -> list[tuple[str, str]]:
