@@ -16,7 +16,6 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -27,6 +26,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import aiohttp
 
 from heartbeatd import __version__
+from heartbeatd.channels.base import describe_failure
 from heartbeatd.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -225,7 +225,7 @@ class _Pinger:
                 reason = f"timed out after {self._opts.timeout:g}s"
                 continue
             except aiohttp.ClientError as exc:
-                reason = _describe(exc)
+                reason = describe_failure(exc)
                 continue
             if 200 <= status < 300:
                 return headers
@@ -248,26 +248,6 @@ class _Pinger:
             async with session.request(method, url, data=body) as resp:
                 await resp.read()
                 return resp.status, resp.reason or "", dict(resp.headers)
-
-
-def _describe(exc: aiohttp.ClientError) -> str:
-    """A short reason for a failed request that never includes the URL (it may hold a key)."""
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"certificate error: {exc.certificate_error}"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        err = exc.os_error
-        if isinstance(err, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(err, socket.gaierror):
-            return f"cannot resolve host: {err.strerror}"
-        return err.strerror or type(err).__name__
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "server disconnected"
-    if isinstance(exc, aiohttp.TooManyRedirects):
-        return "too many redirects"
-    if isinstance(exc, aiohttp.ClientOSError) and exc.strerror:
-        return exc.strerror
-    return type(exc).__name__
 
 
 def _body_limit(headers: Mapping[str, str] | None, default: int) -> int:

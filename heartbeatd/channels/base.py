@@ -1,8 +1,12 @@
 """What every channel module shares: the contract it satisfies (`ChannelType`),
-the failure type and the parse and send contexts."""
+the failure type, how a failure is told in a log, and the parse and send
+contexts."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -22,6 +26,83 @@ class DeliveryError(Exception):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+CAUSES_FOLLOWED = 5
+
+# scheme://user:password@host/path?query -> scheme://host/…
+_URL = re.compile(r"([a-z][a-z0-9+.-]*://)(?:[^@/\s'\"]*@)?([^/\s'\"?#]+)[^\s'\"]*", re.I)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """Words for a failed attempt that are safe to log: no URL path, no token.
+
+    Transport failures (aiohttp's, the socket's, an SMTP connection's) in our
+    own words, never `str(exc)`, which often quotes the whole URL. A
+    DeliveryError as it is: its message was written to be logged. Anything
+    else by its type, with each URL in its text cut down to scheme and host.
+    """
+    if isinstance(exc, DeliveryError):
+        return str(exc)
+    # Two classes on Python 3.10, one since 3.11.
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientError):
+        return _describe_client_error(exc)
+    if isinstance(exc, OSError):
+        described = _describe_os_error(exc)
+        if described is not None:
+            return described
+    text = _URL.sub(r"\1\2/…", str(exc))
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _describe_client_error(exc: aiohttp.ClientError) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "cannot resolve the host name"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        # The verifier's reason ("self-signed certificate") names no URL.
+        reason = getattr(exc.certificate_error, "verify_message", None)
+        if reason:
+            return f"TLS error (certificate: {reason})"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "TLS error (certificate or handshake)"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server closed the connection"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "broken answer"
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return "too many redirects"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"bad answer (HTTP {exc.status})"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "invalid URL"
+    described = None
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        described = _describe_os_error(exc.os_error)
+    elif isinstance(exc, OSError):
+        described = _describe_os_error(exc)
+    return described or f"request failed ({type(exc).__name__})"
+
+
+def _describe_os_error(exc: BaseException) -> str | None:
+    # A wrapping error (aiosmtplib's SMTPConnectError) has the socket's as its
+    # cause. A few links are enough, and a chain that loops must not hang us.
+    seen: BaseException | None = exc
+    for _ in range(CAUSES_FOLLOWED):
+        if seen is None:
+            break
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, ConnectionResetError):
+            return "connection reset"
+        if isinstance(seen, ssl.SSLError):
+            return "TLS error"
+        if isinstance(seen, OSError) and seen.strerror:
+            # strerror is the C library's text ("Network is unreachable"): no URL in it.
+            return f"cannot connect ({seen.strerror.lower()})"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 @dataclass(frozen=True)
