@@ -365,14 +365,7 @@ async def _finish_reading(pumps: list[_Pump], clock: Clock) -> None:
     if not pending:
         return
     # Someone else (a process the job left running) still holds a pipe open.
-    all_closed = asyncio.ensure_future(asyncio.wait(pending))
-    grace = asyncio.ensure_future(clock.sleep(DRAIN_GRACE))
-    try:
-        await asyncio.wait([all_closed, grace], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        all_closed.cancel()
-        grace.cancel()
-        await asyncio.gather(all_closed, grace, return_exceptions=True)
+    await clock.wait(pending, DRAIN_GRACE)
 
 
 def main(argv: list[str], opts: ExecOptions, while_running: WhileRunning = _do_nothing) -> int:

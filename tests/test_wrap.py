@@ -33,7 +33,8 @@ PY = sys.executable
 
 
 class InstantClock(Clock):
-    """A clock whose sleep returns at once and remembers how long it was asked to wait."""
+    """A clock whose sleeps and timeouts end at once; it remembers how long it
+    was asked to wait."""
 
     def __init__(self) -> None:
         self.slept: list[float] = []
@@ -41,6 +42,10 @@ class InstantClock(Clock):
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         await asyncio.sleep(0)
+
+    async def wait(self, fs, timeout, return_when=asyncio.ALL_COMPLETED):
+        self.slept.append(timeout)
+        return await super().wait(fs, 0, return_when)
 
 
 @dataclass

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
+from heartbeatd.clock import Clock
 from heartbeatd.model import Alert
 from heartbeatd.tables import Table
 
@@ -122,6 +123,8 @@ class SendContext:
     session: aiohttp.ClientSession
     # Seconds one attempt may take, from [alerts] send_timeout.
     timeout: float = 30.0
+    # What a channel's own timeouts run on (the command channel's, SMTP's).
+    clock: Clock = field(default_factory=Clock)
 
 
 OptionsT = TypeVar("OptionsT")

@@ -118,7 +118,7 @@ async def send(alert: Alert, opts: Options, ctx: SendContext) -> None:
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     password = smtp.password.reveal() if smtp.password is not None else None
     try:
-        refused, _ = await asyncio.wait_for(
+        refused, _ = await ctx.clock.wait_for(
             aiosmtplib.send(
                 message,
                 sender=sender,
@@ -131,7 +131,7 @@ async def send(alert: Alert, opts: Options, ctx: SendContext) -> None:
                 start_tls=smtp.starttls,
                 timeout=smtp.timeout,
             ),
-            timeout=ctx.timeout,
+            ctx.timeout,
         )
     except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
         raise classify(exc, where, password) from None
