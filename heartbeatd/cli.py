@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -18,7 +19,7 @@ import click
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import RequestPayloadError
 
-from heartbeatd import __version__
+from heartbeatd import __version__, wrap
 from heartbeatd.clock import Clock
 from heartbeatd.config import Config, check_warnings, find_database, load_config, ping_urls
 from heartbeatd.durations import format_duration
@@ -448,6 +449,29 @@ def history(config_path: str, url: str | None, limit: int, slug: str) -> None:
         click.echo(f"  {f['at']}  {f['old']} -> {f['new']}  ({f['reason']})")
 
 
+@contextlib.contextmanager
+def _forwarding_signals(job: wrap.Job) -> Iterator[None]:
+    """While the job runs, pass SIGTERM, SIGINT and SIGHUP on to it; exec
+    keeps waiting for it and reports how it ended."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in wrap.FORWARDED_SIGNALS:
+        try:
+            loop.add_signal_handler(sig, job.forward, sig)
+        except (RuntimeError, ValueError) as exc:
+            # Only the main thread can handle signals.
+            logging.getLogger(__name__).warning(
+                "event=no_signal_forwarding signal=%s error=%s", sig.name, exc
+            )
+            break
+        installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
 @main.command(name="exec", context_settings={"ignore_unknown_options": True})
 @click.option("--url", help="The monitor's ping URL (default: $HEARTBEATD_URL).")
 @click.option("--slug", help="The monitor's slug (with --server).")
@@ -467,8 +491,6 @@ def exec_command(
 
     Use it as: heartbeatd exec --url URL -- COMMAND ARGS...
     """
-    from heartbeatd import wrap
-
     try:
         target = wrap.build_url(
             url=url,
@@ -479,7 +501,8 @@ def exec_command(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    sys.exit(wrap.main(list(command), wrap.ExecOptions(url=target, timeout=timeout)))
+    opts = wrap.ExecOptions(url=target, timeout=timeout)
+    sys.exit(wrap.main(list(command), opts, while_running=_forwarding_signals))
 
 
 @main.command(name="test-alert")

@@ -1,18 +1,25 @@
-"""The only module that reads the time or sleeps.
+"""The only module that reads the time, sleeps or waits with a timeout.
 
 Everything else takes a `Clock` (services) or a `now` argument (pure code), so
-tests advance a `FakeClock` instead of sleeping for a deadline.
+tests advance a `FakeClock` instead of sleeping for a deadline or a timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Iterable
 from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# What wait() returns: (done, pending).
+Waited = tuple[set[asyncio.Future[T]], set[asyncio.Future[T]]]
 
 
 class Clock:
-    """Wall time for deadlines, monotonic time for measuring, and sleeping."""
+    """Wall time for deadlines, monotonic time for measuring, sleeping and timeouts."""
 
     def now(self) -> datetime:
         """The current UTC time, timezone-aware."""
@@ -24,15 +31,28 @@ class Clock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
-    async def sleep_until(self, when: datetime) -> None:
-        await self.sleep((when - self.now()).total_seconds())
+    async def wait_for(self, aw: Awaitable[T], timeout: float) -> T:
+        """The result of `aw`; after `timeout` seconds, `aw` is cancelled and
+        asyncio.TimeoutError raised (as asyncio.wait_for)."""
+        return await asyncio.wait_for(aw, timeout)
+
+    async def wait(
+        self,
+        fs: Iterable[asyncio.Future[T]],
+        timeout: float,
+        return_when: str = asyncio.ALL_COMPLETED,
+    ) -> Waited[T]:
+        """(done, pending) once `return_when` holds or `timeout` seconds have
+        passed; nothing is cancelled (as asyncio.wait)."""
+        return await asyncio.wait(fs, timeout=timeout, return_when=return_when)
 
 
 class FakeClock(Clock):
     """A clock that moves only when told to.
 
-    `sleep()` returns once `advance()` has moved the clock past the wake-up
-    time, so services driven by a FakeClock run without real waiting.
+    `sleep()` returns, and `wait()` and `wait_for()` time out, once
+    `advance()` has moved the clock past the wake-up time, so services driven
+    by a FakeClock run without real waiting.
     """
 
     def __init__(self, start: datetime) -> None:
@@ -64,9 +84,53 @@ class FakeClock(Clock):
         if seconds <= 0:
             await asyncio.sleep(0)
             return
+        await self._timer(seconds)
+
+    async def wait_for(self, aw: Awaitable[T], timeout: float) -> T:
+        task = asyncio.ensure_future(aw)
+        try:
+            await self.wait({task}, timeout)
+        except BaseException:
+            # We were cancelled: so is what we waited for, as with asyncio.wait_for.
+            task.cancel()
+            raise
+        if task.done():
+            return task.result()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise asyncio.TimeoutError
+
+    async def wait(
+        self,
+        fs: Iterable[asyncio.Future[T]],
+        timeout: float,
+        return_when: str = asyncio.ALL_COMPLETED,
+    ) -> Waited[T]:
+        futures = set(fs)
+        if not futures:
+            raise ValueError("nothing to wait for")
+        # Set before the first await, so an advance() right after a task has
+        # started waiting counts against its timeout.
+        timer = self._timer(timeout)
+        waiting = asyncio.ensure_future(asyncio.wait(futures, return_when=return_when))
+        try:
+            either: set[asyncio.Future[Any]] = {waiting, timer}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
+        done = {f for f in futures if f.done()}
+        return done, futures - done
+
+    def _timer(self, seconds: float) -> asyncio.Future[None]:
+        """A future that `advance()` resolves once `seconds` have passed."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sleepers.append((self._mono + seconds, fut))
-        await fut
+        if seconds <= 0:
+            fut.set_result(None)
+        else:
+            self._sleepers.append((self._mono + seconds, fut))
+        return fut
 
     def _wake(self) -> None:
         still = []
@@ -78,8 +142,3 @@ class FakeClock(Clock):
             else:
                 still.append((wake_at, fut))
         self._sleepers = still
-
-
-def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> datetime:
-    """A UTC datetime; shorthand for tests and examples."""
-    return datetime(y, mo, d, h, mi, s, tzinfo=timezone.utc)

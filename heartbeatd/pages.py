@@ -15,19 +15,12 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from heartbeatd import humanize
 from heartbeatd.model import isoformat, parse_isoformat
 
 # Worst first: what needs attention is at the top of the page.
 STATUS_ORDER = ("down", "late", "new", "up", "paused")
 REFRESH_SECONDS = 30
-
-REASONS = {
-    "missed": "no ping in time",
-    "failed": "the job reported a failure",
-    "exit_status": "non-zero exit status",
-    "ran_too_long": "ran too long",
-    "recovered": "a success came in",
-}
 
 # Colours of shields.io's named palette, so the SVG and the JSON badge agree.
 BADGE_COLOURS = {
@@ -47,36 +40,12 @@ _env = Environment(
 )
 
 
-# -- words for times --------------------------------------------------------------
-
-
-def span(seconds: float) -> str:
-    """A rounded length of time: "42 s", "3 min", "2 h 5 min", "3 d 4 h"."""
-    seconds = abs(seconds)
-    if seconds < 60:
-        return f"{int(seconds)} s"
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
+# -- words for times (the wording itself is humanize's) ---------------------------
 
 
 def run_time(seconds: float | None) -> str:
-    """How long a run took, precise enough to compare runs: "0.35 s", "1 min 23 s"."""
-    if seconds is None:
-        return "\u2013"  # an en dash: no run measured yet
-    if seconds < 10:
-        return f"{seconds:.2f} s"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        minutes, rest = divmod(int(seconds), 60)
-        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
-    return span(seconds)
+    """How long a run took: "0.4 s", "1 min 23 s"; an en dash before the first run."""
+    return "\u2013" if seconds is None else humanize.duration(seconds)
 
 
 def ago(iso: str | None, now: datetime) -> str:
@@ -84,18 +53,12 @@ def ago(iso: str | None, now: datetime) -> str:
     when = parse_isoformat(iso)
     if when is None:
         return "never"
-    seconds = (now - when).total_seconds()
-    if abs(seconds) < 1:
-        return "just now"
-    return f"{span(seconds)} ago" if seconds > 0 else f"in {span(seconds)}"
+    return humanize.ago((now - when).total_seconds())
 
 
 def why(monitor: Mapping[str, Any]) -> str:
-    """Why a monitor is down, in words: "no ping in time", "exit status 3"."""
-    reason = monitor.get("reason") or ""
-    if reason == "exit_status" and monitor.get("last_exit_status") is not None:
-        return f"exit status {monitor['last_exit_status']}"
-    return REASONS.get(reason, reason)
+    """Why a monitor is down, in words: "no ping came in time"."""
+    return humanize.reason(monitor.get("reason") or "", monitor.get("last_exit_status"))
 
 
 def size(text: str) -> str:
@@ -108,11 +71,11 @@ def size(text: str) -> str:
 
 _env.globals.update(
     ago=ago,
-    span=span,
+    span=humanize.span,
     run_time=run_time,
     size=size,
     why=why,
-    reasons=REASONS,
+    reason=humanize.reason,
     iso=isoformat,
     parse=parse_isoformat,
 )

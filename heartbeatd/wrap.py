@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import signal
-import socket
 import sys
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -27,9 +26,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import aiohttp
 
 from heartbeatd import __version__
+from heartbeatd.channels.base import describe_failure
 from heartbeatd.clock import Clock
-
-log = logging.getLogger(__name__)
 
 PREFIX = "heartbeatd exec"
 DEFAULT_TAIL = 10000
@@ -225,7 +223,7 @@ class _Pinger:
                 reason = f"timed out after {self._opts.timeout:g}s"
                 continue
             except aiohttp.ClientError as exc:
-                reason = _describe(exc)
+                reason = describe_failure(exc)
                 continue
             if 200 <= status < 300:
                 return headers
@@ -250,26 +248,6 @@ class _Pinger:
                 return resp.status, resp.reason or "", dict(resp.headers)
 
 
-def _describe(exc: aiohttp.ClientError) -> str:
-    """A short reason for a failed request that never includes the URL (it may hold a key)."""
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"certificate error: {exc.certificate_error}"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        err = exc.os_error
-        if isinstance(err, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(err, socket.gaierror):
-            return f"cannot resolve host: {err.strerror}"
-        return err.strerror or type(err).__name__
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "server disconnected"
-    if isinstance(exc, aiohttp.TooManyRedirects):
-        return "too many redirects"
-    if isinstance(exc, aiohttp.ClientOSError) and exc.strerror:
-        return exc.strerror
-    return type(exc).__name__
-
-
 def _body_limit(headers: Mapping[str, str] | None, default: int) -> int:
     raw = headers.get("Ping-Body-Limit") if headers is not None else None
     try:
@@ -279,6 +257,28 @@ def _body_limit(headers: Mapping[str, str] | None, default: int) -> int:
     return limit if limit >= 0 else default
 
 
+class Job:
+    """The running command, as its caller sees it."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self._proc = proc
+
+    def forward(self, sig: int) -> None:
+        """Pass a signal we received on to the job; we go on waiting for its exit status."""
+        # The job may have exited a moment ago; its exit status is on its way.
+        with contextlib.suppress(ProcessLookupError):
+            self._proc.send_signal(sig)
+
+
+# Entered once the job has started and left once it has exited: where the CLI
+# routes FORWARDED_SIGNALS to `Job.forward` (signal handlers are the CLI's).
+WhileRunning = Callable[[Job], AbstractContextManager[None]]
+
+
+def _do_nothing(job: Job) -> AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
 async def run_wrapped(
     argv: list[str],
     opts: ExecOptions,
@@ -286,12 +286,13 @@ async def run_wrapped(
     *,
     stdout: Output | None = None,
     stderr: Output | None = None,
-    forward_signals: bool = True,
+    while_running: WhileRunning = _do_nothing,
 ) -> int:
     """Run `argv` under the monitor at `opts.url`; the exit code to exit with.
 
     `stdout`/`stderr` receive the job's output (file descriptors or file
-    objects; default: ours) and our warnings go to `stderr`.
+    objects; default: ours) and our warnings go to `stderr`. `while_running`
+    wraps the job's lifetime, e.g. to forward signals to it.
     """
     if not argv:
         raise ValueError("no command given: put it after --")
@@ -311,7 +312,7 @@ async def run_wrapped(
     pinger = _Pinger(opts, clock, warn)
     tail = OutputTail(_body_limit(await pinger.send("start"), opts.tail_default))
     try:
-        code = await _run_job(argv, out, err, tail, clock, forward_signals)
+        code = await _run_job(argv, out, err, tail, clock, while_running)
     except OSError as exc:
         # The codes a shell uses: 127 not found, 126 found but not runnable.
         code = 127 if isinstance(exc, FileNotFoundError) else 126
@@ -324,7 +325,12 @@ async def run_wrapped(
 
 
 async def _run_job(
-    argv: list[str], out: _Sink, err: _Sink, tail: OutputTail, clock: Clock, forward: bool
+    argv: list[str],
+    out: _Sink,
+    err: _Sink,
+    tail: OutputTail,
+    clock: Clock,
+    while_running: WhileRunning,
 ) -> int:
     """Run the job to its end, copying its output; its exit status (128+s if killed by s)."""
     # Our own pipes rather than asyncio's PIPE: after the job exits we can read
@@ -342,7 +348,7 @@ async def _run_job(
         os.close(err_w)
     pumps = [_Pump(out_r, out, tail), _Pump(err_r, err, tail)]
     try:
-        with _forwarding_signals(proc, forward):
+        with while_running(Job(proc)):
             returncode = await proc.wait()
         await _finish_reading(pumps, clock)
     finally:
@@ -359,42 +365,9 @@ async def _finish_reading(pumps: list[_Pump], clock: Clock) -> None:
     if not pending:
         return
     # Someone else (a process the job left running) still holds a pipe open.
-    all_closed = asyncio.ensure_future(asyncio.wait(pending))
-    grace = asyncio.ensure_future(clock.sleep(DRAIN_GRACE))
-    try:
-        await asyncio.wait([all_closed, grace], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        all_closed.cancel()
-        grace.cancel()
-        await asyncio.gather(all_closed, grace, return_exceptions=True)
+    await clock.wait(pending, DRAIN_GRACE)
 
 
-@contextlib.contextmanager
-def _forwarding_signals(proc: asyncio.subprocess.Process, enabled: bool) -> Iterator[None]:
-    """While the job runs, pass SIGTERM, SIGINT and SIGHUP on to it and keep waiting."""
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in FORWARDED_SIGNALS if enabled else ():
-        try:
-            loop.add_signal_handler(sig, _forward, proc, sig)
-        except (RuntimeError, ValueError) as exc:
-            # Only the main thread can handle signals.
-            log.warning("event=no_signal_forwarding signal=%s error=%s", sig.name, exc)
-            break
-        installed.append(sig)
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-
-
-def _forward(proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
-    # The job may have exited a moment ago; its exit status is on its way.
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(sig)
-
-
-def main(argv: list[str], opts: ExecOptions) -> int:
+def main(argv: list[str], opts: ExecOptions, while_running: WhileRunning = _do_nothing) -> int:
     """Entry point for the CLI: run the job with the real clock; the exit code."""
-    return asyncio.run(run_wrapped(argv, opts, Clock()))
+    return asyncio.run(run_wrapped(argv, opts, Clock(), while_running=while_running))

@@ -151,7 +151,7 @@ async def test_a_recovery_follows_its_down_alert_in_order(
     await outbox.deliver_due()
     subjects = [m.message["Subject"] for m in sink.messages]
     assert subjects == ["DOWN: Nightly backup", "UP: Nightly backup"]
-    assert "3m" in sink.messages[1].message.get_content()
+    assert "is up again after 3 min." in sink.messages[1].message.get_content()
 
 
 async def test_undelivered_alerts_survive_a_restart(

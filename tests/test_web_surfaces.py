@@ -177,7 +177,7 @@ async def test_the_monitor_page_shows_pings_and_flips(open_client, clock):
     assert "<error>" not in html
     assert "fail (exit 1)" in html
     assert "took 1 min 35 s" in html
-    assert "down because: exit status 1" in html
+    assert "down because: the job exited with status 1" in html
     assert re.search(
         r'<span class="pill s-new">new</span>.*?<span class="pill s-down">down</span>', html, re.S
     )

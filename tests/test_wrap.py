@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import signal
@@ -10,6 +11,7 @@ import socket
 import sys
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,14 +19,22 @@ import pytest
 from aiohttp import web
 
 from heartbeatd.clock import Clock
-from heartbeatd.wrap import ExecOptions, OutputTail, build_url, run_wrapped
+from heartbeatd.wrap import (
+    FORWARDED_SIGNALS,
+    ExecOptions,
+    Job,
+    OutputTail,
+    build_url,
+    run_wrapped,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 
 class InstantClock(Clock):
-    """A clock whose sleep returns at once and remembers how long it was asked to wait."""
+    """A clock whose sleeps and timeouts end at once; it remembers how long it
+    was asked to wait."""
 
     def __init__(self) -> None:
         self.slept: list[float] = []
@@ -32,6 +42,10 @@ class InstantClock(Clock):
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         await asyncio.sleep(0)
+
+    async def wait(self, fs, timeout, return_when=asyncio.ALL_COMPLETED):
+        self.slept.append(timeout)
+        return await super().wait(fs, 0, return_when)
 
 
 @dataclass
@@ -360,15 +374,13 @@ async def test_it_keeps_a_ping_url_query_and_strips_a_trailing_slash(ping_server
 
 
 async def start_wrapper(job: list[str], url: str) -> asyncio.subprocess.Process:
-    """The wrapper as its own process, so that it can receive signals."""
-    code = (
-        "import sys; from heartbeatd.wrap import ExecOptions, main; "
-        f"sys.exit(main({job!r}, ExecOptions(url={url!r})))"
-    )
+    """`heartbeatd exec` as its own process, so that it can receive signals."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return await asyncio.create_subprocess_exec(
-        PY, "-c", code, stdout=asyncio.subprocess.PIPE, env=env
-    )
+        PY, "-m", "heartbeatd", "exec", "--url", url, "--", *job,
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )  # fmt: skip
 
 
 CATCHES_TERM = (
@@ -407,6 +419,34 @@ async def test_it_exits_143_when_a_forwarded_sigterm_kills_the_job(ping_server):
     wrapper.send_signal(signal.SIGTERM)
 
     assert await asyncio.wait_for(wrapper.wait(), 10) == 143
+    assert ping_server.kinds() == ["start", "143"]
+
+
+async def test_it_lets_the_caller_forward_signals_while_the_job_runs(ping_server, clock):
+    handlers = {sig: signal.getsignal(sig) for sig in FORWARDED_SIGNALS}
+    seen: list[str] = []
+
+    @contextlib.contextmanager
+    def while_running(job: Job) -> Iterator[None]:
+        # The wrapper leaves the process's signal handlers to its caller (the CLI).
+        assert {sig: signal.getsignal(sig) for sig in FORWARDED_SIGNALS} == handlers
+        seen.append("running")
+        job.forward(signal.SIGTERM)
+        yield
+        seen.append("ended")
+
+    out, err = io.BytesIO(), io.BytesIO()
+    code = await run_wrapped(
+        ["sleep", "30"],
+        ExecOptions(url=ping_server.url),
+        clock,
+        stdout=out,
+        stderr=err,
+        while_running=while_running,
+    )
+
+    assert code == 143
+    assert seen == ["running", "ended"]
     assert ping_server.kinds() == ["start", "143"]
 
 

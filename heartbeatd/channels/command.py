@@ -80,7 +80,7 @@ async def send(alert: Alert, opts: Options, ctx: SendContext) -> None:
     except OSError as exc:
         raise DeliveryError(f"{where}: cannot start ({exc.strerror})", permanent=False) from None
     try:
-        stderr = await asyncio.wait_for(_talk(proc, stdin), timeout=opts.timeout)
+        stderr = await ctx.clock.wait_for(_talk(proc, stdin), opts.timeout)
     except asyncio.TimeoutError:
         _kill(proc)
         await proc.wait()

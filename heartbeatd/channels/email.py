@@ -12,7 +12,7 @@ from email.utils import format_datetime, make_msgid, parseaddr
 import aiosmtplib
 
 from heartbeatd.channels import text
-from heartbeatd.channels.base import DeliveryError, ParseEnv, SendContext
+from heartbeatd.channels.base import DeliveryError, ParseEnv, SendContext, describe_failure
 from heartbeatd.model import Alert, Secret
 from heartbeatd.tables import Table
 
@@ -118,7 +118,7 @@ async def send(alert: Alert, opts: Options, ctx: SendContext) -> None:
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     password = smtp.password.reveal() if smtp.password is not None else None
     try:
-        refused, _ = await asyncio.wait_for(
+        refused, _ = await ctx.clock.wait_for(
             aiosmtplib.send(
                 message,
                 sender=sender,
@@ -131,7 +131,7 @@ async def send(alert: Alert, opts: Options, ctx: SendContext) -> None:
                 start_tls=smtp.starttls,
                 timeout=smtp.timeout,
             ),
-            timeout=ctx.timeout,
+            ctx.timeout,
         )
     except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
         raise classify(exc, where, password) from None
@@ -154,27 +154,15 @@ def classify(exc: BaseException, where: str, password: str | None) -> DeliveryEr
         )
         reply = _scrub(exc.message, password)
         return DeliveryError(f"{where}: {what}{exc.code} {reply}", permanent=500 <= exc.code < 600)
-    if isinstance(exc, asyncio.TimeoutError):
-        return DeliveryError(f"{where}: timed out", permanent=False)
-    if isinstance(exc, (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, OSError)):
-        return DeliveryError(f"{where}: {_describe_connection(exc)}", permanent=False)
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+        return DeliveryError(f"{where}: server closed the connection", permanent=False)
+    # SMTPConnectError and SMTPTimeoutError are OSErrors too.
+    if isinstance(exc, (asyncio.TimeoutError, OSError)):
+        return DeliveryError(f"{where}: {describe_failure(exc)}", permanent=False)
     # What is left says the server lacks STARTTLS, AUTH or SMTPUTF8: a config
     # problem that waiting will not fix.
     message = exc.message if isinstance(exc, aiosmtplib.SMTPException) else type(exc).__name__
     return DeliveryError(f"{where}: {_scrub(message, password)}", permanent=True)
-
-
-def _describe_connection(exc: BaseException) -> str:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ConnectionRefusedError):
-            return "connection refused"
-        seen = seen.__cause__ or seen.__context__
-    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
-        return "server closed the connection"
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"cannot connect ({exc.strerror.lower()})"
-    return f"cannot connect ({type(exc).__name__})"
 
 
 def _scrub(reply: str, password: str | None) -> str:

@@ -10,13 +10,12 @@ quote the whole URL.
 from __future__ import annotations
 
 import asyncio
-import ssl
 from typing import Any
 
 import aiohttp
 from yarl import URL
 
-from heartbeatd.channels.base import DeliveryError, SendContext
+from heartbeatd.channels.base import DeliveryError, SendContext, describe_failure
 from heartbeatd.model import Secret
 from heartbeatd.tables import Table
 
@@ -50,36 +49,6 @@ def host_of(url: Secret | str) -> str:
     if parsed.explicit_port is not None:
         host = f"{host}:{parsed.explicit_port}"
     return host
-
-
-def describe_failure(exc: BaseException) -> str:
-    """Our own words for a transport failure: never `str(exc)`, which may hold the URL."""
-    if isinstance(exc, asyncio.TimeoutError):
-        return "timed out"
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return "cannot resolve the host name"
-    if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
-        return "TLS error (certificate or handshake)"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "server closed the connection"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "broken answer"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return f"bad answer (HTTP {exc.status})"
-    if isinstance(exc, aiohttp.InvalidURL):
-        return "invalid URL"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        exc = exc.os_error
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset"
-    if isinstance(exc, ssl.SSLError):
-        return "TLS error"
-    if isinstance(exc, OSError) and exc.strerror:
-        # strerror is the C library's text ("Network is unreachable"): no URL in it.
-        return f"cannot connect ({exc.strerror.lower()})"
-    return f"request failed ({type(exc).__name__})"
 
 
 async def fetch(

@@ -5,6 +5,7 @@ Pure functions of an Alert, so every channel says the same thing the same way.
 
 from __future__ import annotations
 
+from heartbeatd import humanize
 from heartbeatd.model import Alert, AlertEvent, Reason, isoformat
 
 # The last output of a job is most useful at its end, where errors are printed.
@@ -31,28 +32,7 @@ def explain(alert: Alert) -> str:
     """The reason in words a person paged at night understands."""
     if alert.event is AlertEvent.TEST:
         return "a test alert: if you can read this, the channel works"
-    if alert.reason is Reason.MISSED:
-        return "no ping came in time"
-    if alert.reason is Reason.FAILED:
-        return "the job reported a failure"
-    if alert.reason is Reason.EXIT_STATUS:
-        if alert.exit_status is None:
-            return "the job exited with a non-zero status"
-        return f"the job exited with status {alert.exit_status}"
-    if alert.reason is Reason.RAN_TOO_LONG:
-        return "the job started but did not finish in time"
-    return "a success ping came in"
-
-
-def format_duration(seconds: float) -> str:
-    """`3725` -> "1h 2m": two units at most, enough to read at a glance."""
-    left = max(0, int(seconds))
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if left >= size or (unit == "s" and not parts):
-            parts.append(f"{left // size}{unit}")
-            left %= size
-    return " ".join(parts[:2])
+    return humanize.reason(alert.reason.value, alert.exit_status)
 
 
 def facts(alert: Alert) -> list[tuple[str, str]]:
@@ -68,7 +48,7 @@ def facts(alert: Alert) -> list[tuple[str, str]]:
     if alert.down_at is not None:
         rows.append(("Down since", isoformat(alert.down_at) or ""))
     if alert.event is AlertEvent.UP and alert.downtime is not None:
-        rows.append(("Down for", format_duration(alert.downtime)))
+        rows.append(("Down for", humanize.duration(alert.downtime)))
     if alert.exit_status is not None and alert.reason is not Reason.EXIT_STATUS:
         rows.append(("Exit status", str(alert.exit_status)))
     return rows
@@ -92,5 +72,5 @@ def headline(alert: Alert) -> str:
     if alert.event is AlertEvent.UP:
         if alert.downtime is None:
             return f"{name} is up again."
-        return f"{name} is up again after {format_duration(alert.downtime)}."
+        return f"{name} is up again after {humanize.duration(alert.downtime)}."
     return "This is a test alert from heartbeatd: if you can read it, the channel works."

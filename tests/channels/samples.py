@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -9,6 +10,7 @@ from types import ModuleType
 from typing import Any
 
 from heartbeatd.channels.base import ParseEnv
+from heartbeatd.clock import FakeClock
 from heartbeatd.model import Alert, AlertEvent, Reason, Status
 from heartbeatd.tables import Problems, Table
 from tests.conftest import NOW
@@ -65,3 +67,18 @@ def parse(
     table = Table(data, f"channels.{name}", problems)
     opts = module.parse_options(table, ParseEnv(base_dir=base_dir, smtp=smtp))
     return opts, problems.lines
+
+
+async def advance_until_done(clock: FakeClock, task: asyncio.Task, step: float) -> None:
+    """Move `clock` by `step` until `task` ends, within 5 s of real time.
+
+    A timeout set a moment after the first step still ends with the next one.
+    """
+    for _ in range(100):
+        clock.advance(step)
+        done, _ = await asyncio.wait({task}, timeout=0.05)
+        if done:
+            return
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    raise AssertionError("still running after 5 s of real time")

@@ -11,8 +11,9 @@ import pytest
 
 from heartbeatd.channels import command
 from heartbeatd.channels.base import DeliveryError, SendContext
+from heartbeatd.clock import Clock, FakeClock
 from heartbeatd.model import Alert
-from tests.channels.samples import DOWN, TEST, parse
+from tests.channels.samples import DOWN, TEST, advance_until_done, parse
 
 
 def script(tmp_path: Path, name: str, body: str) -> str:
@@ -22,9 +23,11 @@ def script(tmp_path: Path, name: str, body: str) -> str:
     return str(path)
 
 
-async def run(alert: Alert, argv: list[str], timeout: float = 10.0) -> None:
-    # The command channel uses nothing of the send context.
-    ctx: SendContext = None  # type: ignore[assignment]
+async def run(
+    alert: Alert, argv: list[str], timeout: float = 10.0, clock: Clock | None = None
+) -> None:
+    # The command channel uses only the clock of the send context.
+    ctx = SendContext(session=None, clock=clock or Clock())  # type: ignore[arg-type]
     await command.send(alert, command.Options(command=tuple(argv), timeout=timeout), ctx)
 
 
@@ -185,12 +188,17 @@ def test_a_command_that_exits_before_reading_its_input_is_judged_by_its_status(
     assert str(info.value) == f"command {program}: exited with status 1: could not notify"
 
 
-async def test_a_timeout_kills_the_program_and_its_children(tmp_path: Path) -> None:
+async def test_a_timeout_kills_the_program_and_its_children(
+    tmp_path: Path, clock: FakeClock
+) -> None:
     pidfile = tmp_path / "child.pid"
     program = script(tmp_path, "slow.sh", f'sleep 60 &\necho $! > "{pidfile}"\nwait\n')
+    task = asyncio.ensure_future(run(DOWN, [program], timeout=30, clock=clock))
+    assert await _is_written(pidfile)
+    await advance_until_done(clock, task, 31)
     with pytest.raises(DeliveryError) as info:
-        await run(DOWN, [program], timeout=0.5)
-    assert str(info.value) == f"command {program}: timed out after 0.5s, killed"
+        task.result()
+    assert str(info.value) == f"command {program}: timed out after 30s, killed"
     assert info.value.permanent is False
     child = int(pidfile.read_text())
     assert await _is_gone(child)
@@ -211,6 +219,19 @@ async def test_a_program_that_is_not_executable_is_permanent(tmp_path: Path) -> 
         await run(DOWN, [str(path)])
     assert str(info.value) == f"command {path}: not executable (permission denied)"
     assert info.value.permanent is True
+
+
+async def _is_written(path: Path) -> bool:
+    """True once a line has been written to `path`."""
+    for _ in range(500):
+        if _has_a_line(path):
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+def _has_a_line(path: Path) -> bool:
+    return path.exists() and path.read_text().endswith("\n")
 
 
 async def _is_gone(pid: int) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import pytest
@@ -10,8 +11,9 @@ from aiosmtpd.smtp import AuthResult
 from heartbeatd.channels import email
 from heartbeatd.channels.base import DeliveryError, SendContext
 from heartbeatd.channels.email import SmtpOptions
+from heartbeatd.clock import FakeClock
 from heartbeatd.model import Secret
-from tests.channels.samples import DOWN, FAILED, REMINDER, TEST, UP, parse
+from tests.channels.samples import DOWN, FAILED, REMINDER, TEST, UP, advance_until_done, parse
 
 SMTP = SmtpOptions(
     host="smtp.example.com",
@@ -137,8 +139,8 @@ def test_a_down_body_says_what_happened() -> None:
 
 def test_an_up_body_says_how_long_it_was_down() -> None:
     body = email.render_body(UP)
-    assert body.startswith("Nightly Postgres backup is up again after 1h 5m.\n")
-    assert "Down for:    1h 5m\n" in body
+    assert body.startswith("Nightly Postgres backup is up again after 1 h 5 min.\n")
+    assert "Down for:    1 h 5 min\n" in body
     assert "Last output" not in body
 
 
@@ -224,6 +226,29 @@ async def test_a_server_that_is_down_is_retryable(closed_port: int, ctx: SendCon
     with pytest.raises(DeliveryError) as info:
         await email.send(DOWN, options(smtp=smtp), ctx)
     assert str(info.value) == f"email via 127.0.0.1:{closed_port}: connection refused"
+    assert info.value.permanent is False
+
+
+async def test_a_server_that_never_answers_times_out_on_the_clock(
+    ctx: SendContext, clock: FakeClock
+) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts, never greets, waits for us to hang up
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    # The SMTP client's own timeout is longer: the send timeout must end it.
+    smtp = replace(SMTP, host="127.0.0.1", port=port, starttls=False, timeout=600.0)
+    on_clock = SendContext(session=ctx.session, timeout=30, clock=clock)
+    try:
+        task = asyncio.ensure_future(email.send(DOWN, options(smtp=smtp), on_clock))
+        await advance_until_done(clock, task, 31)
+    finally:
+        server.close()
+    with pytest.raises(DeliveryError) as info:
+        task.result()
+    assert str(info.value) == f"email via 127.0.0.1:{port}: timed out"
     assert info.value.permanent is False
 
 
