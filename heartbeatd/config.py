@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import ipaddress
+import os
 import re
 import uuid
 from collections.abc import Iterator, Mapping
@@ -254,7 +255,7 @@ def parse_config(data: dict[str, Any], path: str | Path, previous: Config | None
     problems = Problems(filename=str(path), base_dir=base_dir)
     root = Table(data, "", problems)
     server = _read_server(root.table("server"))
-    storage = _read_storage(root.table("storage"), base_dir)
+    storage = _read_storage(root.table("storage"), _state_directory() or base_dir)
     alerts = _read_alerts(root.table("alerts"))
     web = _read_web(root.table("web"))
     smtp_table = root.table("smtp")
@@ -335,6 +336,12 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
+def _state_directory() -> Path | None:
+    """systemd's StateDirectory= ($STATE_DIRECTORY; the first, if it lists several)."""
+    first = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(first) if first else None
+
+
 def _read_storage(table: Table, base_dir: Path) -> StorageConfig:
     path = table.check("path", table.str("path", "heartbeatd.db"), _path_problem)
     ping_history = table.int("ping_history", 100, min=1)
@@ -342,7 +349,9 @@ def _read_storage(table: Table, base_dir: Path) -> StorageConfig:
     synchronous = table.choice("synchronous", ("full", "normal", "extra"), "full")
     table.done()
     return StorageConfig(
-        # Relative to the config file, not to wherever the daemon was started.
+        # Relative to the state directory under systemd (ProtectSystem=strict
+        # makes the config's directory read-only there), else to the config
+        # file, not to wherever the daemon was started.
         path=base_dir / (path or "heartbeatd.db"),
         ping_history=ping_history,
         max_body=max_body,

@@ -983,3 +983,18 @@ def test_dev_zero_is_not_a_secret_file() -> None:
     assert problems('[server]\napi_token_file = "/dev/zero"\n') == [
         f'{FILE}: server.api_token_file: cannot read "/dev/zero": not a regular file'
     ]
+
+
+def test_under_systemd_a_relative_storage_path_is_in_the_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # StateDirectory=heartbeatd: systemd sets it; the config dir is read-only there.
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/heartbeatd:/var/lib/other")
+    assert load('[storage]\npath = "heartbeatd.db"\n').storage.path == Path(
+        "/var/lib/heartbeatd/heartbeatd.db"
+    )
+    assert load("").storage.path == Path("/var/lib/heartbeatd/heartbeatd.db")
+    absolute = load(f'[storage]\npath = "{tmp_path}/hb.db"\n')
+    assert absolute.storage.path == tmp_path / "hb.db"
+    monkeypatch.setenv("STATE_DIRECTORY", "")
+    assert load("").storage.path == tmp_path / "heartbeatd.db"
