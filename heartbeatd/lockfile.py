@@ -27,11 +27,14 @@ class DatabaseLock:
     def acquire(cls, database: Path) -> DatabaseLock:
         """Lock `database` for this process, or raise DatabaseInUse (or OSError)."""
         path = Path(f"{database}.lock")
-        # Store.open creates a missing directory too; this comes first.
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # O_CLOEXEC: no program the daemon runs may inherit the lock and keep
-        # it after the daemon died, which would block the restart.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            # As Store.open would (this comes first): create a missing directory.
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # O_CLOEXEC: no program the daemon runs may inherit the lock and
+            # keep it after the daemon died, which would block the restart.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise OSError(f"{database}: cannot open the database: {exc}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
