@@ -207,12 +207,15 @@ def is_loopback(host: str) -> bool:
 # -- loading ---------------------------------------------------------------------
 
 
-def load_config(path: str | Path, previous: Config | None = None) -> Config:
+def load_config(
+    path: str | Path, previous: Config | None = None, *, credentials: Path | None = None
+) -> Config:
     """Read and validate a config file; ConfigError lists every problem.
 
     With `previous` (the running config, on a reload), monitors that did not
     change are the previous objects: the new copies die young, and memory
-    does not grow with every reload.
+    does not grow with every reload. With `credentials`, *_file keys under
+    /run/credentials/<unit>/ are read from that directory instead.
     """
     path = Path(path)
     try:
@@ -229,7 +232,7 @@ def load_config(path: str | Path, previous: Config | None = None) -> Config:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
-        return parse_config(data, path, previous)
+        return parse_config(data, path, previous, credentials=credentials)
 
 
 @contextmanager
@@ -248,11 +251,17 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def parse_config(data: dict[str, Any], path: str | Path, previous: Config | None = None) -> Config:
+def parse_config(
+    data: dict[str, Any],
+    path: str | Path,
+    previous: Config | None = None,
+    *,
+    credentials: Path | None = None,
+) -> Config:
     """Validate already-parsed TOML; `path` names the file in messages."""
     path = Path(path)
     base_dir = path.absolute().parent
-    problems = Problems(filename=str(path), base_dir=base_dir)
+    problems = Problems(filename=str(path), base_dir=base_dir, credentials=credentials)
     root = Table(data, "", problems)
     server = _read_server(root.table("server"))
     storage = _read_storage(root.table("storage"), _state_directory() or base_dir)
