@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-CACHE = Path(os.environ.get("HEARTBEATD_CI_CACHE", "/var/cache/heartbeatd-ci"))
+CACHE = Path(os.environ.get("SYSTEMD_TEST_CACHE", "/var/cache/heartbeatd-ci"))
 SUITE = "bookworm"
 # procps: ExecReload=/bin/kill; every Debian install but minbase has it.
 PACKAGES = ("systemd", "dbus", "python3", "python3-venv", "curl", "procps")

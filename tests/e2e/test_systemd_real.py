@@ -13,7 +13,7 @@ LoadCredential= will hand over.
 The tests share one container and run in file order, each leaving the
 service running with the quick start's config. About a minute; the first
 run on a machine also builds the Debian tree (another minute or two). Runs
-where HEARTBEATD_SYSTEMD_TEST=1 (.ci/run sets it for one suite) and skips,
+where RUN_SYSTEMD_TEST=1 (.ci/run sets it for one suite) and skips,
 saying why, where no container can boot (see tests/e2e/nspawn.py).
 """
 
@@ -40,10 +40,10 @@ from tests.e2e.nspawn import (
     tail,
 )
 
-if os.environ.get("HEARTBEATD_SYSTEMD_TEST") != "1":
+if os.environ.get("RUN_SYSTEMD_TEST") != "1":
     pytest.skip(
         "boots a Debian container with systemd-nspawn (about a minute): runs where"
-        " HEARTBEATD_SYSTEMD_TEST=1, as .ci/run sets it for the default Python",
+        " RUN_SYSTEMD_TEST=1, as .ci/run sets it for the default Python",
         allow_module_level=True,
     )
 try:
