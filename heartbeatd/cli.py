@@ -58,6 +58,15 @@ EXIT_NO_ANSWER = 1
 # How often `heartbeatd reload` looks for the daemon's answer.
 RELOAD_POLL = 0.05
 
+# `check` run before the service ever started cannot read its credentials.
+CREDENTIALS_NOTE_IF = ': cannot read "/run/credentials/'
+CREDENTIALS_NOTE = (
+    "note: systemd provides the files in /run/credentials/ (LoadCredential=) only"
+    " while the service runs; check them before it starts with"
+    " --credentials DIR, DIR holding them under their credential names"
+    " (e.g. /etc/heartbeatd)"
+)
+
 
 class JournalFormatter(logging.Formatter):
     """No timestamps (journald adds them); a <N> syslog prefix sets the priority."""
@@ -167,9 +176,20 @@ def _use_uvloop() -> None:
 
 @main.command()
 @config_option
-def check(config_path: str) -> None:
+@click.option(
+    "--credentials",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Read *_file keys under /run/credentials/<unit>/ from this directory"
+    " (where LoadCredential= takes them from), before the service first starts.",
+)
+def check(config_path: str, credentials: Path | None) -> None:
     """Validate the config and list monitors with their ping URLs."""
-    config = read_config(config_path)
+    try:
+        config = load_config(config_path, credentials=credentials)
+    except ConfigError as exc:
+        if credentials is None and any(CREDENTIALS_NOTE_IF in line for line in exc.problems):
+            exc.problems.append(CREDENTIALS_NOTE)
+        fail_config(exc)
     click.echo(
         f"{config_path}: OK, {len(config.monitors)} monitors, {len(config.channels)} channels"
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import ipaddress
 import logging
+import os
 import re
 import uuid
 from collections.abc import Iterator, Mapping
@@ -228,12 +229,15 @@ def is_loopback(host: str) -> bool:
 # -- loading ---------------------------------------------------------------------
 
 
-def load_config(path: str | Path, previous: Config | None = None) -> Config:
+def load_config(
+    path: str | Path, previous: Config | None = None, *, credentials: Path | None = None
+) -> Config:
     """Read and validate a config file; ConfigError lists every problem.
 
     With `previous` (the running config, on a reload), monitors that did not
     change are the previous objects: the new copies die young, and memory
-    does not grow with every reload.
+    does not grow with every reload. With `credentials`, *_file keys under
+    /run/credentials/<unit>/ are read from that directory instead.
     """
     path = Path(path)
     text = _read_text(path)
@@ -251,7 +255,7 @@ def load_config(path: str | Path, previous: Config | None = None) -> Config:
                 ]
             )
         try:
-            return parse_config(data, path, previous)
+            return parse_config(data, path, previous, credentials=credentials)
         except ConfigError:
             raise
         except Exception as exc:
@@ -376,14 +380,20 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def parse_config(data: dict[str, Any], path: str | Path, previous: Config | None = None) -> Config:
+def parse_config(
+    data: dict[str, Any],
+    path: str | Path,
+    previous: Config | None = None,
+    *,
+    credentials: Path | None = None,
+) -> Config:
     """Validate already-parsed TOML; `path` names the file in messages."""
     path = Path(path)
     base_dir = path.absolute().parent
-    problems = Problems(filename=str(path), base_dir=base_dir)
+    problems = Problems(filename=str(path), base_dir=base_dir, credentials=credentials)
     root = Table(data, "", problems)
     server = _read_server(root.table("server"))
-    storage = _read_storage(root.table("storage"), base_dir)
+    storage = _read_storage(root.table("storage"), _state_directory() or base_dir)
     alerts = _read_alerts(root.table("alerts"))
     web = _read_web(root.table("web"))
     smtp_table = root.table("smtp")
@@ -480,6 +490,12 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
+def _state_directory() -> Path | None:
+    """systemd's StateDirectory= ($STATE_DIRECTORY; the first, if it lists several)."""
+    first = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(first) if first else None
+
+
 def _read_storage(table: Table, base_dir: Path) -> StorageConfig:
     path = table.check("path", table.str("path", "heartbeatd.db"), _path_problem)
     ping_history = table.int("ping_history", 100, min=1)
@@ -489,7 +505,9 @@ def _read_storage(table: Table, base_dir: Path) -> StorageConfig:
     outbox_retention = table.duration("outbox_retention", 30 * 86400)
     table.done()
     return StorageConfig(
-        # Relative to the config file, not to wherever the daemon was started.
+        # Relative to the state directory under systemd (ProtectSystem=strict
+        # makes the config's directory read-only there), else to the config
+        # file, not to wherever the daemon was started.
         path=base_dir / (path or "heartbeatd.db"),
         ping_history=ping_history,
         max_body=max_body,
@@ -983,4 +1001,4 @@ def find_database(path: str | Path) -> Path | None:
     name = storage.get("path", "heartbeatd.db") if isinstance(storage, dict) else "heartbeatd.db"
     if not isinstance(name, str) or _path_problem(name) is not None:
         return None
-    return path.absolute().parent / name
+    return (_state_directory() or path.absolute().parent) / name

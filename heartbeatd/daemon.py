@@ -26,6 +26,7 @@ from heartbeatd.clock import Clock
 from heartbeatd.config import Config, load_config, reload_problem
 from heartbeatd.durations import format_duration
 from heartbeatd.engine import Engine
+from heartbeatd.lockfile import DatabaseLock
 from heartbeatd.model import isoformat, parse_isoformat
 from heartbeatd.outbox import Outbox
 from heartbeatd.store import Store, StoreError
@@ -159,9 +160,16 @@ class Daemon:
         raise_fd_limit()
         return_big_blocks()
         storage = self.config.storage
-        self.store = await Store.open(
-            storage.path, synchronous=storage.synchronous, clock=self.clock
-        )
+        # Before anything is written: a second daemon on this database would
+        # run every deadline again and send every alert twice.
+        self.lock = DatabaseLock.acquire(storage.path)
+        try:
+            self.store = await Store.open(
+                storage.path, synchronous=storage.synchronous, clock=self.clock
+            )
+        except BaseException:
+            self.lock.release()
+            raise
         try:
             await self._report_downtime()
             released = await self.store.release_claims()
@@ -203,6 +211,7 @@ class Daemon:
                 await site.start()
         except BaseException:
             await self.store.close()
+            self.lock.release()
             raise
         self._spawn(self._ticker(), "ticker")
         self._spawn(self._housekeeping(), "housekeeping")
@@ -254,6 +263,7 @@ class Daemon:
         with contextlib.suppress(StoreError):
             await self.store.set_meta("last_alive", self.clock.now().isoformat())
         await self.store.close()
+        self.lock.release()
         log.info("stopped")
 
     # -- reload -------------------------------------------------------------------

@@ -68,14 +68,32 @@ def join_key(path: str, key: str) -> str:
     return f"{path}.{part}" if path else part
 
 
+# systemd hands a service its credentials (LoadCredential=) in
+# /run/credentials/<unit>/<name>, which exists only while the service runs.
+CREDENTIALS_ROOT = Path("/run/credentials")
+
+
 class Problems:
     """Collects `file: key.path: message` lines."""
 
-    def __init__(self, filename: str, base_dir: Path | None = None) -> None:
+    def __init__(
+        self, filename: str, base_dir: Path | None = None, credentials: Path | None = None
+    ) -> None:
         self.filename = filename
         # Relative *_file paths are read from here: the config file's directory.
         self.base_dir = base_dir
+        # `check --credentials DIR`: read /run/credentials/<unit>/<name> as
+        # DIR/<name>, to check a config before the service has ever run.
+        self.credentials = credentials
         self.lines: list[str] = []
+
+    def locate(self, name: str, base: Path | None = None) -> Path:
+        """The file a *_file key names, as it is to be read."""
+        path = Path(name)
+        if self.credentials is not None and path.parent.parent == CREDENTIALS_ROOT:
+            return self.credentials / path.name
+        base = base or self.base_dir
+        return base / path if base is not None and not path.is_absolute() else path
 
     def add(self, path: str, message: str) -> None:
         where = f"{self.filename}: {path}: " if path else f"{self.filename}: "
@@ -261,10 +279,7 @@ class Table:
             name = self.str(file_key)
             if name is None:
                 return None
-            path = Path(name)
-            base = base or self.problems.base_dir
-            if base is not None and not path.is_absolute():
-                path = base / path
+            path = self.problems.locate(name, base)
             try:
                 text = read_small_file(path)
             except (OSError, UnicodeDecodeError, ValueError) as exc:

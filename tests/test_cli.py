@@ -311,6 +311,77 @@ def test_reload_leaves_no_force_request_behind_when_nobody_answers(
     assert list(good.parent.glob("hb.db*")) == []
 
 
+CREDENTIALS = """\
+[server]
+api_token_file = "/run/credentials/heartbeatd.service/api-token"
+
+[channels.hook]
+type = "webhook"
+url_file = "/run/credentials/heartbeatd.service/hook-url"
+headers_file = "/run/credentials/heartbeatd.service/hook-headers"
+
+[monitors.a]
+period = 60
+"""
+
+
+@pytest.fixture
+def credentials(tmp_path: Path) -> Path:
+    """Where LoadCredential= takes the service's credentials from."""
+    directory = tmp_path / "credstore"
+    directory.mkdir()
+    (directory / "api-token").write_text(TOKEN + "\n")
+    (directory / "hook-url").write_text("http://127.0.0.1:9/hook\n")
+    (directory / "hook-headers").write_text("Authorization: Bearer h00k\n")
+    return directory
+
+
+def test_it_checks_credentials_in_the_directory_systemd_loads_them_from(
+    tmp_path: Path, credentials: Path
+) -> None:
+    path = tmp_path / "heartbeatd.toml"
+    path.write_text(CREDENTIALS)
+
+    result = cli("check", "-c", str(path), "--credentials", str(credentials))
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{path}: OK, 1 monitors, 1 channels\n")
+    assert result.stderr == ""
+
+
+def test_it_names_the_credential_it_cannot_read_in_that_directory(
+    tmp_path: Path, credentials: Path
+) -> None:
+    path = tmp_path / "heartbeatd.toml"
+    path.write_text(CREDENTIALS)
+    (credentials / "api-token").unlink()
+
+    result = cli("check", "-c", str(path), "--credentials", str(credentials))
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f'{path}: server.api_token_file: cannot read "{credentials}/api-token":'
+        " No such file or directory\n"
+    )
+
+
+def test_without_credentials_it_says_systemd_provides_them_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "heartbeatd.toml"
+    path.write_text(CREDENTIALS.replace("heartbeatd.service", "heartbeatd-test-absent.service"))
+
+    result = cli("check", "-c", str(path))
+
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"{path}: server.api_token_file: cannot read ")
+    assert lines[-1] == (
+        "note: systemd provides the files in /run/credentials/ (LoadCredential=) only"
+        " while the service runs; check them before it starts with"
+        " --credentials DIR, DIR holding them under their credential names"
+        " (e.g. /etc/heartbeatd)"
+    )
+
+
 # -- run -----------------------------------------------------------------------------
 
 

@@ -1356,3 +1356,18 @@ def test_it_finds_the_database_of_a_file_that_may_not_load(
 ) -> None:
     path = write(text)
     assert find_database(path) == (None if database is None else tmp_path / database)
+
+
+def test_under_systemd_a_relative_storage_path_is_in_the_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # StateDirectory=heartbeatd: systemd sets it; the config dir is read-only there.
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/heartbeatd:/var/lib/other")
+    assert load('[storage]\npath = "heartbeatd.db"\n').storage.path == Path(
+        "/var/lib/heartbeatd/heartbeatd.db"
+    )
+    assert load("").storage.path == Path("/var/lib/heartbeatd/heartbeatd.db")
+    absolute = load(f'[storage]\npath = "{tmp_path}/hb.db"\n')
+    assert absolute.storage.path == tmp_path / "hb.db"
+    monkeypatch.setenv("STATE_DIRECTORY", "")
+    assert load("").storage.path == tmp_path / "heartbeatd.db"

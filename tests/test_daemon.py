@@ -1,4 +1,5 @@
-"""The daemon in-process on a fake clock: clock jumps and its own downtime."""
+"""The daemon in-process on a fake clock: clock jumps, its own downtime, and
+one daemon per database (in-process and as two real processes)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from heartbeatd.systemd import (
     request_forced_reload,
 )
 from tests.channels.conftest import free_port
+from tests.e2e.conftest import START_TIMEOUT, DaemonProcess
 
 CONFIG = """
 [server]
@@ -285,3 +287,68 @@ async def test_a_reload_tells_systemd_reloading_then_ready_even_when_rejected(
             assert sock.recv(4096) == b"READY=1\nSTATUS=watching 1 monitors"
         finally:
             await daemon.shutdown()
+
+
+def same_database_elsewhere(config_path: Path, db: Path) -> Path:
+    """A second config: another directory and port, the first one's database."""
+    other = config_path.parent / "other"
+    other.mkdir()
+    text = textwrap.dedent(CONFIG.format(port=free_port())).replace('"hb.db"', f'"{db}"')
+    (other / "heartbeatd.toml").write_text(text)
+    return other / "heartbeatd.toml"
+
+
+def read_lock_file(db: Path) -> str:
+    return Path(f"{db}.lock").read_text()
+
+
+async def test_a_second_daemon_on_the_same_database_refuses_to_start(
+    run_daemon, config_path: Path, clock: FakeClock
+):
+    first = await run_daemon()
+    db = first.config.storage.path
+    # Even on another port: the second would run every timer and send every alert again.
+    try:
+        second = await started(same_database_elsewhere(config_path, db), clock)
+    except OSError as exc:
+        error = str(exc)
+    else:
+        await second.shutdown()
+        pytest.fail("a second daemon started on the same database")
+    assert error == f"{db}: in use by another heartbeatd (pid {os.getpid()}, lock file {db}.lock)"
+    assert first.store.path == db
+
+
+async def test_the_database_lock_holds_the_pid_and_is_released_on_shutdown(
+    run_daemon, config_path: Path, clock: FakeClock
+):
+    first = await run_daemon()
+    assert read_lock_file(first.config.storage.path) == f"{os.getpid()}\n"
+    await first.shutdown()
+    again = await started(config_path, clock)
+    await again.shutdown()
+
+
+def test_a_second_daemon_process_on_the_same_database_exits_naming_the_first(
+    daemon: DaemonProcess, tmp_path: Path
+):
+    daemon.write_config('[monitors.backup]\nperiod = "1h"\n')
+    daemon.start()
+    assert daemon.proc is not None
+    second = DaemonProcess(tmp_path / "second")
+    second.dir.mkdir()
+    second.write_raw_config(
+        f'[server]\nlisten = "127.0.0.1:{second.port}"\n'
+        f'[storage]\npath = "{daemon.db_path}"\n'
+        '[monitors.backup]\nperiod = "1h"\n'
+    )
+    try:
+        second.start(wait=False)
+        assert second.wait_exit(START_TIMEOUT) == 1, second.log()
+    finally:
+        second.kill()
+    assert f"in use by another heartbeatd (pid {daemon.proc.pid}" in second.log()
+    # It stopped before it wrote anything, and the first one still serves.
+    assert "store opened" not in second.log()
+    assert daemon.ping("backup").status == 200
+    daemon.assert_running()

@@ -14,7 +14,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from urllib.parse import quote
 
 from heartbeatd.channels import http
@@ -217,9 +216,7 @@ def _parse_headers(table: Table, env: ParseEnv) -> tuple[tuple[str, Secret], ...
 
 
 def _read_header_file(table: Table, env: ParseEnv, file_name: str) -> list[tuple[str, str]]:
-    path = Path(file_name)
-    if not path.is_absolute():
-        path = env.base_dir / path
+    path = table.problems.locate(file_name, env.base_dir)
     try:
         lines = read_small_file(path).splitlines()
     except (OSError, UnicodeDecodeError, ValueError) as exc:
