@@ -179,7 +179,8 @@ class _Change:
 
 @dataclass
 class _Job:
-    """One unit of a batch: `run(db)` inside the batch's transaction."""
+    """One unit of a batch: `run(db)` inside the batch's transaction, monitor
+    changes, or neither: a flush, resolved once the jobs before it are."""
 
     run: Callable[[sqlite3.Connection], Any] | None
     future: asyncio.Future[Any]
@@ -211,8 +212,6 @@ class Store:
         # Monitors that got pings since the last trim; None means "not known
         # yet" (just opened), so the first trim looks at every monitor.
         self._untrimmed: set[str] | None = None
-        # Committed transactions, for tests and metrics.
-        self.transactions = 0
         self._task = asyncio.get_running_loop().create_task(self._write_forever())
 
     @classmethod
@@ -322,8 +321,14 @@ class Store:
         changes = [_Change(slug, state, now, None, None, []) for slug, state in states.items()]
         return self._enqueue(_Job(run=None, future=self._new_future(), changes=changes))
 
-    async def commit(self, slug: str, state: MonitorState, **kwargs: Any) -> None:
-        await self.submit(slug, state, **kwargs)
+    def flush(self) -> asyncio.Future[None]:
+        """A barrier: resolves once every job queued before it is written or has
+        failed (each reports its own failure); raises StoreError once closed.
+
+        It writes nothing, and it waits for a batch already being written,
+        whose jobs are no longer in the queue.
+        """
+        return self._enqueue(_Job(run=None, future=self._new_future()))
 
     async def set_meta(self, key: str, value: str) -> None:
         def run(db: sqlite3.Connection) -> None:
@@ -722,7 +727,10 @@ class Store:
     async def _write_batch(self, jobs: list[_Job]) -> None:
         """Commit the jobs in one transaction on the writer thread, then resolve them."""
         jobs = self._skip_broken_chains(jobs)
+        barriers = [job for job in jobs if job.run is None and job.changes is None]
+        jobs = [job for job in jobs if job.run is not None or job.changes is not None]
         if not jobs:
+            _pass(barriers)
             return
         work = self._executor.submit(self._write_batch_sync, jobs)
         try:
@@ -732,8 +740,11 @@ class Store:
             # rolls back as a whole); wait for that, resolve, then stop.
             done, failed = work.result()
             self._settle(done, failed)
+            _pass(barriers)
             raise
         self._settle(done, failed)
+        # After the jobs they follow, so a flush's waiter sees their outcome.
+        _pass(barriers)
 
     def _skip_broken_chains(self, jobs: list[_Job]) -> list[_Job]:
         """Fail, unwritten, every job built on one that failed; return the others.
@@ -809,7 +820,6 @@ class Store:
         return done, failed
 
     def _resolve(self, done: list[tuple[list[_Job], Any]]) -> None:
-        self.transactions += 1
         for unit_jobs, value in done:
             for job in unit_jobs:
                 if not job.future.done():
@@ -1044,6 +1054,12 @@ def _prune_flips(
 
 def _shifted(text: str | None, step: timedelta) -> str | None:
     return None if text is None else format_time(parse_time(text) + step)
+
+
+def _pass(barriers: list[_Job]) -> None:
+    for barrier in barriers:
+        if not barrier.future.done():
+            barrier.future.set_result(None)
 
 
 def _succeeded(future: asyncio.Future[Any]) -> bool:
