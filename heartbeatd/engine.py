@@ -28,8 +28,9 @@ from typing import Any
 
 from heartbeatd import states
 from heartbeatd.config import Config, Monitor
-from heartbeatd.model import Alert, AlertEvent, Flip, MonitorState, Ping, Status, isoformat
+from heartbeatd.model import Alert, AlertEvent, Flip, MonitorState, Ping, Status
 from heartbeatd.store import PingRecord, Store
+from heartbeatd.times import isoformat
 from heartbeatd.wheel import TimerWheel
 
 log = logging.getLogger(__name__)

@@ -31,6 +31,7 @@ from heartbeatd.channels import CHANNEL_TYPES
 from heartbeatd.channels.base import DeliveryError, SendContext
 from heartbeatd.clock import Clock
 from heartbeatd.store import Move, OutboxItem, Store, StoreError
+from heartbeatd.times import isoformat
 
 log = logging.getLogger(__name__)
 
@@ -391,7 +392,7 @@ class Outbox:
             item.channel,
             item.alert.event.value,
             attempts,
-            retry_at.isoformat(timespec="seconds"),
+            isoformat(retry_at),
             error,
         )
 

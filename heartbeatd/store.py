@@ -17,14 +17,15 @@ import logging
 import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
 from heartbeatd.clock import Clock
-from heartbeatd.model import Alert, Flip, MonitorState, Ping, isoformat
+from heartbeatd.model import Alert, Flip, MonitorState, Ping
+from heartbeatd.times import format_stored, parse_stored, publish_stored
 
 log = logging.getLogger(__name__)
 
@@ -148,22 +149,6 @@ class Move:
     def is_stuck(self) -> bool:
         """The monitor is gone or has no channels: the alert stays where it is."""
         return not self.to and not self.already
-
-
-def format_time(when: datetime) -> str:
-    """The stored form of a time: fixed-width UTC ISO, so text order is time order."""
-    if when.tzinfo is None:
-        raise ValueError(f"naive datetime {when!r}: heartbeatd stores UTC times only")
-    return when.astimezone(timezone.utc).isoformat(timespec="microseconds")
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-def publish_time(text: str | None) -> str | None:
-    """A stored time in the published form of DESIGN §6 (ISO 8601, UTC, Z)."""
-    return isoformat(parse_time(text)) if text is not None else None
 
 
 @dataclass
@@ -292,7 +277,7 @@ class Store:
         is unknown. Cancelling the future does not withdraw the change: it is
         written anyway.
         """
-        now = format_time(self._clock.now())
+        now = format_stored(self._clock.now())
         change = _Change(
             slug=slug,
             state=state,
@@ -307,7 +292,7 @@ class Store:
                     alert.event.value,
                     json.dumps(alert.to_json()),
                     now,
-                    format_time(flip.at) if flip is not None else now,
+                    format_stored(flip.at) if flip is not None else now,
                 )
                 for channel, alert in alerts
             ],
@@ -317,7 +302,7 @@ class Store:
 
     def submit_states(self, states: Mapping[str, MonitorState]) -> asyncio.Future[None]:
         """Queue many states as one job (start-up): one future, not one per monitor."""
-        now = format_time(self._clock.now())
+        now = format_stored(self._clock.now())
         changes = [_Change(slug, state, now, None, None, []) for slug, state in states.items()]
         return self._enqueue(_Job(run=None, future=self._new_future(), changes=changes))
 
@@ -394,7 +379,7 @@ class Store:
             "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE finished_at < ?"
             " AND state != 'pending' ORDER BY finished_at LIMIT ?)"
         )
-        params = (format_time(before), batch)
+        params = (format_stored(before), batch)
 
         def run(db: sqlite3.Connection) -> int:
             return db.execute(sql, params).rowcount
@@ -422,8 +407,8 @@ class Store:
         record an outcome only for the claim that is still current. `exclude`
         are rows whose send is under way in this process, whatever their lease.
         """
-        at = format_time(now)
-        until = format_time(now + timedelta(seconds=lease))
+        at = format_stored(now)
+        until = format_stored(now + timedelta(seconds=lease))
         skip = ",".join(str(int(i)) for i in exclude)
 
         def run(db: sqlite3.Connection) -> list[OutboxItem]:
@@ -465,7 +450,7 @@ class Store:
 
     async def mark_delivered(self, item: OutboxItem, at: datetime) -> bool:
         """Record a delivery; False (nothing changed) if `item`'s claim is no longer current."""
-        when = format_time(at)
+        when = format_stored(at)
         return await self._update_outbox(
             "state = 'sent', attempts = attempts + 1, delivered_at = ?, finished_at = ?,"
             " claimed_until = NULL",
@@ -476,12 +461,12 @@ class Store:
     async def mark_retry(self, item: OutboxItem, error: str, next_attempt_at: datetime) -> bool:
         return await self._update_outbox(
             "attempts = attempts + 1, last_error = ?, next_attempt_at = ?, claimed_until = NULL",
-            (error, format_time(next_attempt_at)),
+            (error, format_stored(next_attempt_at)),
             item,
         )
 
     async def mark_failed(self, item: OutboxItem, error: str, at: datetime) -> bool:
-        when = format_time(at)
+        when = format_stored(at)
         return await self._update_outbox(
             "state = 'failed', attempts = attempts + 1, last_error = ?, failed_at = ?,"
             " finished_at = ?, claimed_until = NULL",
@@ -523,7 +508,7 @@ class Store:
         Queued at once (not on the first await), so a reload's moves are
         written before any alert raised under the new config.
         """
-        at = format_time(now)
+        at = format_stored(now)
         # Copied now: the caller's set changes while the job waits in the queue.
         known, skip = frozenset(channels), frozenset(exclude)
 
@@ -582,7 +567,7 @@ class Store:
         return [
             {
                 "id": row[0],
-                "at": publish_time(row[1]),
+                "at": publish_stored(row[1]),
                 "kind": row[2],
                 "exit_status": row[3],
                 "rid": row[4],
@@ -606,7 +591,7 @@ class Store:
         flips = {
             row[0]: {
                 "id": row[0],
-                "at": publish_time(row[1]),
+                "at": publish_stored(row[1]),
                 "old": row[2],
                 "new": row[3],
                 "reason": row[4],
@@ -629,8 +614,8 @@ class Store:
                         "state": state,
                         "attempts": attempts,
                         "last_error": error,
-                        "delivered_at": publish_time(delivered),
-                        "failed_at": publish_time(failed),
+                        "delivered_at": publish_stored(delivered),
+                        "failed_at": publish_stored(failed),
                     }
                 )
         return list(flips.values())
@@ -643,7 +628,7 @@ class Store:
             "SELECT min(CASE WHEN claimed_until > next_attempt_at THEN claimed_until"
             f" ELSE next_attempt_at END) FROM outbox WHERE id IN ({HEADS_OF_LINE})"
         )
-        return parse_time(rows[0][0]) if rows and rows[0][0] is not None else None
+        return parse_stored(rows[0][0]) if rows and rows[0][0] is not None else None
 
     async def release_claims(self) -> int:
         """Forget every lease: at start-up no send of this process is under way.
@@ -932,7 +917,7 @@ def _ping_row(slug: str, record: PingRecord) -> tuple[Any, ...]:
     ping = record.ping
     return (
         slug,
-        format_time(ping.at),
+        format_stored(ping.at),
         ping.kind.value,
         ping.exit_status,
         ping.rid,
@@ -947,7 +932,7 @@ def _ping_row(slug: str, record: PingRecord) -> tuple[Any, ...]:
 
 def _flip_row(slug: str, flip: Flip) -> tuple[Any, ...]:
     event = flip.event.value if flip.event is not None else None
-    return (slug, format_time(flip.at), flip.old.value, flip.new.value, flip.reason.value, event)
+    return (slug, format_stored(flip.at), flip.old.value, flip.new.value, flip.reason.value, event)
 
 
 def _outbox_item(row: Any) -> OutboxItem:
@@ -959,8 +944,8 @@ def _outbox_item(row: Any) -> OutboxItem:
         channel=channel,
         alert=Alert.from_json(json.loads(payload)),
         attempts=attempts,
-        created_at=parse_time(created_at),
-        next_attempt_at=parse_time(next_attempt_at),
+        created_at=parse_stored(created_at),
+        next_attempt_at=parse_stored(next_attempt_at),
         claim=claim,
     )
 
@@ -1053,7 +1038,7 @@ def _prune_flips(
 
 
 def _shifted(text: str | None, step: timedelta) -> str | None:
-    return None if text is None else format_time(parse_time(text) + step)
+    return None if text is None else format_stored(parse_stored(text) + step)
 
 
 def _pass(barriers: list[_Job]) -> None:
