@@ -150,7 +150,7 @@ class Engine:
         # not awaited: it is queued ahead of any ping, so nothing can overtake
         # it, and start-up need not wait for 100,000 rows to reach the disk.
         if changed:
-            future = self.store.submit_states(changed)
+            future = self.store.queue_states(changed)
             again = _Rederive(now, rules_changed=True, startup=True)
             self._startup = _StartupSave(future, changed, before, again, {})
             future.add_done_callback(self._settle_startup)
@@ -296,7 +296,7 @@ class Engine:
         if flip is not None:
             _log_flip(slug, flip)
         prev = self._pending(slug)
-        future = self.store.submit(
+        future = self.store.queue_change(
             slug,
             new,
             ping=ping,

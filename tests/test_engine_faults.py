@@ -94,7 +94,7 @@ def sql(path: Path, query: str, params: tuple = ()) -> list[tuple]:
 async def batch_in_flight(store: Store) -> None:
     """Let the writer take every queued job into a batch and start writing it,
     so the next change waits for a later batch (as behind an outside lock)."""
-    while not store._queue.empty():
+    while not store._writer._queue.empty():
         await asyncio.sleep(0)
     # It took the last job; one more turn and the batch is on its thread.
     await asyncio.sleep(0)

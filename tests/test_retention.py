@@ -36,7 +36,9 @@ async def store(tmp_path: Path, clock: FakeClock):
 
 async def add_flips(store: Store, slug: str, count: int, *channels: str) -> None:
     for _ in range(count):
-        await store.submit(slug, DOWN, flip=DOWN_FLIP, alerts=[(c, DOWN_ALERT) for c in channels])
+        await store.queue_change(
+            slug, DOWN, flip=DOWN_FLIP, alerts=[(c, DOWN_ALERT) for c in channels]
+        )
 
 
 async def flip_ids(store: Store, slug: str) -> list[int]:
