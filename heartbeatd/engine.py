@@ -96,7 +96,8 @@ class Engine:
         self.states: dict[str, MonitorState] = {}
         self.pings_by_kind: Counter[str] = Counter()
         self._uuids: dict[str, str] = {}
-        self._last_tick = 0.0
+        # The last tick's `now` in epoch seconds, the wheel's scale (not monotonic).
+        self._last_tick_epoch = 0.0
         # The newest change of each monitor that is still on its way to disk.
         self._tail: dict[str, _Staged] = {}
         # The stored state (None: never stored) of each monitor whose state in
@@ -183,8 +184,8 @@ class Engine:
 
     def tick(self, now: datetime) -> int:
         """Apply every deadline that has passed; returns how many monitors were due."""
-        self._last_tick = now.timestamp()
-        due = self.wheel.pop_due(self._last_tick)
+        self._last_tick_epoch = now.timestamp()
+        due = self.wheel.pop_due(self._last_tick_epoch)
         for slug in due:
             # One bad monitor never stops the loop.
             try:
@@ -268,7 +269,7 @@ class Engine:
             # A deadline already behind us would be retried on every tick
             # while the disk stays full: space the attempts out. A state that
             # must be stored again is retried even without a deadline.
-            soon = self._last_tick + RETRY_AFTER.total_seconds()
+            soon = self._last_tick_epoch + RETRY_AFTER.total_seconds()
             if monitor is not None and slug in self._unsaved:
                 at = soon
             elif at is not None:
