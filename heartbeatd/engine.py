@@ -282,7 +282,7 @@ class Engine:
     def _stage(
         self,
         slug: str,
-        old: MonitorState,
+        old: MonitorState | None,
         new: MonitorState,
         *,
         ping: PingRecord | None = None,
@@ -291,9 +291,12 @@ class Engine:
         rederive: _Rederive | None = None,
     ) -> _Staged:
         """Put `new` in memory and queue it for the disk; it rolls back if the
-        write (or one it builds on) fails."""
+        write (or one it builds on) fails. `old` is None for a monitor seen for
+        the first time, which has no flip."""
         self.states[slug] = new
-        alerts = self._alerts(slug, flip, old, new, body) if flip and flip.event else []
+        alerts: list[tuple[str, Alert]] = []
+        if flip is not None and flip.event is not None and old is not None:
+            alerts = self._alerts(slug, flip, old, new, body)
         if flip is not None:
             _log_flip(slug, flip)
         prev = self._pending(slug)

@@ -435,7 +435,10 @@ class Outbox:
         self, stop: asyncio.Event, seconds: float | None, sending: set[asyncio.Task[int]]
     ) -> None:
         """Wait for the first of: a wake-up, stop, `seconds`, or a send ending."""
-        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        waiters: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(stop.wait()),
+        ]
         if seconds is not None:
             waiters.append(asyncio.ensure_future(self._clock.sleep(seconds)))
         try:
