@@ -34,6 +34,7 @@ from heartbeatd.systemd import (
     request_forced_reload,
 )
 from heartbeatd.tables import ConfigError
+from heartbeatd.times import parse_isoformat
 
 DEFAULT_CONFIG = "/etc/heartbeatd/heartbeatd.toml"
 
@@ -379,7 +380,7 @@ def _report_reload(config_path: str, status: ReloadStatus) -> None:
 def _age(iso: str | None, now: datetime) -> str:
     if iso is None:
         return "never"
-    then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    then = parse_isoformat(iso)
     seconds = (now - then).total_seconds()
     if seconds < 0:
         return "in " + format_duration(-seconds)

@@ -27,7 +27,6 @@ from heartbeatd.config import Config, load_config, reload_problem
 from heartbeatd.durations import format_duration
 from heartbeatd.engine import Engine
 from heartbeatd.lockfile import DatabaseLock
-from heartbeatd.model import isoformat, parse_isoformat
 from heartbeatd.outbox import Outbox
 from heartbeatd.store import Store, StoreError
 from heartbeatd.systemd import (
@@ -44,6 +43,7 @@ from heartbeatd.systemd import (
     write_reload_status,
 )
 from heartbeatd.tables import ConfigError
+from heartbeatd.times import isoformat, parse_isoformat
 from heartbeatd.web import make_app
 
 log = logging.getLogger(__name__)

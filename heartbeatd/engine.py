@@ -28,8 +28,9 @@ from typing import Any
 
 from heartbeatd import states
 from heartbeatd.config import Config, Monitor
-from heartbeatd.model import Alert, AlertEvent, Flip, MonitorState, Ping, Status, isoformat
+from heartbeatd.model import Alert, AlertEvent, Flip, MonitorState, Ping, Status
 from heartbeatd.store import PingRecord, Store
+from heartbeatd.times import isoformat
 from heartbeatd.wheel import TimerWheel
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,8 @@ class Engine:
         self.states: dict[str, MonitorState] = {}
         self.pings_by_kind: Counter[str] = Counter()
         self._uuids: dict[str, str] = {}
-        self._last_tick = 0.0
+        # The last tick's `now` in epoch seconds, the wheel's scale (not monotonic).
+        self._last_tick_epoch = 0.0
         # The newest change of each monitor that is still on its way to disk.
         self._tail: dict[str, _Staged] = {}
         # The stored state (None: never stored) of each monitor whose state in
@@ -149,7 +151,7 @@ class Engine:
         # not awaited: it is queued ahead of any ping, so nothing can overtake
         # it, and start-up need not wait for 100,000 rows to reach the disk.
         if changed:
-            future = self.store.submit_states(changed)
+            future = self.store.queue_states(changed)
             again = _Rederive(now, rules_changed=True, startup=True)
             self._startup = _StartupSave(future, changed, before, again, {})
             future.add_done_callback(self._settle_startup)
@@ -182,8 +184,8 @@ class Engine:
 
     def tick(self, now: datetime) -> int:
         """Apply every deadline that has passed; returns how many monitors were due."""
-        self._last_tick = now.timestamp()
-        due = self.wheel.pop_due(self._last_tick)
+        self._last_tick_epoch = now.timestamp()
+        due = self.wheel.pop_due(self._last_tick_epoch)
         for slug in due:
             # One bad monitor never stops the loop.
             try:
@@ -267,7 +269,7 @@ class Engine:
             # A deadline already behind us would be retried on every tick
             # while the disk stays full: space the attempts out. A state that
             # must be stored again is retried even without a deadline.
-            soon = self._last_tick + RETRY_AFTER.total_seconds()
+            soon = self._last_tick_epoch + RETRY_AFTER.total_seconds()
             if monitor is not None and slug in self._unsaved:
                 at = soon
             elif at is not None:
@@ -280,7 +282,7 @@ class Engine:
     def _stage(
         self,
         slug: str,
-        old: MonitorState,
+        old: MonitorState | None,
         new: MonitorState,
         *,
         ping: PingRecord | None = None,
@@ -289,13 +291,16 @@ class Engine:
         rederive: _Rederive | None = None,
     ) -> _Staged:
         """Put `new` in memory and queue it for the disk; it rolls back if the
-        write (or one it builds on) fails."""
+        write (or one it builds on) fails. `old` is None for a monitor seen for
+        the first time, which has no flip."""
         self.states[slug] = new
-        alerts = self._alerts(slug, flip, old, new, body) if flip and flip.event else []
+        alerts: list[tuple[str, Alert]] = []
+        if flip is not None and flip.event is not None and old is not None:
+            alerts = self._alerts(slug, flip, old, new, body)
         if flip is not None:
             _log_flip(slug, flip)
         prev = self._pending(slug)
-        future = self.store.submit(
+        future = self.store.queue_change(
             slug,
             new,
             ping=ping,

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from heartbeatd.model import PingKind, Status, parse_isoformat
+from heartbeatd.model import PingKind, Status
+from heartbeatd.times import parse_isoformat
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from heartbeatd.times import isoformat, parse_isoformat, parse_stored
+
 
 class Status(str, Enum):
     NEW = "new"
@@ -40,19 +42,6 @@ class AlertEvent(str, Enum):
     REMINDER = "reminder"
     # Sent only by `heartbeatd test-alert`, never by a monitor.
     TEST = "test"
-
-
-def isoformat(when: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a Z, to the second: the form of every time we publish."""
-    if when is None:
-        return None
-    return when.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_isoformat(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
 
 
 class Secret:
@@ -176,7 +165,7 @@ class MonitorState:
 def _read_time(value: float | str) -> datetime:
     # Epoch seconds; ISO strings are what the first schema version stored.
     if isinstance(value, str):
-        return datetime.fromisoformat(value)
+        return parse_stored(value)
     return datetime.fromtimestamp(value, timezone.utc)
 
 
@@ -268,7 +257,7 @@ class Alert:
             name=data["name"],
             status=Status(data["status"]),
             reason=Reason(data["reason"]),
-            at=datetime.fromisoformat(data["at"].replace("Z", "+00:00")),
+            at=parse_isoformat(data["at"]),
             last_ping=parse_isoformat(data.get("last_ping")),
             expected_at=parse_isoformat(data.get("expected_at")),
             down_at=parse_isoformat(data.get("down_at")),

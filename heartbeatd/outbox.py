@@ -31,6 +31,7 @@ from heartbeatd.channels import CHANNEL_TYPES
 from heartbeatd.channels.base import DeliveryError, SendContext
 from heartbeatd.clock import Clock
 from heartbeatd.store import Move, OutboxItem, Store, StoreError
+from heartbeatd.times import isoformat
 
 log = logging.getLogger(__name__)
 
@@ -391,7 +392,7 @@ class Outbox:
             item.channel,
             item.alert.event.value,
             attempts,
-            retry_at.isoformat(timespec="seconds"),
+            isoformat(retry_at),
             error,
         )
 
@@ -434,7 +435,10 @@ class Outbox:
         self, stop: asyncio.Event, seconds: float | None, sending: set[asyncio.Task[int]]
     ) -> None:
         """Wait for the first of: a wake-up, stop, `seconds`, or a send ending."""
-        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        waiters: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(stop.wait()),
+        ]
         if seconds is not None:
             waiters.append(asyncio.ensure_future(self._clock.sleep(seconds)))
         try:

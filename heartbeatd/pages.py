@@ -16,7 +16,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from heartbeatd import humanize
-from heartbeatd.model import isoformat, parse_isoformat
+from heartbeatd.times import isoformat, parse_isoformat
 
 # Worst first: what needs attention is at the top of the page.
 STATUS_ORDER = ("down", "late", "new", "up", "paused")

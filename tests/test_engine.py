@@ -75,7 +75,7 @@ async def test_it_goes_down_when_grace_expires(clock: FakeClock, engine: Engine,
     clock.advance(minutes=1)
     engine.tick(clock.now())
     assert engine.state("backup").status is Status.DOWN
-    await store.commit("flush", engine.state("backup"))
+    await store.flush()
     assert await outbox_rows(store, clock) == [
         ("backup", "ops", AlertEvent.DOWN),
         ("backup", "pager", AlertEvent.DOWN),
@@ -89,7 +89,7 @@ async def test_the_alert_carries_the_rule_time_and_a_link(
     await engine.handle_ping("backup", success(clock))
     clock.advance(hours=3)
     engine.tick(clock.now())
-    await store.commit("flush", engine.state("backup"))
+    await store.flush()
     item = (await store.claim_due(clock.now()))[0]
     assert item.alert.at == start + timedelta(hours=1, minutes=5)
     assert item.alert.reason is Reason.MISSED
@@ -153,7 +153,7 @@ async def test_a_monitor_down_before_a_restart_gets_no_second_alert(
     await again.recover(clock.now())
     clock.advance(hours=5)
     again.tick(clock.now())
-    await store.commit("flush", again.state("backup"))
+    await store.flush()
     assert again.state("backup").status is Status.DOWN
     assert (await store.outbox_counts())["pending"] == 2
 
@@ -277,7 +277,7 @@ async def test_a_tick_alert_carries_the_end_of_the_last_body(
         await store.mark_delivered(item, clock.now())
     clock.advance(hours=1)
     engine.tick(clock.now())
-    await store.commit("flush", engine.state("backup"))
+    await store.flush()
     reminders = await store.claim_due(clock.now())
     assert {i.alert.event for i in reminders} == {AlertEvent.REMINDER}
     for item in reminders:

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from heartbeatd.clock import FakeClock
 from heartbeatd.config import Config, load_config
 from heartbeatd.engine import RETRY_AFTER, Engine
-from heartbeatd.model import MonitorState, Ping, PingKind, Status
+from heartbeatd.model import Ping, PingKind, Status
 from heartbeatd.store import Store, StoreError
 from tests.conftest import NOW
 
@@ -94,7 +94,7 @@ def sql(path: Path, query: str, params: tuple = ()) -> list[tuple]:
 async def batch_in_flight(store: Store) -> None:
     """Let the writer take every queued job into a batch and start writing it,
     so the next change waits for a later batch (as behind an outside lock)."""
-    while not store._queue.empty():
+    while not store._writer._queue.empty():
         await asyncio.sleep(0)
     # It took the last job; one more turn and the batch is on its thread.
     await asyncio.sleep(0)
@@ -257,7 +257,7 @@ async def test_a_failed_write_rolls_back_even_if_its_caller_went_away(
     # The client hangs up: aiohttp cancels the handler awaiting the ping.
     engine.handle_ping("backup", ping(clock, PingKind.FAIL, BOOM)).cancel()
     # Written (and failed) in the same batch: once this resolves, so has it.
-    await settle(store.submit("flush", MonitorState()))
+    await store.flush()
     assert engine.state("backup").status is Status.UP
     await engine.handle_ping("backup", ping(clock, PingKind.FAIL, "retried"))
     assert_the_flips_tell_the_stored_state(tmp_path / "hb.db")
@@ -278,7 +278,7 @@ async def test_a_failed_save_at_start_up_is_retried(tmp_path: Path, clock: FakeC
     set_fault(db, False)
     clock.advance(seconds=5)
     engine.tick(clock.now())
-    await store.commit("flush", MonitorState())
+    await store.flush()
     stored = await store.load_states()
     assert stored["backup"] == engine.state("backup")
     assert stored["queue"] == engine.state("queue")
@@ -380,7 +380,7 @@ async def play(directory: Path, full_at_start: bool, steps: list[tuple]) -> None
         for _ in range(2):
             clock.advance(RETRY_AFTER.total_seconds())
             engine.tick(clock.now())
-            await store.commit("flush", MonitorState())
+            await store.flush()
         stored = await store.load_states()
     finally:
         await store.close()

@@ -106,7 +106,9 @@ def make_outbox(store: Store, clock: FakeClock, outboxes: list[Outbox]):
 
 
 async def queue_alert(store: Store, *channels: str) -> None:
-    await store.commit("backup", DOWN, flip=DOWN_FLIP, alerts=[(c, DOWN_ALERT) for c in channels])
+    await store.queue_change(
+        "backup", DOWN, flip=DOWN_FLIP, alerts=[(c, DOWN_ALERT) for c in channels]
+    )
 
 
 async def deliveries(store: Store) -> list[tuple[str, str, int, str | None]]:
@@ -288,7 +290,7 @@ async def test_a_moved_alert_keeps_its_place_ahead_of_later_alerts_of_its_monito
         at=NOW, old=Status.DOWN, new=Status.UP, reason=Reason.RECOVERED, event=AlertEvent.UP
     )
     up_alert = replace(DOWN_ALERT, event=AlertEvent.UP, status=Status.UP)
-    await store.commit("backup", UP, flip=up_flip, alerts=[("pager", up_alert)])
+    await store.queue_change("backup", UP, flip=up_flip, alerts=[("pager", up_alert)])
     outbox.set_channels(fakes("pager"), {"backup": Monitor(("pager",))})
     assert await outbox.deliver_due() == 1
     assert await outbox.deliver_due() == 1

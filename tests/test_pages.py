@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import pytest
 
 from heartbeatd import pages
-from heartbeatd.model import isoformat
+from heartbeatd.times import isoformat
 
 NOW = datetime(2026, 1, 14, 12, 0, 0, tzinfo=timezone.utc)
 

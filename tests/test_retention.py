@@ -18,6 +18,7 @@ from heartbeatd.daemon import Daemon
 from heartbeatd.store import MIGRATIONS, Store
 from heartbeatd.systemd import Notifier
 from heartbeatd.tables import ConfigError
+from tests import wal
 from tests.channels.conftest import free_port
 from tests.conftest import NOW
 from tests.samples import DOWN, DOWN_ALERT, DOWN_FLIP
@@ -35,7 +36,9 @@ async def store(tmp_path: Path, clock: FakeClock):
 
 async def add_flips(store: Store, slug: str, count: int, *channels: str) -> None:
     for _ in range(count):
-        await store.commit(slug, DOWN, flip=DOWN_FLIP, alerts=[(c, DOWN_ALERT) for c in channels])
+        await store.queue_change(
+            slug, DOWN, flip=DOWN_FLIP, alerts=[(c, DOWN_ALERT) for c in channels]
+        )
 
 
 async def flip_ids(store: Store, slug: str) -> list[int]:
@@ -110,16 +113,16 @@ async def test_it_prunes_finished_alerts_once_they_are_older_than_the_retention(
 
 @pytest.mark.parametrize("what", ["flips", "alerts"])
 async def test_it_prunes_in_transactions_of_at_most_batch_rows(
-    store: Store, clock: FakeClock, what: str
+    store: Store, clock: FakeClock, tmp_path: Path, what: str
 ):
     await add_flips(store, "a", 10, "ops")
     await deliver_all(store, clock)
-    before = store.transactions
+    before = wal.commits(tmp_path / "heartbeatd.db")
     if what == "flips":
         assert await store.prune_flips(1, batch=3) == 9
     else:
         assert await store.prune_outbox(clock.now() + DAY, batch=3) == 10
-    assert store.transactions - before >= math.ceil(9 / 3)
+    assert wal.commits(tmp_path / "heartbeatd.db") - before >= math.ceil(9 / 3)
 
 
 async def test_it_finds_the_finished_alerts_of_a_database_from_before_retention(

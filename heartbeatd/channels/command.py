@@ -14,8 +14,9 @@ import signal
 from dataclasses import dataclass
 
 from heartbeatd.channels.base import DeliveryError, ParseEnv, SendContext
-from heartbeatd.model import Alert, isoformat
+from heartbeatd.model import Alert
 from heartbeatd.tables import Table
+from heartbeatd.times import isoformat
 
 # Enough of the last stderr line to say what went wrong, not a log dump.
 STDERR_CHARS = 200

@@ -7,8 +7,9 @@ from typing import Any
 
 from heartbeatd.channels import http, text
 from heartbeatd.channels.base import ParseEnv, SendContext
-from heartbeatd.model import Alert, AlertEvent, Secret, isoformat
+from heartbeatd.model import Alert, AlertEvent, Secret
 from heartbeatd.tables import Table
+from heartbeatd.times import isoformat
 
 RED, GREEN, GREY = 0xD83C3E, 0x2EB67D, 0x95A5A6
 COLOURS = {

@@ -6,8 +6,9 @@ import logging
 from dataclasses import dataclass
 
 from heartbeatd.channels.base import ParseEnv, SendContext
-from heartbeatd.model import Alert, AlertEvent, isoformat
+from heartbeatd.model import Alert, AlertEvent
 from heartbeatd.tables import Table
+from heartbeatd.times import isoformat
 
 log = logging.getLogger("heartbeatd.alert")
 

@@ -18,8 +18,9 @@ from urllib.parse import quote
 
 from heartbeatd.channels import http
 from heartbeatd.channels.base import ParseEnv, SendContext
-from heartbeatd.model import Alert, AlertEvent, Reason, Secret, Status, isoformat
+from heartbeatd.model import Alert, AlertEvent, Reason, Secret, Status
 from heartbeatd.tables import Table, read_small_file
+from heartbeatd.times import isoformat
 
 METHODS = ("POST", "GET", "PUT", "PATCH")
 VARIABLES = ("NAME", "SLUG", "STATUS", "EVENT", "REASON", "NOW", "LAST_PING", "BODY", "JSON")
