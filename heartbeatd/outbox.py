@@ -11,7 +11,9 @@ the slowest send of a batch, and one hung endpoint holds up only its own line.
 A row is claimed for longer than a send may take, and only the current claim
 records an outcome, so one alert is never sent twice at once. An alert follows
 its monitor: when a reload removes its channel, it goes to the monitor's
-current channels instead (`Store.move_alerts`).
+current channels instead (`Store.move_alerts`), unless a newer alert of the
+monitor went out there already (then it is `superseded`: sent after that one,
+it would contradict it).
 """
 
 from __future__ import annotations
@@ -335,13 +337,25 @@ class Outbox:
                     move.event,
                 )
                 continue
+            if not move.to and not move.already:
+                # Nothing was sent: every channel had a newer alert already.
+                log.warning(
+                    "alert superseded, a newer alert of its monitor went out already"
+                    " monitor=%s event=%s channel=%s newer_on=%s",
+                    move.monitor,
+                    move.event,
+                    move.channel,
+                    ",".join(move.superseded),
+                )
+                continue
             log.warning(
-                "alert moved monitor=%s event=%s from=%s to=%s already=%s",
+                "alert moved monitor=%s event=%s from=%s to=%s already=%s superseded=%s",
                 move.monitor,
                 move.event,
                 move.channel,
                 ",".join(move.to) or "-",
                 ",".join(move.already) or "-",
+                ",".join(move.superseded) or "-",
             )
 
     def _when_done(

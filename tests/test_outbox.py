@@ -341,6 +341,49 @@ async def test_it_moves_an_alert_whose_send_was_under_way_when_its_channel_went(
     assert [d[:3] for d in await deliveries(store)] == [("hook", "moved", 1), ("pager", "sent", 1)]
 
 
+async def test_a_moved_alert_is_superseded_where_a_newer_alert_of_its_monitor_went_out(
+    gated, store, clock, caplog
+):
+    outbox = Outbox(store, clock, channels={"hook": Channel("gated", FakeOptions("hook", 1))})
+    await queue_alert(store, "hook")
+    sending = asyncio.ensure_future(outbox.deliver_due())
+    assert await gated.next_started() == "hook"
+    # Reloaded while the DOWN's send to hook hangs: pager replaces hook.
+    outbox.set_channels(
+        {"pager": Channel("gated", FakeOptions("pager"))}, {"backup": Monitor(("pager",))}
+    )
+    # backup recovers meanwhile, and its UP reaches pager at once.
+    up_flip = Flip(
+        at=NOW, old=Status.DOWN, new=Status.UP, reason=Reason.RECOVERED, event=AlertEvent.UP
+    )
+    up_alert = replace(DOWN_ALERT, event=AlertEvent.UP, status=Status.UP)
+    await store.queue_change("backup", UP, flip=up_flip, alerts=[("pager", up_alert)])
+    gated.open("pager")
+    assert await outbox.deliver_due() == 1
+    # The hung send fails; moved to pager now, the DOWN would follow the UP.
+    gated.open("hook")
+    await sending
+    clock.advance(minutes=1)
+    await outbox.deliver_due()
+    await outbox.deliver_due()
+    assert gated.alerts == [("pager", "up")]
+    up, down = await store.flips("backup")
+    assert [(d["channel"], d["state"]) for d in up["deliveries"]] == [("pager", "sent")]
+    assert [(d["channel"], d["state"], d["last_error"]) for d in down["deliveries"]] == [
+        (
+            "hook",
+            "superseded",
+            "channel hook is no longer configured; not moved: pager already had a newer alert",
+        )
+    ]
+    assert (
+        "alert superseded, a newer alert of its monitor went out already"
+        " monitor=backup event=down channel=hook newer_on=pager" in caplog.text
+    )
+    assert await store.next_due() is None
+    await outbox.close()
+
+
 async def test_it_moves_alerts_of_channels_removed_while_it_was_stopped(fake, store, clock):
     await queue_alert(store, "hook")
     outbox = Outbox(store, clock, channels=fakes("ops"), monitors={"backup": Monitor(("ops",))})
@@ -465,6 +508,8 @@ class GatedChannelType:
         self.started: asyncio.Queue[str] = asyncio.Queue()
         self.gates: dict[str, asyncio.Event] = {}
         self.sent: list[str] = []
+        # (channel, event) of every alert sent, in order.
+        self.alerts: list[tuple[str, str]] = []
         self.in_flight = 0
         self.most_in_flight = 0
 
@@ -487,6 +532,7 @@ class GatedChannelType:
         if opts.failures:
             raise DeliveryError(f"{opts.name}.example.com: 503")
         self.sent.append(opts.name)
+        self.alerts.append((opts.name, alert.event.value))
 
     async def next_started(self) -> str:
         return await asyncio.wait_for(self.started.get(), 5)

@@ -275,7 +275,10 @@ class Store:
         `channels_of(monitor)` gives a monitor's current channels (None: the
         monitor is gone). Each such row is marked `moved`, and a new row, due
         `now`, is queued for every current channel that does not already have
-        this alert; a row whose monitor has no channels stays pending. Without
+        this alert and has no newer alert of the monitor sent, failed or being
+        sent (it would arrive after that one); a row that went to no channel
+        for that reason alone is marked `superseded` instead. A row whose
+        monitor has no channels stays pending. Without
         `item`, every unclaimed row of a removed channel is looked at (but not
         those in `exclude`, in flight); with it, only that row, and only while
         its claim is current.
@@ -302,7 +305,7 @@ class Store:
         return self._writer.queue(lambda db: outbox.shift_pending(db, step, ("created_at",)))
 
     async def prune_outbox(self, before: datetime, *, batch: int = PRUNE_BATCH) -> int:
-        """Delete sent, failed and moved outbox rows finished before `before`.
+        """Delete outbox rows that finished (sent, failed, moved, superseded) before `before`.
 
         Pending rows are never deleted. At most `batch` rows per transaction.
         """

@@ -64,11 +64,14 @@ class Move:
     to: tuple[str, ...]
     # Current channels that already had this alert: no second row for them.
     already: tuple[str, ...]
+    # Current channels where a newer alert of the monitor went out already:
+    # sent there now, this one would arrive out of order (DOWN after UP).
+    superseded: tuple[str, ...] = ()
 
     @property
     def is_stuck(self) -> bool:
         """The monitor is gone or has no channels: the alert stays where it is."""
-        return not self.to and not self.already
+        return not self.to and not self.already and not self.superseded
 
 
 def alert_row(slug: str, channel: str, alert: Alert, created_at: str, due: str) -> AlertRow:
@@ -213,21 +216,48 @@ def move_alerts(
                 (monitor, flip_id, payload),
             )
         }
-        to = tuple(c for c in targets if c not in taken)
+        newer = _newer_alerts_out(db, monitor, origin, at)
+        to = tuple(c for c in targets if c not in taken and c not in newer)
         db.executemany(
             "INSERT INTO outbox (flip_id, monitor, channel, event, payload, created_at,"
             " next_attempt_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(flip_id, monitor, c, event, payload, created_at, at, origin) for c in to],
         )
-        shown = ", ".join(to) if to else "none (all had it)"
-        db.execute(
-            "UPDATE outbox SET state = 'moved', last_error = ?, finished_at = ?,"
-            " claimed_until = NULL WHERE id = ?",
-            (f"channel {channel} is no longer configured; moved to {shown}", at, row_id),
-        )
         already = tuple(c for c in targets if c in taken)
-        moves.append(Move(row_id, monitor, event, channel, to, already))
+        superseded = tuple(c for c in targets if c not in taken and c in newer)
+        state = "superseded" if superseded and not to and not already else "moved"
+        db.execute(
+            "UPDATE outbox SET state = ?, last_error = ?, finished_at = ?,"
+            " claimed_until = NULL WHERE id = ?",
+            (state, _move_note(channel, to, superseded), at, row_id),
+        )
+        moves.append(Move(row_id, monitor, event, channel, to, already, superseded))
     return moves
+
+
+def _newer_alerts_out(db: sqlite3.Connection, monitor: str, origin: int, at: str) -> set[str]:
+    """The channels where an alert of `monitor` later in line than `origin` is
+    sent, failed or being sent: one moved there now would come after it.
+
+    A later alert still waiting is fine: the moved one takes its place ahead.
+    """
+    return {
+        c
+        for (c,) in db.execute(
+            "SELECT DISTINCT channel FROM outbox WHERE monitor = ? AND coalesce(origin, id) > ?"
+            " AND (state IN ('sent', 'failed') OR (state = 'pending' AND claimed_until > ?))",
+            (monitor, origin, at),
+        )
+    }
+
+
+def _move_note(channel: str, to: tuple[str, ...], superseded: tuple[str, ...]) -> str:
+    note = f"channel {channel} is no longer configured"
+    if to or not superseded:
+        note += f"; moved to {', '.join(to) if to else 'none (all had it)'}"
+    if superseded:
+        note += f"; not moved: {', '.join(superseded)} already had a newer alert"
+    return note
 
 
 def shift_pending(db: sqlite3.Connection, step: timedelta, columns: tuple[str, ...]) -> int:
@@ -243,7 +273,7 @@ def shift_pending(db: sqlite3.Connection, step: timedelta, columns: tuple[str, .
 
 
 def prune_finished(db: sqlite3.Connection, before: datetime, batch: int) -> int:
-    """Delete up to `batch` sent, failed and moved rows finished before `before`."""
+    """Delete up to `batch` finished (not pending) rows finished before `before`."""
     return db.execute(
         "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE finished_at < ?"
         " AND state != 'pending' ORDER BY finished_at LIMIT ?)",
