@@ -11,6 +11,7 @@ import pytest
 from heartbeatd.clock import FakeClock
 from heartbeatd.store import StoreError
 from heartbeatd.store.writer import Writer
+from tests.conftest import NOW
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -83,3 +84,29 @@ async def test_it_refuses_jobs_once_stopped(tmp_path: Path, clock: FakeClock):
         with pytest.raises(StoreError, match="closed"):
             await refused
     await writer.close()
+
+
+def test_it_writes_the_job_it_just_took_when_the_loop_shuts_down(tmp_path: Path):
+    path = tmp_path / "words.db"
+    clock = FakeClock(NOW)
+    writers: list[Writer[str]] = []
+
+    async def main() -> asyncio.Future[None]:
+        writer: Writer[str] = await Writer.open(
+            path,
+            lambda: connect(path),
+            clock,
+            lambda db, c: db.executemany("INSERT INTO words VALUES (?)", [(w,) for w in c]),
+        )
+        writers.append(writer)
+        # The writer waits for work.
+        await clock.sleep(0)
+        # A change queued as the program ends: the writer takes it, and
+        # yields once for others to join its batch. asyncio.run cancels it
+        # right there, as it cancels every task left when main returns.
+        return writer.queue_changes(["promised"])
+
+    promised = asyncio.run(main())
+    asyncio.run(writers[0].close())
+    assert promised.done() and promised.exception() is None
+    assert words(path) == ["promised"]

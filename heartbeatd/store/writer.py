@@ -168,17 +168,20 @@ class Writer(Generic[C]):
             while not stopping:
                 jobs = []
                 job = await self._queue.get()
-                # Let pings whose requests are already parsed and ready join
-                # this batch: one pass of the loop, not a timed wait.
-                await self._clock.sleep(0)
-                while True:
-                    if job is None:
-                        stopping = True
-                    else:
-                        jobs.append(job)
-                    if len(jobs) >= MAX_BATCH or self._queue.empty():
-                        break
+                stopping = job is None
+                if job is not None:
+                    # In `jobs` before the next await: cancelled there, the
+                    # writer still writes what it took off the queue.
+                    jobs.append(job)
+                    # Let pings whose requests are already parsed and ready
+                    # join this batch: one pass of the loop, not a timed wait.
+                    await self._clock.sleep(0)
+                # The stop marker comes last: `stop` refuses jobs once it is queued.
+                while not stopping and len(jobs) < MAX_BATCH and not self._queue.empty():
                     job = self._queue.get_nowait()
+                    stopping = job is None
+                    if job is not None:
+                        jobs.append(job)
                 # Held by `jobs` alone: nothing keeps the last ping's body
                 # alive while the writer waits for the next one.
                 job = None
