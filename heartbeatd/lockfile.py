@@ -5,6 +5,14 @@ the outbox, so every alert would go out twice. SQLite does not stop that: its
 locks only take turns between writers. The lock is an flock(2), so the kernel
 drops it when the holder dies, however it dies: a crash leaves no stale lock.
 The file holds the holder's PID as text, for the message the next one shows.
+
+The lock is per path: `<db>.lock` next to the database, under the name the
+config gives it. Another spelling of the directory (a symlink, `..`) finds
+the same file; a symlink to the database under another name would not, so
+point every config at the database by one name.
+
+The state directory is writable by the daemon's user; a symlink planted as
+the lock file is refused, not followed (the daemon may run as root).
 """
 
 from __future__ import annotations
@@ -32,7 +40,9 @@ class DatabaseLock:
             path.parent.mkdir(parents=True, exist_ok=True)
             # O_CLOEXEC: no program the daemon runs may inherit the lock and
             # keep it after the daemon died, which would block the restart.
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            # O_NOFOLLOW: the file is truncated and written below.
+            flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+            fd = os.open(path, flags, 0o644)
         except OSError as exc:
             raise OSError(f"{database}: cannot open the database: {exc}") from exc
         try:

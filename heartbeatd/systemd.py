@@ -18,12 +18,15 @@ next reload takes away.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import socket
+import stat
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -206,12 +209,18 @@ def write_reload_status(path: Path, status: ReloadStatus) -> None:
     """Replace the status file in one step: a reader sees the old or the new.
 
     Mode 0600: config errors name files and keys, for the daemon's user and root.
+    The temporary file has a new random name, created exclusively (mkstemp):
+    a name known in advance could be planted as a symlink to another file.
     """
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with open(fd, "w", encoding="utf-8") as handle:
-        json.dump(asdict(status), handle)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with open(fd, "w", encoding="utf-8") as handle:
+            json.dump(asdict(status), handle)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def read_reload_status(path: Path) -> ReloadStatus | None:
@@ -241,9 +250,24 @@ def request_forced_reload(path: Path) -> None:
     """Ask the next reload to skip the reload_max_removed rule.
 
     Empty: the daemon only needs to remove it, which the directory allows
-    even when root made it.
+    even when root made it. Created exclusively, never through a symlink:
+    root runs this in a directory the daemon's user can write. A regular
+    file already there is a request not yet taken, and asks for the same.
     """
-    path.touch(mode=0o600)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    while True:
+        try:
+            os.close(os.open(path, flags, 0o600))
+            return
+        except FileExistsError:
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                # Taken by a reload just now: ask again, for the next one.
+                continue
+            if stat.S_ISREG(mode):
+                return
+            raise OSError(f"{path}: not a regular file; remove it and try again") from None
 
 
 def take_forced_reload(path: Path) -> bool:

@@ -16,7 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from heartbeatd.systemd import Notifier, journal_logging, watchdog_interval
+from heartbeatd.systemd import (
+    APPLIED,
+    Notifier,
+    ReloadStatus,
+    force_request_path,
+    journal_logging,
+    read_reload_status,
+    reload_status_path,
+    request_forced_reload,
+    take_forced_reload,
+    watchdog_interval,
+    write_reload_status,
+)
 
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "heartbeatd.service"
 MAX_EXPOSURE = 2.0
@@ -371,3 +383,51 @@ def test_the_unit_exposure_is_at_most_2(tmp_path):
     match = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
     assert match, result.stdout + result.stderr
     assert float(match.group(1)) <= MAX_EXPOSURE, result.stdout
+
+
+# -- the reload handshake's files ------------------------------------------------
+# They live in the state directory, which the daemon's user can write; root runs
+# `heartbeatd reload`. A symlink planted there must not redirect a write.
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    (tmp_path / "state").mkdir()
+    return tmp_path / "state" / "hb.db"
+
+
+def test_it_writes_the_reload_status_without_following_a_planted_symlink(
+    database: Path, tmp_path: Path
+):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    status = reload_status_path(database)
+    # The name the temporary file had; anything predictable is as bad.
+    (status.parent / f".{status.name}.tmp").symlink_to(victim)
+    write_reload_status(status, ReloadStatus(os.getpid(), 3, APPLIED))
+    assert victim.read_text() == "precious\n"
+    assert read_reload_status(status) == ReloadStatus(os.getpid(), 3, APPLIED)
+    assert status.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in database.parent.iterdir()) == [
+        ".hb.db-reload.tmp",
+        "hb.db-reload",
+    ]
+
+
+def test_a_forced_reload_request_does_not_follow_a_planted_symlink(database: Path, tmp_path: Path):
+    elsewhere = tmp_path / "etc-cron.d-evil"
+    force = force_request_path(database)
+    force.symlink_to(elsewhere)
+    with pytest.raises(OSError, match=re.escape(f"{force}: not a regular file")):
+        request_forced_reload(force)
+    assert not elsewhere.exists()
+
+
+def test_a_forced_reload_request_is_used_up_once(database: Path):
+    force = force_request_path(database)
+    request_forced_reload(force)
+    # A second request before a reload took the first asks for the same.
+    request_forced_reload(force)
+    assert force.stat().st_mode & 0o777 == 0o600
+    assert take_forced_reload(force)
+    assert not take_forced_reload(force)
