@@ -3,7 +3,7 @@
 Commands that only read a file run in-process through click's CliRunner;
 `run` and `test-alert` (which set up logging and an event loop of their own)
 and `--version` run as real subprocesses. Commands that talk to a daemon get
-a real one (tests/e2e/conftest.py).
+a real one (tests/harness/process.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from click.testing import CliRunner, Result
 from heartbeatd import __version__
 from heartbeatd.cli import ClientErrorFilter, main
 from heartbeatd.systemd import ReloadStatus, write_reload_status
-from tests.e2e.conftest import DaemonProcess, WebhookSink, free_port
+from tests.harness import DaemonProcess, WebhookSink, free_port
+from tests.samples import config_text
 
 GOOD = """\
 [server]
@@ -552,20 +553,18 @@ def test_it_shows_the_history_of_a_monitor(daemon: DaemonProcess) -> None:
 # -- test-alert ----------------------------------------------------------------------
 
 
-def _hook_config(tmp_path: Path, sink: WebhookSink) -> Path:
+def _hook_config(tmp_path: Path, webhook_sink: WebhookSink, alerts: str = "") -> Path:
     path = tmp_path / "hook.toml"
-    path.write_text(
-        f'[channels.hook]\ntype = "webhook"\nurl = "{sink.url}"\n[monitors.a]\nperiod = 60\n'
-    )
+    path.write_text(config_text(SLOW.format(slug="a"), hook=webhook_sink.url, defaults="") + alerts)
     return path
 
 
-def test_it_sends_a_test_alert(tmp_path: Path, sink: WebhookSink) -> None:
-    result = heartbeatd("test-alert", "hook", "-c", str(_hook_config(tmp_path, sink)))
+def test_it_sends_a_test_alert(tmp_path: Path, webhook_sink: WebhookSink) -> None:
+    result = heartbeatd("test-alert", "hook", "-c", str(_hook_config(tmp_path, webhook_sink)))
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == "test alert sent through hook\n"
-    [alert] = sink.delivered()
+    [alert] = webhook_sink.delivered()
     assert (alert["event"], alert["monitor"]) == ("test", "heartbeatd-test")
 
 
@@ -575,28 +574,28 @@ def test_it_sends_a_test_alert(tmp_path: Path, sink: WebhookSink) -> None:
     ids=["500-temporary", "404-permanent"],
 )
 def test_it_reports_a_failed_test_alert_classified(
-    tmp_path: Path, sink: WebhookSink, status: int, kind: str
+    tmp_path: Path, webhook_sink: WebhookSink, status: int, kind: str
 ) -> None:
-    sink.answer(status)
+    webhook_sink.answer(status)
 
-    result = heartbeatd("test-alert", "hook", "-c", str(_hook_config(tmp_path, sink)))
+    result = heartbeatd("test-alert", "hook", "-c", str(_hook_config(tmp_path, webhook_sink)))
 
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.endswith(
-        f"test alert through hook failed: webhook to 127.0.0.1:{sink.port}: HTTP {status}"
+        f"test alert through hook failed: webhook to 127.0.0.1:{webhook_sink.port}: HTTP {status}"
         f" ({kind})\n"
     )
 
 
 def test_it_names_the_configured_channels_for_an_unknown_one(
-    tmp_path: Path, sink: WebhookSink
+    tmp_path: Path, webhook_sink: WebhookSink
 ) -> None:
-    result = cli("test-alert", "nope", "-c", str(_hook_config(tmp_path, sink)))
+    result = cli("test-alert", "nope", "-c", str(_hook_config(tmp_path, webhook_sink)))
 
     assert result.exit_code == 2
     assert result.stderr == "no channel named 'nope' (configured: hook)\n"
-    assert sink.received == []
+    assert webhook_sink.requests == []
 
 
 def test_it_stops_a_running_daemon_cleanly_on_sigint(daemon: DaemonProcess) -> None:
