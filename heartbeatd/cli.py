@@ -568,7 +568,7 @@ async def _send_test_alert(config: Config, name: str, clock: Clock) -> str | Non
     async with aiohttp.ClientSession() as session:
         ctx = SendContext(session=session, timeout=timeout)
         try:
-            await asyncio.wait_for(
+            await clock.wait_for(
                 CHANNEL_TYPES[channel.type].send(alert, channel.options, ctx), timeout
             )
         except DeliveryError as exc:

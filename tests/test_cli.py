@@ -8,6 +8,7 @@ a real one (tests/harness/process.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import socket
@@ -21,9 +22,11 @@ from aiohttp.http_exceptions import BadHttpMessage
 from click.testing import CliRunner, Result
 
 from heartbeatd import __version__
-from heartbeatd.cli import ClientErrorFilter, main
+from heartbeatd.cli import ClientErrorFilter, _send_test_alert, main
+from heartbeatd.clock import FakeClock
+from heartbeatd.config import load_config
 from heartbeatd.systemd import ReloadStatus, write_reload_status
-from tests.harness import DaemonProcess, WebhookSink, free_port
+from tests.harness import DaemonProcess, WebhookSink, advance_until_done, free_port
 from tests.samples import config_text
 
 GOOD = """\
@@ -596,6 +599,19 @@ def test_it_names_the_configured_channels_for_an_unknown_one(
     assert result.exit_code == 2
     assert result.stderr == "no channel named 'nope' (configured: hook)\n"
     assert webhook_sink.requests == []
+
+
+async def test_a_test_alert_gives_up_after_the_send_timeout_on_the_clock(
+    tmp_path: Path, webhook_sink: WebhookSink, clock: FakeClock
+) -> None:
+    webhook_sink.hold()
+    path = _hook_config(tmp_path, webhook_sink, alerts='[alerts]\nsend_timeout = "30s"\n')
+    sending = asyncio.ensure_future(_send_test_alert(load_config(path), "hook", clock))
+    await webhook_sink.next_request()
+
+    await advance_until_done(clock, sending, 31, within=1.0)
+
+    assert sending.result() == "no answer within 30s (temporary: the outbox would retry it)"
 
 
 def test_it_stops_a_running_daemon_cleanly_on_sigint(daemon: DaemonProcess) -> None:

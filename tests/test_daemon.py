@@ -5,8 +5,10 @@ two real processes)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
+import sqlite3
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from heartbeatd.clock import FakeClock
-from heartbeatd.daemon import Daemon
+from heartbeatd.daemon import DELIVERY_DRAIN, HEALTH_WRITE_TIMEOUT, Daemon
 from heartbeatd.model import Ping, PingKind, Status
 from heartbeatd.systemd import (
     Notifier,
@@ -27,6 +29,8 @@ from heartbeatd.systemd import (
 from tests.harness import (
     START_TIMEOUT,
     DaemonProcess,
+    WebhookSink,
+    advance_until_done,
     free_port,
     settle,
     stop_daemon,
@@ -311,6 +315,45 @@ async def test_the_database_lock_holds_the_pid_and_is_released_on_shutdown(
     await stop_daemon(first, clock)
     again = await make_daemon(config_path)
     assert read_lock_file(again.config.storage.path) == f"{os.getpid()}\n"
+
+
+# -- bounded waits, on the clock ------------------------------------------------------
+
+
+async def test_health_says_the_database_is_not_writable_when_a_write_outlasts_its_timeout(
+    run_daemon, clock: FakeClock
+):
+    daemon = await run_daemon()
+    assert await daemon.health() is None
+    # Another process holds the write lock: the writer waits on it.
+    lock = sqlite3.connect(daemon.config.storage.path, isolation_level=None)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")
+        checking = asyncio.ensure_future(daemon.health())
+        await advance_until_done(clock, checking, HEALTH_WRITE_TIMEOUT, within=1.0)
+        assert checking.result() == "database not writable: no answer within 5s"
+    finally:
+        lock.close()
+    assert await daemon.health() is None
+
+
+async def test_shutdown_cuts_a_delivery_still_under_way_after_the_drain_time(
+    make_daemon: MakeDaemon, tmp_path: Path, clock: FakeClock, webhook_sink: WebhookSink
+):
+    path = write_config(tmp_path / "hook.toml", hook=webhook_sink.url)
+    daemon = await make_daemon(path)
+    webhook_sink.hold()
+    await daemon.engine.handle_ping("backup", Ping(PingKind.FAIL, at=clock.now()))
+    await webhook_sink.next_request()
+
+    stopping = asyncio.ensure_future(daemon.shutdown())
+    # The receiver never answers: the wait for it ends after DELIVERY_DRAIN on the clock.
+    await advance_until_done(clock, stopping, DELIVERY_DRAIN, within=1.0)
+    stopping.result()
+    # Not lost: still pending, for the next start to send.
+    with contextlib.closing(sqlite3.connect(daemon.config.storage.path)) as db:
+        rows = db.execute("SELECT channel, state FROM outbox ORDER BY channel").fetchall()
+    assert rows == [("hook", "pending"), ("log", "sent")]
 
 
 def test_a_second_daemon_process_on_the_same_database_exits_naming_the_first(
