@@ -3,13 +3,17 @@
 Commands that only read a file run in-process through click's CliRunner;
 `run` and `test-alert` (which set up logging and an event loop of their own)
 and `--version` run as real subprocesses. Commands that talk to a daemon get
-a real one (tests/harness/process.py).
+a real one (tests/harness/process.py); hash-password on a terminal gets a
+real pseudo-terminal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import pty
+import select
 import signal
 import socket
 import subprocess
@@ -22,11 +26,12 @@ from aiohttp.http_exceptions import BadHttpMessage
 from click.testing import CliRunner, Result
 
 from heartbeatd import __version__
+from heartbeatd.auth import verify_password
 from heartbeatd.cli import ClientErrorFilter, _send_test_alert, main
 from heartbeatd.clock import FakeClock
-from heartbeatd.config import load_config
+from heartbeatd.config import load_config, parse_config
 from heartbeatd.systemd import ReloadStatus, write_reload_status
-from tests.harness import DaemonProcess, WebhookSink, advance_until_done, free_port
+from tests.harness import START_TIMEOUT, DaemonProcess, WebhookSink, advance_until_done, free_port
 from tests.samples import config_text
 
 GOOD = """\
@@ -637,3 +642,93 @@ def test_a_malformed_request_is_one_debug_line_not_an_error_with_a_traceback():
     assert (record.levelname, record.exc_info) == ("DEBUG", None)
     assert "Duplicate 'User-Agent'" in record.getMessage()
     assert shown is logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+# -- hash-password ----------------------------------------------------------------------
+
+
+def test_it_reads_the_password_from_stdin_when_not_a_terminal() -> None:
+    result = CliRunner().invoke(main, ["hash-password"], input="s3cret\n")
+    assert result.exit_code == 0, result.output
+    line = result.output.strip()
+    assert line.startswith("scrypt$")
+    assert verify_password("s3cret", line)
+
+
+def test_it_prints_a_line_to_paste_under_web_users(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["hash-password", "admin"], input="s3cret\n")
+    assert result.exit_code == 0, result.output
+    line = result.output.strip()
+    assert line.startswith('admin = "scrypt$')
+    # What it prints is a valid config as it is.
+    config = parse_config({"web": {"users": {"admin": line.split('"')[1]}}}, tmp_path / "hb.toml")
+    assert verify_password("s3cret", config.web.users["admin"])
+
+
+def test_it_quotes_a_user_name_that_is_not_a_bare_key() -> None:
+    result = CliRunner().invoke(main, ["hash-password", "ops team"], input="pw\n")
+    assert result.output.startswith('"ops team" = "scrypt$')
+
+
+def test_it_refuses_an_empty_password() -> None:
+    result = CliRunner().invoke(main, ["hash-password"], input="\n")
+    assert result.exit_code == 2
+    assert "no password given" in result.output
+
+
+def test_it_refuses_a_user_name_with_a_colon() -> None:
+    result = CliRunner().invoke(main, ["hash-password", "a:b"], input="pw\n")
+    assert result.exit_code == 2
+    assert "must not be empty or contain" in result.output
+
+
+PROMPT = b"Password: "
+REPEAT = b"Repeat for confirmation: "
+
+
+def on_a_terminal(*exchange: tuple[bytes, str]) -> tuple[int, str]:
+    """`heartbeatd hash-password` on a pseudo-terminal of its own: answer
+    each prompt as it appears; the exit code and all the terminal showed."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        # The child: its controlling terminal is the pty.
+        os.execv(sys.executable, [sys.executable, "-m", "heartbeatd", "hash-password"])
+    shown = b""
+    try:
+        for prompt, answer in exchange:
+            while not shown.endswith(prompt):
+                shown += read_terminal(fd)
+            os.write(fd, answer.encode() + b"\n")
+        while chunk := read_terminal(fd):
+            shown += chunk
+    finally:
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), shown.decode()
+
+
+def read_terminal(fd: int) -> bytes:
+    """What the terminal shows next; b"" once the program has exited."""
+    ready, _, _ = select.select([fd], [], [], START_TIMEOUT)
+    assert ready, "the program shows nothing"
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        # EIO: the other side of the pty closed.
+        return b""
+
+
+def test_it_asks_twice_without_echo_on_a_terminal() -> None:
+    code, shown = on_a_terminal((PROMPT, "s3cret"), (REPEAT, "s3cret"))
+    assert code == 0, shown
+    assert "s3cret" not in shown
+    assert verify_password("s3cret", shown.split()[-1])
+
+
+def test_it_asks_again_when_the_two_entries_differ() -> None:
+    code, shown = on_a_terminal(
+        (PROMPT, "one"), (REPEAT, "two"), (PROMPT, "three"), (REPEAT, "three")
+    )
+    assert code == 0, shown
+    assert "do not match" in shown
+    assert verify_password("three", shown.split()[-1])
