@@ -102,8 +102,7 @@ async def settle(daemon: Daemon) -> None:
     wait until what they wrote is committed."""
     for _ in range(20):
         await asyncio.sleep(0)
-    # Writes commit in order: once this one is in, the ticker's are too.
-    await daemon.store.set_meta("settled", "")
+    await daemon.store.flush()
 
 
 # -- moving the clock ----------------------------------------------------------------
