@@ -568,7 +568,7 @@ async def _send_test_alert(config: Config, name: str, clock: Clock) -> str | Non
     async with aiohttp.ClientSession() as session:
         ctx = SendContext(session=session, timeout=timeout)
         try:
-            await asyncio.wait_for(
+            await clock.wait_for(
                 CHANNEL_TYPES[channel.type].send(alert, channel.options, ctx), timeout
             )
         except DeliveryError as exc:
@@ -593,7 +593,7 @@ def hash_password(user: str | None) -> None:
     if user is not None and (not user or ":" in user):
         click.echo('a user name must not be empty or contain ":"', err=True)
         sys.exit(2)
-    if _stdin_is_tty():
+    if sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -607,7 +607,3 @@ def hash_password(user: str | None) -> None:
         # A bare TOML key when it can be one; a quoted one otherwise.
         key = user if re.fullmatch(r"[A-Za-z0-9_-]+", user) else json.dumps(user)
         click.echo(f'{key} = "{line}"')
-
-
-def _stdin_is_tty() -> bool:
-    return sys.stdin.isatty()

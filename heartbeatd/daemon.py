@@ -63,6 +63,8 @@ STALL_AFTER = 10.0
 # Bounds on shutdown (DESIGN: exit within 5 s of SIGTERM).
 HTTP_DRAIN = 2.0
 DELIVERY_DRAIN = 1.5
+# /healthz answers 503 when the database takes longer than this to take a write.
+HEALTH_WRITE_TIMEOUT = 5.0
 # aiohttp closes a connection that has sat this long without a whole request
 # (its default is an hour). From aiohttp 3.14.4 the timer runs from the moment
 # a connection opens, so it also cuts off a client that never finishes its
@@ -255,7 +257,7 @@ class Daemon:
         # 3. Give deliveries already under way a bounded moment; pending
         #    alerts stay in the outbox for the next start.
         self._outbox_stop.set()
-        await asyncio.wait(self._tasks, timeout=DELIVERY_DRAIN)
+        await self.clock.wait(self._tasks, DELIVERY_DRAIN)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -460,9 +462,14 @@ class Daemon:
         if stalled > STALL_AFTER:
             return f"event loop stalled: no tick for {stalled:.0f}s"
         try:
-            await asyncio.wait_for(self.store.set_meta("healthz", self.clock.now().isoformat()), 5)
-        except (StoreError, asyncio.TimeoutError) as exc:
-            return f"database not writable: {exc or 'timed out'}"
+            await self.clock.wait_for(
+                self.store.set_meta("healthz", self.clock.now().isoformat()), HEALTH_WRITE_TIMEOUT
+            )
+        except asyncio.TimeoutError:
+            # (Its text is empty: the reason is said here.)
+            return f"database not writable: no answer within {HEALTH_WRITE_TIMEOUT:g}s"
+        except StoreError as exc:
+            return f"database not writable: {exc}"
         return None
 
     def _status_line(self) -> str:

@@ -5,7 +5,7 @@ Enum values are the wire strings of the design contract (API, payloads, SQLite).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
@@ -230,7 +230,6 @@ class Alert:
     # Seconds the monitor was down, on an `up` alert.
     downtime: float | None = None
     exit_status: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {

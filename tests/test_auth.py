@@ -1,4 +1,4 @@
-"""Password hashes for [web.users] and `heartbeatd hash-password`."""
+"""Password hashes for [web.users] (the command that prints them: test_cli.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import base64
 import hashlib
 
 import pytest
-from click.testing import CliRunner
 
-from heartbeatd import auth, cli
+from heartbeatd import auth
 from heartbeatd.auth import HashError, check_user, hash_password, parse_hash, verify_password
-from heartbeatd.config import parse_config
 
 # Cheap parameters: the tests check the format, not the cost.
 FAST = {"n": 16, "r": 1, "p": 1}
@@ -97,58 +95,3 @@ def test_it_spends_a_hash_on_an_unknown_user(monkeypatch):
 
 def test_the_decoy_hash_is_well_formed():
     assert parse_hash(auth.DECOY_HASH)[:3] == (auth.DEFAULT_N, auth.DEFAULT_R, auth.DEFAULT_P)
-
-
-# -- heartbeatd hash-password -----------------------------------------------------
-
-
-def test_it_reads_the_password_from_stdin_when_not_a_terminal():
-    result = CliRunner().invoke(cli.main, ["hash-password"], input="s3cret\n")
-    assert result.exit_code == 0, result.output
-    line = result.output.strip()
-    assert line.startswith("scrypt$")
-    assert verify_password("s3cret", line)
-
-
-def test_it_prints_a_line_to_paste_under_web_users(tmp_path):
-    result = CliRunner().invoke(cli.main, ["hash-password", "admin"], input="s3cret\n")
-    assert result.exit_code == 0, result.output
-    line = result.output.strip()
-    assert line.startswith('admin = "scrypt$')
-    # What it prints is a valid config as it is.
-    config = parse_config({"web": {"users": {"admin": line.split('"')[1]}}}, tmp_path / "hb.toml")
-    assert verify_password("s3cret", config.web.users["admin"])
-
-
-def test_it_quotes_a_user_name_that_is_not_a_bare_key():
-    result = CliRunner().invoke(cli.main, ["hash-password", "ops team"], input="pw\n")
-    assert result.output.startswith('"ops team" = "scrypt$')
-
-
-def test_it_asks_twice_without_echo_on_a_terminal(monkeypatch):
-    monkeypatch.setattr(cli, "_stdin_is_tty", lambda: True)
-    result = CliRunner().invoke(cli.main, ["hash-password"], input="s3cret\ns3cret\n")
-    assert result.exit_code == 0, result.output
-    assert "Repeat for confirmation" in result.output
-    assert "s3cret" not in result.output
-    assert verify_password("s3cret", result.output.strip().splitlines()[-1])
-
-
-def test_it_asks_again_when_the_two_entries_differ(monkeypatch):
-    monkeypatch.setattr(cli, "_stdin_is_tty", lambda: True)
-    result = CliRunner().invoke(cli.main, ["hash-password"], input="one\ntwo\nthree\nthree\n")
-    assert result.exit_code == 0, result.output
-    assert "do not match" in result.output
-    assert verify_password("three", result.output.strip().splitlines()[-1])
-
-
-def test_it_refuses_an_empty_password():
-    result = CliRunner().invoke(cli.main, ["hash-password"], input="\n")
-    assert result.exit_code == 2
-    assert "no password given" in result.output
-
-
-def test_it_refuses_a_user_name_with_a_colon():
-    result = CliRunner().invoke(cli.main, ["hash-password", "a:b"], input="pw\n")
-    assert result.exit_code == 2
-    assert "must not be empty or contain" in result.output

@@ -3,12 +3,17 @@
 Commands that only read a file run in-process through click's CliRunner;
 `run` and `test-alert` (which set up logging and an event loop of their own)
 and `--version` run as real subprocesses. Commands that talk to a daemon get
-a real one (tests/e2e/conftest.py).
+a real one (tests/harness/process.py); hash-password on a terminal gets a
+real pseudo-terminal.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import pty
+import select
 import signal
 import socket
 import subprocess
@@ -21,9 +26,13 @@ from aiohttp.http_exceptions import BadHttpMessage
 from click.testing import CliRunner, Result
 
 from heartbeatd import __version__
-from heartbeatd.cli import ClientErrorFilter, main
+from heartbeatd.auth import verify_password
+from heartbeatd.cli import ClientErrorFilter, _send_test_alert, main
+from heartbeatd.clock import FakeClock
+from heartbeatd.config import load_config, parse_config
 from heartbeatd.systemd import ReloadStatus, write_reload_status
-from tests.e2e.conftest import DaemonProcess, WebhookSink, free_port
+from tests.harness import START_TIMEOUT, DaemonProcess, WebhookSink, advance_until_done, free_port
+from tests.samples import config_text
 
 GOOD = """\
 [server]
@@ -552,20 +561,18 @@ def test_it_shows_the_history_of_a_monitor(daemon: DaemonProcess) -> None:
 # -- test-alert ----------------------------------------------------------------------
 
 
-def _hook_config(tmp_path: Path, sink: WebhookSink) -> Path:
+def _hook_config(tmp_path: Path, webhook_sink: WebhookSink, alerts: str = "") -> Path:
     path = tmp_path / "hook.toml"
-    path.write_text(
-        f'[channels.hook]\ntype = "webhook"\nurl = "{sink.url}"\n[monitors.a]\nperiod = 60\n'
-    )
+    path.write_text(config_text(SLOW.format(slug="a"), hook=webhook_sink.url, defaults="") + alerts)
     return path
 
 
-def test_it_sends_a_test_alert(tmp_path: Path, sink: WebhookSink) -> None:
-    result = heartbeatd("test-alert", "hook", "-c", str(_hook_config(tmp_path, sink)))
+def test_it_sends_a_test_alert(tmp_path: Path, webhook_sink: WebhookSink) -> None:
+    result = heartbeatd("test-alert", "hook", "-c", str(_hook_config(tmp_path, webhook_sink)))
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == "test alert sent through hook\n"
-    [alert] = sink.delivered()
+    [alert] = webhook_sink.delivered()
     assert (alert["event"], alert["monitor"]) == ("test", "heartbeatd-test")
 
 
@@ -575,28 +582,41 @@ def test_it_sends_a_test_alert(tmp_path: Path, sink: WebhookSink) -> None:
     ids=["500-temporary", "404-permanent"],
 )
 def test_it_reports_a_failed_test_alert_classified(
-    tmp_path: Path, sink: WebhookSink, status: int, kind: str
+    tmp_path: Path, webhook_sink: WebhookSink, status: int, kind: str
 ) -> None:
-    sink.answer(status)
+    webhook_sink.answer(status)
 
-    result = heartbeatd("test-alert", "hook", "-c", str(_hook_config(tmp_path, sink)))
+    result = heartbeatd("test-alert", "hook", "-c", str(_hook_config(tmp_path, webhook_sink)))
 
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.endswith(
-        f"test alert through hook failed: webhook to 127.0.0.1:{sink.port}: HTTP {status}"
+        f"test alert through hook failed: webhook to 127.0.0.1:{webhook_sink.port}: HTTP {status}"
         f" ({kind})\n"
     )
 
 
 def test_it_names_the_configured_channels_for_an_unknown_one(
-    tmp_path: Path, sink: WebhookSink
+    tmp_path: Path, webhook_sink: WebhookSink
 ) -> None:
-    result = cli("test-alert", "nope", "-c", str(_hook_config(tmp_path, sink)))
+    result = cli("test-alert", "nope", "-c", str(_hook_config(tmp_path, webhook_sink)))
 
     assert result.exit_code == 2
     assert result.stderr == "no channel named 'nope' (configured: hook)\n"
-    assert sink.received == []
+    assert webhook_sink.requests == []
+
+
+async def test_a_test_alert_gives_up_after_the_send_timeout_on_the_clock(
+    tmp_path: Path, webhook_sink: WebhookSink, clock: FakeClock
+) -> None:
+    webhook_sink.hold()
+    path = _hook_config(tmp_path, webhook_sink, alerts='[alerts]\nsend_timeout = "30s"\n')
+    sending = asyncio.ensure_future(_send_test_alert(load_config(path), "hook", clock))
+    await webhook_sink.next_request()
+
+    await advance_until_done(clock, sending, 31, within=1.0)
+
+    assert sending.result() == "no answer within 30s (temporary: the outbox would retry it)"
 
 
 def test_it_stops_a_running_daemon_cleanly_on_sigint(daemon: DaemonProcess) -> None:
@@ -622,3 +642,93 @@ def test_a_malformed_request_is_one_debug_line_not_an_error_with_a_traceback():
     assert (record.levelname, record.exc_info) == ("DEBUG", None)
     assert "Duplicate 'User-Agent'" in record.getMessage()
     assert shown is logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+# -- hash-password ----------------------------------------------------------------------
+
+
+def test_it_reads_the_password_from_stdin_when_not_a_terminal() -> None:
+    result = CliRunner().invoke(main, ["hash-password"], input="s3cret\n")
+    assert result.exit_code == 0, result.output
+    line = result.output.strip()
+    assert line.startswith("scrypt$")
+    assert verify_password("s3cret", line)
+
+
+def test_it_prints_a_line_to_paste_under_web_users(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["hash-password", "admin"], input="s3cret\n")
+    assert result.exit_code == 0, result.output
+    line = result.output.strip()
+    assert line.startswith('admin = "scrypt$')
+    # What it prints is a valid config as it is.
+    config = parse_config({"web": {"users": {"admin": line.split('"')[1]}}}, tmp_path / "hb.toml")
+    assert verify_password("s3cret", config.web.users["admin"])
+
+
+def test_it_quotes_a_user_name_that_is_not_a_bare_key() -> None:
+    result = CliRunner().invoke(main, ["hash-password", "ops team"], input="pw\n")
+    assert result.output.startswith('"ops team" = "scrypt$')
+
+
+def test_it_refuses_an_empty_password() -> None:
+    result = CliRunner().invoke(main, ["hash-password"], input="\n")
+    assert result.exit_code == 2
+    assert "no password given" in result.output
+
+
+def test_it_refuses_a_user_name_with_a_colon() -> None:
+    result = CliRunner().invoke(main, ["hash-password", "a:b"], input="pw\n")
+    assert result.exit_code == 2
+    assert "must not be empty or contain" in result.output
+
+
+PROMPT = b"Password: "
+REPEAT = b"Repeat for confirmation: "
+
+
+def on_a_terminal(*exchange: tuple[bytes, str]) -> tuple[int, str]:
+    """`heartbeatd hash-password` on a pseudo-terminal of its own: answer
+    each prompt as it appears; the exit code and all the terminal showed."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        # The child: its controlling terminal is the pty.
+        os.execv(sys.executable, [sys.executable, "-m", "heartbeatd", "hash-password"])
+    shown = b""
+    try:
+        for prompt, answer in exchange:
+            while not shown.endswith(prompt):
+                shown += read_terminal(fd)
+            os.write(fd, answer.encode() + b"\n")
+        while chunk := read_terminal(fd):
+            shown += chunk
+    finally:
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), shown.decode()
+
+
+def read_terminal(fd: int) -> bytes:
+    """What the terminal shows next; b"" once the program has exited."""
+    ready, _, _ = select.select([fd], [], [], START_TIMEOUT)
+    assert ready, "the program shows nothing"
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        # EIO: the other side of the pty closed.
+        return b""
+
+
+def test_it_asks_twice_without_echo_on_a_terminal() -> None:
+    code, shown = on_a_terminal((PROMPT, "s3cret"), (REPEAT, "s3cret"))
+    assert code == 0, shown
+    assert "s3cret" not in shown
+    assert verify_password("s3cret", shown.split()[-1])
+
+
+def test_it_asks_again_when_the_two_entries_differ() -> None:
+    code, shown = on_a_terminal(
+        (PROMPT, "one"), (REPEAT, "two"), (PROMPT, "three"), (REPEAT, "three")
+    )
+    assert code == 0, shown
+    assert "do not match" in shown
+    assert verify_password("three", shown.split()[-1])

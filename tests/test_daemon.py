@@ -1,20 +1,22 @@
-"""The daemon in-process on a fake clock: clock jumps, its own downtime, and
-one daemon per database (in-process and as two real processes)."""
+"""The daemon in-process on a fake clock: clock jumps, its own downtime,
+reloads, its bounded waits, and one daemon per database (in-process and as
+two real processes)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
-import textwrap
-from collections.abc import AsyncIterator, Callable
+import sqlite3
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from heartbeatd import daemon as daemon_module
 from heartbeatd.clock import FakeClock
-from heartbeatd.daemon import Daemon
+from heartbeatd.daemon import DELIVERY_DRAIN, HEALTH_WRITE_TIMEOUT, Daemon
 from heartbeatd.model import Ping, PingKind, Status
 from heartbeatd.systemd import (
     Notifier,
@@ -24,64 +26,45 @@ from heartbeatd.systemd import (
     reload_status_path,
     request_forced_reload,
 )
-from tests.channels.conftest import free_port
-from tests.e2e.conftest import START_TIMEOUT, DaemonProcess
+from tests.harness import (
+    START_TIMEOUT,
+    DaemonProcess,
+    WebhookSink,
+    advance_until_done,
+    free_port,
+    settle,
+    stop_daemon,
+)
+from tests.samples import BACKUP, LOG_CHANNEL, config_text
 
-CONFIG = """
-[server]
-listen = "127.0.0.1:{port}"
-
-[storage]
-path = "hb.db"
-
-[channels.log]
-type = "log"
-
-[monitors.backup]
-period = "1h"
-grace = "5m"
-"""
+MakeDaemon = Callable[..., Awaitable[Daemon]]
 
 
-async def settle() -> None:
-    """Let the daemon's tasks run what the last clock step woke up."""
-    for _ in range(20):
-        await asyncio.sleep(0)
-    await asyncio.sleep(0.02)
-
-
-async def started(path: Path, clock: FakeClock) -> Daemon:
-    daemon = Daemon(path, clock, asyncio.Event(), asyncio.Event(), notifier=Notifier(""))
-    await daemon.startup()
-    return daemon
-
-
-@pytest.fixture
-def config_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
-    monkeypatch.delenv("WATCHDOG_USEC", raising=False)
-    path = tmp_path / "heartbeatd.toml"
-    path.write_text(textwrap.dedent(CONFIG.format(port=free_port())))
+def write_config(path: Path, monitors: str = BACKUP, **kwargs: object) -> Path:
+    """A config listening on a port of its own, with the log channel."""
+    kwargs.setdefault("channels", LOG_CHANNEL)
+    path.write_text(config_text(monitors, port=free_port(), **kwargs))  # type: ignore[arg-type]
     return path
 
 
 @pytest.fixture
-async def run_daemon(
-    config_path: Path, clock: FakeClock
-) -> AsyncIterator[Callable[[], asyncio.Future[Daemon]]]:
-    running: list[Daemon] = []
+def config_path(tmp_path: Path) -> Path:
+    return write_config(tmp_path / "heartbeatd.toml")
+
+
+@pytest.fixture
+def run_daemon(
+    make_daemon: MakeDaemon, config_path: Path, clock: FakeClock
+) -> Callable[[], Awaitable[Daemon]]:
+    """Start the daemon on `config_path`, with `backup` pinged and up."""
 
     async def start() -> Daemon:
-        daemon = await started(config_path, clock)
-        running.append(daemon)
+        daemon = await make_daemon(config_path)
         await daemon.engine.handle_ping("backup", Ping(PingKind.SUCCESS, at=clock.now()))
-        await settle()
+        await settle(daemon)
         return daemon
 
-    yield start  # type: ignore[misc]
-    for daemon in running:
-        if not daemon.store._closing:
-            await daemon.shutdown()
+    return start
 
 
 async def alerts(daemon: Daemon) -> int:
@@ -96,13 +79,13 @@ async def test_a_wall_clock_jump_forward_gives_grace_instead_of_false_alerts(
     # NTP steps the clock a day ahead; only two seconds passed for real.
     clock.jump(clock.now().replace(day=clock.now().day + 1))
     clock.advance(seconds=2)
-    await settle()
+    await settle(daemon)
     assert "wall clock jumped forward" in caplog.text
     assert daemon.engine.state("backup").status is Status.LATE
     assert await alerts(daemon) == 0
     # A real outage is still caught, one grace period after the jump.
     clock.advance(minutes=5)
-    await settle()
+    await settle(daemon)
     assert daemon.engine.state("backup").status is Status.DOWN
     assert await alerts(daemon) == 1
 
@@ -113,46 +96,47 @@ async def test_a_wall_clock_jump_back_only_delays_deadlines(
     daemon = await run_daemon()
     clock.jump(clock.now().replace(day=clock.now().day - 1))
     clock.advance(seconds=2)
-    await settle()
+    await settle(daemon)
     assert "wall clock jumped back" in caplog.text
     clock.advance(hours=2)
-    await settle()
+    await settle(daemon)
     assert daemon.engine.state("backup").status is Status.UP
     assert await alerts(daemon) == 0
 
 
 async def test_after_a_long_stop_it_says_how_long_and_sends_no_alert_storm(
-    run_daemon, config_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    run_daemon,
+    make_daemon: MakeDaemon,
+    config_path: Path,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
 ):
     daemon = await run_daemon()
-    await daemon.shutdown()
+    await stop_daemon(daemon, clock)
     # Stopped for six hours: six periods of the monitor passed meanwhile.
     clock.advance(hours=6)
-    again = await started(config_path, clock)
-    try:
-        await settle()
-        notices = [r.getMessage() for r in caplog.records if "was not running" in r.getMessage()]
-        assert len(notices) == 1
-        assert "about 6h" in notices[0]
-        assert again.engine.state("backup").status is Status.LATE
-        assert await alerts(again) == 0
-    finally:
-        await again.shutdown()
+    again = await make_daemon(config_path)
+    await settle(again)
+    notices = [r.getMessage() for r in caplog.records if "was not running" in r.getMessage()]
+    assert len(notices) == 1
+    assert "about 6h" in notices[0]
+    assert again.engine.state("backup").status is Status.LATE
+    assert await alerts(again) == 0
 
 
 # -- reload --------------------------------------------------------------------------
 
-TWO = CONFIG + '\n[monitors.web]\nperiod = "1m"\n'
+TWO = BACKUP + '[monitors.web]\nperiod = "1m"\n'
 
 
 def status_of(daemon: Daemon) -> ReloadStatus | None:
     return read_reload_status(reload_status_path(daemon.config.storage.path))
 
 
-def rewrite(path: Path, text: str) -> None:
-    """Replace the config with `text`, on the port the daemon listens on."""
-    port = path.read_text().split('listen = "127.0.0.1:')[1].split('"')[0]
-    path.write_text(textwrap.dedent(text).replace("{port}", port))
+def rewrite(path: Path, monitors: str) -> None:
+    """Replace the config's monitors, on the port the daemon listens on."""
+    port = int(path.read_text().split('listen = "127.0.0.1:')[1].split('"')[0])
+    path.write_text(config_text(monitors, port=port, channels=LOG_CHANNEL))
 
 
 def append(path: Path, text: str) -> None:
@@ -212,37 +196,49 @@ async def test_a_reload_of_a_hostile_file_keeps_the_running_config(
     assert error.startswith(f"{config_path}: ") and "\n" not in error
     # Still watching: the monitor goes down on time.
     clock.advance(hours=1, minutes=6)
-    await settle()
+    await settle(daemon)
     assert daemon.engine.state("backup").status is Status.DOWN
 
 
+class NoThreads(ThreadPoolExecutor):
+    """A pool that cannot start a thread, as under systemd's TasksMax."""
+
+    def submit(self, *args: object, **kwargs: object):  # type: ignore[override]
+        raise RuntimeError("can't start new thread")
+
+
 async def test_an_unexpected_error_in_a_reload_is_logged_and_the_daemon_goes_on(
-    run_daemon, config_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+    run_daemon, config_path: Path, caplog: pytest.LogCaptureFixture
 ):
     daemon = await run_daemon()
     before = daemon.config
-
-    def broken(*args: object) -> None:
-        raise RuntimeError("boom")
-
-    # Stands for a bug in the loader that no test has found yet.
-    monkeypatch.setattr(daemon_module, "load_config", broken)
-    await daemon.apply_reload()
+    # The reload reads the file on a thread of the loop's default pool.
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(NoThreads())
+    try:
+        await daemon.apply_reload()
+    finally:
+        loop.set_default_executor(ThreadPoolExecutor())
 
     assert daemon.config is before
     status = status_of(daemon)
     assert status is not None
+    error = 'RuntimeError("can\'t start new thread")'
     assert (status.state, status.errors) == (
         "rejected",
-        (f"{config_path}: reload failed: RuntimeError('boom') (a bug in heartbeatd; see its log)",),
+        (f"{config_path}: reload failed: {error} (a bug in heartbeatd; see its log)",),
     )
-    assert "reload failed: RuntimeError('boom')" in caplog.text
+    assert f"reload failed: {error}" in caplog.text
     assert daemon.reloads.failed == 1
+    # The next reload that can read the file applies it.
+    rewrite(config_path, TWO)
+    await daemon.apply_reload()
+    assert list(daemon.config.monitors) == ["backup", "web"]
 
 
 async def test_a_reload_that_removes_every_monitor_needs_force(run_daemon, config_path: Path):
     daemon = await run_daemon()
-    rewrite(config_path, CONFIG.split("[monitors.backup]")[0])
+    rewrite(config_path, "")
 
     await daemon.apply_reload()
     status = status_of(daemon)
@@ -269,33 +265,29 @@ async def test_a_reload_that_removes_every_monitor_needs_force(run_daemon, confi
 
 
 async def test_a_reload_tells_systemd_reloading_then_ready_even_when_rejected(
-    config_path: Path, clock: FakeClock, tmp_path_factory: pytest.TempPathFactory
+    make_daemon: MakeDaemon,
+    config_path: Path,
+    clock: FakeClock,
+    tmp_path_factory: pytest.TempPathFactory,
 ):
     address = tmp_path_factory.mktemp("sd") / "notify"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(str(address))
         sock.settimeout(5)
-        daemon = Daemon(
-            config_path, clock, asyncio.Event(), asyncio.Event(), notifier=Notifier(str(address))
-        )
-        await daemon.startup()
-        try:
-            assert sock.recv(4096) == b"READY=1\nSTATUS=watching 1 monitors"
-            append(config_path, "[monitors.x]\nperiod = 5 min\n")
-            await daemon.apply_reload()
-            assert sock.recv(4096) == b"RELOADING=1\nMONOTONIC_USEC=1000000000"
-            assert sock.recv(4096) == b"READY=1\nSTATUS=watching 1 monitors"
-        finally:
-            await daemon.shutdown()
+        daemon = await make_daemon(config_path, notifier=Notifier(str(address)))
+        assert sock.recv(4096) == b"READY=1\nSTATUS=watching 1 monitors"
+        append(config_path, "[monitors.x]\nperiod = 5 min\n")
+        await daemon.apply_reload()
+        assert sock.recv(4096) == b"RELOADING=1\nMONOTONIC_USEC=1000000000"
+        assert sock.recv(4096) == b"READY=1\nSTATUS=watching 1 monitors"
+        await stop_daemon(daemon, clock)
 
 
 def same_database_elsewhere(config_path: Path, db: Path) -> Path:
     """A second config: another directory and port, the first one's database."""
     other = config_path.parent / "other"
     other.mkdir()
-    text = textwrap.dedent(CONFIG.format(port=free_port())).replace('"hb.db"', f'"{db}"')
-    (other / "heartbeatd.toml").write_text(text)
-    return other / "heartbeatd.toml"
+    return write_config(other / "heartbeatd.toml", db=str(db))
 
 
 def read_lock_file(db: Path) -> str:
@@ -303,30 +295,65 @@ def read_lock_file(db: Path) -> str:
 
 
 async def test_a_second_daemon_on_the_same_database_refuses_to_start(
-    run_daemon, config_path: Path, clock: FakeClock
+    run_daemon, make_daemon: MakeDaemon, config_path: Path
 ):
     first = await run_daemon()
     db = first.config.storage.path
     # Even on another port: the second would run every timer and send every alert again.
-    try:
-        second = await started(same_database_elsewhere(config_path, db), clock)
-    except OSError as exc:
-        error = str(exc)
-    else:
-        await second.shutdown()
-        pytest.fail("a second daemon started on the same database")
+    with pytest.raises(OSError) as info:
+        await make_daemon(same_database_elsewhere(config_path, db))
+    error = str(info.value)
     assert error == f"{db}: in use by another heartbeatd (pid {os.getpid()}, lock file {db}.lock)"
     assert first.store.path == db
 
 
 async def test_the_database_lock_holds_the_pid_and_is_released_on_shutdown(
-    run_daemon, config_path: Path, clock: FakeClock
+    run_daemon, make_daemon: MakeDaemon, config_path: Path, clock: FakeClock
 ):
     first = await run_daemon()
     assert read_lock_file(first.config.storage.path) == f"{os.getpid()}\n"
-    await first.shutdown()
-    again = await started(config_path, clock)
-    await again.shutdown()
+    await stop_daemon(first, clock)
+    again = await make_daemon(config_path)
+    assert read_lock_file(again.config.storage.path) == f"{os.getpid()}\n"
+
+
+# -- bounded waits, on the clock ------------------------------------------------------
+
+
+async def test_health_says_the_database_is_not_writable_when_a_write_outlasts_its_timeout(
+    run_daemon, clock: FakeClock
+):
+    daemon = await run_daemon()
+    assert await daemon.health() is None
+    # Another process holds the write lock: the writer waits on it.
+    lock = sqlite3.connect(daemon.config.storage.path, isolation_level=None)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")
+        checking = asyncio.ensure_future(daemon.health())
+        await advance_until_done(clock, checking, HEALTH_WRITE_TIMEOUT, within=1.0)
+        assert checking.result() == "database not writable: no answer within 5s"
+    finally:
+        lock.close()
+    assert await daemon.health() is None
+
+
+async def test_shutdown_cuts_a_delivery_still_under_way_after_the_drain_time(
+    make_daemon: MakeDaemon, tmp_path: Path, clock: FakeClock, webhook_sink: WebhookSink
+):
+    path = write_config(tmp_path / "hook.toml", hook=webhook_sink.url)
+    daemon = await make_daemon(path)
+    webhook_sink.hold()
+    await daemon.engine.handle_ping("backup", Ping(PingKind.FAIL, at=clock.now()))
+    await webhook_sink.next_request()
+
+    stopping = asyncio.ensure_future(daemon.shutdown())
+    # The receiver never answers: the wait for it ends after DELIVERY_DRAIN on the clock.
+    await advance_until_done(clock, stopping, DELIVERY_DRAIN, within=1.0)
+    stopping.result()
+    # Not lost: still pending, for the next start to send.
+    with contextlib.closing(sqlite3.connect(daemon.config.storage.path)) as db:
+        rows = db.execute("SELECT channel, state FROM outbox ORDER BY channel").fetchall()
+    assert rows == [("hook", "pending"), ("log", "sent")]
 
 
 def test_a_second_daemon_process_on_the_same_database_exits_naming_the_first(

@@ -33,10 +33,9 @@ from yarl import URL
 from heartbeatd.channels import CHANNEL_TYPES
 from heartbeatd.cli import ClientErrorFilter
 from heartbeatd.config import Config, load_config
-from heartbeatd.engine import Engine
-from heartbeatd.store import Store
 from heartbeatd.tables import ConfigError
 from heartbeatd.web import BODY_TIMEOUT, make_app
+from tests.harness import healthy, open_stack
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -67,10 +66,6 @@ uuid = "{UUID}"
 """
 
 
-async def healthy() -> None:
-    return None
-
-
 class DaemonLikeServer(TestServer):
     """aiohttp's test server, but like the daemon's runner it lets a handler
     whose client has gone run on (aiohttp's default) instead of cancelling it."""
@@ -85,18 +80,15 @@ async def client(tmp_path, aiohttp_client, clock):
     """The ping app; its server closes connections idle for 0.5 s (the daemon: 75 s)."""
     path = tmp_path / "heartbeatd.toml"
     path.write_text(textwrap.dedent(CONFIG))
-    config = load_config(path)
-    store = await Store.open(config.storage.path, clock=clock)
-    engine = Engine(config, store)
-    await engine.recover(clock.now())
-    server = DaemonLikeServer(make_app(engine, clock, health=healthy))
+    stack = await open_stack(path, clock)
+    server = DaemonLikeServer(stack.app())
     # Started here: TestServer(**kwargs) drops runner options, start_server() passes them.
     await server.start_server(keepalive_timeout=0.5)
     client = await aiohttp_client(server)
-    client.store = store
-    client.engine = engine
+    client.store = stack.store
+    client.engine = stack.engine
     yield client
-    await store.close()
+    await stack.close()
 
 
 async def stored(client) -> list[dict[str, Any]]:

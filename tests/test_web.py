@@ -12,10 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from heartbeatd.config import load_config
-from heartbeatd.engine import Engine
 from heartbeatd.model import Status
-from heartbeatd.store import Store
-from heartbeatd.web import make_app
+from tests.harness import open_stack
 
 UUID = "9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b"
 RID = "0c7b3a0e-3c5e-4b0e-9a51-111111111111"
@@ -42,22 +40,15 @@ period = "1m"
 """
 
 
-async def healthy() -> None:
-    return None
-
-
 async def make_client(
     tmp_path, aiohttp_client, clock, server_extra='trusted_proxies = ["10.0.0.0/8"]'
 ):
     path = tmp_path / "heartbeatd.toml"
     path.write_text(textwrap.dedent(CONFIG.replace("{server_extra}", server_extra)))
-    config = load_config(path)
-    store = await Store.open(config.storage.path, clock=clock)
-    engine = Engine(config, store)
-    await engine.recover(clock.now())
-    client = await aiohttp_client(make_app(engine, clock, health=healthy))
-    client.engine = engine
-    client.store = store
+    stack = await open_stack(path, clock)
+    client = await aiohttp_client(stack.app())
+    client.engine = stack.engine
+    client.store = stack.store
     return client
 
 

@@ -11,7 +11,6 @@ import base64
 import os
 import re
 import shutil
-import socket
 import struct
 import textwrap
 from types import SimpleNamespace
@@ -27,6 +26,7 @@ from heartbeatd.outbox import DeliveryStats
 from heartbeatd.store import Store
 from heartbeatd.web import make_app
 from tests.conftest import NOW
+from tests.harness import free_port, healthy, open_stack
 
 TOKEN = "t0ken-for-tests"
 BADGE_KEY = "b4dge-key"
@@ -55,19 +55,12 @@ period = "1d"
 """
 
 
-async def healthy() -> None:
-    return None
-
-
 async def make_client(tmp_path, aiohttp_client, clock, *, server="", web="", **app_kwargs):
     path = tmp_path / "heartbeatd.toml"
     path.write_text(textwrap.dedent(CONFIG.format(server=server, web=web)))
-    config = load_config(path)
-    store = await Store.open(config.storage.path, clock=clock)
-    engine = Engine(config, store)
-    await engine.recover(clock.now())
-    client = await aiohttp_client(make_app(engine, clock, health=healthy, **app_kwargs))
-    client.engine, client.store = engine, store
+    stack = await open_stack(path, clock)
+    client = await aiohttp_client(stack.app(**app_kwargs))
+    client.engine, client.store = stack.engine, stack.store
     return client
 
 
@@ -114,12 +107,6 @@ async def keyed_client(tmp_path, aiohttp_client, clock):
     )
     yield client
     await client.store.close()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def go_down(client, clock: FakeClock, slug: str = "backup") -> None:

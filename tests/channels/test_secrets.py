@@ -62,7 +62,7 @@ def webhook_failing(s: Servers):
 
 def webhook_timeout(s: Servers):
     # aiohttp's timeout errors quote the whole URL.
-    s.webhook_sink.hang = True
+    s.webhook_sink.hold()
     s.timeout = 0.2
     return "webhook", {"url": f"{s.webhook_sink.url}/hook/{SECRET}"}, None
 

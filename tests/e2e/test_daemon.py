@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import (
+from tests.harness import (
     DaemonProcess,
     WebhookSink,
     assert_never,
@@ -85,9 +85,9 @@ async def _burst(
 
 
 def test_it_alerts_down_on_a_missed_ping_and_up_on_the_next(
-    daemon: DaemonProcess, sink: WebhookSink
+    daemon: DaemonProcess, webhook_sink: WebhookSink
 ) -> None:
-    daemon.write_config(FAST, hook=sink.url)
+    daemon.write_config(FAST, hook=webhook_sink.url)
     daemon.start()
 
     answer = daemon.ping("a")
@@ -97,7 +97,7 @@ def test_it_alerts_down_on_a_missed_ping_and_up_on_the_next(
     assert (pinged["status"], pinged["n_pings"]) == ("up", 1)
 
     # Not pinged again: down at last ping + period 2 s + grace 1 s.
-    [down] = wait_for(lambda: sink.delivered("down"), timeout=8)
+    [down] = wait_for(lambda: webhook_sink.delivered("down"), timeout=8)
     noticed = utcnow()
     assert set(down) >= ALERT_FIELDS
     assert {k: down[k] for k in ("event", "monitor", "name", "status", "reason", "body")} == {
@@ -118,18 +118,18 @@ def test_it_alerts_down_on_a_missed_ping_and_up_on_the_next(
     assert daemon.monitor("a")["status"] == "down"
 
     assert daemon.ping("a").status == 200
-    [up] = wait_for(lambda: sink.delivered("up"), timeout=5)
+    [up] = wait_for(lambda: webhook_sink.delivered("up"), timeout=5)
     assert set(up) >= ALERT_FIELDS
     assert (up["monitor"], up["status"], up["reason"]) == ("a", "up", "recovered")
-    assert len(sink.delivered("down")) == 1
+    assert len(webhook_sink.delivered("down")) == 1
     assert daemon.monitor("a")["n_pings"] == 2
 
 
 def test_it_alerts_at_once_on_a_failure_an_exit_status_and_a_run_too_long(
-    daemon: DaemonProcess, sink: WebhookSink
+    daemon: DaemonProcess, webhook_sink: WebhookSink
 ) -> None:
     run = '[monitors.run]\nperiod = "1h"\ngrace = "1h"\nmax_runtime = 1\n'
-    daemon.write_config(SLOW_A + SLOW_B + run, hook=sink.url)
+    daemon.write_config(SLOW_A + SLOW_B + run, hook=webhook_sink.url)
     daemon.start()
     output = "pg_dump: error: connection refused\nexit 1\n"
 
@@ -138,11 +138,11 @@ def test_it_alerts_at_once_on_a_failure_an_exit_status_and_a_run_too_long(
     assert daemon.ping("run/start").status == 200
     assert daemon.monitor("run")["started_at"] is not None
 
-    [a] = wait_for(lambda: sink.delivered("down", "a"), 5)
+    [a] = wait_for(lambda: webhook_sink.delivered("down", "a"), 5)
     assert (a["reason"], a["body"]) == ("failed", output)
-    [b] = wait_for(lambda: sink.delivered("down", "b"), 5)
+    [b] = wait_for(lambda: webhook_sink.delivered("down", "b"), 5)
     assert (b["reason"], b["body"], b["exit_status"]) == ("exit_status", "exit 3", 3)
-    [run_alert] = wait_for(lambda: sink.delivered("down", "run"), 5)
+    [run_alert] = wait_for(lambda: webhook_sink.delivered("down", "run"), 5)
     assert run_alert["reason"] == "ran_too_long"
 
 
@@ -208,15 +208,15 @@ def daemon_for_grammar(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def test_it_reloads_on_sighup_keeping_state_and_rejects_a_broken_file(
-    daemon: DaemonProcess, sink: WebhookSink
+    daemon: DaemonProcess, webhook_sink: WebhookSink
 ) -> None:
-    daemon.write_config(SLOW_A, hook=sink.url)
+    daemon.write_config(SLOW_A, hook=webhook_sink.url)
     daemon.start()
     assert daemon.ping("a").status == 200
     assert daemon.ping("a").status == 200
     assert daemon.ping("b").status == 404
 
-    daemon.write_config(SLOW_A + SLOW_B, hook=sink.url)
+    daemon.write_config(SLOW_A + SLOW_B, hook=webhook_sink.url)
     daemon.signal(signal.SIGHUP)
 
     wait_for(lambda: daemon.ping("b").status == 200, message="/ping/b to answer 200")
@@ -226,7 +226,9 @@ def test_it_reloads_on_sighup_keeping_state_and_rejects_a_broken_file(
     assert monitors["b"]["n_pings"] == 1
     daemon.wait_for_log("config reloaded monitors=2 added=b removed=- changed=-")
 
-    daemon.write_config(SLOW_A + SLOW_B.replace('grace = "1h"', 'grace = "5 min"'), hook=sink.url)
+    daemon.write_config(
+        SLOW_A + SLOW_B.replace('grace = "1h"', 'grace = "5 min"'), hook=webhook_sink.url
+    )
     daemon.signal(signal.SIGHUP)
 
     log = daemon.wait_for_log("reload rejected")
@@ -238,7 +240,7 @@ def test_it_reloads_on_sighup_keeping_state_and_rejects_a_broken_file(
     daemon.assert_running()
     assert daemon.ping("b").status == 200
     assert daemon.monitors()["b"]["n_pings"] == 2
-    assert sink.received == []
+    assert webhook_sink.requests == []
 
 
 def test_it_refuses_no_ping_during_a_reload(daemon: DaemonProcess) -> None:
@@ -308,11 +310,11 @@ def test_it_stops_on_sigterm_within_5s_while_pings_are_in_flight(daemon: DaemonP
 
 
 def test_it_stops_within_5s_while_an_alert_delivery_hangs(
-    daemon: DaemonProcess, sink: WebhookSink
+    daemon: DaemonProcess, webhook_sink: WebhookSink
 ) -> None:
-    daemon.write_config(SLOW_A, hook=sink.url)
+    daemon.write_config(SLOW_A, hook=webhook_sink.url)
     daemon.start()
-    sink.hold()
+    webhook_sink.hold()
     assert daemon.ping("a/fail").status == 200
     wait_for(lambda: _outbox_claimed(daemon), 5, "the delivery to start")
 
@@ -329,15 +331,15 @@ def _outbox_claimed(daemon: DaemonProcess) -> bool:
 
 
 def test_it_gives_grace_after_a_restart_and_does_not_alert_twice(
-    daemon: DaemonProcess, sink: WebhookSink
+    daemon: DaemonProcess, webhook_sink: WebhookSink
 ) -> None:
     # a: due 1 s after a ping, down 2 s later. c: down (failed) before the stop.
     monitors = "[monitors.a]\nperiod = 1\ngrace = 2\n" + SLOW_A.replace("monitors.a", "monitors.c")
-    daemon.write_config(monitors, hook=sink.url)
+    daemon.write_config(monitors, hook=webhook_sink.url)
     daemon.start()
     assert daemon.ping("a").status == 200
     assert daemon.ping("c/fail").status == 200
-    wait_for(lambda: sink.delivered("down", "c"), 5)
+    wait_for(lambda: webhook_sink.delivered("down", "c"), 5)
     first_down_at = parse_time(daemon.monitor("a")["down_at"])
     assert daemon.stop() == 0
 
@@ -353,16 +355,16 @@ def test_it_gives_grace_after_a_restart_and_does_not_alert_twice(
     assert after["status"] == "late"
     assert parse_time(after["down_at"]) >= restarting + timedelta(seconds=1)
     assert_never(
-        lambda: sink.delivered("down", "a"),
+        lambda: webhook_sink.delivered("down", "a"),
         seconds=max(0.0, (restarting + timedelta(seconds=1.5) - utcnow()).total_seconds()),
         message="a was alerted at once after the restart",
     )
-    [down] = wait_for(lambda: sink.delivered("down", "a"), 5)
+    [down] = wait_for(lambda: webhook_sink.delivered("down", "a"), 5)
     assert parse_time(down["down_at"]) > first_down_at + timedelta(seconds=1)
     assert daemon.monitor("a")["status"] == "down"
     # c was down before the restart and stays down, with no second alert.
     assert daemon.monitor("c")["status"] == "down"
-    assert len(sink.delivered("down", "c")) == 1
+    assert len(webhook_sink.delivered("down", "c")) == 1
 
 
 # -- systemd -------------------------------------------------------------------------
@@ -440,30 +442,30 @@ def test_it_notifies_systemd_of_ready_reloading_and_stopping(
 
 
 def test_it_retries_a_failed_alert_after_a_restart_and_delivers_it_once(
-    daemon: DaemonProcess, sink: WebhookSink
+    daemon: DaemonProcess, webhook_sink: WebhookSink
 ) -> None:
     # The receiver answers 503 to the first attempt. The outbox retries after
     # 10 s (+-20% jitter) and keeps the retry time in SQLite, so a restart in
     # between neither loses the alert nor sends it early or twice: the row is
     # due about 10 s after the flip, which keeps this test under 15 s.
-    daemon.write_config(SLOW_A, hook=sink.url)
+    daemon.write_config(SLOW_A, hook=webhook_sink.url)
     daemon.start()
-    sink.answer(503)
+    webhook_sink.answer(503)
     assert daemon.ping("a/fail", data=b"disk full").status == 200
-    wait_for(lambda: sink.count() == 1, 5, "the first attempt")
+    wait_for(lambda: webhook_sink.count() == 1, 5, "the first attempt")
     [flip] = wait_for(lambda: _attempted(daemon), 5, "the failed attempt to be recorded")
     [delivery] = flip["deliveries"]
     assert delivery["state"] == "pending"
-    assert delivery["last_error"] == f"webhook to 127.0.0.1:{sink.port}: HTTP 503"
+    assert delivery["last_error"] == f"webhook to 127.0.0.1:{webhook_sink.port}: HTTP 503"
 
     assert daemon.stop() == 0
     daemon.start()
 
-    [down] = wait_for(lambda: sink.delivered("down"), 14, "the retried alert")
+    [down] = wait_for(lambda: webhook_sink.delivered("down"), 14, "the retried alert")
     assert (down["monitor"], down["body"]) == ("a", "disk full")
     [flip] = wait_for(lambda: _delivered(daemon), 5, "the delivery to be recorded")
     assert flip["deliveries"][0]["attempts"] == 2
-    assert sink.count() == 2
+    assert webhook_sink.count() == 2
 
 
 def _attempted(daemon: DaemonProcess) -> list[dict[str, Any]]:
@@ -477,17 +479,17 @@ def _delivered(daemon: DaemonProcess) -> list[dict[str, Any]]:
 
 
 def test_it_delivers_an_alert_cut_by_shutdown_soon_after_the_restart(
-    daemon: DaemonProcess, sink: WebhookSink
+    daemon: DaemonProcess, webhook_sink: WebhookSink
 ) -> None:
-    daemon.write_config(SLOW_A, hook=sink.url)
+    daemon.write_config(SLOW_A, hook=webhook_sink.url)
     daemon.start()
-    sink.hold()
+    webhook_sink.hold()
     assert daemon.ping("a/fail").status == 200
     wait_for(lambda: _outbox_claimed(daemon), 5, "the delivery to start")
     assert daemon.stop() == 0
-    sink.release()
+    webhook_sink.release()
 
     daemon.start()
 
     # The send was cut, not failed: nothing tells the outbox to wait.
-    wait_for(lambda: sink.delivered("down"), 5, "the cut alert to be delivered")
+    wait_for(lambda: webhook_sink.delivered("down"), 5, "the cut alert to be delivered")

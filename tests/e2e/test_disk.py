@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import DaemonProcess, WebhookSink, http, wait_for
+from tests.harness import DaemonProcess, WebhookSink, http, wait_for
 
 BODY = b"x" * 150_000
 
@@ -52,21 +52,21 @@ def fill(disk: Path) -> Path:
     return filler
 
 
-def start(daemon: DaemonProcess, disk: Path, sink: WebhookSink) -> None:
+def start(daemon: DaemonProcess, disk: Path, webhook_sink: WebhookSink) -> None:
     daemon.db_path = disk / "heartbeatd.db"
     daemon.write_raw_config(
         f'[server]\nlisten = "127.0.0.1:{daemon.port}"\n'
         f'[storage]\npath = "{daemon.db_path}"\nmax_body = 200000\n'
-        f'[channels.hook]\ntype = "webhook"\nurl = "{sink.url}"\n'
+        f'[channels.hook]\ntype = "webhook"\nurl = "{webhook_sink.url}"\n'
         '[monitors.backup]\nperiod = "1h"\n'
     )
     daemon.start()
 
 
 def test_a_full_disk_answers_503_and_recovers_without_losing_an_alert(
-    daemon: DaemonProcess, disk: Path, sink: WebhookSink
+    daemon: DaemonProcess, disk: Path, webhook_sink: WebhookSink
 ):
-    start(daemon, disk, sink)
+    start(daemon, disk, webhook_sink)
     assert daemon.ping("backup").status == 200
     filler = fill(disk)
 
@@ -77,11 +77,11 @@ def test_a_full_disk_answers_503_and_recovers_without_losing_an_alert(
     assert "full" in daemon.log()
     assert http(f"{daemon.base_url}/healthz").status == 503
     daemon.assert_running()
-    assert sink.delivered("down") == []
+    assert webhook_sink.delivered("down") == []
 
     filler.unlink()
     # The client's retry now lands, and the flip it carries alerts once.
     wait_for(lambda: daemon.ping("backup/fail", data=b"disk was full").status == 200)
-    wait_for(lambda: sink.delivered("down"), message="the down alert after recovery")
-    assert len(sink.delivered("down")) == 1
+    wait_for(lambda: webhook_sink.delivered("down"), message="the down alert after recovery")
+    assert len(webhook_sink.delivered("down")) == 1
     assert http(f"{daemon.base_url}/healthz").status == 200

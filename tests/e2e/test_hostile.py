@@ -24,8 +24,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from heartbeatd.store import BUSY_TIMEOUT_MS
-from tests.e2e.conftest import DaemonProcess, assert_never, wait_for
-from tests.e2e.conftest import http as http_request
+from tests.harness import DaemonProcess, assert_never, wait_for
+from tests.harness import http as http_request
 
 MONITOR = '[monitors.backup]\nperiod = "1h"\ngrace = "1h"\n'
 IDLE = 2000

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.e2e.conftest import DaemonProcess
+from tests.harness import DaemonProcess
 
 MIB = 1024 * 1024
 MONITORS = 30

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import DaemonProcess
+from tests.harness import DaemonProcess
 
 SLOW = '[monitors.{slug}]\nperiod = "1h"\ngrace = "1h"\n'
 # Enough monitors that parsing the file takes the daemon a while (about a

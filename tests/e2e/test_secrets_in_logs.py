@@ -24,10 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from heartbeatd.auth import hash_password
-from tests.e2e.conftest import (
+from tests.harness import (
     DaemonProcess,
     Received,
     WebhookSink,
@@ -86,31 +85,14 @@ SECRETS = [
 CHANNELS = ["mail", "hook", "slack", "discord", "ntfy", "telegram", "script", "journal"]
 
 
-class FailingServer(WebhookSink):
-    """Answers 500 to any path, quoting the path and query back."""
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        await request.read()
-        with self._lock:
-            self.received.append(Received(500, {"path": request.path_qs}))
-        return web.Response(status=500, text=f"Internal Server Error: {request.path_qs}")
-
-    async def _serve(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+def quote_the_path(request: Received) -> tuple[int, str]:
+    """Answer 500, quoting the path and query back, as many error pages do."""
+    return 500, f"Internal Server Error: {request.path}"
 
 
 @pytest.fixture
-def failing() -> Iterator[FailingServer]:
-    server = FailingServer()
-    server.start()
+def failing() -> Iterator[WebhookSink]:
+    server = WebhookSink(respond=quote_the_path).start()
     yield server
     server.stop()
 
@@ -125,7 +107,7 @@ def write_files(directory: Path) -> None:
 
 def config_text(
     daemon: DaemonProcess,
-    failing: FailingServer,
+    failing: WebhookSink,
     closed: int,
     *,
     listen: str | None = None,
@@ -134,7 +116,7 @@ def config_text(
     telegram_token: str = TELEGRAM_TOKEN,
 ) -> str:
     refused = f"http://127.0.0.1:{closed}"
-    hook_url = hook_url or f"{failing.base}/hook/{HOOK_TOKEN}?token={HOOK_TOKEN}"
+    hook_url = hook_url or f"{failing.url}/hook/{HOOK_TOKEN}?token={HOOK_TOKEN}"
     return f"""
 [server]
 listen = "{listen or f"127.0.0.1:{daemon.port}"}"
@@ -174,7 +156,7 @@ url = "{refused}/api/webhooks/1/{DISCORD_TOKEN}"
 
 [channels.ntfy]
 type = "ntfy"
-server = "{failing.base}"
+server = "{failing.url}"
 topic = "ops"
 token = "{NTFY_TOKEN}"
 
@@ -182,7 +164,7 @@ token = "{NTFY_TOKEN}"
 type = "telegram"
 bot_token = "{telegram_token}"
 chat_id = 1
-api_url = "{failing.base}"
+api_url = "{failing.url}"
 
 [channels.script]
 type = "command"
@@ -234,9 +216,7 @@ def bearer(value: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {value}"}
 
 
-def test_check_warns_without_showing_a_secret(
-    daemon: DaemonProcess, failing: FailingServer
-) -> None:
+def test_check_warns_without_showing_a_secret(daemon: DaemonProcess, failing: WebhookSink) -> None:
     write_files(daemon.dir)
     closed = free_port()
     public = daemon.dir / "public.toml"
@@ -258,7 +238,7 @@ def test_check_warns_without_showing_a_secret(
     assert "server.base_url: alert links will point to http://0.0.0.0" in check(public).stderr
 
 
-def test_no_secret_reaches_the_log(daemon: DaemonProcess, failing: FailingServer) -> None:
+def test_no_secret_reaches_the_log(daemon: DaemonProcess, failing: WebhookSink) -> None:
     write_files(daemon.dir)
     closed = free_port()
     valid = config_text(daemon, failing, closed)
