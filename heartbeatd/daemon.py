@@ -281,7 +281,7 @@ class Daemon:
         reloads.generation += 1
         # Taken before the file is read: a request made later waits for the
         # next reload, which its SIGHUP will start.
-        forced = take_forced_reload(force_request_path(self.config.storage.path))
+        forced = take_forced_reload(force_request_path(self.store.path))
         try:
             self._report_reload(
                 ReloadStatus(
@@ -364,7 +364,7 @@ class Daemon:
     def _start_reload_status(self) -> None:
         # A --force left by a `heartbeatd reload` that never saw its reload
         # must not carry over to a reload of this run.
-        if take_forced_reload(force_request_path(self.config.storage.path)):
+        if take_forced_reload(force_request_path(self.store.path)):
             log.info("dropped a forced reload request made before this start")
         self._report_reload(
             ReloadStatus(os.getpid(), 0, STARTED, monitors=len(self.config.monitors))
@@ -372,7 +372,7 @@ class Daemon:
 
     def _report_reload(self, status: ReloadStatus) -> None:
         at = isoformat(self.clock.now()) or ""
-        path = reload_status_path(self.config.storage.path)
+        path = reload_status_path(self.store.path)
         try:
             write_reload_status(path, replace(status, at=at))
         except OSError as exc:

@@ -133,14 +133,28 @@ def status_of(daemon: Daemon) -> ReloadStatus | None:
     return read_reload_status(reload_status_path(daemon.config.storage.path))
 
 
-def rewrite(path: Path, monitors: str) -> None:
+def rewrite(path: Path, monitors: str, db: str = "hb.db") -> None:
     """Replace the config's monitors, on the port the daemon listens on."""
     port = int(path.read_text().split('listen = "127.0.0.1:')[1].split('"')[0])
-    path.write_text(config_text(monitors, port=port, channels=LOG_CHANNEL))
+    path.write_text(config_text(monitors, port=port, db=db, channels=LOG_CHANNEL))
 
 
 def append(path: Path, text: str) -> None:
     path.write_text(path.read_text() + text)
+
+
+async def test_a_reload_that_moves_the_database_reports_where_the_running_one_is(
+    run_daemon, config_path: Path
+):
+    # The database path needs a restart to change: the running daemon keeps
+    # its database, and `heartbeatd reload --pid` looks for the outcome there.
+    daemon = await run_daemon()
+    running = reload_status_path(daemon.store.path)
+    rewrite(config_path, BACKUP, db="moved.db")
+    await daemon.apply_reload()
+    status = read_reload_status(running)
+    assert status is not None
+    assert (status.generation, status.state) == (1, "applied")
 
 
 async def test_each_reload_reports_its_number_and_outcome(run_daemon, config_path: Path):
