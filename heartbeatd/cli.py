@@ -249,10 +249,12 @@ def reload_command(config_path: str, pid: int | None, force: bool, timeout: floa
     status_path = reload_status_path(database)
     force_path = force_request_path(database)
     try:
-        if force:
-            # Before the generation is read: every reload numbered higher sees it.
-            request_forced_reload(force_path)
+        # The generation first, then the force request: a reload numbered
+        # higher that took the request (ours, or one started by someone else
+        # a moment later) began after this command and read the file as it is.
         before = read_reload_status(status_path)
+        if force:
+            request_forced_reload(force_path)
         if pid is None:
             if before is None:
                 _no_answer(f"no heartbeatd runs with {config_path}: no {status_path}")
