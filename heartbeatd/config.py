@@ -12,7 +12,6 @@ import ipaddress
 import logging
 import os
 import re
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,12 +20,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from heartbeatd.addresses import DEFAULT_LISTEN, is_loopback, split_address
 from heartbeatd.auth import HashError, parse_hash
 from heartbeatd.channels import CHANNEL_TYPES
 from heartbeatd.channels.base import ParseEnv
 from heartbeatd.channels.email import SmtpOptions, parse_smtp
 from heartbeatd.durations import DurationError, parse_duration, quote
 from heartbeatd.model import Secret
+from heartbeatd.names import canonical_uuid, channel_name_problem, name_problem, uuid_problem
 from heartbeatd.schedule import CRON_FIELDS, Schedule, cron_problem, timezone_problem
 from heartbeatd.tables import INT64, ConfigError, Problems, Table, find_big_integers, show
 
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-DEFAULT_LISTEN = "127.0.0.1:8080"
 # As Healthchecks: an hour after the expected time before a monitor goes down.
 DEFAULT_GRACE = 3600
 MAX_BODY_LIMIT = 10 * 1024 * 1024
@@ -53,10 +53,6 @@ MAX_CONFIG_BYTES = 64 * 1024 * 1024
 # without `heartbeatd reload --force`.
 DEFAULT_RELOAD_MAX_REMOVED = 50
 
-# Ping actions: /ping/<key>/<slug>/log must not be readable as a monitor named "log".
-RESERVED_NAMES = ("start", "fail", "log")
-_NAME = re.compile(r"[a-z0-9_-]+")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 # Keys that hold a secret when given inline; each has a *_file twin.
 SECRET_KEYS = ("password", "token", "api_token", "bot_token", "ping_key", "badge_key", "url")
@@ -154,76 +150,6 @@ class _Defaults:
     max_runtime: int | None
     repeat: int | None
     repeat_limit: int | None
-
-
-# -- names -----------------------------------------------------------------------
-
-
-def _charset_problem(name: str, what: str) -> str | None:
-    if not name:
-        return f"{what} must not be empty"
-    if len(name) > 64:
-        return f"{what} may be at most 64 characters long, got {len(name)}"
-    if not _NAME.fullmatch(name):
-        return f'{what} may use only a-z, 0-9, "_" and "-", got "{name}"'
-    return None
-
-
-def channel_name_problem(name: str) -> str | None:
-    """None if `name` may name a channel, else why not.
-
-    Channel names never appear in ping URLs, so "log" is fine (and natural).
-    """
-    return _charset_problem(name, "a channel name")
-
-
-def name_problem(name: str, what: str = "a slug") -> str | None:
-    """None if `name` may be a monitor slug, else why not."""
-    problem = _charset_problem(name, what)
-    if problem:
-        return problem
-    if name in RESERVED_NAMES:
-        return f'{what} may not be "start", "fail" or "log" (ping actions), got "{name}"'
-    # /ping/<uuid>/<exit-status> and /ping/<uuid> would be ambiguous with these.
-    if name.isdigit():
-        return f'{what} may not be all digits (an exit status), got "{name}"'
-    if _UUID.fullmatch(name):
-        return f'{what} may not look like a UUID, got "{name}"'
-    return None
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """ "host:port" or "[v6]:port" -> (host, port); ValueError with a message."""
-    host, sep, port_text = address.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f'expected "host:port" like "{DEFAULT_LISTEN}", got {quote(address)}')
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(
-                f"expected an IPv6 address in brackets, got {quote(address)}"
-            ) from None
-    elif ":" in host:
-        raise ValueError(
-            f'write an IPv6 address in brackets, like "[::1]:8080", got {quote(address)}'
-        )
-    # isascii: "²" is a digit to isdigit() and not to int(); the length
-    # check keeps int() away from a 5,000-digit "port".
-    is_number = port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
-    if not is_number or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"expected a port from 1 to 65535, got {quote(address)}")
-    return host, int(port_text)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # -- loading ---------------------------------------------------------------------
@@ -740,10 +666,9 @@ def _read_plain_monitor(slug: str, data: dict[str, Any], shared: _Shared) -> Mon
         channels = shared.channels(tuple(names))
     uuid_text = data.get("uuid")
     if uuid_text is not None:
-        if type(uuid_text) is not str or _uuid_problem(uuid_text) is not None:
+        if type(uuid_text) is not str or uuid_problem(uuid_text) is not None:
             return None
-        # Stored in one spelling: lower case, with dashes, whatever the file says.
-        uuid_text = str(uuid.UUID(uuid_text))
+        uuid_text = canonical_uuid(uuid_text)
     return Monitor(
         slug=slug,
         name=name,
@@ -792,7 +717,7 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
     grace = table.duration("grace", defaults.grace)
     max_runtime = table.duration("max_runtime", defaults.max_runtime) or grace
     names = _channel_list(table, "channels", shared.declared)
-    uuid_text = table.check("uuid", table.str("uuid", None), _uuid_problem)
+    uuid_text = table.check("uuid", table.str("uuid", None), uuid_problem)
     repeat = _read_repeat(table, defaults)
     repeat_limit = table.int("repeat_limit", defaults.repeat_limit, min=1)
     if table.has("repeat_limit") and repeat is None:
@@ -807,7 +732,7 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
         grace=grace,
         max_runtime=max_runtime,
         channels=defaults.channels if names is None else shared.channels(names),
-        uuid=None if uuid_text is None else str(uuid.UUID(uuid_text)),
+        uuid=None if uuid_text is None else canonical_uuid(uuid_text),
         repeat=repeat,
         repeat_limit=repeat_limit if repeat is not None else None,
     )
@@ -856,14 +781,6 @@ def _read_repeat(table: Table, defaults: _Defaults) -> int | None:
         table.raw("repeat")
         return None
     return table.duration("repeat", defaults.repeat)
-
-
-def _uuid_problem(text: str) -> str | None:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return f'expected a UUID like "9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b", got "{text}"'
-    return None
 
 
 def _find_inline_secrets(data: dict[str, Any]) -> list[str]:

@@ -22,13 +22,12 @@ from heartbeatd.config import (
     check_warnings,
     find_database,
     load_config,
-    name_problem,
     parse_config,
     ping_urls,
     reload_problem,
-    split_address,
 )
 from heartbeatd.model import Secret
+from heartbeatd.names import name_problem
 from heartbeatd.schedule import Schedule
 from heartbeatd.tables import ConfigError, Table
 
@@ -845,14 +844,6 @@ def test_it_warns_about_inline_secrets_in_a_file_others_can_read(mode: int, warn
         " can read it: chmod o-r the file, or move them to *_file keys"
     ]
     assert check_warnings(load_config(path)) == (expected if warned else [])
-
-
-@pytest.mark.parametrize(
-    ("address", "parts"),
-    [("127.0.0.1:8080", ("127.0.0.1", 8080)), ("[::1]:80", ("::1", 80)), ("hb:1", ("hb", 1))],
-)
-def test_it_splits_listen_addresses(address: str, parts: tuple[str, int]) -> None:
-    assert split_address(address) == parts
 
 
 RESERVED = ("start", "fail", "log")
