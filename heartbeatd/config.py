@@ -356,7 +356,7 @@ def _secret(table: Table, key: str) -> Secret | None:
 
 
 def _read_server(table: Table) -> ServerConfig:
-    listen = table.str_list("listen", [DEFAULT_LISTEN], allow_str=True)
+    listen = table.text_list("listen", [DEFAULT_LISTEN], allow_text=True)
     if listen == []:
         table.error("listen", "needs at least one address")
     listen = listen or [DEFAULT_LISTEN]
@@ -365,14 +365,14 @@ def _read_server(table: Table) -> ServerConfig:
             split_address(address)
         except ValueError as exc:
             table.error("listen", str(exc))
-    base_url = table.check("base_url", table.str("base_url", None), _url_problem)
+    base_url = table.check("base_url", table.text("base_url", None), _url_problem)
     ping_key = _secret(table, "ping_key")
     if ping_key is not None and not _URL_SAFE.fullmatch(ping_key.reveal()):
         # Never echo the key itself.
         table.error("ping_key", 'may use only letters, digits, "_" and "-"')
         ping_key = None
     proxies = []
-    for item in table.str_list("trusted_proxies", []) or []:
+    for item in table.text_list("trusted_proxies", []) or []:
         try:
             proxies.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
@@ -423,11 +423,11 @@ def _state_directory() -> Path | None:
 
 
 def _read_storage(table: Table, base_dir: Path) -> StorageConfig:
-    path = table.check("path", table.str("path", "heartbeatd.db"), _path_problem)
-    ping_history = table.int("ping_history", 100, min=1)
-    max_body = table.int("max_body", 10240, min=0, max=MAX_BODY_LIMIT)
+    path = table.check("path", table.text("path", "heartbeatd.db"), _path_problem)
+    ping_history = table.integer("ping_history", 100, at_least=1)
+    max_body = table.integer("max_body", 10240, at_least=0, at_most=MAX_BODY_LIMIT)
     synchronous = table.choice("synchronous", ("full", "normal", "extra"), "full")
-    flip_history = table.int("flip_history", 1000, min=1)
+    flip_history = table.integer("flip_history", 1000, at_least=1)
     outbox_retention = table.duration("outbox_retention", 30 * 86400)
     table.done()
     return StorageConfig(
@@ -482,7 +482,7 @@ def _read_channels(table: Table, env: ParseEnv) -> dict[str, Channel]:
     channels = {}
     for name, sub in table.tables():
         table.check(name, name, channel_name_problem)
-        kind = sub.str("type") if isinstance(table.data[name], dict) else None
+        kind = sub.text("type") if isinstance(table.data[name], dict) else None
         if kind is None:
             continue
         if kind not in CHANNEL_TYPES:
@@ -501,7 +501,7 @@ def _read_channels(table: Table, env: ParseEnv) -> dict[str, Channel]:
 
 
 def _channel_list(table: Table, key: str, declared: tuple[str, ...]) -> Any:
-    names = table.str_list(key, None)
+    names = table.text_list(key, None)
     if names is None:
         return None
     for name in names:
@@ -513,7 +513,7 @@ def _channel_list(table: Table, key: str, declared: tuple[str, ...]) -> Any:
 
 def _read_defaults(table: Table, declared: tuple[str, ...]) -> _Defaults:
     grace = table.duration("grace", DEFAULT_GRACE)
-    zone = table.check("timezone", table.str("timezone", "UTC"), timezone_problem)
+    zone = table.check("timezone", table.text("timezone", "UTC"), timezone_problem)
     names = _channel_list(table, "channels", declared)
     defaults = _Defaults(
         grace=grace,
@@ -521,7 +521,7 @@ def _read_defaults(table: Table, declared: tuple[str, ...]) -> _Defaults:
         channels=declared if names is None else names,
         max_runtime=table.duration("max_runtime", None),
         repeat=table.duration("repeat", None),
-        repeat_limit=table.int("repeat_limit", None, min=1),
+        repeat_limit=table.integer("repeat_limit", None, at_least=1),
     )
     table.done()
     return defaults
@@ -711,15 +711,15 @@ def _plain_schedule(data: dict[str, Any], shared: _Shared) -> Schedule | None:
 
 def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
     defaults = shared.defaults
-    name = table.str("name", slug)
-    description = table.str("description", "")
+    name = table.text("name", slug)
+    description = table.text("description", "")
     schedule = _read_schedule(table, shared)
     grace = table.duration("grace", defaults.grace)
     max_runtime = table.duration("max_runtime", defaults.max_runtime) or grace
     names = _channel_list(table, "channels", shared.declared)
-    uuid_text = table.check("uuid", table.str("uuid", None), uuid_problem)
+    uuid_text = table.check("uuid", table.text("uuid", None), uuid_problem)
     repeat = _read_repeat(table, defaults)
-    repeat_limit = table.int("repeat_limit", defaults.repeat_limit, min=1)
+    repeat_limit = table.integer("repeat_limit", defaults.repeat_limit, at_least=1)
     if table.has("repeat_limit") and repeat is None:
         table.error("repeat_limit", 'needs repeat, the reminder interval (e.g. repeat = "1h")')
     if schedule is None or name is None or grace is None or description is None:
@@ -740,7 +740,7 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
 
 def _read_schedule(table: Table, shared: _Shared) -> Schedule | None:
     zone = table.check(
-        "timezone", table.str("timezone", shared.defaults.timezone), timezone_problem
+        "timezone", table.text("timezone", shared.defaults.timezone), timezone_problem
     )
     if table.has("period") and table.has("schedule"):
         table.error("schedule", "give either period or schedule, not both")
@@ -751,7 +751,7 @@ def _read_schedule(table: Table, shared: _Shared) -> Schedule | None:
         period = table.duration("period")
         return None if period is None else shared.schedule(period, None, zone or "UTC")
     if table.has("schedule"):
-        cron = table.check("schedule", table.str("schedule"), _cron_problem)
+        cron = table.check("schedule", table.text("schedule"), _cron_problem)
         if cron is None or zone is None:
             return None
         return shared.schedule(None, " ".join(cron.split()), zone)

@@ -40,7 +40,7 @@ HINT = 'expected a duration like "30s", "5m" or "1h30m"'
 
 def parse_stub(table: Table, env: ParseEnv) -> SimpleNamespace:
     """A channel type that keeps what the loader handed it."""
-    to = table.str_list("to", allow_str=True)
+    to = table.text_list("to", allow_text=True)
     return SimpleNamespace(to=to, url=table.secret("url", required=False), env=env)
 
 

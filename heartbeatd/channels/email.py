@@ -37,17 +37,17 @@ class SmtpOptions:
 
 def parse_smtp(table: Table) -> SmtpOptions:
     """Read the [smtp] table. Problems are recorded on the table."""
-    host = table.str("host")
-    tls = table.bool("tls", False)
-    port = table.int("port", 465 if tls else 587, min=1, max=65535)
-    starttls = table.bool("starttls", not tls)
+    host = table.text("host")
+    tls = table.boolean("tls", False)
+    port = table.integer("port", 465 if tls else 587, at_least=1, at_most=65535)
+    starttls = table.boolean("starttls", not tls)
     if tls and starttls and table.has("starttls"):
         table.error("starttls", "give either tls = true or starttls = true, not both")
-    username = table.str("username", None)
+    username = table.text("username", None)
     password = table.secret("password", required=False)
     if password is not None and username is None:
         table.error("password", "a password needs a username")
-    sender = table.str("from")
+    sender = table.text("from")
     timeout = table.duration("timeout", 30)
     table.done()
     return SmtpOptions(
@@ -71,14 +71,14 @@ class Options:
 
 
 def parse_options(table: Table, env: ParseEnv) -> Options:
-    to = table.str_list("to", allow_str=True) or []
+    to = table.text_list("to", allow_text=True) or []
     if table.has("to") and isinstance(table.data["to"], list) and not to:
         table.error("to", "needs at least one address")
     for address in to:
         message = _check_address(address)
         if message is not None:
             table.error("to", message)
-    prefix = table.str("subject_prefix", "") or ""
+    prefix = table.text("subject_prefix", "")
     if env.smtp is None:
         table.error("type", "an email channel needs an [smtp] table")
     return Options(smtp=env.smtp, to=tuple(to), subject_prefix=prefix.strip())

@@ -68,12 +68,12 @@ def parse_options(table: Table, env: ParseEnv) -> Options:
     url = http.secret_url(table, "url")
     if url is not None:
         url = _check_template(table, "url_file" if table.has("url_file") else "url", url)
-    method = table.choice("method", METHODS, "POST") or "POST"
+    method = table.choice("method", METHODS, "POST")
     headers = _parse_headers(table, env)
-    body = table.str("body", None)
+    body = table.text("body", None)
     bodies = {}
     for event in EVENT_BODIES:
-        text = table.str(f"body_{event.value}", None)
+        text = table.text(f"body_{event.value}", None)
         if text is not None:
             bodies[event] = text
     content_type = _header(headers, "Content-Type")
@@ -204,10 +204,10 @@ def _unknown_message(names: list[str]) -> str:
 def _parse_headers(table: Table, env: ParseEnv) -> tuple[tuple[str, Secret], ...]:
     """`headers` (a table) merged with `headers_file` (lines of "Name: value")."""
     pairs: dict[str, tuple[str, str]] = {}
-    for name, value in (table.str_map("headers", None) or {}).items():
+    for name, value in (table.text_map("headers", None) or {}).items():
         if _check_header(table, "headers", name, value):
             pairs[name.lower()] = (name, value)
-    file_name = table.str("headers_file", None)
+    file_name = table.text("headers_file", None)
     if file_name is not None:
         for name, value in _read_header_file(table, env, file_name):
             if _check_header(table, "headers_file", name, value):
