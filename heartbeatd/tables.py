@@ -376,17 +376,10 @@ class Table:
             self.error(key, f"give either {key} or {file_key}, not both")
             return None
         if has_file:
-            name = self.text(file_key)
-            if name is None:
+            found = self._read_file(file_key, base)
+            if found is None:
                 return None
-            path = self.problems.locate(name, base)
-            try:
-                text = read_small_file(path)
-            except (OSError, UnicodeDecodeError, ValueError) as exc:
-                # ValueError: a path with a NUL byte in it.
-                reason = getattr(exc, "strerror", None) or str(exc)
-                self.error(file_key, f"cannot read {show(str(path))}: {reason}")
-                return None
+            path, text = found
             text = text.rstrip("\r\n")
             if not text:
                 self.error(file_key, f"{show(str(path))} is empty")
@@ -398,6 +391,25 @@ class Table:
         if required:
             self.error(key, f"is required (or {file_key})")
         return None
+
+    def file_text(self, key: str, *, base: Path | None = None) -> str | None:
+        """The text of the file that `key` names (relative to `base`, or to the
+        config file), or None after recording why it cannot be read."""
+        found = self._read_file(key, base)
+        return None if found is None else found[1]
+
+    def _read_file(self, key: str, base: Path | None) -> tuple[Path, str] | None:
+        name = self.text(key)
+        if name is None:
+            return None
+        path = self.problems.locate(name, base)
+        try:
+            return path, _read_small_file(path)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            # ValueError: a path with a NUL byte in it, or not a small regular file.
+            reason = getattr(exc, "strerror", None) or str(exc)
+            self.error(key, f"cannot read {show(str(path))}: {reason}")
+            return None
 
     def check(self, key: str, value: T | None, test: Callable[[T], str | None]) -> T | None:
         """Run `test` on a value already read; it returns an error message or None."""
@@ -414,7 +426,7 @@ class Table:
 SMALL_FILE = 64 * 1024
 
 
-def read_small_file(path: Path) -> str:
+def _read_small_file(path: Path) -> str:
     """A secret-sized regular file as UTF-8 text.
 
     A FIFO or a device (/dev/zero) would hang or fill memory at config load,

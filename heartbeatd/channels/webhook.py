@@ -19,7 +19,7 @@ from urllib.parse import quote
 from heartbeatd.channels import http
 from heartbeatd.channels.base import ParseEnv, SendContext
 from heartbeatd.model import Alert, AlertEvent, Reason, Secret, Status, isoformat
-from heartbeatd.tables import Table, read_small_file
+from heartbeatd.tables import Table
 
 METHODS = ("POST", "GET", "PUT", "PATCH")
 VARIABLES = ("NAME", "SLUG", "STATUS", "EVENT", "REASON", "NOW", "LAST_PING", "BODY", "JSON")
@@ -207,25 +207,17 @@ def _parse_headers(table: Table, env: ParseEnv) -> tuple[tuple[str, Secret], ...
     for name, value in (table.text_map("headers", None) or {}).items():
         if _check_header(table, "headers", name, value):
             pairs[name.lower()] = (name, value)
-    file_name = table.text("headers_file", None)
-    if file_name is not None:
-        for name, value in _read_header_file(table, env, file_name):
+    if table.has("headers_file"):
+        for name, value in _read_header_file(table, env):
             if _check_header(table, "headers_file", name, value):
                 pairs[name.lower()] = (name, value)
     return tuple((name, Secret(value)) for name, value in pairs.values())
 
 
-def _read_header_file(table: Table, env: ParseEnv, file_name: str) -> list[tuple[str, str]]:
-    path = table.problems.locate(file_name, env.base_dir)
-    try:
-        lines = read_small_file(path).splitlines()
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        # ValueError: a path with a NUL byte in it.
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        table.error("headers_file", f'cannot read "{path}": {reason}')
-        return []
+def _read_header_file(table: Table, env: ParseEnv) -> list[tuple[str, str]]:
+    text = table.file_text("headers_file", base=env.base_dir)
     out = []
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate((text or "").splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         name, colon, value = line.partition(":")
