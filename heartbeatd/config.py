@@ -490,9 +490,6 @@ def _read_channels(table: Table, env: ParseEnv) -> dict[str, Channel]:
             sub.error("type", f'unknown channel type "{kind}"; known types: {known}')
             # Its other keys mean nothing without a type: don't call them unknown.
             continue
-        if kind == "email" and env.smtp is None:
-            sub.error("type", "an email channel needs an [smtp] table")
-            continue
         options = CHANNEL_TYPES[kind].parse_options(sub, env)
         sub.done()
         channels[name] = Channel(name=name, type=kind, options=options)

@@ -571,18 +571,6 @@ BAD_CONFIGS = [
     ),
     pytest.param(
         """
-        [channels.ops]
-        type = "email"
-        to = ["ops@example.com"]
-        [monitors.a]
-        period = "1d"
-        channels = ["ops"]
-        """,
-        [f"{FILE}: channels.ops.type: an email channel needs an [smtp] table"],
-        id="email-without-smtp",
-    ),
-    pytest.param(
-        """
         [smtp]
         host = "smtp.example.com"
         from = "hb@example.com"
@@ -722,6 +710,29 @@ def test_it_reports_every_problem_at_once() -> None:
         f"{FILE}: monitors.B.schedule: expected a cron expression of 5 fields (minute hour"
         ' day-of-month month day-of-week), got 4 in "0 2 * *"',
         f'{FILE}: monitors.B.channels: no channel named "pos" in [channels] (known: ops)',
+    ]
+
+
+def test_an_email_channel_without_smtp_has_its_other_problems_reported_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The email channel itself says it needs [smtp]; the rest of its table is
+    # still read, so a second round does not bring up new errors.
+    monkeypatch.setattr(config_module, "CHANNEL_TYPES", CHANNEL_TYPES)
+    assert problems(
+        """
+        [channels.ops]
+        type = "email"
+        to = ["ops"]
+        subjetc_prefix = "[hb]"
+        [monitors.a]
+        period = "1d"
+        channels = ["ops"]
+        """
+    ) == [
+        f'{FILE}: channels.ops.to: expected an email address like "ops@example.com", got "ops"',
+        f"{FILE}: channels.ops.type: an email channel needs an [smtp] table",
+        f"{FILE}: channels.ops.subjetc_prefix: unknown key",
     ]
 
 

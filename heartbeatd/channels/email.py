@@ -79,6 +79,7 @@ def parse_options(table: Table, env: ParseEnv) -> Options:
         if message is not None:
             table.error("to", message)
     prefix = table.text("subject_prefix", "")
+    # The one place this is checked: the config reads every channel alike.
     if env.smtp is None:
         table.error("type", "an email channel needs an [smtp] table")
     return Options(smtp=env.smtp, to=tuple(to), subject_prefix=prefix.strip())
