@@ -13,7 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from heartbeatd import config as config_module
 from heartbeatd.channels import CHANNEL_TYPES, log
 from heartbeatd.channels.base import ParseEnv
 from heartbeatd.config import (
@@ -25,6 +24,7 @@ from heartbeatd.config import (
     parse_config,
     ping_urls,
     reload_problem,
+    sections,
 )
 from heartbeatd.model import Secret
 from heartbeatd.names import name_problem
@@ -50,7 +50,7 @@ STUB = SimpleNamespace(parse_options=parse_stub)
 @pytest.fixture(autouse=True)
 def registry(monkeypatch: pytest.MonkeyPatch) -> None:
     # A fixed registry, so these tests do not depend on which channel modules exist.
-    monkeypatch.setattr(config_module, "CHANNEL_TYPES", {"log": log, "email": STUB})
+    monkeypatch.setattr(sections, "CHANNEL_TYPES", {"log": log, "email": STUB})
 
 
 @pytest.fixture(autouse=True)
@@ -718,7 +718,7 @@ def test_an_email_channel_without_smtp_has_its_other_problems_reported_too(
 ) -> None:
     # The email channel itself says it needs [smtp]; the rest of its table is
     # still read, so a second round does not bring up new errors.
-    monkeypatch.setattr(config_module, "CHANNEL_TYPES", CHANNEL_TYPES)
+    monkeypatch.setattr(sections, "CHANNEL_TYPES", CHANNEL_TYPES)
     assert problems(
         """
         [channels.ops]
@@ -894,7 +894,7 @@ def test_a_slug_is_accepted_iff_it_follows_the_rules(slug: str) -> None:
 def test_it_loads_the_design_example_with_the_real_channel_types(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(config_module, "CHANNEL_TYPES", CHANNEL_TYPES)
+    monkeypatch.setattr(sections, "CHANNEL_TYPES", CHANNEL_TYPES)
     if not {"email", "webhook"} <= set(CHANNEL_TYPES):
         pytest.skip("the email and webhook channel types are not registered")
     (tmp_path / "smtp-password").write_text("hunter2\n")
@@ -1133,7 +1133,7 @@ def test_an_unexpected_error_while_loading_is_a_config_error(
     def broken(*args: Any) -> Any:
         raise KeyError("boom")
 
-    monkeypatch.setattr(config_module, "_read_storage", broken)
+    monkeypatch.setattr(sections, "read_storage", broken)
     assert one_line_problems(write("[monitors.a]\nperiod = 60\n")) == [
         f"{FILE}: cannot load: unexpected KeyError: 'boom' (a bug in heartbeatd; please report it)"
     ]

@@ -23,6 +23,9 @@ _ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
 
 @dataclass(frozen=True)
 class SmtpOptions:
+    """The [smtp] relay, read with the other top-level tables by
+    heartbeatd.config.sections.read_smtp."""
+
     host: str
     port: int
     # Implicit TLS from the first byte (usually port 465).
@@ -33,33 +36,6 @@ class SmtpOptions:
     password: Secret | None
     sender: str
     timeout: float
-
-
-def parse_smtp(table: Table) -> SmtpOptions:
-    """Read the [smtp] table. Problems are recorded on the table."""
-    host = table.text("host")
-    tls = table.boolean("tls", False)
-    port = table.integer("port", 465 if tls else 587, at_least=1, at_most=65535)
-    starttls = table.boolean("starttls", not tls)
-    if tls and starttls and table.has("starttls"):
-        table.error("starttls", "give either tls = true or starttls = true, not both")
-    username = table.text("username", None)
-    password = table.secret("password", required=False)
-    if password is not None and username is None:
-        table.error("password", "a password needs a username")
-    sender = table.text("from")
-    timeout = table.duration("timeout", 30)
-    table.done()
-    return SmtpOptions(
-        host=host or "",
-        port=port or 587,
-        tls=bool(tls),
-        starttls=bool(starttls) and not tls,
-        username=username,
-        password=password,
-        sender=sender or "",
-        timeout=float(timeout or 30),
-    )
 
 
 @dataclass(frozen=True)
