@@ -187,7 +187,6 @@ def test_it_loads_a_full_config(tmp_path: Path) -> None:
     assert worker.uuid is None
     assert (worker.repeat, worker.repeat_limit) == (None, None)
 
-    assert config.by_uuid == {UUID: "nightly-backup"}
     assert check_warnings(config) == []
 
 
@@ -358,7 +357,7 @@ def test_it_loads_a_fleet_of_monitors_sharing_equal_values() -> None:
         repeat_limit=3,
     )
     assert (monitors["job-4999"].repeat, monitors["job-4999"].repeat_limit) == (1800, 1)
-    assert config.by_uuid[str(uuid.UUID(int=4998))] == "job-4998"
+    assert monitors["job-4998"].uuid == str(uuid.UUID(int=4998))
     # One object for each distinct schedule and channel list, not one a monitor.
     assert len({id(m.schedule) for m in monitors.values()}) == 4
     assert len({id(m.channels) for m in monitors.values()}) == 3

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,13 +17,16 @@ from typing import Any
 
 from heartbeatd.tables import ConfigError
 
-try:
-    # tomli: required before Python 3.11; after, optional (the `speed` extra),
-    # where its compiled wheels parse a big config about 3x faster than the
-    # stdlib's tomllib. Same grammar, same error messages.
+if sys.version_info >= (3, 11):
+    try:
+        # tomli is optional here (the `speed` extra): its compiled wheels
+        # parse a big config about 3x faster than the stdlib's tomllib.
+        # Same grammar, same error messages.
+        import tomli as tomllib
+    except ImportError:
+        import tomllib
+else:
     import tomli as tomllib
-except ImportError:
-    import tomllib
 
 # 100,000 monitors take about 10 MB; past this a file is a mistake (or
 # /dev/zero), and reading it whole would only exhaust memory.
@@ -55,7 +59,7 @@ _LONG_INTEGER = re.compile(r"(?<![\w.\"'])[+-]?(\d[\d_]{4300,})")
 
 def parse_toml(text: str, path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(text)
+        data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML: {_one_line(exc)}"]) from None
     except RecursionError:
@@ -80,6 +84,7 @@ def parse_toml(text: str, path: Path) -> dict[str, Any]:
         ) from None
     except MemoryError:
         raise ConfigError([f"{path}: too large to load: out of memory"]) from None
+    return data
 
 
 # What can open or close a level of nesting, and what hides brackets from it.

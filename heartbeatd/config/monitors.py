@@ -9,10 +9,11 @@ unusual, and every error, which the full reader words. Both build the same
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from heartbeatd.config.values import DEFAULT_GRACE, Monitor
 from heartbeatd.durations import DurationError, parse_duration, quote
@@ -49,7 +50,7 @@ def read_defaults(table: Table, declared: tuple[str, ...]) -> Defaults:
     return defaults
 
 
-def _channel_list(table: Table, key: str, declared: tuple[str, ...]) -> Any:
+def _channel_list(table: Table, key: str, declared: tuple[str, ...]) -> tuple[str, ...] | None:
     names = table.text_list(key, None)
     if names is None:
         return None
@@ -78,8 +79,13 @@ _MONITOR_KEYS = frozenset(
 )
 
 
-# A value `_plain_duration` could not read, unlike None, which [defaults] may hold.
-_BAD: Any = object()
+class _Bad(enum.Enum):
+    """A value `_plain_duration` could not read, unlike None, which [defaults] may hold."""
+
+    BAD = enum.auto()
+
+
+_BAD: Final = _Bad.BAD
 
 
 class _Shared:
@@ -170,10 +176,10 @@ def _read_plain_monitor(slug: str, data: dict[str, Any], shared: _Shared) -> Mon
     description = data.get("description", "")
     schedule = _plain_schedule(data, shared)
     grace = _plain_duration(data["grace"]) if "grace" in data else defaults.grace
-    max_runtime = defaults.max_runtime
+    max_runtime: int | _Bad | None = defaults.max_runtime
     if "max_runtime" in data:
         max_runtime = _plain_duration(data["max_runtime"])
-    repeat = defaults.repeat
+    repeat: int | _Bad | None = defaults.repeat
     if "repeat" in data:
         # `repeat = false` turns off reminders inherited from [defaults].
         repeat = None if data["repeat"] is False else _plain_duration(data["repeat"])
@@ -182,7 +188,9 @@ def _read_plain_monitor(slug: str, data: dict[str, Any], shared: _Shared) -> Mon
         type(name) is not str
         or type(description) is not str
         or schedule is None
-        or _BAD in (grace, max_runtime, repeat)
+        or grace is _BAD
+        or max_runtime is _BAD
+        or repeat is _BAD
         or (
             "repeat_limit" in data
             and (type(repeat_limit) is not int or repeat_limit < 1 or repeat_limit not in INT64)
@@ -217,7 +225,7 @@ def _read_plain_monitor(slug: str, data: dict[str, Any], shared: _Shared) -> Mon
     )
 
 
-def _plain_duration(value: Any) -> Any:
+def _plain_duration(value: object) -> int | _Bad:
     # bool is an int, and a duration error is worded by Table.duration.
     if type(value) is not str and type(value) is not int:
         return _BAD

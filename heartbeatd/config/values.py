@@ -6,7 +6,6 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +86,7 @@ class Monitor:
     description: str = ""
 
 
-# No slots: cached_property keeps its value in the instance __dict__.
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     server: ServerConfig
@@ -100,11 +98,6 @@ class Config:
     monitors: Mapping[str, Monitor]
     # Key paths of secrets written into the file itself, for check_warnings().
     inline_secrets: tuple[str, ...] = ()
-
-    @cached_property
-    def by_uuid(self) -> Mapping[str, str]:
-        """uuid -> slug, for /ping/<uuid>."""
-        return {m.uuid: slug for slug, m in self.monitors.items() if m.uuid}
 
 
 def ping_urls(config: Config, monitor: Monitor) -> list[str]:
