@@ -106,33 +106,6 @@ class Problems:
             raise ConfigError(self.lines)
 
 
-def find_big_integers(data: dict[str, Any], *, skip: tuple[str, ...] = ()) -> list[tuple[str, int]]:
-    """(key path, value) of every integer beyond 64 bits in a parsed document,
-    but for the top-level tables in `skip`.
-
-    Walked with a stack, not recursion: a document may nest hundreds deep.
-    """
-    found = []
-    top = {key: value for key, value in data.items() if key not in skip}
-    stack: list[tuple[Any, tuple[str | int, ...]]] = [(top, ())]
-    while stack:
-        node, where = stack.pop()
-        for key, value in node.items() if type(node) is dict else enumerate(node):
-            kind = type(value)
-            if kind is dict or kind is list:
-                stack.append((value, (*where, key)))
-            elif kind is int and value not in INT64:
-                found.append((_path_of((*where, key)), value))
-    return sorted(found)
-
-
-def _path_of(parts: tuple[str | int, ...]) -> str:
-    path = ""
-    for part in parts:
-        path = f"{path}[{part}]" if isinstance(part, int) else join_key(path, part)
-    return path
-
-
 class _Missing(enum.Enum):
     """The default of a required key: no value given means "is required"."""
 

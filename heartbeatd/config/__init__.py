@@ -20,7 +20,7 @@ keeps it so):
                 secrets it warns about.
 - `values.py`   the frozen dataclasses (`Config`, `Monitor`, …), their
                 defaults, and `ping_urls`.
-- `files.py`    file to TOML data: size, encoding and nesting guards, so a
+- `files.py`    file to TOML data: size, encoding, nesting and 64-bit guards, so a
                 hostile file is a one-line ConfigError.
 
 Rules shared with other modules live outside the package: slugs, channel

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from heartbeatd.tables import ConfigError
+from heartbeatd.tables import INT64, ConfigError, join_key
 
 if sys.version_info >= (3, 11):
     try:
@@ -85,6 +85,33 @@ def parse_toml(text: str, path: Path) -> dict[str, Any]:
     except MemoryError:
         raise ConfigError([f"{path}: too large to load: out of memory"]) from None
     return data
+
+
+def find_big_integers(data: dict[str, Any], *, skip: tuple[str, ...] = ()) -> list[tuple[str, int]]:
+    """(key path, value) of every integer beyond 64 bits in a parsed document,
+    but for the top-level tables in `skip`.
+
+    Walked with a stack, not recursion: a document may nest hundreds deep.
+    """
+    found = []
+    top = {key: value for key, value in data.items() if key not in skip}
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(top, ())]
+    while stack:
+        node, where = stack.pop()
+        for key, value in node.items() if type(node) is dict else enumerate(node):
+            kind = type(value)
+            if kind is dict or kind is list:
+                stack.append((value, (*where, key)))
+            elif kind is int and value not in INT64:
+                found.append((_path_of((*where, key)), value))
+    return sorted(found)
+
+
+def _path_of(parts: tuple[str | int, ...]) -> str:
+    path = ""
+    for part in parts:
+        path = f"{path}[{part}]" if isinstance(part, int) else join_key(path, part)
+    return path
 
 
 # What can open or close a level of nesting, and what hides brackets from it.

@@ -11,6 +11,7 @@ from heartbeatd.channels.base import ParseEnv
 from heartbeatd.config import sections
 from heartbeatd.config.files import (
     describe_unexpected,
+    find_big_integers,
     gc_paused,
     parse_toml,
     read_text,
@@ -19,7 +20,7 @@ from heartbeatd.config.files import (
 from heartbeatd.config.monitors import read_defaults, read_monitors
 from heartbeatd.config.values import Config
 from heartbeatd.config.warnings import find_inline_secrets
-from heartbeatd.tables import ConfigError, Problems, Table, find_big_integers, show
+from heartbeatd.tables import ConfigError, Problems, Table, show
 
 log = logging.getLogger(__name__)
 
