@@ -7,7 +7,11 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from heartbeatd.addresses import split_address
 from heartbeatd.config import Config
+
+# Where a daemon listening on every interface is reached from this machine.
+_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
 class ClientError(Exception):
@@ -17,9 +21,9 @@ class ClientError(Exception):
 def daemon_url(config: Config) -> str:
     """Where the CLI finds the daemon: its first listen address, on loopback
     when it listens on every interface."""
-    host, _, port = config.server.listen[0].rpartition(":")
-    host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "": "127.0.0.1"}.get(host, host)
-    return f"http://{host}:{port}"
+    host, port = split_address(config.server.listen[0])
+    host = _WILDCARDS.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def call(

@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from heartbeatd import __version__
+from heartbeatd.addresses import split_address
 from heartbeatd.clock import Clock
 from heartbeatd.config import Config, load_config, reload_problem
 from heartbeatd.durations import format_duration
@@ -71,12 +72,6 @@ HEALTH_WRITE_TIMEOUT = 5.0
 # headers (slowloris). 75 s is nginx's client keep-alive default and outlasts
 # nginx's upstream keep-alive (60 s), so a proxy in front closes idle ones first.
 KEEPALIVE_TIMEOUT = 75.0
-
-
-def parse_listen(address: str) -> tuple[str, int]:
-    """ "127.0.0.1:8080" / "[::1]:8080" -> (host, port); config.py validated it."""
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 def raise_fd_limit() -> None:
@@ -206,7 +201,7 @@ class Daemon:
             )
             await self.runner.setup()
             for address in self.config.server.listen:
-                host, port = parse_listen(address)
+                host, port = split_address(address)
                 # Cron jobs fire on the minute, all at once: a short listen
                 # backlog would drop their connection attempts for a second.
                 site = web.TCPSite(self.runner, host, port, reuse_address=True, backlog=1024)

@@ -6,20 +6,21 @@ default, so one run of the loader reports every error in the file at once.
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 import stat
 from collections.abc import Callable, Iterator
 from datetime import date, time
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar, overload
 
 from heartbeatd.durations import DurationError, parse_duration, quote
 from heartbeatd.model import Secret
 
 T = TypeVar("T")
-
-MISSING: Any = object()
+# What a reader gives back when a value is missing or wrong: its default.
+D = TypeVar("D")
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -105,34 +106,20 @@ class Problems:
             raise ConfigError(self.lines)
 
 
-def find_big_integers(data: dict[str, Any], *, skip: tuple[str, ...] = ()) -> list[tuple[str, int]]:
-    """(key path, value) of every integer beyond 64 bits in a parsed document,
-    but for the top-level tables in `skip`.
+class _Missing(enum.Enum):
+    """The default of a required key: no value given means "is required"."""
 
-    Walked with a stack, not recursion: a document may nest hundreds deep.
-    """
-    found = []
-    top = {key: value for key, value in data.items() if key not in skip}
-    stack: list[tuple[Any, tuple[str | int, ...]]] = [(top, ())]
-    while stack:
-        node, where = stack.pop()
-        for key, value in node.items() if type(node) is dict else enumerate(node):
-            kind = type(value)
-            if kind is dict or kind is list:
-                stack.append((value, (*where, key)))
-            elif kind is int and value not in INT64:
-                found.append((_path_of((*where, key)), value))
-    return sorted(found)
+    MISSING = enum.auto()
 
 
-def _path_of(parts: tuple[str | int, ...]) -> str:
-    path = ""
-    for part in parts:
-        path = f"{path}[{part}]" if isinstance(part, int) else join_key(path, part)
-    return path
+MISSING: Final = _Missing.MISSING
 
 
 class Table:
+    """One TOML table. A reader takes a key and a default: without a default
+    the key is required. A missing or wrong value is recorded as a problem,
+    and the reader returns the default (None for a required key)."""
+
     def __init__(self, data: dict[str, Any], path: str, problems: Problems) -> None:
         self.data = data
         self.path = path
@@ -153,24 +140,20 @@ class Table:
     def keys(self) -> Iterator[str]:
         return iter(self.data)
 
-    def _get(self, key: str, default: Any) -> Any:
+    def _get(self, key: str) -> object:
+        """The value of `key`, counted as read; MISSING when it is not there."""
         self._read.add(key)
-        if key in self.data:
-            return self.data[key]
+        return self.data.get(key, MISSING)
+
+    def _absent(self, key: str, default: D | _Missing) -> D | None:
         if default is MISSING:
             self.error(key, "is required")
             return None
         return default
 
-    def _typed(self, key: str, default: Any, kind: type | tuple[type, ...], what: str) -> Any:
-        value = self._get(key, default)
-        if value is None or key not in self.data:
-            return value
-        # bool is an int in Python, but `grace = true` is not a number.
-        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _tuple(kind)):
-            self.error(key, f"expected {what}, got {show(value)}")
-            return None if default is MISSING else default
-        return value
+    def _wrong(self, key: str, default: D | _Missing, message: str) -> D | None:
+        self.error(key, message)
+        return None if default is MISSING else default
 
     def done(self) -> None:
         """Report every key that no reader asked for: typos must not pass silently."""
@@ -180,79 +163,169 @@ class Table:
 
     # -- readers ----------------------------------------------------------------
 
-    def raw(self, key: str, default: Any = MISSING) -> Any:
-        return self._get(key, default)
-
-    def str(self, key: str, default: Any = MISSING) -> Any:
-        return self._typed(key, default, str, "a string")
-
-    def bool(self, key: str, default: Any = MISSING) -> Any:
-        return self._typed(key, default, bool, "true or false")
-
-    def int(
-        self, key: str, default: Any = MISSING, *, min: int | None = None, max: int | None = None
-    ) -> Any:
-        value = self._typed(key, default, int, "a whole number")
-        if isinstance(value, int) and value not in INT64 and key in self.data:
-            self.error(key, f"expected a whole number that fits in 64 bits, got {show(value)}")
-            return None if default is MISSING else default
-        out_of_range = isinstance(value, int) and (
-            (min is not None and value < min) or (max is not None and value > max)
-        )
-        if out_of_range and key in self.data:
-            low = "" if min is None else f" from {min}"
-            high = "" if max is None else f" to {max}"
-            self.error(key, f"expected a number{low}{high}, got {show(value)}")
-            return None if default is MISSING else default
+    def raw(self, key: str, default: object = MISSING) -> object:
+        """The value as TOML gave it, for a reader that checks it itself."""
+        value = self._get(key)
+        if value is MISSING:
+            return self._absent(key, default)
         return value
 
-    def duration(self, key: str, default: Any = MISSING) -> Any:
-        """Seconds, from "1h30m" or an integer."""
-        value = self._get(key, default)
-        if key not in self.data:
+    @overload
+    def text(self, key: str, default: _Missing = MISSING) -> str | None: ...
+    @overload
+    def text(self, key: str, default: str) -> str: ...
+    @overload
+    def text(self, key: str, default: None) -> str | None: ...
+    def text(self, key: str, default: str | _Missing | None = MISSING) -> str | None:
+        value = self._get(key)
+        if value is MISSING:
+            return self._absent(key, default)
+        if isinstance(value, str):
             return value
+        return self._wrong(key, default, f"expected a string, got {show(value)}")
+
+    @overload
+    def boolean(self, key: str, default: _Missing = MISSING) -> bool | None: ...
+    @overload
+    def boolean(self, key: str, default: bool) -> bool: ...
+    @overload
+    def boolean(self, key: str, default: None) -> bool | None: ...
+    def boolean(self, key: str, default: bool | _Missing | None = MISSING) -> bool | None:
+        value = self._get(key)
+        if value is MISSING:
+            return self._absent(key, default)
+        if isinstance(value, bool):
+            return value
+        return self._wrong(key, default, f"expected true or false, got {show(value)}")
+
+    @overload
+    def integer(
+        self,
+        key: str,
+        default: _Missing = MISSING,
+        *,
+        at_least: int | None = None,
+        at_most: int | None = None,
+    ) -> int | None: ...
+    @overload
+    def integer(
+        self, key: str, default: int, *, at_least: int | None = None, at_most: int | None = None
+    ) -> int: ...
+    @overload
+    def integer(
+        self, key: str, default: None, *, at_least: int | None = None, at_most: int | None = None
+    ) -> int | None: ...
+    def integer(
+        self,
+        key: str,
+        default: int | _Missing | None = MISSING,
+        *,
+        at_least: int | None = None,
+        at_most: int | None = None,
+    ) -> int | None:
+        """A whole number from `at_least` to `at_most` (each optional, inclusive)."""
+        value = self._get(key)
+        if value is MISSING:
+            return self._absent(key, default)
+        # bool is an int in Python, but `ping_history = true` is not a number.
+        if not isinstance(value, int) or isinstance(value, bool):
+            return self._wrong(key, default, f"expected a whole number, got {show(value)}")
+        if value not in INT64:
+            message = f"expected a whole number that fits in 64 bits, got {show(value)}"
+            return self._wrong(key, default, message)
+        if (at_least is not None and value < at_least) or (at_most is not None and value > at_most):
+            low = "" if at_least is None else f" from {at_least}"
+            high = "" if at_most is None else f" to {at_most}"
+            return self._wrong(key, default, f"expected a number{low}{high}, got {show(value)}")
+        return value
+
+    @overload
+    def duration(self, key: str, default: _Missing = MISSING) -> int | None: ...
+    @overload
+    def duration(self, key: str, default: int) -> int: ...
+    @overload
+    def duration(self, key: str, default: None) -> int | None: ...
+    def duration(self, key: str, default: int | _Missing | None = MISSING) -> int | None:
+        """Seconds, from "1h30m" or an integer."""
+        value = self._get(key)
+        if value is MISSING:
+            return self._absent(key, default)
         try:
             return parse_duration(value)
         except DurationError as exc:
-            self.error(key, str(exc))
-            return None if default is MISSING else default
+            return self._wrong(key, default, str(exc))
 
-    def choice(self, key: str, choices: tuple[str, ...], default: Any = MISSING) -> Any:
-        value = self.str(key, default)
-        if key in self.data and isinstance(value, str) and value not in choices:
+    @overload
+    def choice(
+        self, key: str, choices: tuple[str, ...], default: _Missing = MISSING
+    ) -> str | None: ...
+    @overload
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str: ...
+    @overload
+    def choice(self, key: str, choices: tuple[str, ...], default: None) -> str | None: ...
+    def choice(
+        self, key: str, choices: tuple[str, ...], default: str | _Missing | None = MISSING
+    ) -> str | None:
+        """One of `choices`, a string."""
+        value = self._get(key)
+        if value is MISSING:
+            return self._absent(key, default)
+        if not isinstance(value, str):
+            return self._wrong(key, default, f"expected a string, got {show(value)}")
+        if value not in choices:
             options = ", ".join(f'"{c}"' for c in choices)
-            self.error(key, f"expected one of {options}, got {show(value)}")
-            return None if default is MISSING else default
+            return self._wrong(key, default, f"expected one of {options}, got {show(value)}")
         return value
 
-    def str_list(self, key: str, default: Any = MISSING, *, allow_str: bool = False) -> Any:
-        """A list of strings; with `allow_str`, a single string counts as a list of one."""
-        value = self._get(key, default)
-        if key not in self.data:
-            return value
-        if allow_str and isinstance(value, str):
+    @overload
+    def text_list(
+        self, key: str, default: _Missing = MISSING, *, allow_text: bool = False
+    ) -> list[str] | None: ...
+    @overload
+    def text_list(self, key: str, default: list[str], *, allow_text: bool = False) -> list[str]: ...
+    @overload
+    def text_list(
+        self, key: str, default: None, *, allow_text: bool = False
+    ) -> list[str] | None: ...
+    def text_list(
+        self, key: str, default: list[str] | _Missing | None = MISSING, *, allow_text: bool = False
+    ) -> list[str] | None:
+        """A list of strings; with `allow_text`, one string counts as a list of one."""
+        value = self._get(key)
+        if value is MISSING:
+            return self._absent(key, default)
+        if allow_text and isinstance(value, str):
             return [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.error(key, f"expected a list of strings, got {show(value)}")
-            return None if default is MISSING else default
+            return self._wrong(key, default, f"expected a list of strings, got {show(value)}")
         return list(value)
 
-    def str_map(self, key: str, default: Any = MISSING) -> Any:
+    @overload
+    def text_map(self, key: str, default: _Missing = MISSING) -> dict[str, str] | None: ...
+    @overload
+    def text_map(self, key: str, default: dict[str, str]) -> dict[str, str]: ...
+    @overload
+    def text_map(self, key: str, default: None) -> dict[str, str] | None: ...
+    def text_map(
+        self, key: str, default: dict[str, str] | _Missing | None = MISSING
+    ) -> dict[str, str] | None:
         """A table of string values, such as HTTP headers."""
-        value = self._get(key, default)
-        if key not in self.data:
-            return value
+        value = self._get(key)
+        if value is MISSING:
+            return self._absent(key, default)
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            self.error(key, f"expected a table of strings, got {show(value)}")
-            return None if default is MISSING else default
+            return self._wrong(key, default, f"expected a table of strings, got {show(value)}")
         return dict(value)
 
     def table(self, key: str, *, required: bool = False) -> Table:
         """A sub-table; an empty one when absent (or wrong, after recording it)."""
-        value = self._get(key, MISSING if required else {})
-        if not isinstance(value, dict):
-            if value is not None:
-                self.error(key, f"expected a table, got {show(value)}")
+        value = self._get(key)
+        if value is MISSING:
+            if required:
+                self.error(key, "is required")
+            value = {}
+        elif not isinstance(value, dict):
+            self.error(key, f"expected a table, got {show(value)}")
             value = {}
         return Table(value, self.key(key), self.problems)
 
@@ -267,7 +340,7 @@ class Table:
         for key in list(self.data):
             yield key, self.table(key)
 
-    def secret(self, key: str, *, required: bool = True, base: Path | None = None) -> Any:
+    def secret(self, key: str, *, required: bool = True, base: Path | None = None) -> Secret | None:
         """`key`, or the content of the file named by `key_file` (trailing newline cut)."""
         file_key = key + "_file"
         has_inline, has_file = key in self.data, file_key in self.data
@@ -276,28 +349,40 @@ class Table:
             self.error(key, f"give either {key} or {file_key}, not both")
             return None
         if has_file:
-            name = self.str(file_key)
-            if name is None:
+            found = self._read_file(file_key, base)
+            if found is None:
                 return None
-            path = self.problems.locate(name, base)
-            try:
-                text = read_small_file(path)
-            except (OSError, UnicodeDecodeError, ValueError) as exc:
-                # ValueError: a path with a NUL byte in it.
-                reason = getattr(exc, "strerror", None) or str(exc)
-                self.error(file_key, f"cannot read {show(str(path))}: {reason}")
-                return None
+            path, text = found
             text = text.rstrip("\r\n")
             if not text:
                 self.error(file_key, f"{show(str(path))} is empty")
                 return None
             return Secret(text)
         if has_inline:
-            value = self.str(key)
+            value = self.text(key)
             return None if value is None else Secret(value)
         if required:
             self.error(key, f"is required (or {file_key})")
         return None
+
+    def file_text(self, key: str, *, base: Path | None = None) -> str | None:
+        """The text of the file that `key` names (relative to `base`, or to the
+        config file), or None after recording why it cannot be read."""
+        found = self._read_file(key, base)
+        return None if found is None else found[1]
+
+    def _read_file(self, key: str, base: Path | None) -> tuple[Path, str] | None:
+        name = self.text(key)
+        if name is None:
+            return None
+        path = self.problems.locate(name, base)
+        try:
+            return path, _read_small_file(path)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            # ValueError: a path with a NUL byte in it, or not a small regular file.
+            reason = getattr(exc, "strerror", None) or str(exc)
+            self.error(key, f"cannot read {show(str(path))}: {reason}")
+            return None
 
     def check(self, key: str, value: T | None, test: Callable[[T], str | None]) -> T | None:
         """Run `test` on a value already read; it returns an error message or None."""
@@ -314,7 +399,7 @@ class Table:
 SMALL_FILE = 64 * 1024
 
 
-def read_small_file(path: Path) -> str:
+def _read_small_file(path: Path) -> str:
     """A secret-sized regular file as UTF-8 text.
 
     A FIFO or a device (/dev/zero) would hang or fill memory at config load,
@@ -328,7 +413,3 @@ def read_small_file(path: Path) -> str:
     if len(data) > SMALL_FILE:
         raise ValueError("larger than 64 KiB")
     return data.decode("utf-8")
-
-
-def _tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)

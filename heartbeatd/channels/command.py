@@ -37,7 +37,7 @@ class Options:
 
 def parse_options(table: Table, env: ParseEnv) -> Options:
     argv = _argv(table)
-    timeout = table.duration("timeout", 30) or 30
+    timeout = table.duration("timeout", 30)
     return Options(command=argv, timeout=float(timeout))
 
 

@@ -23,6 +23,9 @@ _ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
 
 @dataclass(frozen=True)
 class SmtpOptions:
+    """The [smtp] relay, read with the other top-level tables by
+    heartbeatd.config.sections.read_smtp."""
+
     host: str
     port: int
     # Implicit TLS from the first byte (usually port 465).
@@ -35,33 +38,6 @@ class SmtpOptions:
     timeout: float
 
 
-def parse_smtp(table: Table) -> SmtpOptions:
-    """Read the [smtp] table. Problems are recorded on the table."""
-    host = table.str("host")
-    tls = table.bool("tls", False)
-    port = table.int("port", 465 if tls else 587, min=1, max=65535)
-    starttls = table.bool("starttls", not tls)
-    if tls and starttls and table.has("starttls"):
-        table.error("starttls", "give either tls = true or starttls = true, not both")
-    username = table.str("username", None)
-    password = table.secret("password", required=False)
-    if password is not None and username is None:
-        table.error("password", "a password needs a username")
-    sender = table.str("from")
-    timeout = table.duration("timeout", 30)
-    table.done()
-    return SmtpOptions(
-        host=host or "",
-        port=port or 587,
-        tls=bool(tls),
-        starttls=bool(starttls) and not tls,
-        username=username,
-        password=password,
-        sender=sender or "",
-        timeout=float(timeout or 30),
-    )
-
-
 @dataclass(frozen=True)
 class Options:
     # None only in a config the loader rejects anyway (no [smtp] table).
@@ -71,14 +47,15 @@ class Options:
 
 
 def parse_options(table: Table, env: ParseEnv) -> Options:
-    to = table.str_list("to", allow_str=True) or []
+    to = table.text_list("to", allow_text=True) or []
     if table.has("to") and isinstance(table.data["to"], list) and not to:
         table.error("to", "needs at least one address")
     for address in to:
         message = _check_address(address)
         if message is not None:
             table.error("to", message)
-    prefix = table.str("subject_prefix", "") or ""
+    prefix = table.text("subject_prefix", "")
+    # The one place this is checked: the config reads every channel alike.
     if env.smtp is None:
         table.error("type", "an email channel needs an [smtp] table")
     return Options(smtp=env.smtp, to=tuple(to), subject_prefix=prefix.strip())

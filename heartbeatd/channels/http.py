@@ -130,7 +130,7 @@ def secret_url(table: Table, key: str, *, required: bool = True) -> Secret | Non
 
 def plain_url(table: Table, key: str, default: str) -> str:
     """A URL without secrets in it, such as a server address; errors show it."""
-    text = table.str(key, default)
+    text = table.text(key, default)
     if text is None:
         return default
     message = check_url(text)

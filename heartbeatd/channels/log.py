@@ -22,8 +22,7 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def parse_options(table: Table, env: ParseEnv) -> Options:
-    level = table.choice("level", LEVELS, "warning")
-    return Options(level=level or "warning")
+    return Options(level=table.choice("level", LEVELS, "warning"))
 
 
 def render(alert: Alert, opts: Options) -> str:

@@ -41,19 +41,19 @@ class Options:
 
 def parse_options(table: Table, env: ParseEnv) -> Options:
     server = http.plain_url(table, "server", "https://ntfy.sh")
-    topic = table.str("topic")
+    topic = table.text("topic")
     if topic is not None and not _TOPIC.fullmatch(topic):
         table.error("topic", f'expected 1 to 64 letters, digits, "-" or "_", got "{topic}"')
     priority = _priority(table, "priority", 4)
     priority_up = _priority(table, "priority_up", 3)
-    tags = table.str_list("tags", [])
+    tags = table.text_list("tags", [])
     token = table.secret("token", required=False)
     return Options(
         topic=topic or "",
         server=server,
         priority=priority,
         priority_up=priority_up,
-        tags=tuple(tags or ()),
+        tags=tuple(tags),
         token=token,
     )
 

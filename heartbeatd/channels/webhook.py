@@ -19,7 +19,7 @@ from urllib.parse import quote
 from heartbeatd.channels import http
 from heartbeatd.channels.base import ParseEnv, SendContext
 from heartbeatd.model import Alert, AlertEvent, Reason, Secret, Status
-from heartbeatd.tables import Table, read_small_file
+from heartbeatd.tables import Table
 from heartbeatd.times import isoformat
 
 METHODS = ("POST", "GET", "PUT", "PATCH")
@@ -69,12 +69,12 @@ def parse_options(table: Table, env: ParseEnv) -> Options:
     url = http.secret_url(table, "url")
     if url is not None:
         url = _check_template(table, "url_file" if table.has("url_file") else "url", url)
-    method = table.choice("method", METHODS, "POST") or "POST"
+    method = table.choice("method", METHODS, "POST")
     headers = _parse_headers(table, env)
-    body = table.str("body", None)
+    body = table.text("body", None)
     bodies = {}
     for event in EVENT_BODIES:
-        text = table.str(f"body_{event.value}", None)
+        text = table.text(f"body_{event.value}", None)
         if text is not None:
             bodies[event] = text
     content_type = _header(headers, "Content-Type")
@@ -205,28 +205,20 @@ def _unknown_message(names: list[str]) -> str:
 def _parse_headers(table: Table, env: ParseEnv) -> tuple[tuple[str, Secret], ...]:
     """`headers` (a table) merged with `headers_file` (lines of "Name: value")."""
     pairs: dict[str, tuple[str, str]] = {}
-    for name, value in (table.str_map("headers", None) or {}).items():
+    for name, value in (table.text_map("headers", None) or {}).items():
         if _check_header(table, "headers", name, value):
             pairs[name.lower()] = (name, value)
-    file_name = table.str("headers_file", None)
-    if file_name is not None:
-        for name, value in _read_header_file(table, env, file_name):
+    if table.has("headers_file"):
+        for name, value in _read_header_file(table, env):
             if _check_header(table, "headers_file", name, value):
                 pairs[name.lower()] = (name, value)
     return tuple((name, Secret(value)) for name, value in pairs.values())
 
 
-def _read_header_file(table: Table, env: ParseEnv, file_name: str) -> list[tuple[str, str]]:
-    path = table.problems.locate(file_name, env.base_dir)
-    try:
-        lines = read_small_file(path).splitlines()
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        # ValueError: a path with a NUL byte in it.
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        table.error("headers_file", f'cannot read "{path}": {reason}')
-        return []
+def _read_header_file(table: Table, env: ParseEnv) -> list[tuple[str, str]]:
+    text = table.file_text("headers_file", base=env.base_dir)
     out = []
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate((text or "").splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         name, colon, value = line.partition(":")

@@ -127,6 +127,19 @@ def test_it_reads_the_url_and_headers_from_files(tmp_path: Path) -> None:
             ],
             id="headers-file",
         ),
+        pytest.param(
+            {"url": URL, "headers_file": "/dev/zero"},
+            ['channels.x.headers_file: cannot read "/dev/zero": not a regular file'],
+            id="headers-file-not-a-file",
+        ),
+        pytest.param(
+            {"url": URL, "headers_file": "two\nlines"},
+            [
+                'channels.x.headers_file: cannot read "/etc/heartbeatd/two\\nlines": '
+                "No such file or directory"
+            ],
+            id="headers-file-name-escaped",
+        ),
     ],
 )
 def test_it_reports_bad_options(data: dict, lines: list[str]) -> None:

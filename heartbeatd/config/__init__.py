@@ -1,0 +1,61 @@
+"""The TOML config file, read into frozen values.
+
+`load_config` reports every problem in the file at once (as `ConfigError`), so
+a user fixes a config in one round; a config that loads is whole and valid,
+and a reload swaps it in with one assignment.
+
+Where things live (lower modules never import higher ones; import-linter
+keeps it so):
+
+- `load.py`     `load_config` and `parse_config`, which call the readers below
+                in order; `reload_problem` (may a reload replace the running
+                config?) and `find_database` (for `heartbeatd reload`).
+- `sections.py` one reader per top-level table: [server], [storage], [alerts],
+                [web], [smtp], [channels]. A new key in one of them goes here
+                (and into its dataclass in `values.py`).
+- `monitors.py` [monitors.<slug>] and the [defaults] they inherit: the fast
+                path for plain tables and the full reader that words errors.
+                A new monitor key goes into both, and into `_MONITOR_KEYS`.
+- `warnings.py` `check_warnings` (valid but probably wrong) and the inline
+                secrets it warns about.
+- `values.py`   the frozen dataclasses (`Config`, `Monitor`, …), their
+                defaults, and `ping_urls`.
+- `files.py`    file to TOML data: size, encoding, nesting and 64-bit guards, so a
+                hostile file is a one-line ConfigError.
+
+Rules shared with other modules live outside the package: slugs, channel
+names and UUIDs in `heartbeatd.names`, listen addresses in
+`heartbeatd.addresses`, the Table readers and `ConfigError` in
+`heartbeatd.tables`.
+"""
+
+from heartbeatd.config.load import find_database, load_config, parse_config, reload_problem
+from heartbeatd.config.values import (
+    AlertsConfig,
+    Channel,
+    Config,
+    Monitor,
+    ServerConfig,
+    StorageConfig,
+    WebConfig,
+    ping_urls,
+)
+from heartbeatd.config.warnings import check_warnings
+from heartbeatd.tables import ConfigError
+
+__all__ = [
+    "AlertsConfig",
+    "Channel",
+    "Config",
+    "ConfigError",
+    "Monitor",
+    "ServerConfig",
+    "StorageConfig",
+    "WebConfig",
+    "check_warnings",
+    "find_database",
+    "load_config",
+    "parse_config",
+    "ping_urls",
+    "reload_problem",
+]

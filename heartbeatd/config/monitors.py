@@ -1,0 +1,325 @@
+"""Readers of [monitors.<slug>] tables, and of the [defaults] they inherit.
+
+A config may hold 100,000 monitors, so each is first tried on a fast path
+(`_read_plain_monitor`, straight from the dict) and read again by the full
+Table reader (`_read_monitor`) only when the fast path declines: anything
+unusual, and every error, which the full reader words. Both build the same
+`Monitor` from any table the fast path accepts.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from heartbeatd.config.values import DEFAULT_GRACE, Monitor
+from heartbeatd.durations import DurationError, parse_duration, quote
+from heartbeatd.names import canonical_uuid, name_problem, uuid_problem
+from heartbeatd.schedule import CRON_FIELDS, Schedule, cron_problem, timezone_problem
+from heartbeatd.tables import INT64, Table
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """[defaults]: None means "not set there", so the built-in default applies."""
+
+    grace: int
+    timezone: str
+    channels: tuple[str, ...]
+    max_runtime: int | None
+    repeat: int | None
+    repeat_limit: int | None
+
+
+def read_defaults(table: Table, declared: tuple[str, ...]) -> Defaults:
+    grace = table.duration("grace", DEFAULT_GRACE)
+    zone = table.check("timezone", table.text("timezone", "UTC"), timezone_problem)
+    names = _channel_list(table, "channels", declared)
+    defaults = Defaults(
+        grace=grace,
+        timezone=zone or "UTC",
+        channels=declared if names is None else names,
+        max_runtime=table.duration("max_runtime", None),
+        repeat=table.duration("repeat", None),
+        repeat_limit=table.integer("repeat_limit", None, at_least=1),
+    )
+    table.done()
+    return defaults
+
+
+def _channel_list(table: Table, key: str, declared: tuple[str, ...]) -> tuple[str, ...] | None:
+    names = table.text_list(key, None)
+    if names is None:
+        return None
+    for name in names:
+        if name not in declared:
+            known = ", ".join(declared) or "none"
+            table.error(key, f'no channel named "{name}" in [channels] (known: {known})')
+    return tuple(names)
+
+
+# Every key a [monitors.<slug>] table may have.
+_MONITOR_KEYS = frozenset(
+    (
+        "name",
+        "description",
+        "period",
+        "schedule",
+        "timezone",
+        "grace",
+        "max_runtime",
+        "channels",
+        "uuid",
+        "repeat",
+        "repeat_limit",
+    )
+)
+
+
+class _Bad(enum.Enum):
+    """A value `_plain_duration` could not read, unlike None, which [defaults] may hold."""
+
+    BAD = enum.auto()
+
+
+_BAD: Final = _Bad.BAD
+
+
+class _Shared:
+    """What monitors read alike: [defaults], the declared channels, and one
+    copy of each equal Schedule and channel list, so 100,000 monitors with
+    `period = "1h"` hold one Schedule between them."""
+
+    def __init__(self, defaults: Defaults, declared: tuple[str, ...]) -> None:
+        self.defaults = defaults
+        self.declared = declared
+        self.known_channels = frozenset(declared)
+        self._schedules: dict[tuple[int | None, str | None, str], Schedule] = {}
+        self._channel_lists: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._zones: dict[str, bool] = {defaults.timezone: True}
+
+    def schedule(self, period: int | None, cron: str | None, zone: str) -> Schedule:
+        key = (period, cron, zone)
+        found = self._schedules.get(key)
+        if found is None:
+            found = self._schedules[key] = Schedule(period=period, cron=cron, timezone=zone)
+        return found
+
+    def channels(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        return self._channel_lists.setdefault(names, names)
+
+    def is_zone(self, name: str) -> bool:
+        known = self._zones.get(name)
+        if known is None:
+            known = self._zones[name] = timezone_problem(name) is None
+        return known
+
+
+def read_monitors(
+    table: Table,
+    defaults: Defaults,
+    declared: tuple[str, ...],
+    reuse: Mapping[str, Monitor],
+) -> dict[str, Monitor]:
+    monitors: dict[str, Monitor] = {}
+    owners: dict[str, str] = {}  # uuid -> the slug that claimed it first
+    shared = _Shared(defaults, declared)
+    for slug, data in table.entries():
+        monitor = _read_plain_monitor(slug, data, shared) if isinstance(data, dict) else None
+        if monitor is None:
+            # Anything unusual, and every error, takes the long way that words it.
+            monitor = _read_monitor_entry(table, slug, shared)
+            if monitor is None:
+                continue
+        if monitor.uuid is not None:
+            if monitor.uuid in owners:
+                other = owners[monitor.uuid]
+                where = table.table(slug)
+                where.error("uuid", f'"{monitor.uuid}" is already the uuid of monitors.{other}')
+            owners.setdefault(monitor.uuid, slug)
+        before = reuse.get(slug)
+        if before == monitor:
+            # The old key too: a new key string would pin the arena it was
+            # parsed into, full of garbage otherwise.
+            monitors[before.slug] = before
+        else:
+            monitors[slug] = monitor
+    table.done()
+    return monitors
+
+
+def _read_monitor_entry(table: Table, slug: str, shared: _Shared) -> Monitor | None:
+    sub = table.table(slug)
+    table.check(slug, slug, name_problem)
+    if not isinstance(table.data[slug], dict):
+        return None
+    monitor = _read_monitor(slug, sub, shared)
+    sub.done()
+    return monitor
+
+
+def _read_plain_monitor(slug: str, data: dict[str, Any], shared: _Shared) -> Monitor | None:
+    """The common case, read straight from the dict without a Table.
+
+    None unless every key is known and every value valid: then `_read_monitor`
+    reads the entry again and reports what is wrong, so messages are worded
+    in one place. Whatever this accepts, `_read_monitor` reads the same
+    (tests/test_config_monitors.py holds it to that).
+    """
+    if not data.keys() <= _MONITOR_KEYS or name_problem(slug) is not None:
+        return None
+    defaults = shared.defaults
+    name = data.get("name", slug)
+    description = data.get("description", "")
+    schedule = _plain_schedule(data, shared)
+    grace = _plain_duration(data["grace"]) if "grace" in data else defaults.grace
+    max_runtime: int | _Bad | None = defaults.max_runtime
+    if "max_runtime" in data:
+        max_runtime = _plain_duration(data["max_runtime"])
+    repeat: int | _Bad | None = defaults.repeat
+    if "repeat" in data:
+        # `repeat = false` turns off reminders inherited from [defaults].
+        repeat = None if data["repeat"] is False else _plain_duration(data["repeat"])
+    repeat_limit = data.get("repeat_limit", defaults.repeat_limit)
+    if (
+        type(name) is not str
+        or type(description) is not str
+        or schedule is None
+        or grace is _BAD
+        or max_runtime is _BAD
+        or repeat is _BAD
+        or (
+            "repeat_limit" in data
+            and (type(repeat_limit) is not int or repeat_limit < 1 or repeat_limit not in INT64)
+        )
+        or ("repeat_limit" in data and repeat is None)
+    ):
+        return None
+    channels = defaults.channels
+    if "channels" in data:
+        names = data["channels"]
+        if type(names) is not list or not all(
+            type(n) is str and n in shared.known_channels for n in names
+        ):
+            return None
+        channels = shared.channels(tuple(names))
+    uuid_text = data.get("uuid")
+    if uuid_text is not None:
+        if type(uuid_text) is not str or uuid_problem(uuid_text) is not None:
+            return None
+        uuid_text = canonical_uuid(uuid_text)
+    return Monitor(
+        slug=slug,
+        name=name,
+        description=description,
+        schedule=schedule,
+        grace=grace,
+        max_runtime=max_runtime or grace,
+        channels=channels,
+        uuid=uuid_text,
+        repeat=repeat,
+        repeat_limit=repeat_limit if repeat is not None else None,
+    )
+
+
+def _plain_duration(value: object) -> int | _Bad:
+    # bool is an int, and a duration error is worded by Table.duration.
+    if type(value) is not str and type(value) is not int:
+        return _BAD
+    try:
+        return parse_duration(value)
+    except DurationError:
+        return _BAD
+
+
+def _plain_schedule(data: dict[str, Any], shared: _Shared) -> Schedule | None:
+    zone = data.get("timezone", shared.defaults.timezone)
+    if type(zone) is not str or not shared.is_zone(zone):
+        return None
+    has_period, has_cron = "period" in data, "schedule" in data
+    if has_period == has_cron:
+        return None
+    if has_period:
+        period = _plain_duration(data["period"])
+        return None if period is _BAD else shared.schedule(period, None, zone)
+    cron = data["schedule"]
+    if type(cron) is not str or _cron_problem(cron) is not None:
+        return None
+    return shared.schedule(None, " ".join(cron.split()), zone)
+
+
+def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
+    defaults = shared.defaults
+    name = table.text("name", slug)
+    description = table.text("description", "")
+    schedule = _read_schedule(table, shared)
+    grace = table.duration("grace", defaults.grace)
+    max_runtime = table.duration("max_runtime", defaults.max_runtime) or grace
+    names = _channel_list(table, "channels", shared.declared)
+    uuid_text = table.check("uuid", table.text("uuid", None), uuid_problem)
+    repeat = _read_repeat(table, defaults)
+    repeat_limit = table.integer("repeat_limit", defaults.repeat_limit, at_least=1)
+    if table.has("repeat_limit") and repeat is None:
+        table.error("repeat_limit", 'needs repeat, the reminder interval (e.g. repeat = "1h")')
+    if schedule is None or name is None or grace is None or description is None:
+        return None
+    return Monitor(
+        slug=slug,
+        name=name,
+        description=description,
+        schedule=schedule,
+        grace=grace,
+        max_runtime=max_runtime,
+        channels=defaults.channels if names is None else shared.channels(names),
+        uuid=None if uuid_text is None else canonical_uuid(uuid_text),
+        repeat=repeat,
+        repeat_limit=repeat_limit if repeat is not None else None,
+    )
+
+
+def _read_schedule(table: Table, shared: _Shared) -> Schedule | None:
+    zone = table.check(
+        "timezone", table.text("timezone", shared.defaults.timezone), timezone_problem
+    )
+    if table.has("period") and table.has("schedule"):
+        table.error("schedule", "give either period or schedule, not both")
+        table.raw("period")
+        table.raw("schedule")
+        return None
+    if table.has("period"):
+        period = table.duration("period")
+        return None if period is None else shared.schedule(period, None, zone or "UTC")
+    if table.has("schedule"):
+        cron = table.check("schedule", table.text("schedule"), _cron_problem)
+        if cron is None or zone is None:
+            return None
+        return shared.schedule(None, " ".join(cron.split()), zone)
+    table.error("", 'needs period (like "1d") or schedule (a cron expression like "0 2 * * *")')
+    return None
+
+
+def _read_repeat(table: Table, defaults: Defaults) -> int | None:
+    # `repeat = false` turns off reminders inherited from [defaults].
+    if table.data.get("repeat") is False:
+        table.raw("repeat")
+        return None
+    return table.duration("repeat", defaults.repeat)
+
+
+# Far past any value a cron field takes, and far short of the 4,300 digits
+# at which cronsim's int() would raise instead of reporting a bad field.
+_LONG_CRON_NUMBER = re.compile(r"\d{20}")
+
+
+def _cron_problem(expr: str) -> str | None:
+    fields = expr.split()
+    if len(fields) == len(CRON_FIELDS):
+        for name, text in zip(CRON_FIELDS, fields, strict=True):
+            if _LONG_CRON_NUMBER.search(text):
+                return f"bad {name} in cron expression {quote(expr)}"
+    problem = cron_problem(expr)
+    # schedule.py echoes the expression whole; a long one is cut short here.
+    return problem and problem.replace(f'"{expr}"', quote(expr))

@@ -1,0 +1,113 @@
+"""What a loaded config is: frozen values, built by `load_config` and never
+changed after; a reload builds a new `Config` and swaps it in whole."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from heartbeatd.addresses import DEFAULT_LISTEN
+from heartbeatd.channels.email import SmtpOptions
+from heartbeatd.model import Secret
+from heartbeatd.schedule import Schedule
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# As Healthchecks: an hour after the expected time before a monitor goes down.
+DEFAULT_GRACE = 3600
+MAX_BODY_LIMIT = 10 * 1024 * 1024
+# [server] reload_max_removed: the share of monitors one reload may remove
+# without `heartbeatd reload --force`.
+DEFAULT_RELOAD_MAX_REMOVED = 50
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    base_url: str
+    listen: tuple[str, ...] = (DEFAULT_LISTEN,)
+    ping_key: Secret | None = None
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    api_token: Secret | None = None
+    badge_key: Secret | None = None
+    # Percent of the running monitors a reload may remove without --force.
+    reload_max_removed: int = DEFAULT_RELOAD_MAX_REMOVED
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    path: Path
+    ping_history: int = 100
+    max_body: int = 10240
+    # PRAGMA synchronous: "full" makes a 200 answer mean the ping survives power loss.
+    synchronous: str = "full"
+    # Flips kept per monitor, and seconds a finished (sent, failed, moved)
+    # outbox row is kept; pending alerts and their flips are always kept.
+    flip_history: int = 1000
+    outbox_retention: int = 30 * 86400
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    # Seconds after which the outbox stops retrying an alert.
+    give_up_after: int = 86400
+    # Seconds one delivery attempt may take.
+    send_timeout: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    # User name -> "scrypt$..." password hash, for basic auth on the status page.
+    users: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    name: str
+    type: str
+    # The channel module's own frozen Options.
+    options: Any
+
+
+# slots: a config may hold 100,000 of these, and a __dict__ each doubles that.
+@dataclass(frozen=True, slots=True)
+class Monitor:
+    slug: str
+    name: str
+    schedule: Schedule
+    grace: int
+    max_runtime: int
+    channels: tuple[str, ...]
+    uuid: str | None = None
+    repeat: int | None = None
+    repeat_limit: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    server: ServerConfig
+    storage: StorageConfig
+    alerts: AlertsConfig
+    web: WebConfig
+    smtp: SmtpOptions | None
+    channels: Mapping[str, Channel]
+    monitors: Mapping[str, Monitor]
+    # Key paths of secrets written into the file itself, for check_warnings().
+    inline_secrets: tuple[str, ...] = ()
+
+
+def ping_urls(config: Config, monitor: Monitor) -> list[str]:
+    """The URLs a job may ping for `monitor`: by uuid (if any), then by slug."""
+    base = config.server.base_url
+    urls = []
+    if monitor.uuid:
+        urls.append(f"{base}/ping/{monitor.uuid}")
+    if config.server.ping_key is not None:
+        urls.append(f"{base}/ping/{config.server.ping_key.reveal()}/{monitor.slug}")
+    else:
+        urls.append(f"{base}/ping/{monitor.slug}")
+    return urls
