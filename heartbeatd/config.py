@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from heartbeatd import pingurl
 from heartbeatd.auth import HashError, parse_hash
 from heartbeatd.channels import CHANNEL_TYPES
 from heartbeatd.channels.base import ParseEnv
@@ -870,15 +871,11 @@ def _find_inline_secrets(data: dict[str, Any]) -> list[str]:
 
 def ping_urls(config: Config, monitor: Monitor) -> list[str]:
     """The URLs a job may ping for `monitor`: by uuid (if any), then by slug."""
-    base = config.server.base_url
-    urls = []
-    if monitor.uuid:
-        urls.append(f"{base}/ping/{monitor.uuid}")
-    if config.server.ping_key is not None:
-        urls.append(f"{base}/ping/{config.server.ping_key.reveal()}/{monitor.slug}")
-    else:
-        urls.append(f"{base}/ping/{monitor.slug}")
-    return urls
+    key = config.server.ping_key
+    targets = [pingurl.PingTarget(pingurl.By.UUID, monitor.uuid)] if monitor.uuid else []
+    slug_key = None if key is None else key.reveal()
+    targets.append(pingurl.PingTarget(pingurl.By.SLUG, monitor.slug, ping_key=slug_key))
+    return [pingurl.build(config.server.base_url, target) for target in targets]
 
 
 def check_warnings(config: Config) -> list[str]:

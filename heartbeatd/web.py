@@ -20,16 +20,15 @@ import itertools
 import json
 import logging
 import platform
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import hdrs, web
 
-from heartbeatd import __version__, auth, metrics, pages
+from heartbeatd import __version__, auth, metrics, pages, pingurl
 from heartbeatd.clock import Clock
 from heartbeatd.engine import Engine
-from heartbeatd.model import Ping, PingKind
+from heartbeatd.model import Ping
 from heartbeatd.outbox import Outbox
 from heartbeatd.store import StoreError
 
@@ -49,10 +48,6 @@ RELOADS = web.AppKey("reloads", metrics.ReloadStats)
 LOGINS = web.AppKey("logins", asyncio.Semaphore)
 MAX_CONCURRENT_LOGINS = 2
 
-UUID_SHAPE = re.compile(
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
-)
-ACTIONS = {"start": PingKind.START, "fail": PingKind.FAIL, "log": PingKind.LOG}
 USER_AGENT_LIMIT = 200
 CHUNK = 64 * 1024
 # Seconds a ping's body may take to arrive once its headers are in. A client
@@ -73,53 +68,27 @@ class PingError(Exception):
         self.close = close
 
 
-def _resolve(engine: Engine, parts: list[str]) -> tuple[str, str | None]:
-    """Map the path after /ping/ to (slug, action) or raise PingError(404)."""
+def _slug_for(engine: Engine, by: pingurl.By, monitor: str) -> str | None:
+    """The slug of a monitor a ping URL names, if it is configured."""
+    slug = engine.slug_for_uuid(monitor) if by is pingurl.By.UUID else monitor
+    return slug if slug is not None and engine.monitor(slug) is not None else None
+
+
+def _resolve(engine: Engine, request: web.Request) -> tuple[str, pingurl.PingTarget]:
+    """(slug, target) of a ping request, or PingError(404 or 400)."""
     ping_key = engine.config.server.ping_key
-    not_found = PingError(404, "not found")
-    if not parts or len(parts) > 3 or not all(parts):
-        raise not_found
-    if UUID_SHAPE.fullmatch(parts[0]):
-        if len(parts) > 2:
-            raise not_found
-        slug = engine.slug_for_uuid(parts[0].lower())
-        rest = parts[1:]
-    elif ping_key is not None:
-        # /ping/<ping_key>/<slug>[/<action>]; compared in constant time.
-        if len(parts) < 2 or not hmac.compare_digest(parts[0].encode(), ping_key.reveal().encode()):
-            raise not_found
-        slug, rest = parts[1], parts[2:]
-    else:
-        if len(parts) > 2:
-            raise not_found
-        slug, rest = parts[0], parts[1:]
-    if slug is None or engine.monitor(slug) is None:
-        raise not_found
-    return slug, rest[0] if rest else None
-
-
-def _kind(action: str | None) -> tuple[PingKind, int | None]:
-    if action is None:
-        return PingKind.SUCCESS, None
-    if action in ACTIONS:
-        return ACTIONS[action], None
-    if action.isdigit() and action.isascii():
-        # Three digits at most, checked before int(): int() of a 5,000-digit
-        # string raises ValueError (Python's limit on digits), which was a 500.
-        if len(action) > 3 or int(action) > 255:
-            raise PingError(400, "exit status must be 0-255")
-        status = int(action)
-        return (PingKind.SUCCESS if status == 0 else PingKind.FAIL), status
-    raise PingError(404, "not found")
-
-
-def _rid(request: web.Request) -> str | None:
-    rid = request.query.get("rid")
-    if rid is None or rid == "":
-        return None
-    if not UUID_SHAPE.fullmatch(rid):
-        raise PingError(400, "rid must be a UUID")
-    return rid.lower()
+    try:
+        target = pingurl.parse(
+            request.match_info["tail"],
+            ping_key=None if ping_key is None else ping_key.reveal(),
+            rid=request.query.get("rid"),
+            exists=lambda by, monitor: _slug_for(engine, by, monitor) is not None,
+        )
+    except pingurl.PingUrlError as exc:
+        raise PingError(exc.status, exc.text) from None
+    slug = _slug_for(engine, target.by, target.monitor)
+    assert slug is not None, "parse asked whether it exists"
+    return slug, target
 
 
 def _remote_addr(request: web.Request, trusted: tuple[Any, ...]) -> str:
@@ -213,10 +182,7 @@ async def handle_ping(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     headers = _ping_headers(engine)
     try:
-        parts = request.match_info["tail"].split("/")
-        slug, action = _resolve(engine, parts)
-        kind, exit_status = _kind(action)
-        rid = _rid(request)
+        slug, target = _resolve(engine, request)
         body, truncated = await _read_body_in_time(
             request,
             engine.config.storage.max_body,
@@ -224,7 +190,7 @@ async def handle_ping(request: web.Request) -> web.Response:
             request.app[BODY_TIMEOUT_KEY],
         )
         # Again: a reload during a slow body may have removed the monitor.
-        slug, _ = _resolve(engine, parts)
+        slug, _ = _resolve(engine, request)
     except PingError as exc:
         response = web.Response(status=exc.status, text=exc.text, headers=headers)
         if exc.close:
@@ -233,10 +199,10 @@ async def handle_ping(request: web.Request) -> web.Response:
             response.force_close()
         return response
     ping = Ping(
-        kind=kind,
+        kind=target.kind,
         at=request.app[CLOCK].now(),
-        exit_status=exit_status,
-        rid=rid,
+        exit_status=target.exit_status,
+        rid=target.rid,
         method=request.method,
         remote_addr=_remote_addr(request, engine.config.server.trusted_proxies),
         user_agent=request.headers.get("User-Agent", "")[:USER_AGENT_LIMIT],

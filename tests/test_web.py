@@ -11,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from heartbeatd import pingurl
 from heartbeatd.config import load_config
 from heartbeatd.engine import Engine
-from heartbeatd.model import Status
+from heartbeatd.model import PingKind, Status
 from heartbeatd.store import Store
 from heartbeatd.web import make_app
 
@@ -113,6 +114,8 @@ async def test_it_accepts_every_ping_form(client, path, stored, method):
     ("path", "status"),
     [
         ("/ping/nope", 404),
+        # An unknown monitor is unknown whatever follows it.
+        ("/ping/nope/256", 404),
         ("/ping/backup/256", 400),
         ("/ping/backup/99999999999999999999", 400),
         # Python's int() refuses over 4300 digits with a ValueError: not a 500.
@@ -144,6 +147,27 @@ async def test_a_rid_ties_start_and_finish_and_may_be_uppercase(client, clock):
     pings = await client.store.pings("backup")
     assert pings[0]["rid"] == RID
     assert pings[0]["duration"] == 7.0
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    address=st.sampled_from([(pingurl.By.UUID, UUID, "backup"), (pingurl.By.SLUG, "web", "web")]),
+    action=st.one_of(
+        st.sampled_from([("success", None), ("start", None), ("fail", None), ("log", None)]),
+        st.integers(0, 255).map(lambda n: ("success" if n == 0 else "fail", n)),
+    ),
+    rid=st.none() | st.uuids().map(str),
+)
+async def test_a_url_built_by_the_grammar_is_stored_as_what_it_says(client, address, action, rid):
+    by, monitor, slug = address
+    kind, exit_status = action
+    target = pingurl.PingTarget(by, monitor, PingKind(kind), exit_status, rid=rid)
+    response = await client.get(pingurl.build("", target))
+    assert response.status == 200
+    [ping] = await client.store.pings(slug, limit=1)
+    assert (ping["kind"], ping["exit_status"], ping["rid"]) == (kind, exit_status, rid)
 
 
 async def test_a_ping_key_guards_slug_urls(keyed):
