@@ -351,11 +351,12 @@ def _storage_unavailable() -> web.Response:
 
 async def api_monitors(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
-    return web.json_response({"monitors": [engine.view(slug) for slug in engine.config.monitors]})
+    monitors = [engine.view(slug).to_json() for slug in engine.config.monitors]
+    return web.json_response({"monitors": monitors})
 
 
 async def api_monitor(request: web.Request) -> web.Response:
-    return web.json_response(request.app[ENGINE].view(_slug(request)))
+    return web.json_response(request.app[ENGINE].view(_slug(request)).to_json())
 
 
 MAX_LIMIT = 1000
@@ -413,7 +414,7 @@ async def _change(
         return _storage_unavailable()
     log.info("%s monitor=%s", done, slug)
     # Waiting for the writer took a while: a reload may have removed it meanwhile.
-    return web.json_response(engine.view(_slug(request)))
+    return web.json_response(engine.view(_slug(request)).to_json())
 
 
 # -- status page, metrics, badges ---------------------------------------------------

@@ -259,6 +259,33 @@ async def test_the_api_lists_monitors_with_the_contract_fields(client):
     assert body["monitors"][0]["last_ping"].endswith("Z")
 
 
+async def test_the_api_monitor_object_is_exactly_this(client, clock):
+    """Keys, their order and every value's form: what scripts parse."""
+    clock.advance(seconds=0.7)
+    await client.get(f"/ping/backup/start?rid={RID}")
+    clock.advance(seconds=83.6)
+    await client.post(f"/ping/{UUID}/0?rid={RID}", data=b"done")
+    response = await client.get("/api/v1/monitors/backup")
+    assert response.content_type == "application/json"
+    assert await response.text() == (
+        '{"slug": "backup", "name": "backup", "description": "", "status": "up",'
+        ' "reason": null, "schedule": "every 1h", "grace": 3600, "started_at": null,'
+        ' "last_ping": "2026-01-14T12:01:24Z", "last_success": "2026-01-14T12:01:24Z",'
+        ' "last_exit_status": 0, "expected_at": "2026-01-14T13:01:24Z",'
+        ' "down_at": "2026-01-14T14:01:24Z", "n_pings": 2, "last_duration": 83.6,'
+        ' "channels": ["log"]}'
+    )
+    listed = await (await client.get("/api/v1/monitors")).json()
+    assert listed["monitors"][0] == await response.json()
+
+
+async def test_a_failed_monitor_says_why_and_with_what_exit_status(client):
+    await client.get("/ping/web/3")
+    body = await (await client.get("/api/v1/monitors/web")).json()
+    assert (body["status"], body["reason"], body["last_exit_status"]) == ("down", "exit_status", 3)
+    assert body["down_at"] == "2026-01-14T12:00:00Z"
+
+
 @pytest.fixture
 async def tokened(tmp_path, aiohttp_client, clock):
     client = await make_client(tmp_path, aiohttp_client, clock, f'api_token = "{TOKEN}"')
