@@ -225,7 +225,7 @@ async def test_x_forwarded_for_is_honoured_from_a_trusted_proxy(tmp_path, aiohtt
         await client.store.close()
 
 
-async def test_a_database_that_cannot_be_written_answers_503(client, tmp_path):
+async def test_a_database_that_cannot_be_written_answers_503(client, tmp_path, caplog):
     with sqlite3.connect(tmp_path / "hb.db") as conn:
         conn.execute(
             "CREATE TRIGGER full_disk BEFORE INSERT ON pings "
@@ -234,6 +234,9 @@ async def test_a_database_that_cannot_be_written_answers_503(client, tmp_path):
     response = await client.get("/ping/backup")
     assert response.status == 503
     assert response.headers["Ping-Body-Limit"] == "100"
+    # Logged under the package's name, whichever of its modules wrote it.
+    logged = [r for r in caplog.records if r.getMessage().startswith("ping not stored")]
+    assert [(r.name, r.levelname) for r in logged] == [("heartbeatd.web", "ERROR")]
     with sqlite3.connect(tmp_path / "hb.db") as conn:
         conn.execute("DROP TRIGGER full_disk")
     assert (await client.get("/ping/backup")).status == 200
