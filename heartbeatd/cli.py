@@ -23,6 +23,7 @@ from heartbeatd import __version__, wrap
 from heartbeatd.clock import Clock
 from heartbeatd.config import Config, check_warnings, find_database, load_config, ping_urls
 from heartbeatd.durations import format_duration
+from heartbeatd.model import MonitorView, Status
 from heartbeatd.systemd import (
     APPLIED,
     ReloadStatus,
@@ -34,7 +35,6 @@ from heartbeatd.systemd import (
     request_forced_reload,
 )
 from heartbeatd.tables import ConfigError
-from heartbeatd.times import parse_isoformat
 
 DEFAULT_CONFIG = "/etc/heartbeatd/heartbeatd.toml"
 
@@ -379,10 +379,9 @@ def _report_reload(config_path: str, status: ReloadStatus) -> None:
     sys.exit(EXIT_CONFIG)
 
 
-def _age(iso: str | None, now: datetime) -> str:
-    if iso is None:
+def _age(then: datetime | None, now: datetime) -> str:
+    if then is None:
         return "never"
-    then = parse_isoformat(iso)
     seconds = (now - then).total_seconds()
     if seconds < 0:
         return "in " + format_duration(-seconds)
@@ -398,20 +397,21 @@ def status(config_path: str, url: str | None) -> None:
 
     config = read_config(config_path)
     try:
-        monitors = call(config, "/api/v1/monitors", url=url)["monitors"]
+        answer = call(config, "/api/v1/monitors", url=url)["monitors"]
     except ClientError as exc:
         click.echo(str(exc), err=True)
         sys.exit(3)
+    monitors = [MonitorView.from_json(m) for m in answer]
     now = Clock().now()
     rows = [("MONITOR", "STATUS", "LAST PING", "NEXT EXPECTED")]
     for m in monitors:
-        status_text = m["status"] + (" (running)" if m.get("started_at") else "")
-        last, expected = _age(m["last_ping"], now), _age(m["expected_at"], now)
-        rows.append((m["slug"], status_text, last, expected))
+        status_text = m.status.value + (" (running)" if m.started_at else "")
+        last, expected = _age(m.last_ping, now), _age(m.expected_at, now)
+        rows.append((m.slug, status_text, last, expected))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    if any(m["status"] == "down" for m in monitors):
+    if any(m.status is Status.DOWN for m in monitors):
         sys.exit(1)
 
 

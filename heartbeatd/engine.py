@@ -24,11 +24,19 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from heartbeatd import states
 from heartbeatd.config import Config, Monitor
-from heartbeatd.model import Alert, AlertEvent, Flip, MonitorState, Ping, Status
+from heartbeatd.model import (
+    Alert,
+    AlertEvent,
+    Flip,
+    MonitorState,
+    MonitorView,
+    Ping,
+    Status,
+    to_the_second,
+)
 from heartbeatd.store import PingRecord, Store
 from heartbeatd.times import isoformat
 from heartbeatd.wheel import TimerWheel
@@ -455,28 +463,28 @@ class Engine:
 
     # -- views --------------------------------------------------------------------
 
-    def view(self, slug: str) -> dict[str, Any]:
-        """The API's monitor object (DESIGN §6)."""
+    def view(self, slug: str) -> MonitorView:
+        """The monitor as the API, the status page and /metrics show it (DESIGN §6)."""
         monitor = self.config.monitors[slug]
         state = self.states[slug]
-        return {
-            "slug": slug,
-            "name": monitor.name,
-            "description": monitor.description,
-            "status": state.status.value,
-            "reason": state.reason.value if state.reason else None,
-            "schedule": monitor.schedule.describe(),
-            "grace": monitor.grace,
-            "started_at": isoformat(state.started_at),
-            "last_ping": isoformat(state.last_ping),
-            "last_success": isoformat(state.last_success),
-            "last_exit_status": state.last_exit_status,
-            "expected_at": isoformat(state.expected_at),
-            "down_at": isoformat(states.down_at(state, monitor)),
-            "n_pings": state.n_pings,
-            "last_duration": state.last_duration,
-            "channels": list(monitor.channels),
-        }
+        return MonitorView(
+            slug=slug,
+            name=monitor.name,
+            description=monitor.description,
+            status=state.status,
+            reason=state.reason,
+            schedule=monitor.schedule.describe(),
+            grace=monitor.grace,
+            started_at=to_the_second(state.started_at),
+            last_ping=to_the_second(state.last_ping),
+            last_success=to_the_second(state.last_success),
+            last_exit_status=state.last_exit_status,
+            expected_at=to_the_second(state.expected_at),
+            down_at=to_the_second(states.down_at(state, monitor)),
+            n_pings=state.n_pings,
+            last_duration=state.last_duration,
+            channels=tuple(monitor.channels),
+        )
 
 
 def _failure(future: asyncio.Future[None]) -> BaseException | None:

@@ -1,6 +1,6 @@
 """Prometheus metrics: text exposition format 0.0.4, rendered from a snapshot.
 
-`render_metrics` is pure: web.py collects a `Snapshot` (engine views, counters,
+`render_metrics` is pure: the web layer collects a `Snapshot` (monitor views, counters,
 outbox and reload figures) and this module only formats it, so the output is
 tested without a daemon. A time that is not known (a monitor never pinged) has
 no sample rather than a made-up 0, so `time() - metric` never alerts on it.
@@ -8,13 +8,12 @@ no sample rather than a made-up 0, so `time() - metric` never alerts on it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from heartbeatd.model import PingKind, Status
-from heartbeatd.times import parse_isoformat
+from heartbeatd.model import MonitorView, PingKind, Status
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -30,8 +29,8 @@ class ReloadStats(Protocol):
 
 @dataclass(frozen=True)
 class Snapshot:
-    # The API monitor objects (Engine.view), one per configured monitor.
-    monitors: Sequence[Mapping[str, Any]]
+    # Engine.view of each configured monitor.
+    monitors: Sequence[MonitorView]
     pings_by_kind: Mapping[str, int]
     alerts_sent: Mapping[str, int]
     alerts_failed: Mapping[str, int]
@@ -94,69 +93,61 @@ def render_metrics(snap: Snapshot) -> str:
     return "".join(out)
 
 
-def _monitor_families(out: list[str], monitors: Sequence[Mapping[str, Any]]) -> None:
-    def labels(m: Mapping[str, Any], **extra: str) -> dict[str, str]:
-        return {"monitor": m["slug"], "name": m["name"], **extra}
+def _monitor_families(out: list[str], monitors: Sequence[MonitorView]) -> None:
+    def labels(m: MonitorView, **extra: str) -> dict[str, str]:
+        return {"monitor": m.slug, "name": m.name, **extra}
 
-    def times(key: str) -> list[Sample]:
-        return [(labels(m), _timestamp(m[key])) for m in monitors if m.get(key) is not None]
+    def times(field: Callable[[MonitorView], datetime | None]) -> list[Sample]:
+        return [(labels(m), when.timestamp()) for m in monitors if (when := field(m)) is not None]
 
     _family(
         out,
         "heartbeatd_monitor_up",
         "gauge",
         "1 if the monitor is up, else 0 (new, late, down or paused).",
-        [(labels(m), int(m["status"] == Status.UP.value)) for m in monitors],
+        [(labels(m), int(m.status is Status.UP)) for m in monitors],
     )
     _family(
         out,
         "heartbeatd_monitor_status",
         "gauge",
         "1 for the monitor's current status, 0 for the others.",
-        [
-            (labels(m, status=s.value), int(m["status"] == s.value))
-            for m in monitors
-            for s in Status
-        ],
+        [(labels(m, status=s.value), int(m.status is s)) for m in monitors for s in Status],
     )
     _family(
         out,
         "heartbeatd_monitor_running",
         "gauge",
         "1 while a run is in progress (a start ping without its finish), else 0.",
-        [(labels(m), int(m.get("started_at") is not None)) for m in monitors],
+        [(labels(m), int(m.started_at is not None)) for m in monitors],
     )
     _family(
         out,
         "heartbeatd_monitor_last_ping_timestamp_seconds",
         "gauge",
         "When the last ping of any kind came in (Unix time).",
-        times("last_ping"),
+        times(lambda m: m.last_ping),
     )
     _family(
         out,
         "heartbeatd_monitor_last_duration_seconds",
         "gauge",
         "How long the last measured run took (from its start ping to its finish).",
-        [
-            (labels(m), float(m["last_duration"]))
-            for m in monitors
-            if m.get("last_duration") is not None
-        ],
+        [(labels(m), m.last_duration) for m in monitors if m.last_duration is not None],
     )
     _family(
         out,
         "heartbeatd_monitor_expected_timestamp_seconds",
         "gauge",
         "When the next success is due (Unix time).",
-        times("expected_at"),
+        times(lambda m: m.expected_at),
     )
     _family(
         out,
         "heartbeatd_monitor_down_at_timestamp_seconds",
         "gauge",
         "When the monitor went down (while down), or will go down without a ping (Unix time).",
-        times("down_at"),
+        times(lambda m: m.down_at),
     )
 
 
@@ -212,9 +203,3 @@ def _number(value: float) -> str:
     if isinstance(value, int) or float(value).is_integer():
         return str(int(value))
     return repr(float(value))
-
-
-def _timestamp(iso: str) -> float:
-    when = parse_isoformat(iso)
-    assert when is not None
-    return when.timestamp()

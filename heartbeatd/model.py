@@ -5,6 +5,7 @@ Enum values are the wire strings of the design contract (API, payloads, SQLite).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -264,4 +265,89 @@ class Alert:
             body=data.get("body", ""),
             downtime=data.get("downtime"),
             exit_status=data.get("exit_status"),
+        )
+
+
+def to_the_second(when: datetime | None) -> datetime | None:
+    """`when` in UTC without its fraction of a second: a time as we publish it."""
+    if when is None:
+        return None
+    return when.astimezone(timezone.utc).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class MonitorView:
+    """One monitor as every surface shows it: the API's monitor object
+    (DESIGN §6), the status page, /metrics and `heartbeatd status`.
+
+    Times are UTC to the second, as the API publishes them, so a view read
+    back from its JSON is the same view.
+    """
+
+    slug: str
+    name: str
+    description: str
+    status: Status
+    # Why it went down (or came back); None before the first flip.
+    reason: Reason | None
+    # In words: "every 1h", "cron 0 2 * * * (Europe/Riga)".
+    schedule: str
+    # Seconds.
+    grace: int
+    # Set while a run is in progress.
+    started_at: datetime | None
+    last_ping: datetime | None
+    last_success: datetime | None
+    last_exit_status: int | None
+    expected_at: datetime | None
+    # When it went down while down, when it will go down otherwise.
+    down_at: datetime | None
+    n_pings: int
+    # Seconds the last measured run took.
+    last_duration: float | None
+    channels: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's monitor object; its keys and their order are the contract."""
+        return {
+            "slug": self.slug,
+            "name": self.name,
+            "description": self.description,
+            "status": self.status.value,
+            "reason": self.reason.value if self.reason else None,
+            "schedule": self.schedule,
+            "grace": self.grace,
+            "started_at": isoformat(self.started_at),
+            "last_ping": isoformat(self.last_ping),
+            "last_success": isoformat(self.last_success),
+            "last_exit_status": self.last_exit_status,
+            "expected_at": isoformat(self.expected_at),
+            "down_at": isoformat(self.down_at),
+            "n_pings": self.n_pings,
+            "last_duration": self.last_duration,
+            "channels": list(self.channels),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MonitorView:
+        """A view from the API's JSON. The keys DESIGN §6 promises must be
+        there; the others may be missing (a daemon of another version)."""
+        reason = data.get("reason")
+        return cls(
+            slug=data["slug"],
+            name=data["name"],
+            description=data.get("description", ""),
+            status=Status(data["status"]),
+            reason=Reason(reason) if reason is not None else None,
+            schedule=data.get("schedule", ""),
+            grace=data.get("grace", 0),
+            started_at=parse_isoformat(data["started_at"]),
+            last_ping=parse_isoformat(data["last_ping"]),
+            last_success=parse_isoformat(data.get("last_success")),
+            last_exit_status=data.get("last_exit_status"),
+            expected_at=parse_isoformat(data["expected_at"]),
+            down_at=parse_isoformat(data["down_at"]),
+            n_pings=data["n_pings"],
+            last_duration=data["last_duration"],
+            channels=tuple(data.get("channels", ())),
         )

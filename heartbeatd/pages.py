@@ -1,7 +1,7 @@
 """The status page: server-rendered HTML, and the status badges.
 
-Every function here is pure: it takes the API monitor objects (Engine.view),
-ping and flip rows as the store publishes them, and `now`, and returns text.
+Every function here is pure: it takes monitor views (Engine.view), ping and
+flip rows as the store publishes them, and `now`, and returns text.
 Templates autoescape, so a monitor name or a job's output cannot inject markup.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from heartbeatd import humanize
+from heartbeatd.model import MonitorView
 from heartbeatd.times import isoformat, parse_isoformat
 
 # Worst first: what needs attention is at the top of the page.
@@ -48,17 +49,17 @@ def run_time(seconds: float | None) -> str:
     return "\u2013" if seconds is None else humanize.duration(seconds)
 
 
-def ago(iso: str | None, now: datetime) -> str:
+def ago(when: datetime | None, now: datetime) -> str:
     """ "3 min ago" for a past time, "in 5 min" for a future one, "never" for None."""
-    when = parse_isoformat(iso)
     if when is None:
         return "never"
     return humanize.ago((now - when).total_seconds())
 
 
-def why(monitor: Mapping[str, Any]) -> str:
+def why(monitor: MonitorView) -> str:
     """Why a monitor is down, in words: "no ping came in time"."""
-    return humanize.reason(monitor.get("reason") or "", monitor.get("last_exit_status"))
+    reason = monitor.reason.value if monitor.reason else ""
+    return humanize.reason(reason, monitor.last_exit_status)
 
 
 def size(text: str) -> str:
@@ -84,26 +85,26 @@ _env.globals.update(
 # -- pages ------------------------------------------------------------------------
 
 
-def sort_monitors(monitors: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def sort_monitors(monitors: Sequence[MonitorView]) -> list[MonitorView]:
     """Down first, then late, new, up, paused; by name within a status."""
 
-    def key(m: Mapping[str, Any]) -> tuple[int, str, str]:
-        status = m["status"]
+    def key(m: MonitorView) -> tuple[int, str, str]:
+        status = m.status.value
         rank = STATUS_ORDER.index(status) if status in STATUS_ORDER else len(STATUS_ORDER)
-        return rank, m["name"].lower(), m["slug"]
+        return rank, m.name.lower(), m.slug
 
     return sorted(monitors, key=key)
 
 
-def count_by_status(monitors: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
+def count_by_status(monitors: Sequence[MonitorView]) -> list[tuple[str, int]]:
     """[("down", 2), ("up", 5)]: the statuses present, worst first."""
     counts = {s: 0 for s in STATUS_ORDER}
     for m in monitors:
-        counts[m["status"]] = counts.get(m["status"], 0) + 1
+        counts[m.status.value] = counts.get(m.status.value, 0) + 1
     return [(s, n) for s, n in counts.items() if n]
 
 
-def render_index(monitors: list[dict[str, Any]], now: datetime) -> str:
+def render_index(monitors: Sequence[MonitorView], now: datetime) -> str:
     """The overview at `/`: one row per monitor, worst first."""
     return _env.get_template("index.html").render(
         monitors=sort_monitors(monitors),
@@ -115,7 +116,7 @@ def render_index(monitors: list[dict[str, Any]], now: datetime) -> str:
 
 
 def render_monitor(
-    monitor: Mapping[str, Any],
+    monitor: MonitorView,
     pings: Sequence[Mapping[str, Any]],
     flips: Sequence[Mapping[str, Any]],
     now: datetime,
@@ -124,7 +125,7 @@ def render_monitor(
     return _env.get_template("monitor.html").render(
         m=monitor,
         pings=pings,
-        flips=flip_rows(flips, monitor["status"], now),
+        flips=flip_rows(flips, monitor.status.value, now),
         counts=count_by_status([monitor]),
         now=now,
         refresh=REFRESH_SECONDS,

@@ -21,13 +21,14 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import IO, Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from heartbeatd import __version__
+from heartbeatd import __version__, pingurl
 from heartbeatd.channels.base import describe_failure
 from heartbeatd.clock import Clock
+from heartbeatd.model import PingKind
 
 PREFIX = "heartbeatd exec"
 DEFAULT_TAIL = 10000
@@ -94,9 +95,9 @@ def build_url(
     if not slug or "/" in slug:
         raise ValueError(f"--slug must be a monitor's slug, got {slug!r}")
     base = _check_http_url(server, "--server")
-    if ping_key:
-        return f"{base}/ping/{quote(ping_key, safe='')}/{slug}"
-    return f"{base}/ping/{slug}"
+    # An empty --ping-key is no key, as in the environment of a cron job.
+    target = pingurl.PingTarget(pingurl.By.SLUG, slug, ping_key=ping_key or None)
+    return pingurl.build(base, target)
 
 
 def _check_http_url(url: str, option: str) -> str:
@@ -204,15 +205,11 @@ class _Pinger:
         parts = urlsplit(opts.url)
         self._host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
-    def url_for(self, suffix: str) -> str:
-        parts = urlsplit(self._opts.url)
-        path = f"{parts.path.rstrip('/')}/{suffix}"
-        query = "&".join(q for q in (parts.query, f"rid={self.rid}") if q)
-        return urlunsplit(parts._replace(path=path, query=query))
-
-    async def send(self, suffix: str, body: bytes | None = None) -> Mapping[str, str] | None:
+    async def send(
+        self, kind: PingKind, exit_status: int | None = None, body: bytes | None = None
+    ) -> Mapping[str, str] | None:
         """Send one ping; its response headers, or None (and a warning) if it failed."""
-        url = self.url_for(suffix)
+        url = pingurl.extend(self._opts.url, kind, exit_status, rid=self.rid)
         reason = ""
         for attempt in range(self._opts.retries + 1):
             if attempt:
@@ -310,7 +307,7 @@ async def run_wrapped(
         on_error=lambda exc: warn(f"stopped copying the job's stdout: {exc.strerror or exc}"),
     )
     pinger = _Pinger(opts, clock, warn)
-    tail = OutputTail(_body_limit(await pinger.send("start"), opts.tail_default))
+    tail = OutputTail(_body_limit(await pinger.send(PingKind.START), opts.tail_default))
     try:
         code = await _run_job(argv, out, err, tail, clock, while_running)
     except OSError as exc:
@@ -318,9 +315,9 @@ async def run_wrapped(
         code = 127 if isinstance(exc, FileNotFoundError) else 126
         message = f"{PREFIX}: cannot run {argv[0]!r}: {exc.strerror or exc}"
         err.write(f"{message}\n".encode())
-        await pinger.send("fail", message.encode())
+        await pinger.send(PingKind.FAIL, body=message.encode())
         return code
-    await pinger.send(str(code), tail.value())
+    await pinger.send(pingurl.exit_kind(code), code, tail.value())
     return code
 
 

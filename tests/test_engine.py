@@ -109,8 +109,8 @@ async def test_a_ping_is_stored_with_its_duration(clock: FakeClock, engine: Engi
     await engine.handle_ping("backup", success(clock))
     pings = await store.pings("backup")
     assert [(p["kind"], p["duration"]) for p in pings] == [("success", 42.0), ("start", None)]
-    assert engine.view("backup")["last_duration"] == 42.0
-    assert engine.view("backup")["n_pings"] == 2
+    assert engine.view("backup").last_duration == 42.0
+    assert engine.view("backup").n_pings == 2
 
 
 async def test_a_never_pinged_monitor_goes_down_after_period_and_grace(

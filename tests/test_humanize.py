@@ -8,7 +8,7 @@ import pytest
 
 from heartbeatd import humanize, pages
 from heartbeatd.channels import text
-from heartbeatd.model import Reason
+from heartbeatd.model import MonitorView, Reason
 from tests.channels.samples import DOWN
 
 
@@ -93,5 +93,19 @@ def test_it_words_each_reason(reason: str, exit_status: int | None, expected: st
 @pytest.mark.parametrize("reason", list(Reason), ids=[r.value for r in Reason])
 def test_the_page_and_the_alert_give_the_same_reason(reason: Reason) -> None:
     alert = replace(DOWN, reason=reason, exit_status=4)
-    monitor = {"status": "down", "reason": reason.value, "last_exit_status": 4}
+    monitor = MonitorView.from_json(
+        {
+            "slug": "a",
+            "name": "a",
+            "status": "down",
+            "reason": reason.value,
+            "last_exit_status": 4,
+            "started_at": None,
+            "last_ping": None,
+            "expected_at": None,
+            "down_at": None,
+            "n_pings": 1,
+            "last_duration": None,
+        }
+    )
     assert pages.why(monitor) == text.explain(alert)

@@ -10,12 +10,14 @@ from datetime import datetime, timezone
 import pytest
 
 from heartbeatd.metrics import Snapshot, escape_label_value, render_metrics
+from heartbeatd.model import MonitorView
 
 NOW = datetime(2026, 1, 14, 12, 0, 0, tzinfo=timezone.utc)
 T = int(NOW.timestamp())  # 1768392000
 
 
-def monitor(slug: str, status: str = "up", **fields: object) -> dict:
+def monitor(slug: str, status: str = "up", **fields: object) -> MonitorView:
+    """A monitor view (Engine.view); `fields` as in its JSON."""
     base = {
         "slug": slug,
         "name": slug,
@@ -24,9 +26,10 @@ def monitor(slug: str, status: str = "up", **fields: object) -> dict:
         "last_ping": "2026-01-14T11:57:00Z",
         "expected_at": "2026-01-14T12:57:00Z",
         "down_at": "2026-01-14T13:02:00Z",
+        "n_pings": 3,
         "last_duration": 83.5,
     }
-    return base | fields
+    return MonitorView.from_json(base | fields)
 
 
 def snapshot(**fields: object) -> Snapshot:

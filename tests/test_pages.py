@@ -10,7 +10,8 @@ from html.parser import HTMLParser
 import pytest
 
 from heartbeatd import pages
-from heartbeatd.times import isoformat
+from heartbeatd.model import MonitorView
+from heartbeatd.times import isoformat, parse_isoformat
 
 NOW = datetime(2026, 1, 14, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -20,8 +21,8 @@ def at(**delta: float) -> str:
     return isoformat(NOW + timedelta(**delta))
 
 
-def monitor(slug: str = "backup", status: str = "up", **fields: object) -> dict:
-    """An API monitor object (Engine.view), up and pinged 3 minutes ago."""
+def monitor(slug: str = "backup", status: str = "up", **fields: object) -> MonitorView:
+    """A monitor view (Engine.view), up and pinged 3 minutes ago; `fields` as in its JSON."""
     base = {
         "slug": slug,
         "name": slug.replace("-", " ").title(),
@@ -40,7 +41,7 @@ def monitor(slug: str = "backup", status: str = "up", **fields: object) -> dict:
         "last_duration": 83.0,
         "channels": ["ops"],
     }
-    return base | fields
+    return MonitorView.from_json(base | fields)
 
 
 def ping(**fields: object) -> dict:
@@ -354,7 +355,7 @@ def test_it_formats_run_times(seconds, expected):
     ],
 )
 def test_it_says_how_long_ago(iso, expected):
-    assert pages.ago(iso, NOW) == expected
+    assert pages.ago(parse_isoformat(iso), NOW) == expected
 
 
 # -- badges -------------------------------------------------------------------------

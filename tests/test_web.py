@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from heartbeatd import pingurl
 from heartbeatd.config import load_config
-from heartbeatd.model import Status
+from heartbeatd.model import PingKind, Status
 from tests.harness import open_stack
 
 UUID = "9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b"
@@ -104,6 +105,8 @@ async def test_it_accepts_every_ping_form(client, path, stored, method):
     ("path", "status"),
     [
         ("/ping/nope", 404),
+        # An unknown monitor is unknown whatever follows it.
+        ("/ping/nope/256", 404),
         ("/ping/backup/256", 400),
         ("/ping/backup/99999999999999999999", 400),
         # Python's int() refuses over 4300 digits with a ValueError: not a 500.
@@ -135,6 +138,27 @@ async def test_a_rid_ties_start_and_finish_and_may_be_uppercase(client, clock):
     pings = await client.store.pings("backup")
     assert pings[0]["rid"] == RID
     assert pings[0]["duration"] == 7.0
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    address=st.sampled_from([(pingurl.By.UUID, UUID, "backup"), (pingurl.By.SLUG, "web", "web")]),
+    action=st.one_of(
+        st.sampled_from([("success", None), ("start", None), ("fail", None), ("log", None)]),
+        st.integers(0, 255).map(lambda n: ("success" if n == 0 else "fail", n)),
+    ),
+    rid=st.none() | st.uuids().map(str),
+)
+async def test_a_url_built_by_the_grammar_is_stored_as_what_it_says(client, address, action, rid):
+    by, monitor, slug = address
+    kind, exit_status = action
+    target = pingurl.PingTarget(by, monitor, PingKind(kind), exit_status, rid=rid)
+    response = await client.get(pingurl.build("", target))
+    assert response.status == 200
+    [ping] = await client.store.pings(slug, limit=1)
+    assert (ping["kind"], ping["exit_status"], ping["rid"]) == (kind, exit_status, rid)
 
 
 async def test_a_ping_key_guards_slug_urls(keyed):
@@ -192,7 +216,7 @@ async def test_x_forwarded_for_is_honoured_from_a_trusted_proxy(tmp_path, aiohtt
         await client.store.close()
 
 
-async def test_a_database_that_cannot_be_written_answers_503(client, tmp_path):
+async def test_a_database_that_cannot_be_written_answers_503(client, tmp_path, caplog):
     with sqlite3.connect(tmp_path / "hb.db") as conn:
         conn.execute(
             "CREATE TRIGGER full_disk BEFORE INSERT ON pings "
@@ -201,6 +225,9 @@ async def test_a_database_that_cannot_be_written_answers_503(client, tmp_path):
     response = await client.get("/ping/backup")
     assert response.status == 503
     assert response.headers["Ping-Body-Limit"] == "100"
+    # Logged under the package's name, whichever of its modules wrote it.
+    logged = [r for r in caplog.records if r.getMessage().startswith("ping not stored")]
+    assert [(r.name, r.levelname) for r in logged] == [("heartbeatd.web", "ERROR")]
     with sqlite3.connect(tmp_path / "hb.db") as conn:
         conn.execute("DROP TRIGGER full_disk")
     assert (await client.get("/ping/backup")).status == 200
@@ -224,6 +251,33 @@ async def test_the_api_lists_monitors_with_the_contract_fields(client):
     assert fields <= set(body["monitors"][0])
     assert body["monitors"][0]["status"] == "up"
     assert body["monitors"][0]["last_ping"].endswith("Z")
+
+
+async def test_the_api_monitor_object_is_exactly_this(client, clock):
+    """Keys, their order and every value's form: what scripts parse."""
+    clock.advance(seconds=0.7)
+    await client.get(f"/ping/backup/start?rid={RID}")
+    clock.advance(seconds=83.6)
+    await client.post(f"/ping/{UUID}/0?rid={RID}", data=b"done")
+    response = await client.get("/api/v1/monitors/backup")
+    assert response.content_type == "application/json"
+    assert await response.text() == (
+        '{"slug": "backup", "name": "backup", "description": "", "status": "up",'
+        ' "reason": null, "schedule": "every 1h", "grace": 3600, "started_at": null,'
+        ' "last_ping": "2026-01-14T12:01:24Z", "last_success": "2026-01-14T12:01:24Z",'
+        ' "last_exit_status": 0, "expected_at": "2026-01-14T13:01:24Z",'
+        ' "down_at": "2026-01-14T14:01:24Z", "n_pings": 2, "last_duration": 83.6,'
+        ' "channels": ["log"]}'
+    )
+    listed = await (await client.get("/api/v1/monitors")).json()
+    assert listed["monitors"][0] == await response.json()
+
+
+async def test_a_failed_monitor_says_why_and_with_what_exit_status(client):
+    await client.get("/ping/web/3")
+    body = await (await client.get("/api/v1/monitors/web")).json()
+    assert (body["status"], body["reason"], body["last_exit_status"]) == ("down", "exit_status", 3)
+    assert body["down_at"] == "2026-01-14T12:00:00Z"
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from heartbeatd import pingurl
 from heartbeatd.addresses import DEFAULT_LISTEN
 from heartbeatd.channels.email import SmtpOptions
 from heartbeatd.model import Secret
@@ -102,12 +103,8 @@ class Config:
 
 def ping_urls(config: Config, monitor: Monitor) -> list[str]:
     """The URLs a job may ping for `monitor`: by uuid (if any), then by slug."""
-    base = config.server.base_url
-    urls = []
-    if monitor.uuid:
-        urls.append(f"{base}/ping/{monitor.uuid}")
-    if config.server.ping_key is not None:
-        urls.append(f"{base}/ping/{config.server.ping_key.reveal()}/{monitor.slug}")
-    else:
-        urls.append(f"{base}/ping/{monitor.slug}")
-    return urls
+    key = config.server.ping_key
+    targets = [pingurl.PingTarget(pingurl.By.UUID, monitor.uuid)] if monitor.uuid else []
+    slug_key = None if key is None else key.reveal()
+    targets.append(pingurl.PingTarget(pingurl.By.SLUG, monitor.slug, ping_key=slug_key))
+    return [pingurl.build(config.server.base_url, target) for target in targets]
