@@ -627,6 +627,17 @@ BAD_CONFIGS = [
     ),
     pytest.param(
         """
+        [server]
+        ping_key = "9C4A2F4E-1111-4222-8333-944445555666"
+        """,
+        [
+            f"{FILE}: server.ping_key: must not look like a UUID: /ping/<ping_key>/<slug>"
+            " would be read as a ping by uuid",
+        ],
+        id="uuid-shaped-ping-key",
+    ),
+    pytest.param(
+        """
         [storage]
         ping_history = 0
         max_body = 20000000

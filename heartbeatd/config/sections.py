@@ -25,7 +25,7 @@ from heartbeatd.config.values import (
     WebConfig,
 )
 from heartbeatd.model import Secret
-from heartbeatd.names import channel_name_problem
+from heartbeatd.names import UUID, channel_name_problem
 from heartbeatd.tables import Table, show
 
 _URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
@@ -54,6 +54,13 @@ def read_server(table: Table) -> ServerConfig:
     if ping_key is not None and not _URL_SAFE.fullmatch(ping_key.reveal()):
         # Never echo the key itself.
         table.error("ping_key", 'may use only letters, digits, "_" and "-"')
+        ping_key = None
+    elif ping_key is not None and UUID.fullmatch(ping_key.reveal()):
+        # /ping/<uuid>/<slug> is a ping by uuid: every slug URL would be a 404.
+        table.error(
+            "ping_key",
+            "must not look like a UUID: /ping/<ping_key>/<slug> would be read as a ping by uuid",
+        )
         ping_key = None
     proxies = []
     for item in table.text_list("trusted_proxies", []) or []:
