@@ -359,8 +359,12 @@ class Table:
                 return None
             return Secret(text)
         if has_inline:
-            value = self.text(key)
-            return None if value is None else Secret(value)
+            value = self._get(key)
+            if not isinstance(value, str):
+                # Never echo a secret, whatever its type (a PIN without quotes).
+                self.error(key, f"expected a string, got {_toml_type(value)} (not shown: a secret)")
+                return None
+            return Secret(value)
         if required:
             self.error(key, f"is required (or {file_key})")
         return None
@@ -413,3 +417,18 @@ def _read_small_file(path: Path) -> str:
     if len(data) > SMALL_FILE:
         raise ValueError("larger than 64 KiB")
     return data.decode("utf-8")
+
+
+def _toml_type(value: object) -> str:
+    """What kind of TOML value `value` is, in words, without showing it."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return "a date or time"

@@ -1383,3 +1383,27 @@ def test_under_systemd_a_relative_storage_path_is_in_the_state_directory(
     assert absolute.storage.path == tmp_path / "hb.db"
     monkeypatch.setenv("STATE_DIRECTORY", "")
     assert load("").storage.path == tmp_path / "heartbeatd.db"
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("[server]\nping_key = 8675309123\n", "server.ping_key"),
+        ('[server]\nping_key = ["8675309123"]\n', "server.ping_key"),
+        (
+            '[smtp]\nhost = "h"\nfrom = "a@b.c"\nusername = "u"\npassword = 8675309123\n',
+            "smtp.password",
+        ),
+    ],
+    ids=["number", "list", "smtp-password"],
+)
+def test_a_secret_of_the_wrong_type_is_not_echoed(tmp_path: Path, text: str, where: str) -> None:
+    # Errors go to the journal, to `systemctl reload` and to the reload
+    # status file: a PIN typed without quotes must not land there.
+    path = tmp_path / "hb.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    problems = "\n".join(caught.value.problems)
+    assert "8675309123" not in problems
+    assert f"{path}: {where}: expected a string, got " in problems

@@ -27,7 +27,11 @@ def test_it_reads_the_url() -> None:
             ["channels.x.url: expected an http:// or https:// URL with a host"],
             id="no-scheme",
         ),
-        pytest.param({"url": 5}, ["channels.x.url: expected a string, got 5"], id="not-a-string"),
+        pytest.param(
+            {"url": 5},
+            ["channels.x.url: expected a string, got an integer (not shown: a secret)"],
+            id="not-a-string",
+        ),
     ],
 )
 def test_it_reports_bad_options(data: dict, lines: list[str]) -> None:
