@@ -16,7 +16,8 @@ from click.testing import CliRunner, Result
 from heartbeatd.cli import main
 from heartbeatd.store import schema
 from heartbeatd.store.verify import VerifyError, verify
-from tests.samples import config_text
+from tests.harness import DaemonProcess
+from tests.samples import BACKUP, config_text
 
 PINGS = 500
 
@@ -162,3 +163,18 @@ def test_it_reads_beside_a_writer_holding_a_write_transaction(tmp_path: Path) ->
 
     # The committed snapshot, not the writer's uncommitted delete.
     assert report.counts["pings"] == PINGS
+
+
+def test_it_checks_the_live_database_of_a_running_daemon(daemon: DaemonProcess) -> None:
+    daemon.write_config(BACKUP)
+    daemon.start()
+    assert daemon.ping("backup").status == 200
+
+    result = run("verify-db", "-c", str(daemon.config_path))
+
+    assert result.exit_code == 0, result.output
+    assert "monitors=1 pings=1 " in result.output
+    # It took neither the daemon's lock nor its writes: the daemon goes on.
+    assert daemon.ping("backup").status == 200
+    assert daemon.stored_pings("backup") == 2
+    daemon.assert_running()

@@ -255,3 +255,46 @@ def test_restore_drill_keeps_acked_pings_and_redelivers_only_unrecorded_alerts(
     assert down_alerts() >= 1
     assert 0 <= sent_twice <= unrecorded
     assert http(daemon.base_url + "/healthz").status == 200
+
+
+def test_the_sample_config_replicates_and_restores(
+    daemon: DaemonProcess, litestream: Litestream
+) -> None:
+    sample = Path(__file__).parents[2] / "systemd" / "litestream.yml"
+    replica = daemon.dir / "sample-replica"
+    text = sample.read_text()
+    for production, here in [
+        ("/var/lib/heartbeatd/heartbeatd.db", str(daemon.db_path)),
+        ("/var/lib/litestream/heartbeatd", str(replica)),
+    ]:
+        assert production in text
+        text = text.replace(production, here)
+    config = daemon.dir / "sample.yml"
+    config.write_text(text)
+    daemon.write_config(SLOW)
+    daemon.start()
+    for _ in range(5):
+        assert daemon.ping("b").status == 200
+    assert daemon.stop() == 0
+
+    once = subprocess.run(
+        [litestream.binary, "replicate", "-once", "-config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert once.returncode == 0, once.stderr
+    assert "level=ERROR" not in once.stderr
+    restored = daemon.dir / "restored.db"
+    # By the database's path: the replica is the one the config names for it.
+    restore = ["restore", "-config", str(config), "-o", str(restored), str(daemon.db_path)]
+    result = subprocess.run(
+        [litestream.binary, *restore],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    check = verify_db(restored)
+    assert check.returncode == 0, check.stderr
+    assert "monitors=1 pings=5 " in check.stdout
