@@ -178,3 +178,19 @@ def test_it_checks_the_live_database_of_a_running_daemon(daemon: DaemonProcess) 
     assert daemon.ping("backup").status == 200
     assert daemon.stored_pings("backup") == 2
     daemon.assert_running()
+
+
+def test_it_reads_the_wal_a_killed_daemon_left_behind(daemon: DaemonProcess) -> None:
+    daemon.write_config(BACKUP)
+    daemon.start()
+    for _ in range(3):
+        assert daemon.ping("backup").status == 200
+    daemon.kill()
+    wal = daemon.db_path.with_name(daemon.db_path.name + "-wal")
+    assert wal.stat().st_size > 0
+
+    result = run("verify-db", "--db", str(daemon.db_path))
+
+    # The acknowledged pings live in the WAL until a checkpoint: they count.
+    assert result.exit_code == 0, result.output
+    assert "monitors=1 pings=3 " in result.output
