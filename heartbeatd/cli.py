@@ -581,6 +581,37 @@ async def _send_test_alert(config: Config, name: str, clock: Clock) -> str | Non
     return None
 
 
+@main.command(name="verify-db")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    envvar="HEARTBEATD_CONFIG",
+    default=None,
+    show_envvar=True,
+    help=f"The TOML config file naming the database (default: {DEFAULT_CONFIG}).",
+)
+@click.option("--db", "db_path", type=click.Path(path_type=Path), help="The database file.")
+@click.option("--quick", is_flag=True, help="PRAGMA quick_check instead of integrity_check.")
+def verify_db(config_path: str | None, db_path: Path | None, quick: bool) -> None:
+    """Check a database file read-only; exit 1 with the reason when it fails.
+
+    Safe while the daemon runs: it never migrates, writes or takes the lock.
+    """
+    from heartbeatd.store.verify import VerifyError, verify
+
+    # --db wins over the config (which $HEARTBEATD_CONFIG may name unasked).
+    if db_path is None:
+        db_path = read_config(config_path or DEFAULT_CONFIG).storage.path
+    try:
+        report = verify(db_path, quick=quick)
+    except VerifyError as exc:
+        click.echo(f"FAILED {exc}", err=True)
+        sys.exit(1)
+    for line in report.lines():
+        click.echo(line)
+
+
 @main.command(name="hash-password")
 @click.argument("user", required=False)
 def hash_password(user: str | None) -> None:

@@ -16,6 +16,8 @@ the modules behind it, from the bottom up:
   move to other channels, prune finished ones (`OutboxItem`, `Move`).
 - `facade`: `Store`, which turns each call into a writer job or a read made
   of history's and outbox's SQL, and writes monitor changes.
+- `verify`: beside the rest, not behind `Store`: the read-only checks of
+  `heartbeatd verify-db` on a file no daemon may have opened (`verify`).
 
 history and outbox never import each other, and neither knows about the
 writer; an import-linter contract keeps this order.
