@@ -241,10 +241,9 @@ class Outbox:
             except Exception as exc:
                 await self._after_failure(item, exc)
             else:
-                if not await self._store.mark_delivered(item, self._clock.now()):
-                    _log_stale(item, "delivered")
+                marked = await self._store.mark_delivered(item, self._clock.now())
+                if not _recorded(marked, item, "delivered", self.stats.sent):
                     return attempted
-                _count(self.stats.sent, item.channel)
                 log.info(
                     "alert delivered monitor=%s channel=%s event=%s attempts=%d",
                     item.monitor,
@@ -377,10 +376,9 @@ class Outbox:
         attempts = item.attempts + 1
         # The last retry falls on the deadline, so "give up after 24h" is exact.
         retry_at = min(now + timedelta(seconds=backoff(attempts, self._rng)), deadline)
-        if not await self._store.mark_retry(item, error, retry_at):
-            _log_stale(item, "retry")
+        marked = await self._store.mark_retry(item, error, retry_at)
+        if not _recorded(marked, item, "retry", self.stats.retried):
             return
-        _count(self.stats.retried, item.channel)
         log.warning(
             "alert delivery failed monitor=%s channel=%s event=%s attempts=%d retry_at=%s error=%s",
             item.monitor,
@@ -392,10 +390,9 @@ class Outbox:
         )
 
     async def _fail(self, item: OutboxItem, error: str, message: str) -> None:
-        if not await self._store.mark_failed(item, error, self._clock.now()):
-            _log_stale(item, "failed")
+        marked = await self._store.mark_failed(item, error, self._clock.now())
+        if not _recorded(marked, item, "failed", self.stats.failed):
             return
-        _count(self.stats.failed, item.channel)
         log.error(
             "%s monitor=%s channel=%s event=%s attempts=%d error=%s",
             message,
@@ -451,6 +448,15 @@ def _reap(sending: set[asyncio.Task[int]]) -> None:
         sending.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("alert delivery crashed", exc_info=task.exception())
+
+
+def _recorded(marked: bool, item: OutboxItem, outcome: str, counter: dict[str, int]) -> bool:
+    """Count an outcome the store recorded; say so if it was not (a stale claim)."""
+    if marked:
+        _count(counter, item.channel)
+        return True
+    _log_stale(item, outcome)
+    return False
 
 
 def _log_stale(item: OutboxItem, outcome: str) -> None:
