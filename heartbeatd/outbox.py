@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,7 +29,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from heartbeatd.channels import CHANNEL_TYPES
-from heartbeatd.channels.base import DeliveryError, SendContext
+from heartbeatd.channels.base import DeliveryError, SendContext, describe_failure
 from heartbeatd.clock import Clock
 from heartbeatd.store import Move, OutboxItem, Store, StoreError
 from heartbeatd.times import isoformat
@@ -57,30 +56,12 @@ CONCURRENCY = 100
 # again while its send may still be under way.
 LEASE_MARGIN = 60.0
 
-# scheme://user:password@host/path?query -> scheme://host/…
-URL = re.compile(r"([a-z][a-z0-9+.-]*://)(?:[^@/\s'\"]*@)?([^/\s'\"?#]+)[^\s'\"]*", re.I)
-
 
 def backoff(attempts: int, rng: random.Random) -> float:
     """Seconds before retry number `attempts` (1-based): 10 s doubling, up to 30 min."""
     base = min(FIRST_RETRY * 2 ** min(max(attempts, 1) - 1, 32), MAX_RETRY)
     # Jitter spreads out the retries of many alerts that failed together.
     return base * rng.uniform(1 - JITTER, 1 + JITTER)
-
-
-def describe(exc: BaseException) -> str:
-    """A log-safe description of a failed attempt."""
-    if isinstance(exc, DeliveryError):
-        return str(exc)
-    if isinstance(exc, aiohttp.ClientResponseError):
-        # Its str() includes the full URL, which may carry a token.
-        return f"{type(exc).__name__}: status {exc.status}"
-    if isinstance(exc, aiohttp.InvalidURL):
-        return type(exc).__name__
-    # Channels turn their errors into DeliveryError; this is the fallback for
-    # the ones they missed, so strip anything that looks like a URL path.
-    text = URL.sub(r"\1\2/…", str(exc))
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass
@@ -214,7 +195,7 @@ class Outbox:
     def _context(self) -> SendContext:
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        return SendContext(session=self._session, timeout=self._send_timeout)
+        return SendContext(session=self._session, timeout=self._send_timeout, clock=self._clock)
 
     async def _start_due(self, sending: set[asyncio.Task[int]]) -> float | None:
         """Start sends for due rows while there is room; seconds until the next is due."""
@@ -252,7 +233,7 @@ class Outbox:
             attempted = 1
             self.stats.attempts += 1
             try:
-                await asyncio.wait_for(
+                await self._clock.wait_for(
                     module.send(item.alert, channel.options, ctx), self._send_timeout
                 )
             except asyncio.CancelledError:
@@ -260,10 +241,9 @@ class Outbox:
             except Exception as exc:
                 await self._after_failure(item, exc)
             else:
-                if not await self._store.mark_delivered(item, self._clock.now()):
-                    _log_stale(item, "delivered")
+                marked = await self._store.mark_delivered(item, self._clock.now())
+                if not _recorded(marked, item, "delivered", self.stats.sent):
                     return attempted
-                _count(self.stats.sent, item.channel)
                 log.info(
                     "alert delivered monitor=%s channel=%s event=%s attempts=%d",
                     item.monitor,
@@ -379,7 +359,7 @@ class Outbox:
         if isinstance(exc, asyncio.TimeoutError):
             error = f"timed out after {self._send_timeout:g}s"
         else:
-            error = describe(exc)
+            error = describe_failure(exc)
         if isinstance(exc, DeliveryError) and exc.permanent:
             await self._fail(item, error, "alert failed")
             return
@@ -396,10 +376,9 @@ class Outbox:
         attempts = item.attempts + 1
         # The last retry falls on the deadline, so "give up after 24h" is exact.
         retry_at = min(now + timedelta(seconds=backoff(attempts, self._rng)), deadline)
-        if not await self._store.mark_retry(item, error, retry_at):
-            _log_stale(item, "retry")
+        marked = await self._store.mark_retry(item, error, retry_at)
+        if not _recorded(marked, item, "retry", self.stats.retried):
             return
-        _count(self.stats.retried, item.channel)
         log.warning(
             "alert delivery failed monitor=%s channel=%s event=%s attempts=%d retry_at=%s error=%s",
             item.monitor,
@@ -411,10 +390,9 @@ class Outbox:
         )
 
     async def _fail(self, item: OutboxItem, error: str, message: str) -> None:
-        if not await self._store.mark_failed(item, error, self._clock.now()):
-            _log_stale(item, "failed")
+        marked = await self._store.mark_failed(item, error, self._clock.now())
+        if not _recorded(marked, item, "failed", self.stats.failed):
             return
-        _count(self.stats.failed, item.channel)
         log.error(
             "%s monitor=%s channel=%s event=%s attempts=%d error=%s",
             message,
@@ -431,7 +409,7 @@ class Outbox:
         """Shutting down: give sends in flight a bounded time, then cut them."""
         if not sending:
             return
-        await asyncio.wait(sending, timeout=self._drain_timeout)
+        await self._clock.wait(sending, self._drain_timeout)
         _reap(sending)
         if sending:
             # A send cut here stays claimed and is tried again after its lease.
@@ -470,6 +448,15 @@ def _reap(sending: set[asyncio.Task[int]]) -> None:
         sending.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("alert delivery crashed", exc_info=task.exception())
+
+
+def _recorded(marked: bool, item: OutboxItem, outcome: str, counter: dict[str, int]) -> bool:
+    """Count an outcome the store recorded; say so if it was not (a stale claim)."""
+    if marked:
+        _count(counter, item.channel)
+        return True
+    _log_stale(item, outcome)
+    return False
 
 
 def _log_stale(item: OutboxItem, outcome: str) -> None:

@@ -26,6 +26,8 @@ from heartbeatd.outbox import Outbox
 from heartbeatd.store import Store
 from heartbeatd.systemd import Notifier
 from tests.channels.conftest import SmtpSink, free_port
+from tests.harness.inprocess import PROMPT, settle
+from tests.harness.net import POLL
 
 CONFIG = """
 [storage]
@@ -220,7 +222,9 @@ async def receiver(clock: FakeClock):
     receiver = Receiver(clock)
     app = web.Application()
     app.router.add_route("POST", "/{path}", receiver.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    # A bound on a real server's shutdown (the test releases held requests
+    # first), not a wait: it cannot run on the FakeClock.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=PROMPT)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", receiver.port).start()
     yield receiver
@@ -317,20 +321,36 @@ async def running_daemon(path: Path, clock: FakeClock) -> AsyncIterator[Daemon]:
         await daemon.shutdown()
 
 
-async def settle() -> None:
-    """Let the daemon's tasks run what the last clock step woke up."""
-    for _ in range(20):
-        await asyncio.sleep(0)
-    await asyncio.sleep(0.02)
+async def advance_until_arrival(daemon: Daemon, receiver: Receiver, steps: int = 60) -> str:
+    """Move the clock a second at a time until a request reaches `receiver`; its path.
+
+    The request travels over a real loopback socket, which no clock step
+    hurries: after each step this waits for it up to one e2e poll of real time.
+    """
+    arrival = asyncio.ensure_future(receiver.next_arrival(timeout=PROMPT))
+    try:
+        for _ in range(steps):
+            receiver.clock.advance(seconds=1)
+            await settle(daemon)
+            done, _ = await asyncio.wait({arrival}, timeout=POLL)
+            if done:
+                return arrival.result()
+    finally:
+        arrival.cancel()
+    raise AssertionError(f"nothing arrived within {steps} s of fake time")
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 5) -> None:
-    """Poll (in real time) until the daemon has done something in the background."""
+async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = PROMPT) -> None:
+    """Poll (in real time) until the daemon has recorded an answer from the receiver.
+
+    The answer comes over a real loopback socket, which no FakeClock step
+    hurries, so this polls, at the e2e tests' interval, within a bound.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not await predicate():
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
+        assert loop.time() < deadline, f"timed out after {timeout:g}s"
+        await asyncio.sleep(POLL)
 
 
 async def hook_deliveries(daemon: Daemon) -> list[tuple[str, str, int]]:
@@ -366,10 +386,7 @@ async def test_a_retry_goes_out_after_its_backoff_when_the_wall_clock_steps_back
         failed_at = clock.monotonic()
         clock.jump(clock.now() - timedelta(days=1))
         # The first retry comes 10 s (±20%) after the failure, on any wall clock.
-        for _ in range(13):
-            clock.advance(seconds=1)
-            await settle()
-        assert await receiver.next_arrival() == "/hook"
+        assert await advance_until_arrival(daemon, receiver) == "/hook"
         retried_after = receiver.arrived[-1][1] - failed_at
         assert 8 <= retried_after <= 13
         await wait_until(
@@ -387,10 +404,7 @@ async def test_a_wall_clock_step_forward_does_not_give_up_a_pending_alert(
         # A day ahead: [alerts] give_up_after (1d) has not passed for the alert.
         receiver.statuses = [503]
         clock.jump(clock.now() + timedelta(days=1))
-        for _ in range(13):
-            clock.advance(seconds=1)
-            await settle()
-        assert await receiver.next_arrival() == "/hook"
+        assert await advance_until_arrival(daemon, receiver) == "/hook"
         await wait_until(lambda: _equals(hook_deliveries(daemon), [("hook", "pending", 2)]))
 
 
@@ -404,10 +418,7 @@ async def test_an_alert_pending_on_a_channel_renamed_by_a_reload_goes_to_the_new
         # During the outage, [channels.hook] becomes [channels.pager].
         write_hooks(path, receiver, channel="pager")
         await daemon.apply_reload()
-        for _ in range(13):
-            clock.advance(seconds=1)
-            await settle()
-        assert await receiver.next_arrival() == "/pager"
+        assert await advance_until_arrival(daemon, receiver) == "/pager"
         assert receiver.arrived[-1][2]["event"] == "down"
         await wait_until(
             lambda: _equals(hook_deliveries(daemon), [("hook", "moved", 1), ("pager", "sent", 1)])

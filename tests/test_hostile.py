@@ -35,7 +35,7 @@ from heartbeatd.cli import ClientErrorFilter
 from heartbeatd.config import Config, load_config
 from heartbeatd.tables import ConfigError
 from heartbeatd.web import BODY_TIMEOUT, make_app
-from tests.harness import healthy, open_stack
+from tests.harness import POLL, PROMPT, healthy, open_stack
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,8 +45,6 @@ else:  # pragma: no cover
 UUID = "9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b"
 RID = "0c7b3a0e-3c5e-4b0e-9a51-111111111111"
 MAX_BODY = 100
-# Real seconds a test waits for something that should happen at once.
-PROMPT = 5.0
 
 CONFIG = f"""
 [server]
@@ -83,6 +81,8 @@ async def client(tmp_path, aiohttp_client, clock):
     stack = await open_stack(path, clock)
     server = DaemonLikeServer(stack.app())
     # Started here: TestServer(**kwargs) drops runner options, start_server() passes them.
+    # aiohttp's keep-alive timer runs on the loop's time, which no FakeClock
+    # moves, so it is real and short; tests wait for its effect within PROMPT.
     await server.start_server(keepalive_timeout=0.5)
     client = await aiohttp_client(server)
     client.store = stack.store
@@ -129,10 +129,10 @@ async def answer_once_time_passes(reader, clock, step: float) -> tuple[int, dict
     The handler arms its timer some moment after the request was sent; moving
     the clock again until the answer comes makes the test not depend on when.
     """
-    for _ in range(int(PROMPT / 0.05)):
+    for _ in range(int(PROMPT / POLL)):
         clock.advance(seconds=step)
         try:
-            return await asyncio.wait_for(read_answer(reader), 0.05)
+            return await asyncio.wait_for(read_answer(reader), POLL)
         except asyncio.TimeoutError:
             continue
     raise AssertionError(f"no answer within {PROMPT}s of moving the clock")
@@ -313,10 +313,11 @@ async def test_a_client_that_leaves_mid_body_costs_one_debug_line_at_most(client
     assert (await client.get("/ping/backup/start")).status == 200
     daemon_log.clear()
     writer.close()
-    for _ in range(int(PROMPT / 0.01)):
+    # aiohttp notices the closed socket on its own: poll for it within a bound.
+    for _ in range(int(PROMPT / POLL)):
         if server_lines(daemon_log):
             break
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(POLL)
     else:
         pytest.fail("the server never noticed the client left")
     assert_at_most_one_debug_line(daemon_log)
@@ -324,8 +325,11 @@ async def test_a_client_that_leaves_mid_body_costs_one_debug_line_at_most(client
 
 
 async def handlers_done() -> None:
-    """Wait until no request handler of aiohttp's runs any more."""
-    for _ in range(int(PROMPT / 0.01)):
+    """Wait until no request handler of aiohttp's runs any more.
+
+    aiohttp ends them as their sockets close, which no clock step hurries: this
+    polls within a bound."""
+    for _ in range(int(PROMPT / POLL)):
         running = [
             t
             for t in asyncio.all_tasks()
@@ -333,7 +337,7 @@ async def handlers_done() -> None:
         ]
         if not running:
             return
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(POLL)
     pytest.fail("a request handler still runs")
 
 

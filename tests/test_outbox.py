@@ -13,12 +13,13 @@ import pytest
 
 from heartbeatd.channels import CHANNEL_TYPES
 from heartbeatd.channels import log as log_channel
-from heartbeatd.channels.base import DeliveryError, SendContext
+from heartbeatd.channels.base import DeliveryError, SendContext, describe_failure
 from heartbeatd.clock import FakeClock
 from heartbeatd.model import Alert, AlertEvent, Flip, Reason, Status
-from heartbeatd.outbox import LEASE_MARGIN, Outbox, backoff, describe
+from heartbeatd.outbox import LEASE_MARGIN, Outbox, backoff
 from heartbeatd.store import Store
 from tests.conftest import NOW
+from tests.harness.inprocess import advance_until_done
 from tests.samples import DOWN, DOWN_ALERT, DOWN_FLIP, UP
 
 
@@ -140,7 +141,7 @@ def test_it_backs_off_doubling_from_10s_to_30min_with_jitter(attempts: int, seco
     ids=["delivery-error-as-is", "url-path-and-userinfo-stripped", "no-message"],
 )
 def test_it_describes_failures_without_secrets(exc: Exception, text: str):
-    assert describe(exc) == text
+    assert describe_failure(exc) == text
 
 
 async def test_it_delivers_once_after_retries(fake, store, clock, make_outbox, caplog):
@@ -226,16 +227,16 @@ async def test_it_gives_up_after_give_up_after(fake, store, clock, make_outbox, 
     assert "alert given up monitor=backup channel=ops event=down attempts=4" in caplog.text
 
 
-async def test_it_cuts_a_hung_send_without_delaying_others(fake, store, make_outbox):
-    outbox = make_outbox(FakeOptions("stuck", hang=True), FakeOptions("ops"), send_timeout=0.2)
+async def test_it_cuts_a_hung_send_without_delaying_others(fake, store, clock, make_outbox):
+    outbox = make_outbox(FakeOptions("stuck", hang=True), FakeOptions("ops"), send_timeout=30)
     await queue_alert(store, "stuck", "ops")
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    assert await outbox.deliver_due() == 2
-    assert loop.time() - started < 2
+    delivering = asyncio.ensure_future(outbox.deliver_due())
+    # The send timeout runs on the clock: the hung send is cut once it has passed.
+    await advance_until_done(clock, delivering, 30)
+    assert delivering.result() == 2
     assert fake.events == ["ops sent", "stuck cut"]
     assert await deliveries(store) == [
-        ("stuck", "pending", 1, "timed out after 0.2s"),
+        ("stuck", "pending", 1, "timed out after 30s"),
         ("ops", "sent", 1, None),
     ]
 
@@ -487,17 +488,20 @@ async def test_it_runs_until_stopped_waking_on_new_rows_and_due_times(fake, tmp_
 
 async def test_it_stops_within_the_drain_timeout_when_a_send_hangs(fake, store, clock):
     channels = {"stuck": Channel("fake", FakeOptions("stuck", hang=True))}
-    outbox = Outbox(store, clock, channels=channels, drain_timeout=0.1)
+    outbox = Outbox(store, clock, channels=channels, drain_timeout=10)
     stop = asyncio.Event()
     await queue_alert(store, "stuck")
+    claimed_at = clock.now()
     worker = asyncio.ensure_future(outbox.run(stop))
     await asyncio.wait_for(fake.called.wait(), 5)
     stop.set()
-    await asyncio.wait_for(worker, 5)
+    # The drain timeout runs on the clock; the send timeout (30 s) is longer.
+    await advance_until_done(clock, worker, 10)
+    assert clock.now() - claimed_at < timedelta(seconds=30)
     assert fake.events == ["stuck cut"]
     # Still claimed: tried again once the lease ends (at least once delivery).
     assert await deliveries(store) == [("stuck", "pending", 0, None)]
-    assert await store.next_due() == clock.now() + timedelta(seconds=outbox.lease)
+    assert await store.next_due() == claimed_at + timedelta(seconds=outbox.lease)
 
 
 class GatedChannelType:

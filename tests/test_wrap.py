@@ -299,6 +299,8 @@ async def test_it_retries_a_ping_on_server_errors_with_backoff(ping_server, cloc
 
 async def test_it_retries_a_ping_that_times_out(ping_server, clock):
     ping_server.hang = 1
+    # A real wait: the ping timeout is aiohttp's own (ClientTimeout), on the
+    # event loop's time, which the clock here does not control; kept short.
     run = await wrap(["true"], ping_server.url, clock, timeout=0.2)
 
     assert run.code == 0

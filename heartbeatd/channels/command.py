@@ -11,12 +11,16 @@ import contextlib
 import json
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from heartbeatd.channels.base import DeliveryError, ParseEnv, SendContext
 from heartbeatd.model import Alert
 from heartbeatd.tables import Table
 from heartbeatd.times import isoformat
+
+# How a program is started: asyncio.create_subprocess_exec's signature.
+Spawn = Callable[..., Awaitable[asyncio.subprocess.Process]]
 
 # Enough of the last stderr line to say what went wrong, not a log dump.
 STDERR_CHARS = 200
@@ -58,12 +62,19 @@ def render(alert: Alert, opts: Options) -> tuple[dict[str, str], bytes]:
     return env, json.dumps(alert.to_json()).encode("utf-8")
 
 
-async def send(alert: Alert, opts: Options, ctx: SendContext) -> None:
+async def send(
+    alert: Alert,
+    opts: Options,
+    ctx: SendContext,
+    *,
+    spawn: Spawn = asyncio.create_subprocess_exec,
+) -> None:
+    """Run the command for `alert`; `spawn` starts it (the outbox uses the default)."""
     # Only the program is ever named: later arguments may hold tokens.
     where = f"command {opts.command[0]}"
     extra, stdin = render(alert, opts)
     try:
-        proc = await asyncio.create_subprocess_exec(
+        proc = await spawn(
             *opts.command,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL,

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from heartbeatd.channels.base import DeliveryError, SendContext
 from heartbeatd.clock import Clock, FakeClock
 from heartbeatd.model import Alert
 from tests.channels.samples import DOWN, TEST, advance_until_done, parse
+from tests.harness import POLL, PROMPT
 
 
 def script(tmp_path: Path, name: str, body: str) -> str:
@@ -24,11 +26,16 @@ def script(tmp_path: Path, name: str, body: str) -> str:
 
 
 async def run(
-    alert: Alert, argv: list[str], timeout: float = 10.0, clock: Clock | None = None
+    alert: Alert,
+    argv: list[str],
+    timeout: float = 10.0,
+    clock: Clock | None = None,
+    spawn: command.Spawn = asyncio.create_subprocess_exec,
 ) -> None:
     # The command channel uses only the clock of the send context.
     ctx = SendContext(session=None, clock=clock or Clock())  # type: ignore[arg-type]
-    await command.send(alert, command.Options(command=tuple(argv), timeout=timeout), ctx)
+    opts = command.Options(command=tuple(argv), timeout=timeout)
+    await command.send(alert, opts, ctx, spawn=spawn)
 
 
 # -- parse_options -------------------------------------------------------------------
@@ -158,31 +165,25 @@ async def test_a_program_that_ignores_stdin_still_counts(tmp_path: Path) -> None
     await run(DOWN, [script(tmp_path, "quiet.sh", "exit 0\n")])
 
 
-def exited_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Start commands as usual, but hand them over only once they have exited:
+async def exited_first(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+    """Start a command as usual, but hand it over only once it has exited:
     the alert is then written to a pipe that is already closed."""
-    start = asyncio.create_subprocess_exec
-
-    async def start_and_wait(*args, **kwargs):  # type: ignore[no-untyped-def]
-        proc = await start(*args, **kwargs)
-        await proc.wait()
-        return proc
-
-    monkeypatch.setattr(asyncio, "create_subprocess_exec", start_and_wait)
+    proc = await asyncio.create_subprocess_exec(*args, **kwargs)
+    await proc.wait()
+    return proc
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_a_command_that_exits_before_reading_its_input_is_judged_by_its_status(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loop: str
+    tmp_path: Path, loop: str
 ) -> None:
     # uvloop reports the closed pipe as RuntimeError, asyncio as BrokenPipeError.
     new_loop = pytest.importorskip("uvloop").new_event_loop if loop == "uvloop" else None
-    exited_first(monkeypatch)
     program = script(tmp_path, "refuse.sh", "echo 'could not notify' >&2\nexit 1\n")
     runner = (new_loop or asyncio.new_event_loop)()
     try:
         with pytest.raises(DeliveryError) as info:
-            runner.run_until_complete(run(DOWN, [program]))
+            runner.run_until_complete(run(DOWN, [program], spawn=exited_first))
     finally:
         runner.close()
     assert str(info.value) == f"command {program}: exited with status 1: could not notify"
@@ -222,11 +223,13 @@ async def test_a_program_that_is_not_executable_is_permanent(tmp_path: Path) -> 
 
 
 async def _is_written(path: Path) -> bool:
-    """True once a line has been written to `path`."""
-    for _ in range(500):
+    """True once a line has been written to `path`.
+
+    A real program writes it, on no clock of ours: this polls within a bound."""
+    for _ in range(int(PROMPT / POLL)):
         if _has_a_line(path):
             return True
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(POLL)
     return False
 
 
@@ -236,11 +239,11 @@ def _has_a_line(path: Path) -> bool:
 
 async def _is_gone(pid: int) -> bool:
     """True once `pid` has died (a zombie counts: it no longer runs)."""
-    for _ in range(200):
+    for _ in range(int(PROMPT / POLL)):
         if _state(pid) in ("gone", "Z", "X"):
             return True
-        # Delivery of SIGKILL is asynchronous; give the kernel a moment.
-        await asyncio.sleep(0.01)
+        # Delivery of SIGKILL is asynchronous, on the kernel's time: poll.
+        await asyncio.sleep(POLL)
     return False
 
 

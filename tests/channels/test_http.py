@@ -107,6 +107,8 @@ async def test_it_calls_a_refused_connection_retryable(closed_port: int, ctx: Se
 
 async def test_it_times_out_retryable(webhook_sink, ctx: SendContext) -> None:
     webhook_sink.hold()
+    # A real wait: the request timeout is aiohttp's own (ClientTimeout), on
+    # the event loop's time, which no FakeClock moves; kept short.
     quick = SendContext(session=ctx.session, timeout=0.2)
     with pytest.raises(DeliveryError) as info:
         await http.request(quick, "POST", webhook_sink.url + "/hook")
