@@ -67,20 +67,23 @@ async def fetch(
     """
     text = url.reveal() if isinstance(url, Secret) else url
     where = f"{what} to {host_of(text)}"
-    timeout = aiohttp.ClientTimeout(total=ctx.timeout)
-    try:
+
+    async def attempt() -> tuple[int, bytes]:
         async with ctx.session.request(
             method,
             text,
             json=json,
             data=data,
             headers=headers,
-            timeout=timeout,
+            # The attempt's time limit is the Clock's, below; none of aiohttp's own.
+            timeout=aiohttp.ClientTimeout(total=None),
             # A redirect may point a POST with a token somewhere else; never follow.
             allow_redirects=False,
         ) as resp:
-            body = await resp.content.read(MAX_ANSWER_BYTES)
-            return resp.status, body
+            return resp.status, await resp.content.read(MAX_ANSWER_BYTES)
+
+    try:
+        return await ctx.clock.wait_for(attempt(), ctx.timeout)
     except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
         # `from None`: the cause's text may quote the URL, and loggers print causes.
         raise DeliveryError(f"{where}: {describe_failure(exc)}", permanent=False) from None

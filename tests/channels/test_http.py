@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from heartbeatd.channels import http
 from heartbeatd.channels.base import DeliveryError, SendContext
+from heartbeatd.clock import FakeClock
 from heartbeatd.model import Secret
+from tests.harness import advance_until_done
 
 
 @pytest.mark.parametrize(
@@ -105,12 +109,12 @@ async def test_it_calls_a_refused_connection_retryable(closed_port: int, ctx: Se
     assert info.value.__suppress_context__ is True
 
 
-async def test_it_times_out_retryable(webhook_sink, ctx: SendContext) -> None:
+async def test_it_times_out_retryable(webhook_sink, ctx: SendContext, clock: FakeClock) -> None:
     webhook_sink.hold()
-    # A real wait: the request timeout is aiohttp's own (ClientTimeout), on
-    # the event loop's time, which no FakeClock moves; kept short.
-    quick = SendContext(session=ctx.session, timeout=0.2)
+    held = SendContext(session=ctx.session, timeout=30.0, clock=clock)
+    sending = asyncio.ensure_future(http.request(held, "POST", webhook_sink.url + "/hook"))
+    await advance_until_done(clock, sending, 30)
     with pytest.raises(DeliveryError) as info:
-        await http.request(quick, "POST", webhook_sink.url + "/hook")
+        sending.result()
     assert str(info.value).endswith(": timed out")
     assert info.value.permanent is False
