@@ -626,7 +626,20 @@ def _forwarding_signals(job: wrap.Job) -> Iterator[None]:
 @click.option("--slug", help="The monitor's slug (with --server).")
 @click.option("--server", help="heartbeatd's base URL, e.g. https://hb.example.com.")
 @click.option("--ping-key", envvar="HEARTBEATD_PING_KEY", help="The [server] ping_key.")
-@click.option("--timeout", default=10.0, show_default=True, help="Seconds per ping request.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds per ping request (within --ping-timeout).",
+)
+@click.option(
+    "--ping-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Seconds per ping in all, retries included: the most a ping delays the job.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_command(
     url: str | None,
@@ -634,6 +647,7 @@ def exec_command(
     server: str | None,
     ping_key: str | None,
     timeout: float,
+    ping_timeout: float,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND, reporting its start, exit status and output to heartbeatd.
@@ -650,7 +664,7 @@ def exec_command(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    opts = wrap.ExecOptions(url=target, timeout=timeout)
+    opts = wrap.ExecOptions(url=target, timeout=timeout, ping_timeout=ping_timeout)
     sys.exit(wrap.main(list(command), opts, while_running=_forwarding_signals))
 
 
