@@ -507,6 +507,12 @@ def _ask(api: DaemonAPI, path: str, method: str = "GET") -> Any:
                 " daemon's config, reload it, and give --token-file FILE (or --user NAME)",
                 err=True,
             )
+        if exc.status == 401 and api.authorization is None:
+            click.echo(
+                "to log in: give --user NAME, or --token-file FILE"
+                " (or -c with the daemon's config)",
+                err=True,
+            )
         refused = exc.status is not None and 400 <= exc.status < 500
         sys.exit(EXIT_REFUSED if refused else EXIT_UNREACHABLE)
 

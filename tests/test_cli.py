@@ -811,7 +811,10 @@ def test_refusals_exit_4_and_an_unknown_monitor_says_so(
 
     result = hb("status", "--url", url)
     assert (result.returncode, result.stdout) == (4, "")
-    assert result.stderr == f"heartbeatd at {url} answered 401: a valid bearer token is required\n"
+    assert result.stderr == (
+        f"heartbeatd at {url} answered 401: a valid bearer token is required\n"
+        "to log in: give --user NAME, or --token-file FILE (or -c with the daemon's config)\n"
+    )
 
     result = hb("resume", "nope", "--url", url, "--token-file", str(token))
     assert (result.returncode, result.stderr) == (
@@ -840,6 +843,13 @@ def test_a_web_user_can_use_status_history_pause_and_resume(
     result = hb("resume", "a", "--url", url, "--user", "alice", env=env)
     assert (result.returncode, result.stdout) == (0, "a: new\n")
 
+    result = hb("status", "--url", url)
+    assert (result.returncode, result.stderr) == (
+        4,
+        f"heartbeatd at {url} answered 401:"
+        " log in as a [web.users] user (basic auth) or with the bearer token\n"
+        "to log in: give --user NAME, or --token-file FILE (or -c with the daemon's config)\n",
+    )
     result = hb("status", "--url", url, "--user", "alice", env={"HEARTBEATD_PASSWORD": "no"})
     assert (result.returncode, result.stderr) == (
         4,
