@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from aiohttp.http_exceptions import HttpProcessingError
@@ -36,6 +36,9 @@ from heartbeatd.systemd import (
 )
 from heartbeatd.tables import ConfigError
 
+if TYPE_CHECKING:
+    from heartbeatd.client import DaemonAPI
+
 DEFAULT_CONFIG = "/etc/heartbeatd/heartbeatd.toml"
 
 config_option = click.option(
@@ -48,14 +51,16 @@ config_option = click.option(
     show_envvar=True,
     help="The TOML config file.",
 )
-url_option = click.option(
-    "--url", default=None, help="The daemon's address (default: from [server] listen)."
-)
 
 # Exit codes of `heartbeatd check` / `run` for a bad config, as in the docs.
 EXIT_CONFIG = 2
 # `heartbeatd reload`: no daemon to ask, or no answer from it.
 EXIT_NO_ANSWER = 1
+# `status`, `history`, `pause`, `resume`: a monitor is down; nothing answers at
+# the daemon's address; the daemon refused (401, 403, 404).
+EXIT_DOWN = 1
+EXIT_UNREACHABLE = 3
+EXIT_REFUSED = 4
 # How often `heartbeatd reload` looks for the daemon's answer.
 RELOAD_POLL = 0.05
 
@@ -388,19 +393,142 @@ def _age(then: datetime | None, now: datetime) -> str:
     return format_duration(seconds) + " ago"
 
 
-@main.command()
-@config_option
-@url_option
-def status(config_path: str, url: str | None) -> None:
-    """Show every monitor; exit 1 when any is down."""
+def daemon_options(command: Any) -> Any:
+    """The options of the commands that only talk to a running daemon."""
+    options = [
+        click.option(
+            "-c",
+            "--config",
+            "config_path",
+            envvar="HEARTBEATD_CONFIG",
+            default=None,
+            show_envvar=True,
+            help=f"The TOML config naming the daemon's address and API token"
+            f" (default: {DEFAULT_CONFIG}; not read with --url alone).",
+        ),
+        click.option(
+            "--url", default=None, help="The daemon's address (default: from [server] listen)."
+        ),
+        click.option(
+            "--token-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="A file holding the API token (default: the config's api_token_file).",
+        ),
+        click.option("--user", help="Log in as this [web.users] user (basic auth)."),
+        click.option(
+            "--password-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="The --user's password, on the file's first line"
+            " (default: $HEARTBEATD_PASSWORD, else asked on the terminal).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _connect(
+    config_path: str | None,
+    url: str | None,
+    token_file: Path | None,
+    user: str | None,
+    password_file: Path | None,
+) -> DaemonAPI:
+    """The daemon to ask and how to log in: from the options, then the config.
+
+    The config is read only when it is needed or named: with --url alone, a
+    machine without /etc/heartbeatd can still ask a daemon elsewhere."""
+    from heartbeatd.client import DaemonAPI, daemon_url
+
+    config = None
+    if config_path is None and url is None:
+        if not os.path.exists(DEFAULT_CONFIG):
+            click.echo(
+                f"no config at {DEFAULT_CONFIG} (the default): give -c FILE or set"
+                " HEARTBEATD_CONFIG, or reach the daemon with --url URL",
+                err=True,
+            )
+            sys.exit(EXIT_CONFIG)
+        config_path = DEFAULT_CONFIG
+    if config_path is not None:
+        config = read_config(config_path)
+    if url is not None:
+        base = url
+    else:
+        assert config is not None
+        base = daemon_url(config)
+    if user is not None:
+        return DaemonAPI(base, DaemonAPI.basic(user, _password(user, password_file)))
+    if token_file is not None:
+        return DaemonAPI(base, DaemonAPI.bearer(_first_line(token_file, "--token-file")))
+    if config is not None and config.server.api_token is not None:
+        return DaemonAPI(base, DaemonAPI.bearer(config.server.api_token.reveal()))
+    return DaemonAPI(base)
+
+
+def _first_line(path: Path, option: str) -> str:
+    try:
+        with path.open(encoding="utf-8") as file:
+            line = file.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        click.echo(f"{option} {path}: cannot read: {getattr(exc, 'strerror', exc)}", err=True)
+        sys.exit(EXIT_CONFIG)
+    if not line:
+        click.echo(f"{option} {path}: the first line is empty", err=True)
+        sys.exit(EXIT_CONFIG)
+    return line
+
+
+def _password(user: str, password_file: Path | None) -> str:
+    if password_file is not None:
+        return _first_line(password_file, "--password-file")
+    from_env = os.environ.get("HEARTBEATD_PASSWORD")
+    if from_env:
+        return from_env
+    if sys.stdin.isatty():
+        return str(click.prompt(f"Password for {user}", hide_input=True))
+    click.echo(
+        f"no password for --user {user}: give --password-file FILE or set HEARTBEATD_PASSWORD",
+        err=True,
+    )
+    sys.exit(EXIT_CONFIG)
+
+
+def _ask(api: DaemonAPI, path: str, method: str = "GET") -> Any:
     from heartbeatd.client import ClientError, call
 
-    config = read_config(config_path)
     try:
-        answer = call(config, "/api/v1/monitors", url=url)["monitors"]
+        return call(api, path, method=method)
     except ClientError as exc:
         click.echo(str(exc), err=True)
-        sys.exit(3)
+        if exc.status == 403 and method == "POST":
+            click.echo(
+                "to pause and resume: set [server] api_token_file (or add [web.users]) in the"
+                " daemon's config, reload it, and give --token-file FILE (or --user NAME)",
+                err=True,
+            )
+        if exc.status == 401 and api.authorization is None:
+            click.echo(
+                "to log in: give --user NAME, or --token-file FILE"
+                " (or -c with the daemon's config)",
+                err=True,
+            )
+        refused = exc.status is not None and 400 <= exc.status < 500
+        sys.exit(EXIT_REFUSED if refused else EXIT_UNREACHABLE)
+
+
+@main.command()
+@daemon_options
+def status(
+    config_path: str | None,
+    url: str | None,
+    token_file: Path | None,
+    user: str | None,
+    password_file: Path | None,
+) -> None:
+    """Show every monitor; exit 1 when any is down."""
+    api = _connect(config_path, url, token_file, user, password_file)
+    answer = _ask(api, "/api/v1/monitors")["monitors"]
     monitors = [MonitorView.from_json(m) for m in answer]
     now = Clock().now()
     rows = [("MONITOR", "STATUS", "LAST PING", "NEXT EXPECTED")]
@@ -412,56 +540,60 @@ def status(config_path: str, url: str | None) -> None:
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     if any(m.status is Status.DOWN for m in monitors):
-        sys.exit(1)
-
-
-def _post(config_path: str, url: str | None, slug: str, action: str) -> dict[str, Any]:
-    from heartbeatd.client import ClientError, call
-
-    config = read_config(config_path)
-    try:
-        return call(config, f"/api/v1/monitors/{slug}/{action}", method="POST", url=url)
-    except ClientError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(3)
+        sys.exit(EXIT_DOWN)
 
 
 @main.command()
-@config_option
-@url_option
+@daemon_options
 @click.argument("slug")
-def pause(config_path: str, url: str | None, slug: str) -> None:
+def pause(
+    config_path: str | None,
+    url: str | None,
+    token_file: Path | None,
+    user: str | None,
+    password_file: Path | None,
+    slug: str,
+) -> None:
     """Pause a monitor: no alerts until it is resumed or pinged."""
-    result = _post(config_path, url, slug, "pause")
+    api = _connect(config_path, url, token_file, user, password_file)
+    result = _ask(api, f"/api/v1/monitors/{slug}/pause", method="POST")
     click.echo(f"{slug}: {result['status']}")
 
 
 @main.command()
-@config_option
-@url_option
+@daemon_options
 @click.argument("slug")
-def resume(config_path: str, url: str | None, slug: str) -> None:
+def resume(
+    config_path: str | None,
+    url: str | None,
+    token_file: Path | None,
+    user: str | None,
+    password_file: Path | None,
+    slug: str,
+) -> None:
     """Resume a paused monitor."""
-    result = _post(config_path, url, slug, "resume")
+    api = _connect(config_path, url, token_file, user, password_file)
+    result = _ask(api, f"/api/v1/monitors/{slug}/resume", method="POST")
     click.echo(f"{slug}: {result['status']}")
 
 
 @main.command()
-@config_option
-@url_option
+@daemon_options
 @click.option("-n", "--limit", default=20, show_default=True, help="How many pings and flips.")
 @click.argument("slug")
-def history(config_path: str, url: str | None, limit: int, slug: str) -> None:
+def history(
+    config_path: str | None,
+    url: str | None,
+    token_file: Path | None,
+    user: str | None,
+    password_file: Path | None,
+    limit: int,
+    slug: str,
+) -> None:
     """Recent pings and flips of a monitor."""
-    from heartbeatd.client import ClientError, call
-
-    config = read_config(config_path)
-    try:
-        pings = call(config, f"/api/v1/monitors/{slug}/pings?limit={limit}", url=url)["pings"]
-        flips = call(config, f"/api/v1/monitors/{slug}/flips?limit={limit}", url=url)["flips"]
-    except ClientError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(3)
+    api = _connect(config_path, url, token_file, user, password_file)
+    pings = _ask(api, f"/api/v1/monitors/{slug}/pings?limit={limit}")["pings"]
+    flips = _ask(api, f"/api/v1/monitors/{slug}/flips?limit={limit}")["flips"]
     click.echo("PINGS")
     for p in pings:
         code = "" if p["exit_status"] is None else f" exit={p['exit_status']}"
@@ -500,7 +632,20 @@ def _forwarding_signals(job: wrap.Job) -> Iterator[None]:
 @click.option("--slug", help="The monitor's slug (with --server).")
 @click.option("--server", help="heartbeatd's base URL, e.g. https://hb.example.com.")
 @click.option("--ping-key", envvar="HEARTBEATD_PING_KEY", help="The [server] ping_key.")
-@click.option("--timeout", default=10.0, show_default=True, help="Seconds per ping request.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds per ping request (within --ping-timeout).",
+)
+@click.option(
+    "--ping-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Seconds per ping in all, retries included: the most a ping delays the job.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_command(
     url: str | None,
@@ -508,6 +653,7 @@ def exec_command(
     server: str | None,
     ping_key: str | None,
     timeout: float,
+    ping_timeout: float,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND, reporting its start, exit status and output to heartbeatd.
@@ -524,7 +670,7 @@ def exec_command(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    opts = wrap.ExecOptions(url=target, timeout=timeout)
+    opts = wrap.ExecOptions(url=target, timeout=timeout, ping_timeout=ping_timeout)
     sys.exit(wrap.main(list(command), opts, while_running=_forwarding_signals))
 
 

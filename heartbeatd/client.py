@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from typing import Any
 
 from heartbeatd.addresses import split_address
@@ -15,7 +17,30 @@ _WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
 class ClientError(Exception):
-    """The daemon could not be asked, or said no; the message is for the user."""
+    """The daemon could not be asked, or said no; the message is for the user.
+
+    `status` is the HTTP status of a refusal, None when nothing answered."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class DaemonAPI:
+    """Where the daemon is and how to log in to it."""
+
+    url: str
+    # The whole Authorization header value, or None to send none.
+    authorization: str | None = None
+
+    @staticmethod
+    def bearer(token: str) -> str:
+        return f"Bearer {token}"
+
+    @staticmethod
+    def basic(user: str, password: str) -> str:
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
 def daemon_url(config: Config) -> str:
@@ -26,15 +51,12 @@ def daemon_url(config: Config) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def call(
-    config: Config, path: str, *, method: str = "GET", url: str | None = None, timeout: float = 10
-) -> Any:
-    base = (url or daemon_url(config)).rstrip("/")
+def call(api: DaemonAPI, path: str, *, method: str = "GET", timeout: float = 10) -> Any:
+    base = api.url.rstrip("/")
     data = b"" if method == "POST" else None
     request = urllib.request.Request(base + path, method=method, data=data)
-    token = config.server.api_token
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token.reveal()}")
+    if api.authorization is not None:
+        request.add_header("Authorization", api.authorization)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.load(response)
@@ -43,7 +65,9 @@ def call(
             message = json.load(exc).get("error", exc.reason)
         except (ValueError, AttributeError):
             message = exc.reason
-        raise ClientError(f"heartbeatd at {base} answered {exc.code}: {message}") from None
+        raise ClientError(
+            f"heartbeatd at {base} answered {exc.code}: {message}", exc.code
+        ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ClientError(f"heartbeatd is not running at {base} ({reason})") from None

@@ -5,8 +5,8 @@ stdout and stderr through as they arrive while keeping the last N bytes of the
 combined output, and then POSTs that tail to `<url>/<exit status>?rid=…`.
 
 Pings never block or fail the job: each ping is retried a bounded number of
-times, and a ping that still fails costs one warning line on stderr, never the
-job's exit code.
+times within `ping_timeout` seconds in all, and a ping that still fails costs
+one warning line on stderr, never the job's exit code.
 """
 
 from __future__ import annotations
@@ -56,6 +56,9 @@ class ExecOptions:
     url: str
     # Seconds one ping request may take.
     timeout: float = 10.0
+    # Seconds one ping may take in all, retries and their backoff included:
+    # the most the start ping can delay the job.
+    ping_timeout: float = 5.0
     # Extra attempts per ping after the first, on 5xx, timeouts and connection errors.
     retries: int = 3
     # Bytes of output tail to send when the server does not say (Ping-Body-Limit).
@@ -204,35 +207,49 @@ class _Pinger:
         self.rid = str(uuid.uuid4())
         parts = urlsplit(opts.url)
         self._host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+        self._shown_url = _hide_ping_key(opts.url)
 
     async def send(
         self, kind: PingKind, exit_status: int | None = None, body: bytes | None = None
     ) -> Mapping[str, str] | None:
         """Send one ping; its response headers, or None (and a warning) if it failed."""
         url = pingurl.extend(self._opts.url, kind, exit_status, rid=self.rid)
-        reason = ""
+        deadline = self._clock.monotonic() + self._opts.ping_timeout
+        reason = f"timed out after {self._opts.ping_timeout:g}s"
         for attempt in range(self._opts.retries + 1):
             if attempt:
-                await self._clock.sleep(FIRST_BACKOFF * 2 ** (attempt - 1))
+                backoff = FIRST_BACKOFF * 2 ** (attempt - 1)
+                if self._clock.monotonic() + backoff >= deadline:
+                    break
+                await self._clock.sleep(backoff)
+            left = min(self._opts.timeout, deadline - self._clock.monotonic())
+            if left <= 0:
+                break
             try:
-                status, phrase, headers = await self._attempt(url, body)
+                status, phrase, headers = await self._attempt(url, body, left)
             except asyncio.TimeoutError:
-                reason = f"timed out after {self._opts.timeout:g}s"
+                reason = f"timed out after {min(self._opts.timeout, self._opts.ping_timeout):g}s"
                 continue
             except aiohttp.ClientError as exc:
                 reason = describe_failure(exc)
                 continue
             if 200 <= status < 300:
                 return headers
+            if status == 404:
+                # Reached, but it knows no such monitor: a wrong URL or slug.
+                self._warn(f"unknown monitor {self._shown_url}")
+                return None
             reason = f"HTTP {status} {phrase}".rstrip()
             if status < 500:
-                # 404 (unknown monitor) or 400 will not change by asking again.
+                # A 400 will not change by asking again.
                 break
         self._warn(f"could not reach {self._host}: {reason}")
         return None
 
-    async def _attempt(self, url: str, body: bytes | None) -> tuple[int, str, Mapping[str, str]]:
-        timeout = aiohttp.ClientTimeout(total=self._opts.timeout)
+    async def _attempt(
+        self, url: str, body: bytes | None, seconds: float
+    ) -> tuple[int, str, Mapping[str, str]]:
+        timeout = aiohttp.ClientTimeout(total=seconds)
         headers = {"User-Agent": f"heartbeatd-exec/{__version__}"}
         if body is not None:
             headers["Content-Type"] = "text/plain"
@@ -243,6 +260,17 @@ class _Pinger:
             async with session.request(method, url, data=body) as resp:
                 await resp.read()
                 return resp.status, resp.reason or "", dict(resp.headers)
+
+
+def _hide_ping_key(url: str) -> str:
+    """The monitor's URL for a message: /ping/<key>/<slug> without the key."""
+    parts = urlsplit(url)
+    before, ping, rest = parts.path.partition("/ping/")
+    segments = rest.split("/")
+    if not ping or len(segments) < 2:
+        return url
+    path = before + ping + "/".join(["<ping_key>"] * (len(segments) - 1) + segments[-1:])
+    return urlunsplit(parts._replace(path=path))
 
 
 def _body_limit(headers: Mapping[str, str] | None, default: int) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +97,83 @@ def test_it_spends_a_hash_on_an_unknown_user(monkeypatch):
 
 def test_the_decoy_hash_is_well_formed():
     assert parse_hash(auth.DECOY_HASH)[:3] == (auth.DEFAULT_N, auth.DEFAULT_R, auth.DEFAULT_P)
+
+
+# -- the README's table of who may see what, against the real app -------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+TOKEN = "t0ken-for-tests"
+BADGE_KEY = "b4dge-key"
+USER_LINE = f'alice = "{hash_password("alice-pass", **FAST)}"'
+SURFACES = {
+    "pings": ("GET", "/ping/backup"),
+    "`/healthz`": ("GET", "/healthz"),
+    "status page": ("GET", "/"),
+    "read API": ("GET", "/api/v1/monitors"),
+    "`/metrics`": ("GET", "/metrics"),
+    "write API": ("POST", "/api/v1/monitors/backup/pause"),
+}
+LOGINS = {
+    "none": {},
+    "token": {"Authorization": f"Bearer {TOKEN}"},
+    "user": {"Authorization": "Basic " + base64.b64encode(b"alice:alice-pass").decode()},
+    "wrong user": {"Authorization": "Basic " + base64.b64encode(b"alice:nope").decode()},
+}
+# Which logins each word in the table lets in (2xx); the others get 401, or
+# 403 for "off".
+LET_IN = {
+    "open": {"none", "token", "user", "wrong user"},
+    "token": {"token"},
+    "user": {"user"},
+    "token or user": {"token", "user"},
+    "off": set(),
+}
+
+
+def readme_auth_rows() -> list[dict[str, str]]:
+    lines = README.read_text().split("<!-- auth-table -->\n", 1)[1].splitlines()
+    table = [line for line in itertools.takewhile(lambda x: x.startswith("|"), lines)]
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    return [
+        dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")), strict=True))
+        for line in table[2:]
+    ]
+
+
+ROWS = readme_auth_rows()
+
+
+def test_the_readme_table_covers_every_combination():
+    combos = {(r["`api_token_file`"], r["`[web.users]`"], r["`badge_key`"]) for r in ROWS}
+    assert combos == set(itertools.product(("no", "yes"), repeat=3))
+
+
+KEYS = ("`api_token_file`", "`[web.users]`", "`badge_key`")
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: "-".join(r[k] for k in KEYS))
+async def test_the_app_answers_as_the_readme_table_says(row, tmp_path, make_client):
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    server: list[str] = []
+    if row["`api_token_file`"] == "yes":
+        server.append(f'api_token_file = "{tmp_path / "token"}"')
+    if row["`badge_key`"] == "yes":
+        server.append(f'badge_key = "{BADGE_KEY}"')
+    users = f"[web.users]\n{USER_LINE}\n" if row["`[web.users]`"] == "yes" else ""
+    config = "[server]\n" + "\n".join(server) + "\n"
+    config += '[storage]\npath = "hb.db"\n[monitors.backup]\nperiod = "1h"\n' + users
+    client = await make_client(config)
+    for surface, (method, path) in SURFACES.items():
+        word = row[surface]
+        for login, headers in LOGINS.items():
+            response = await client.request(method, path, headers=headers)
+            want = "2xx" if login in LET_IN[word] else ("403" if word == "off" else "401")
+            got = "2xx" if response.status < 300 else str(response.status)
+            assert got == want, f"{surface} as {login}: {response.status}, table says {word}"
+    keyed = await client.get(f"/badge/{BADGE_KEY}/backup.svg")
+    plain = await client.get("/badge/backup.svg")
+    if row["badges"] == "key":
+        assert (keyed.status, plain.status) == (200, 404)
+    else:
+        assert row["badges"] == "open"
+        assert plain.status == 200

@@ -505,7 +505,7 @@ def test_it_pauses_and_resumes_a_monitor_with_the_api_token(daemon: DaemonProces
     assert (result.exit_code, result.stdout) == (0, "a: new\n")
 
     result = cli("pause", "nope", "-c", config)
-    assert result.exit_code == 3
+    assert result.exit_code == 4
     assert result.stderr == f"heartbeatd at {daemon.base_url} answered 404: no such monitor\n"
 
 
@@ -517,10 +517,10 @@ def test_it_refuses_to_pause_without_a_token_or_with_a_wrong_one(
 
     result = cli("pause", "a", "-c", str(daemon.config_path))
 
-    assert result.exit_code == 3
-    assert result.stderr == (
+    assert result.exit_code == 4
+    assert result.stderr.startswith(
         f"heartbeatd at {daemon.base_url} answered 403:"
-        " the write API is off: set [server] api_token_file\n"
+        " the write API is off: set [server] api_token_file or [web.users]\n"
     )
 
     daemon.stop()
@@ -531,7 +531,7 @@ def test_it_refuses_to_pause_without_a_token_or_with_a_wrong_one(
 
     result = cli("pause", "a", "-c", str(wrong))
 
-    assert result.exit_code == 3
+    assert result.exit_code == 4
     assert result.stderr == (
         f"heartbeatd at {daemon.base_url} answered 401: a valid bearer token is required\n"
     )
@@ -732,3 +732,136 @@ def test_it_asks_again_when_the_two_entries_differ() -> None:
     assert code == 0, shown
     assert "do not match" in shown
     assert verify_password("three", shown.split()[-1])
+
+
+# -- talking to a daemon without its config: --url, --token-file, --user ----------------
+
+
+def hb(
+    *args: str, env: dict[str, str] | None = None, config: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real command, as a user types it: no HEARTBEATD_CONFIG unless given."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("HEARTBEATD_")}
+    if config is not None:
+        environ["HEARTBEATD_CONFIG"] = config
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "heartbeatd", *args],
+        capture_output=True,
+        text=True,
+        timeout=15,
+        stdin=subprocess.DEVNULL,
+        env=environ,
+    )
+
+
+def alice_users() -> str:
+    from heartbeatd.auth import hash_password
+
+    return f'[web.users]\nalice = "{hash_password("alice-pass", n=16, r=1, p=1)}"\n'
+
+
+def test_status_with_only_url_needs_no_config(daemon: DaemonProcess) -> None:
+    daemon.write_config(SLOW.format(slug="a"))
+    daemon.start()
+
+    result = hb("status", "--url", daemon.base_url)
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines()[1].split()[:4] == ["a", "new", "never", "in"]
+
+
+def test_a_missing_default_config_says_where_it_looked_and_what_to_do() -> None:
+    result = hb("status")
+
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "no config at /etc/heartbeatd/heartbeatd.toml (the default):"
+        " give -c FILE or set HEARTBEATD_CONFIG, or reach the daemon with --url URL\n"
+    )
+
+
+def test_write_commands_without_a_token_say_how_to_enable_them(daemon: DaemonProcess) -> None:
+    daemon.write_config(SLOW.format(slug="a"))
+    daemon.start()
+
+    result = hb("pause", "a", "--url", daemon.base_url)
+
+    assert (result.returncode, result.stdout) == (4, "")
+    assert result.stderr == (
+        f"heartbeatd at {daemon.base_url} answered 403:"
+        " the write API is off: set [server] api_token_file or [web.users]\n"
+        "to pause and resume: set [server] api_token_file (or add [web.users]) in the"
+        " daemon's config, reload it, and give --token-file FILE (or --user NAME)\n"
+    )
+
+
+def test_refusals_exit_4_and_an_unknown_monitor_says_so(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    daemon.write_config(SLOW.format(slug="a"), server=f'api_token = "{TOKEN}"')
+    daemon.config_path.chmod(0o600)
+    daemon.start()
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    url = daemon.base_url
+
+    result = hb("pause", "a", "--url", url, "--token-file", str(token))
+    assert (result.returncode, result.stdout, result.stderr) == (0, "a: paused\n", "")
+
+    result = hb("status", "--url", url)
+    assert (result.returncode, result.stdout) == (4, "")
+    assert result.stderr == (
+        f"heartbeatd at {url} answered 401: a valid bearer token is required\n"
+        "to log in: give --user NAME, or --token-file FILE (or -c with the daemon's config)\n"
+    )
+
+    result = hb("resume", "nope", "--url", url, "--token-file", str(token))
+    assert (result.returncode, result.stderr) == (
+        4,
+        f"heartbeatd at {url} answered 404: no such monitor\n",
+    )
+
+
+def test_a_web_user_can_use_status_history_pause_and_resume(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    daemon.write_config(SLOW.format(slug="a") + alice_users())
+    daemon.start()
+    password = tmp_path / "password"
+    password.write_text("alice-pass\n")
+    url = daemon.base_url
+
+    result = hb("pause", "a", "--url", url, "--user", "alice", "--password-file", str(password))
+    assert (result.returncode, result.stdout, result.stderr) == (0, "a: paused\n", "")
+    env = {"HEARTBEATD_PASSWORD": "alice-pass"}
+    result = hb("status", "--url", url, "--user", "alice", env=env)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines()[1].split()[:2] == ["a", "paused"]
+    result = hb("history", "a", "--url", url, "--user", "alice", env=env)
+    assert (result.returncode, result.stdout.splitlines()[0]) == (0, "PINGS")
+    result = hb("resume", "a", "--url", url, "--user", "alice", env=env)
+    assert (result.returncode, result.stdout) == (0, "a: new\n")
+
+    result = hb("status", "--url", url)
+    assert (result.returncode, result.stderr) == (
+        4,
+        f"heartbeatd at {url} answered 401:"
+        " log in as a [web.users] user (basic auth) or with the bearer token\n"
+        "to log in: give --user NAME, or --token-file FILE (or -c with the daemon's config)\n",
+    )
+    result = hb("status", "--url", url, "--user", "alice", env={"HEARTBEATD_PASSWORD": "no"})
+    assert (result.returncode, result.stderr) == (
+        4,
+        f"heartbeatd at {url} answered 401:"
+        " log in as a [web.users] user (basic auth) or with the bearer token\n",
+    )
+
+
+def test_the_daemon_unreachable_exits_3(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+
+    result = hb("history", "a", "--url", url)
+
+    assert result.returncode == 3
+    assert result.stderr.startswith(f"heartbeatd is not running at {url} (")

@@ -39,6 +39,10 @@ class InstantClock(Clock):
     def __init__(self) -> None:
         self.slept: list[float] = []
 
+    def monotonic(self) -> float:
+        # Its sleeps pass time, as far as deadlines go.
+        return super().monotonic() + sum(self.slept)
+
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         await asyncio.sleep(0)
@@ -310,7 +314,7 @@ async def test_it_retries_a_ping_that_times_out(ping_server, clock):
 
 
 async def test_it_gives_up_on_a_server_error_after_the_retries(ping_server, clock):
-    ping_server.script.extend([500] * 4)
+    ping_server.script.extend([500] * 3)
     run = await wrap(["true"], ping_server.url, clock)
 
     host = ping_server.url.split("/")[2]
@@ -319,8 +323,9 @@ async def test_it_gives_up_on_a_server_error_after_the_retries(ping_server, cloc
         run.stderr
         == f"heartbeatd exec: could not reach {host}: HTTP 500 Internal Server Error\n".encode()
     )
-    assert ping_server.kinds() == ["start"] * 4 + ["0"]
-    assert clock.slept == [1.0, 2.0, 4.0]
+    # 1 + 2 s of backoff; the next 4 s would pass the 5 s --ping-timeout.
+    assert ping_server.kinds() == ["start"] * 3 + ["0"]
+    assert clock.slept == [1.0, 2.0]
 
 
 async def test_it_runs_the_job_when_the_server_is_down(clock):
@@ -335,20 +340,35 @@ async def test_it_runs_the_job_when_the_server_is_down(clock):
         run.stderr
         == f"heartbeatd exec: could not reach 127.0.0.1:{port}: connection refused\n".encode()
     )
-    # Start and finish ping were each tried 1 + 3 times.
-    assert clock.slept == [1.0, 2.0, 4.0] * 2
+    # Start and finish ping were each tried 3 times, within the 5 s --ping-timeout.
+    assert clock.slept == [1.0, 2.0] * 2
 
 
-async def test_it_does_not_retry_an_unknown_monitor_and_hides_the_url_path(ping_server, clock):
-    url = ping_server.url.replace("/ping/backup", "/ping/secret-key-1234")
+async def test_all_attempts_of_a_ping_fit_in_the_ping_timeout(ping_server, clock):
+    ping_server.script.extend([500] * 8)
+    run = await wrap(["true"], ping_server.url, clock, ping_timeout=2)
+
+    assert run.code == 0
+    assert ping_server.kinds() == ["start", "start", "0", "0"]
+    assert clock.slept == [1.0, 1.0]
+
+
+async def test_it_does_not_retry_an_unknown_monitor_and_names_it(ping_server, clock):
+    url = ping_server.url.replace("/ping/backup", "/ping/nope")
     run = await wrap(["sh", "-c", "exit 0"], url, clock)
 
-    host = url.split("/")[2]
     assert run.code == 0
-    assert run.stderr == f"heartbeatd exec: could not reach {host}: HTTP 404 Not Found\n".encode()
-    assert b"secret-key-1234" not in run.stderr
+    assert run.stderr == f"heartbeatd exec: unknown monitor {url}\n".encode()
     assert ping_server.kinds() == ["start", "0"]
     assert clock.slept == []
+
+
+async def test_an_unknown_monitor_message_hides_the_ping_key(ping_server, clock):
+    url = ping_server.url.replace("/ping/backup", "/ping/secret-key-1234/nope")
+    run = await wrap(["true"], url, clock)
+
+    shown = url.replace("secret-key-1234", "<ping_key>")
+    assert run.stderr == f"heartbeatd exec: unknown monitor {shown}\n".encode()
 
 
 async def test_it_reports_a_job_killed_by_a_signal_as_128_plus_the_signal(ping_server, clock):
@@ -533,3 +553,64 @@ def test_it_rejects_an_unclear_monitor(kwargs, message):
         build_url(**args)
 
     assert str(info.value) == message
+
+
+# -- the real command against a real server: wall-clock bounds ---------------------------
+
+
+async def run_exec(*args: str) -> tuple[int, str, float, float]:
+    """`heartbeatd exec ARGS` as its own process: its exit status, stderr, and
+    the seconds until the job started and until the wrapper exited."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    started = Clock().monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        PY, "-m", "heartbeatd", "exec", *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    await proc.stdout.readline()
+    job_started = Clock().monotonic() - started
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    return proc.returncode or 0, err.decode(), job_started, Clock().monotonic() - started
+
+
+JOB = ["--", "sh", "-c", "echo started; exit 3"]
+
+
+async def test_exec_names_an_unknown_monitor_and_exits_with_the_jobs_status(ping_server):
+    url = ping_server.url.replace("/ping/backup", "/ping/nope")
+
+    code, err, _, took = await run_exec("--url", url, *JOB)
+
+    assert (code, err) == (3, f"heartbeatd exec: unknown monitor {url}\n")
+    assert took < 5 + 2
+
+
+async def test_exec_against_a_closed_port_delays_the_job_at_most_the_ping_timeout():
+    url = f"http://127.0.0.1:{closed_port()}/ping/backup"
+
+    code, err, job_started, took = await run_exec("--ping-timeout", "2", "--url", url, *JOB)
+
+    assert code == 3
+    assert err == f"heartbeatd exec: could not reach {url.split('/')[2]}: connection refused\n"
+    # Python's start-up and a loaded machine: 2 s of slack.
+    assert job_started < 2 + 2
+    assert took < 2 * 2 + 2
+
+
+async def test_exec_against_a_server_that_never_answers_gives_up_at_the_ping_timeout(
+    ping_server,
+):
+    ping_server.hang = 100
+
+    code, err, job_started, took = await run_exec(
+        "--ping-timeout", "1", "--url", ping_server.url, *JOB
+    )
+
+    host = ping_server.url.split("/")[2]
+    assert code == 3
+    assert err == f"heartbeatd exec: could not reach {host}: timed out after 1s\n"
+    assert job_started < 1 + 2
+    assert took < 2 * 1 + 2

@@ -41,7 +41,14 @@ def _token_ok(request: web.Request) -> bool:
     return hmac.compare_digest(value.strip().encode(), token.reveal().encode())
 
 
-def _unauthorized() -> web.Response:
+def _unauthorized(request: web.Request) -> web.Response:
+    if request.app[ENGINE].config.web.users:
+        # Users log in through basic auth: the CLI's --user and curl -u too.
+        return web.json_response(
+            {"error": "log in as a [web.users] user (basic auth) or with the bearer token"},
+            status=401,
+            headers={"WWW-Authenticate": 'Basic realm="heartbeatd"'},
+        )
     return web.json_response(
         {"error": "a valid bearer token is required"},
         status=401,
@@ -73,23 +80,26 @@ def guard_read(handler: Handler) -> Handler:
     @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
         if not await _login_ok(request):
-            return _unauthorized()
+            return _unauthorized(request)
         return await handler(request)
 
     return guarded
 
 
 def guard_write(handler: Handler) -> Handler:
-    """API writes need the API token, and are off without one."""
+    """API writes need the API token or a [web.users] login, and are off
+    without either: an open daemon must not be paused by anyone."""
 
     @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
-        if request.app[ENGINE].config.server.api_token is None:
+        config = request.app[ENGINE].config
+        if config.server.api_token is None and not config.web.users:
             return web.json_response(
-                {"error": "the write API is off: set [server] api_token_file"}, status=403
+                {"error": "the write API is off: set [server] api_token_file or [web.users]"},
+                status=403,
             )
-        if not _token_ok(request):
-            return _unauthorized()
+        if not await _login_ok(request):
+            return _unauthorized(request)
         return await handler(request)
 
     return guarded
