@@ -93,7 +93,7 @@ period = 60
 BAD_OUTPUT = """\
 {path}: channels.hook.url: expected an http:// or https:// URL with a host
 {path}: monitors.x.grace: expected a duration like "30s", "5m" or "1h30m", got "5 min"
-{path}: monitors.x.chanels: unknown key
+{path}: monitors.x.chanels: unknown key; did you mean `channels`?
 {path}: monitors.start: a slug may not be "start", "fail" or "log" (ping actions), got "start"
 """
 
