@@ -432,8 +432,8 @@ def test_it_exits_1_when_the_port_is_taken(daemon: DaemonProcess) -> None:
 
 
 def test_it_exits_1_when_the_database_cannot_be_opened(tmp_path: Path) -> None:
-    # A file where the database's directory should be: mkdir fails.
-    (tmp_path / "state").write_text("")
+    # A directory where the database file should be: SQLite cannot open it.
+    (tmp_path / "state" / "hb.db").mkdir(parents=True)
     path = tmp_path / "hb.toml"
     path.write_text(
         f'[server]\nlisten = "127.0.0.1:{free_port()}"\n'

@@ -187,7 +187,10 @@ def test_it_loads_a_full_config(tmp_path: Path) -> None:
     assert worker.uuid is None
     assert (worker.repeat, worker.repeat_limit) == (None, None)
 
-    assert check_warnings(config) == []
+    assert check_warnings(config) == [
+        f"{FILE}: monitors.queue-worker.timezone: has no effect with period (a period counts"
+        " from the last ping); only a cron schedule uses it: remove it, or use schedule"
+    ]
 
 
 def test_it_fills_in_defaults_for_an_almost_empty_file(tmp_path: Path) -> None:

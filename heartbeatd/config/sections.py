@@ -5,8 +5,8 @@ value, recording problems on the Table instead of raising."""
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
+import stat
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -107,12 +107,6 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
-def state_directory() -> Path | None:
-    """systemd's StateDirectory= ($STATE_DIRECTORY; the first, if it lists several)."""
-    first = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-    return Path(first) if first else None
-
-
 def read_storage(table: Table, base_dir: Path) -> StorageConfig:
     path = table.check("path", table.text("path", "heartbeatd.db"), path_problem)
     ping_history = table.integer("ping_history", 100, at_least=1)
@@ -121,17 +115,37 @@ def read_storage(table: Table, base_dir: Path) -> StorageConfig:
     flip_history = table.integer("flip_history", 1000, at_least=1)
     outbox_retention = table.duration("outbox_retention", 30 * 86400)
     table.done()
+    # Relative to the state directory under systemd (ProtectSystem=strict
+    # makes the config's directory read-only there), else to the config
+    # file, not to wherever the daemon was started.
+    full = base_dir / (path or "heartbeatd.db")
+    if path is not None:
+        table.check("path", full, parent_problem)
     return StorageConfig(
-        # Relative to the state directory under systemd (ProtectSystem=strict
-        # makes the config's directory read-only there), else to the config
-        # file, not to wherever the daemon was started.
-        path=base_dir / (path or "heartbeatd.db"),
+        path=full,
         ping_history=ping_history,
         max_body=max_body,
         synchronous=synchronous,
         flip_history=flip_history,
         outbox_retention=outbox_retention,
     )
+
+
+def parent_problem(path: Path) -> str | None:
+    """Which directory on the way to `path` is not one, if any.
+
+    mkdir() would say only "[Errno 17] File exists", naming the whole path.
+    A missing directory is fine: the store creates it.
+    """
+    for parent in reversed(path.parents):
+        try:
+            mode = parent.stat().st_mode
+        except OSError:
+            return None
+        if not stat.S_ISDIR(mode):
+            what = "is a file, not a directory" if stat.S_ISREG(mode) else "is not a directory"
+            return f"{show(str(parent))} {what}, so {show(str(path))} cannot be created"
+    return None
 
 
 def path_problem(path: str) -> str | None:
