@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from heartbeatd import __version__
+from heartbeatd import __version__, humanize
 from heartbeatd.addresses import split_address
 from heartbeatd.clock import Clock
 from heartbeatd.config import Config, load_config, reload_problem
@@ -478,7 +478,7 @@ class Daemon:
         return None
 
     def _status_line(self) -> str:
-        return f"watching {len(self.config.monitors)} monitors"
+        return f"watching {humanize.count(len(self.config.monitors), 'monitor')}"
 
 
 # Cron jobs fire on the minute, all at once: a short listen backlog would

@@ -1334,7 +1334,7 @@ FORCE = "`heartbeatd reload --force` applies it anyway"
             ("a",),
             (),
             "",
-            "none in the file, so the reload would remove all 1 monitors (a file cut short?);"
+            "none in the file, so the reload would remove the only monitor (a file cut short?);"
             f" {FORCE}",
         ),
         (

@@ -261,8 +261,8 @@ async def test_a_reload_that_removes_every_monitor_needs_force(run_daemon, confi
         "rejected",
         False,
         (
-            f"{config_path}: monitors: none in the file, so the reload would remove all 1"
-            " monitors (a file cut short?); `heartbeatd reload --force` applies it anyway",
+            f"{config_path}: monitors: none in the file, so the reload would remove the only"
+            " monitor (a file cut short?); `heartbeatd reload --force` applies it anyway",
         ),
     )
     assert list(daemon.config.monitors) == ["backup"]
@@ -289,11 +289,11 @@ async def test_a_reload_tells_systemd_reloading_then_ready_even_when_rejected(
         sock.bind(str(address))
         sock.settimeout(5)
         daemon = await make_daemon(config_path, notifier=Notifier(str(address)))
-        assert sock.recv(4096) == b"READY=1\nSTATUS=watching 1 monitors"
+        assert sock.recv(4096) == b"READY=1\nSTATUS=watching 1 monitor"
         append(config_path, "[monitors.x]\nperiod = 5 min\n")
         await daemon.apply_reload()
         assert sock.recv(4096) == b"RELOADING=1\nMONOTONIC_USEC=1000000000"
-        assert sock.recv(4096) == b"READY=1\nSTATUS=watching 1 monitors"
+        assert sock.recv(4096) == b"READY=1\nSTATUS=watching 1 monitor"
         await stop_daemon(daemon, clock)
 
 

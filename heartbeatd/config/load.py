@@ -118,9 +118,10 @@ def reload_problem(running: Config, new: Config) -> str | None:
         return None
     force = "`heartbeatd reload --force` applies it anyway"
     if not new.monitors:
+        every = "the only monitor" if total == 1 else f"all {total} monitors"
         return (
-            f"{new.path}: monitors: none in the file, so the reload would remove all {total}"
-            f" monitors (a file cut short?); {force}"
+            f"{new.path}: monitors: none in the file, so the reload would remove {every}"
+            f" (a file cut short?); {force}"
         )
     removed = sum(1 for slug in running.monitors if slug not in new.monitors)
     percent = running.server.reload_max_removed
