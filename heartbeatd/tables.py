@@ -391,6 +391,8 @@ class Table:
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             # ValueError: a path with a NUL byte in it, or not a small regular file.
             reason = getattr(exc, "strerror", None) or str(exc)
+            if isinstance(exc, NotADirectoryError):
+                reason = not_a_directory(path) or reason
             self.error(key, f"cannot read {show(str(path))}: {reason}")
             return None
 
@@ -425,6 +427,23 @@ def _suggestion(table: Table, key: str, candidates: list[str]) -> str:
     if first is not None and isinstance(value[first], dict):
         header = join_key(header, first)
     return f"; did you mean `[{header}]`?"
+
+
+def not_a_directory(path: Path) -> str | None:
+    """Which directory on the way to `path` is not one, in words, if any.
+
+    The OS says only "Not a directory" or "[Errno 17] File exists", naming
+    the whole path. A missing directory is not this problem.
+    """
+    for parent in reversed(path.parents):
+        try:
+            mode = parent.stat().st_mode
+        except OSError:
+            return None
+        if not stat.S_ISDIR(mode):
+            what = "is a file, not a directory" if stat.S_ISREG(mode) else "is not a directory"
+            return f"{show(str(parent))} {what}"
+    return None
 
 
 # Secrets and header files are a line or two; anything larger is a mistake.

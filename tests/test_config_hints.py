@@ -143,3 +143,17 @@ def test_a_file_where_the_database_path_needs_a_directory_is_named(tmp_path: Pat
         f'{path}: storage.path: "{tmp_path}/data" is a file, not a directory, so'
         f' "{tmp_path}/data/db/heartbeatd.db" cannot be created'
     ]
+
+
+def test_a_file_in_the_way_of_a_secret_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "secrets").write_text("")
+    path = write(
+        tmp_path,
+        '[server]\nping_key_file = "secrets/ping-key"\n[monitors.a]\nperiod = "1d"\n',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [
+        f'{path}: server.ping_key_file: cannot read "{tmp_path}/secrets/ping-key":'
+        f' "{tmp_path}/secrets" is a file, not a directory'
+    ]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import stat
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,7 +25,7 @@ from heartbeatd.config.values import (
 )
 from heartbeatd.model import Secret
 from heartbeatd.names import UUID, channel_name_problem
-from heartbeatd.tables import Table, show
+from heartbeatd.tables import Table, not_a_directory, show
 
 _URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -132,20 +131,10 @@ def read_storage(table: Table, base_dir: Path) -> StorageConfig:
 
 
 def parent_problem(path: Path) -> str | None:
-    """Which directory on the way to `path` is not one, if any.
-
-    mkdir() would say only "[Errno 17] File exists", naming the whole path.
-    A missing directory is fine: the store creates it.
-    """
-    for parent in reversed(path.parents):
-        try:
-            mode = parent.stat().st_mode
-        except OSError:
-            return None
-        if not stat.S_ISDIR(mode):
-            what = "is a file, not a directory" if stat.S_ISREG(mode) else "is not a directory"
-            return f"{show(str(parent))} {what}, so {show(str(path))} cannot be created"
-    return None
+    # mkdir() would say only "[Errno 17] File exists"; the store creates a
+    # missing directory, so only one that is not a directory is a problem.
+    problem = not_a_directory(path)
+    return problem and f"{problem}, so {show(str(path))} cannot be created"
 
 
 def path_problem(path: str) -> str | None:
