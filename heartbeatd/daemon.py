@@ -13,6 +13,7 @@ import gc
 import logging
 import os
 import resource
+import socket
 from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from heartbeatd import __version__
+from heartbeatd import __version__, humanize
 from heartbeatd.addresses import split_address
 from heartbeatd.clock import Clock
 from heartbeatd.config import Config, load_config, reload_problem
@@ -157,14 +158,24 @@ class Daemon:
         raise_fd_limit()
         return_big_blocks()
         storage = self.config.storage
-        # Before anything is written: a second daemon on this database would
-        # run every deadline again and send every alert twice.
-        self.lock = DatabaseLock.acquire(storage.path)
+        # The ports first: a port in use is the commonest start-up failure,
+        # and must not leave the database locked, opened or migrated by a
+        # daemon that then exits. Until the server starts, the kernel queues
+        # connections on these sockets.
+        sockets = await _bind_all(self.config.server.listen)
+        try:
+            # Before anything is written: a second daemon on this database
+            # would run every deadline again and send every alert twice.
+            self.lock = DatabaseLock.acquire(storage.path)
+        except BaseException:
+            _close_all(sockets)
+            raise
         try:
             self.store = await Store.open(
                 storage.path, synchronous=storage.synchronous, clock=self.clock
             )
         except BaseException:
+            _close_all(sockets)
             self.lock.release()
             raise
         try:
@@ -200,13 +211,12 @@ class Daemon:
                 keepalive_timeout=KEEPALIVE_TIMEOUT,
             )
             await self.runner.setup()
-            for address in self.config.server.listen:
-                host, port = split_address(address)
-                # Cron jobs fire on the minute, all at once: a short listen
-                # backlog would drop their connection attempts for a second.
-                site = web.TCPSite(self.runner, host, port, reuse_address=True, backlog=1024)
+            for sock in sockets:
+                site = web.SockSite(self.runner, sock, backlog=LISTEN_BACKLOG)
                 await site.start()
         except BaseException:
+            # The runner's cleanup closes the sockets it serves; these are the rest.
+            _close_all(sockets)
             await self.store.close()
             self.lock.release()
             raise
@@ -468,7 +478,53 @@ class Daemon:
         return None
 
     def _status_line(self) -> str:
-        return f"watching {len(self.config.monitors)} monitors"
+        return f"watching {humanize.count(len(self.config.monitors), 'monitor')}"
+
+
+# Cron jobs fire on the minute, all at once: a short listen backlog would
+# drop their connection attempts for a second.
+LISTEN_BACKLOG = 1024
+
+
+async def _bind_all(listen: tuple[str, ...]) -> list[socket.socket]:
+    """Listening sockets for every [server] listen address, all or none.
+
+    An error reads as aiohttp's own did: "error while attempting to bind on
+    address ('127.0.0.1', 8080): address already in use".
+    """
+    loop = asyncio.get_running_loop()
+    sockets: list[socket.socket] = []
+    try:
+        for address in listen:
+            host, port = split_address(address)
+            infos = await loop.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+            # One socket per distinct address ("localhost" may give ::1 and 127.0.0.1).
+            for family, kind, proto, _, addr in dict.fromkeys(infos):
+                sock = socket.socket(family, kind, proto)
+                sockets.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    # Else [::]:8080 also takes 0.0.0.0:8080 from another listen line.
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                try:
+                    sock.bind(addr)
+                except OSError as exc:
+                    reason = (exc.strerror or str(exc)).lower()
+                    message = f"error while attempting to bind on address {addr!r}: {reason}"
+                    raise OSError(exc.errno, message) from None
+                sock.listen(LISTEN_BACKLOG)
+                sock.setblocking(False)
+    except BaseException:
+        _close_all(sockets)
+        raise
+    return sockets
+
+
+def _close_all(sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        sock.close()
 
 
 def _needs_restart(old: Config, new: Config) -> list[str]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from heartbeatd import states
-from heartbeatd.config import Config, Monitor
+from heartbeatd.config import Config, Monitor, ping_urls
 from heartbeatd.model import (
     Alert,
     AlertEvent,
@@ -484,7 +484,16 @@ class Engine:
             n_pings=state.n_pings,
             last_duration=state.last_duration,
             channels=tuple(monitor.channels),
+            uuid=monitor.uuid,
+            ping_url=self._ping_url(monitor),
         )
+
+    def _ping_url(self, monitor: Monitor) -> str | None:
+        if monitor.uuid is None and self.config.server.ping_key is not None:
+            # The slug URL holds the key, and the read API may be open to
+            # anyone the key is meant to keep out.
+            return None
+        return ping_urls(self.config, monitor)[0]
 
 
 def _failure(future: asyncio.Future[None]) -> BaseException | None:

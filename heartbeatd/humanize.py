@@ -59,6 +59,11 @@ def _seconds(seconds: float) -> str:
     return f"{text.removesuffix('.0')} s"
 
 
+def count(n: int, noun: str) -> str:
+    """ "1 monitor", "2 monitors": a noun whose plural is its -s form."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 # Keyed by the wire strings of model.Reason (a str enum, so either works).
 REASONS = {
     "missed": "no ping came in time",

@@ -306,6 +306,10 @@ class MonitorView:
     # Seconds the last measured run took.
     last_duration: float | None
     channels: tuple[str, ...]
+    uuid: str | None = None
+    # The URL a job pings: by uuid if it has one, else by slug; None when a
+    # slug URL would show [server] ping_key, the secret that guards it.
+    ping_url: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The API's monitor object; its keys and their order are the contract."""
@@ -326,6 +330,8 @@ class MonitorView:
             "n_pings": self.n_pings,
             "last_duration": self.last_duration,
             "channels": list(self.channels),
+            "uuid": self.uuid,
+            "ping_url": self.ping_url,
         }
 
     @classmethod
@@ -350,4 +356,6 @@ class MonitorView:
             n_pings=data["n_pings"],
             last_duration=data["last_duration"],
             channels=tuple(data.get("channels", ())),
+            uuid=data.get("uuid"),
+            ping_url=data.get("ping_url"),
         )

@@ -6,11 +6,12 @@ default, so one run of the loader reports every error in the file at once.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, time
 from pathlib import Path
 from typing import Any, Final, TypeVar, overload
@@ -155,11 +156,16 @@ class Table:
         self.error(key, message)
         return None if default is MISSING else default
 
-    def done(self) -> None:
-        """Report every key that no reader asked for: typos must not pass silently."""
+    def done(self, known: Iterable[str] = ()) -> None:
+        """Report every key that no reader asked for: typos must not pass silently.
+
+        `known` adds keys a reader may have skipped (`schedule` beside
+        `period`), so a typo of one is still matched to it.
+        """
+        candidates = sorted(self._read.union(known))
         for key in self.data:
             if key not in self._read:
-                self.error(key, "unknown key")
+                self.error(key, "unknown key" + _suggestion(self, key, candidates))
 
     # -- readers ----------------------------------------------------------------
 
@@ -385,6 +391,8 @@ class Table:
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             # ValueError: a path with a NUL byte in it, or not a small regular file.
             reason = getattr(exc, "strerror", None) or str(exc)
+            if isinstance(exc, NotADirectoryError):
+                reason = not_a_directory(path) or reason
             self.error(key, f"cannot read {show(str(path))}: {reason}")
             return None
 
@@ -397,6 +405,45 @@ class Table:
             self.error(key, message)
             return None
         return value
+
+
+# difflib's ratio of a typo to the key meant: "chanels" to "channels" is
+# 0.93, "graec" to "grace" 0.8; unrelated words stay under 0.5.
+_CLOSE = 0.75
+
+
+def _suggestion(table: Table, key: str, candidates: list[str]) -> str:
+    """ "; did you mean `…`?" for the known key closest to `key`, or ""."""
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=_CLOSE)
+    if not close:
+        return ""
+    value = table.data[key]
+    if not isinstance(value, dict):
+        return f"; did you mean `{close[0]}`?"
+    # A mistyped table was written as a header: suggest the header to write,
+    # [monitors.a] for [monitor.a].
+    header = join_key(table.path, close[0])
+    first = next(iter(value), None)
+    if first is not None and isinstance(value[first], dict):
+        header = join_key(header, first)
+    return f"; did you mean `[{header}]`?"
+
+
+def not_a_directory(path: Path) -> str | None:
+    """Which directory on the way to `path` is not one, in words, if any.
+
+    The OS says only "Not a directory" or "[Errno 17] File exists", naming
+    the whole path. A missing directory is not this problem.
+    """
+    for parent in reversed(path.parents):
+        try:
+            mode = parent.stat().st_mode
+        except OSError:
+            return None
+        if not stat.S_ISDIR(mode):
+            what = "is a file, not a directory" if stat.S_ISREG(mode) else "is not a directory"
+            return f"{show(str(parent))} {what}"
+    return None
 
 
 # Secrets and header files are a line or two; anything larger is a mistake.

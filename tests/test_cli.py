@@ -93,7 +93,7 @@ period = 60
 BAD_OUTPUT = """\
 {path}: channels.hook.url: expected an http:// or https:// URL with a host
 {path}: monitors.x.grace: expected a duration like "30s", "5m" or "1h30m", got "5 min"
-{path}: monitors.x.chanels: unknown key
+{path}: monitors.x.chanels: unknown key; did you mean `channels`?
 {path}: monitors.start: a slug may not be "start", "fail" or "log" (ping actions), got "start"
 """
 
@@ -432,8 +432,8 @@ def test_it_exits_1_when_the_port_is_taken(daemon: DaemonProcess) -> None:
 
 
 def test_it_exits_1_when_the_database_cannot_be_opened(tmp_path: Path) -> None:
-    # A file where the database's directory should be: mkdir fails.
-    (tmp_path / "state").write_text("")
+    # A directory where the database file should be: SQLite cannot open it.
+    (tmp_path / "state" / "hb.db").mkdir(parents=True)
     path = tmp_path / "hb.toml"
     path.write_text(
         f'[server]\nlisten = "127.0.0.1:{free_port()}"\n'

@@ -187,7 +187,10 @@ def test_it_loads_a_full_config(tmp_path: Path) -> None:
     assert worker.uuid is None
     assert (worker.repeat, worker.repeat_limit) == (None, None)
 
-    assert check_warnings(config) == []
+    assert check_warnings(config) == [
+        f"{FILE}: monitors.queue-worker.timezone: has no effect with period (a period counts"
+        " from the last ping); only a cron schedule uses it: remove it, or use schedule"
+    ]
 
 
 def test_it_fills_in_defaults_for_an_almost_empty_file(tmp_path: Path) -> None:
@@ -436,8 +439,33 @@ BAD_CONFIGS = [
         period = "1d"
         graec = "1h"
         """,
-        [f"{FILE}: monitors.backup.graec: unknown key"],
+        [f"{FILE}: monitors.backup.graec: unknown key; did you mean `grace`?"],
         id="unknown-key",
+    ),
+    pytest.param(
+        """
+        [monitor.backup]
+        period = "1d"
+        """,
+        [
+            f"{FILE}: monitor: unknown key; did you mean `[monitors.backup]`?",
+        ],
+        id="mistyped-monitors-table",
+    ),
+    pytest.param(
+        """
+        [monitors.backup]
+        period = "1d"
+        chanels = []
+        [monitors.nightly]
+        period = "1d"
+        perod = "1h"
+        """,
+        [
+            f"{FILE}: monitors.backup.chanels: unknown key; did you mean `channels`?",
+            f"{FILE}: monitors.nightly.perod: unknown key; did you mean `period`?",
+        ],
+        id="mistyped-monitor-keys",
     ),
     pytest.param(
         """
@@ -714,7 +742,7 @@ def test_it_reports_every_problem_at_once() -> None:
         """
     ) == [
         f'{FILE}: server.listen: expected "host:port" like "127.0.0.1:8080", got "localhost"',
-        f"{FILE}: channels.ops.levle: unknown key",
+        f"{FILE}: channels.ops.levle: unknown key; did you mean `level`?",
         f'{FILE}: monitors.a.period: {HINT}, got "5 min"',
         f'{FILE}: monitors.B: a slug may use only a-z, 0-9, "_" and "-", got "B"',
         f"{FILE}: monitors.B.schedule: expected a cron expression of 5 fields (minute hour"
@@ -742,7 +770,7 @@ def test_an_email_channel_without_smtp_has_its_other_problems_reported_too(
     ) == [
         f'{FILE}: channels.ops.to: expected an email address like "ops@example.com", got "ops"',
         f"{FILE}: channels.ops.type: an email channel needs an [smtp] table",
-        f"{FILE}: channels.ops.subjetc_prefix: unknown key",
+        f"{FILE}: channels.ops.subjetc_prefix: unknown key; did you mean `subject_prefix`?",
     ]
 
 
@@ -1306,7 +1334,7 @@ FORCE = "`heartbeatd reload --force` applies it anyway"
             ("a",),
             (),
             "",
-            "none in the file, so the reload would remove all 1 monitors (a file cut short?);"
+            "none in the file, so the reload would remove the only monitor (a file cut short?);"
             f" {FORCE}",
         ),
         (

@@ -261,8 +261,8 @@ async def test_a_reload_that_removes_every_monitor_needs_force(run_daemon, confi
         "rejected",
         False,
         (
-            f"{config_path}: monitors: none in the file, so the reload would remove all 1"
-            " monitors (a file cut short?); `heartbeatd reload --force` applies it anyway",
+            f"{config_path}: monitors: none in the file, so the reload would remove the only"
+            " monitor (a file cut short?); `heartbeatd reload --force` applies it anyway",
         ),
     )
     assert list(daemon.config.monitors) == ["backup"]
@@ -289,11 +289,11 @@ async def test_a_reload_tells_systemd_reloading_then_ready_even_when_rejected(
         sock.bind(str(address))
         sock.settimeout(5)
         daemon = await make_daemon(config_path, notifier=Notifier(str(address)))
-        assert sock.recv(4096) == b"READY=1\nSTATUS=watching 1 monitors"
+        assert sock.recv(4096) == b"READY=1\nSTATUS=watching 1 monitor"
         append(config_path, "[monitors.x]\nperiod = 5 min\n")
         await daemon.apply_reload()
         assert sock.recv(4096) == b"RELOADING=1\nMONOTONIC_USEC=1000000000"
-        assert sock.recv(4096) == b"READY=1\nSTATUS=watching 1 monitors"
+        assert sock.recv(4096) == b"READY=1\nSTATUS=watching 1 monitor"
         await stop_daemon(daemon, clock)
 
 
@@ -393,3 +393,56 @@ def test_a_second_daemon_process_on_the_same_database_exits_naming_the_first(
     assert "store opened" not in second.log()
     assert daemon.ping("backup").status == 200
     daemon.assert_running()
+
+
+# -- start-up order ----------------------------------------------------------------
+
+
+def port_of(config_path: Path) -> int:
+    [line] = [x for x in config_path.read_text().splitlines() if x.startswith("listen")]
+    return int(line.rsplit(":", 1)[1].rstrip('"'))
+
+
+def fingerprint(db: Path) -> tuple[bytes, int, int]:
+    """The database's bytes and when it and its lock file were last written."""
+    return db.read_bytes(), db.stat().st_mtime_ns, Path(f"{db}.lock").stat().st_mtime_ns
+
+
+async def test_with_its_port_taken_it_leaves_an_existing_database_untouched(
+    run_daemon, make_daemon: MakeDaemon, config_path: Path, clock: FakeClock
+):
+    first = await run_daemon()
+    db = first.config.storage.path
+    await stop_daemon(first, clock)
+    before = fingerprint(db)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port_of(config_path)))
+        taken.listen()
+        with pytest.raises(OSError) as info:
+            await make_daemon(config_path)
+    assert str(info.value) == (
+        f"[Errno 98] error while attempting to bind on address"
+        f" ('127.0.0.1', {port_of(config_path)}): address already in use"
+    )
+    # Not opened, so neither migrated nor stamped, and not locked.
+    assert fingerprint(db) == before
+
+
+def test_a_daemon_process_with_its_port_taken_exits_before_creating_its_database(
+    daemon: DaemonProcess,
+):
+    daemon.write_config('[monitors.backup]\nperiod = "1h"\n')
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", daemon.port))
+        taken.listen()
+        daemon.start(wait=False)
+        assert daemon.wait_exit(START_TIMEOUT) == 1, daemon.log()
+    assert (
+        daemon.log()
+        .splitlines()[-1]
+        .endswith(
+            "CRITICAL heartbeatd: cannot start: [Errno 98] error while attempting to bind on"
+            f" address ('127.0.0.1', {daemon.port}): address already in use"
+        )
+    )
+    assert sorted(p.name for p in daemon.dir.iterdir()) == ["daemon.log", "heartbeatd.toml"]

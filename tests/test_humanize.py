@@ -109,3 +109,11 @@ def test_the_page_and_the_alert_give_the_same_reason(reason: Reason) -> None:
         }
     )
     assert pages.why(monitor) == text.explain(alert)
+
+
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [(0, "0 monitors"), (1, "1 monitor"), (2, "2 monitors"), (100_000, "100000 monitors")],
+)
+def test_a_count_of_things_has_its_plural_only_when_not_one(n: int, expected: str) -> None:
+    assert humanize.count(n, "monitor") == expected

@@ -34,6 +34,8 @@ VIEWS = st.builds(
     n_pings=st.integers(0, 2**53),
     last_duration=st.none() | st.floats(0, 1e9, allow_nan=False),
     channels=st.lists(st.from_regex(r"[a-z0-9_-]{1,10}", fullmatch=True)).map(tuple),
+    uuid=st.none() | st.uuids().map(str),
+    ping_url=st.none() | st.just("https://hb.example.com/ping/backup"),
 )
 
 
@@ -60,6 +62,8 @@ def test_its_json_has_the_keys_of_the_contract_in_order():
         n_pings=4,
         last_duration=None,
         channels=("ops", "hook"),
+        uuid="9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b",
+        ping_url="https://hb.example.com/ping/9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b",
     )
     assert view.to_json() == {
         "slug": "backup",
@@ -78,6 +82,8 @@ def test_its_json_has_the_keys_of_the_contract_in_order():
         "n_pings": 4,
         "last_duration": None,
         "channels": ["ops", "hook"],
+        "uuid": "9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b",
+        "ping_url": "https://hb.example.com/ping/9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b",
     }
     assert list(view.to_json()) == list(MonitorView.__dataclass_fields__)
 

@@ -66,7 +66,35 @@ def test_a_required_key_that_is_missing_or_wrong_reads_as_none() -> None:
 
 
 def test_a_key_no_reader_asked_for_is_unknown() -> None:
-    t = table(listen="127.0.0.1:8080", lisen="x")
+    t = table(listen="127.0.0.1:8080", colour="x")
     t.text("listen")
     t.done()
-    assert problems(t) == [f"{FILE}: server.lisen: unknown key"]
+    assert problems(t) == [f"{FILE}: server.colour: unknown key"]
+
+
+def test_an_unknown_key_close_to_a_known_one_suggests_it() -> None:
+    t = table(listen="127.0.0.1:8080", lisen="x", zzz=1)
+    t.text("listen")
+    t.done()
+    assert problems(t) == [
+        f"{FILE}: server.lisen: unknown key; did you mean `listen`?",
+        f"{FILE}: server.zzz: unknown key",
+    ]
+
+
+def test_a_key_a_reader_skipped_is_still_suggested_when_named_as_known() -> None:
+    t = table(perod="1h")
+    t.done(known=("period", "schedule"))
+    assert problems(t) == [f"{FILE}: server.perod: unknown key; did you mean `period`?"]
+
+
+def test_an_unknown_top_level_table_suggests_the_table_header() -> None:
+    problems_ = Problems(FILE)
+    root = Table({"monitor": {"a": {"period": "1h"}}, "sever": {"listen": "x"}}, "", problems_)
+    root.table("monitors")
+    root.table("server")
+    root.done()
+    assert problems_.lines == [
+        f"{FILE}: monitor: unknown key; did you mean `[monitors.a]`?",
+        f"{FILE}: sever: unknown key; did you mean `[server]`?",
+    ]

@@ -171,6 +171,21 @@ async def test_a_ping_key_guards_slug_urls(keyed):
     assert await kinds(keyed) == [("success", None), ("fail", None), ("success", None)]
 
 
+async def test_the_api_shows_each_monitor_its_ping_url_but_never_the_ping_key(keyed):
+    listed = await (await keyed.get("/api/v1/monitors")).json()
+    shown = [(m["slug"], m["uuid"], m["ping_url"]) for m in listed["monitors"]]
+    # A slug URL would carry [server] ping_key, which guards exactly such URLs.
+    assert shown == [
+        ("backup", UUID, f"http://127.0.0.1:8080/ping/{UUID}"),
+        ("web", None, None),
+    ]
+
+
+async def test_without_a_ping_key_a_monitor_without_uuid_shows_its_slug_url(client):
+    web = await (await client.get("/api/v1/monitors/web")).json()
+    assert (web["uuid"], web["ping_url"]) == (None, "http://127.0.0.1:8080/ping/web")
+
+
 async def test_a_long_body_is_truncated_and_the_ping_still_counts(client):
     response = await client.post("/ping/backup/fail", data=b"x" * 5000 + b"END")
     assert response.status == 200
@@ -267,7 +282,7 @@ async def test_the_api_monitor_object_is_exactly_this(client, clock):
         ' "last_ping": "2026-01-14T12:01:24Z", "last_success": "2026-01-14T12:01:24Z",'
         ' "last_exit_status": 0, "expected_at": "2026-01-14T13:01:24Z",'
         ' "down_at": "2026-01-14T14:01:24Z", "n_pings": 2, "last_duration": 83.6,'
-        ' "channels": ["log"]}'
+        f' "channels": ["log"], "uuid": "{UUID}", "ping_url": "http://127.0.0.1:8080/ping/{UUID}"}}'
     )
     listed = await (await client.get("/api/v1/monitors")).json()
     assert listed["monitors"][0] == await response.json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 from heartbeatd.channels.base import ParseEnv, SendContext
@@ -38,7 +39,33 @@ def render(alert: Alert, opts: Options) -> str:
     if alert.downtime is not None:
         fields["downtime"] = f"{int(alert.downtime)}s"
     text = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
-    return f'alert {text} name="{alert.name}"'
+    line = f'alert {text} name="{alert.name}"'
+    if alert.body:
+        # What the job printed is often the cause: its first line, and how
+        # much more there is (the whole of it is in the ping history).
+        # Leading blank lines skipped; only what may be shown is looked at.
+        head = alert.body.lstrip()[: FIRST_LINE_CHARS + 1]
+        first = _LINE_END.split(head, maxsplit=1)[0]
+        size = len(alert.body.encode("utf-8", "surrogatepass"))
+        line += f' body_first_line="{_escape(_cut(first))}" body_bytes={size}'
+    return line
+
+
+# Of the body's first line, in characters: a log line, not a dump.
+FIRST_LINE_CHARS = 200
+# Quotes, backslashes and control characters, which would break the
+# key="value" reading of the line or act on a terminal.
+_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f-\x9f\u2028\u2029]')
+_LINE_END = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\t": "\\t", "\r": "\\r", "\n": "\\n"}
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= FIRST_LINE_CHARS else text[: FIRST_LINE_CHARS - 1] + "\u2026"
+
+
+def _escape(text: str) -> str:
+    return _UNSAFE.sub(lambda m: _ESCAPES.get(m[0], f"\\u{ord(m[0]):04x}"), text)
 
 
 async def send(alert: Alert, opts: Options, ctx: SendContext) -> None:

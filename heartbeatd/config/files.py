@@ -8,6 +8,7 @@ never in a traceback or a hang.
 from __future__ import annotations
 
 import gc
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -191,3 +192,9 @@ def without_monitors(text: str) -> str:
     if not dropping:
         kept.append(text[last:])
     return "".join(kept)
+
+
+def state_directory() -> Path | None:
+    """systemd's StateDirectory= ($STATE_DIRECTORY; the first, if it lists several)."""
+    first = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(first) if first else None

@@ -15,11 +15,12 @@ from heartbeatd.config.files import (
     gc_paused,
     parse_toml,
     read_text,
+    state_directory,
     without_monitors,
 )
 from heartbeatd.config.monitors import read_defaults, read_monitors
 from heartbeatd.config.values import Config
-from heartbeatd.config.warnings import find_inline_secrets
+from heartbeatd.config.warnings import find_ignored_options, find_inline_secrets
 from heartbeatd.tables import ConfigError, Problems, Table, show
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def parse_config(
     problems = Problems(filename=str(path), base_dir=base_dir, credentials=credentials)
     root = Table(data, "", problems)
     server = sections.read_server(root.table("server"))
-    storage = sections.read_storage(root.table("storage"), sections.state_directory() or base_dir)
+    storage = sections.read_storage(root.table("storage"), state_directory() or base_dir)
     alerts = sections.read_alerts(root.table("alerts"))
     web = sections.read_web(root.table("web"))
     smtp_table = root.table("smtp")
@@ -100,6 +101,7 @@ def parse_config(
         channels=channels,
         monitors=monitors,
         inline_secrets=tuple(find_inline_secrets(data)),
+        ignored_options=tuple(find_ignored_options(data)),
     )
 
 
@@ -116,9 +118,10 @@ def reload_problem(running: Config, new: Config) -> str | None:
         return None
     force = "`heartbeatd reload --force` applies it anyway"
     if not new.monitors:
+        every = "the only monitor" if total == 1 else f"all {total} monitors"
         return (
-            f"{new.path}: monitors: none in the file, so the reload would remove all {total}"
-            f" monitors (a file cut short?); {force}"
+            f"{new.path}: monitors: none in the file, so the reload would remove {every}"
+            f" (a file cut short?); {force}"
         )
     removed = sum(1 for slug in running.monitors if slug not in new.monitors)
     percent = running.server.reload_max_removed
@@ -148,4 +151,4 @@ def find_database(path: str | Path) -> Path | None:
     name = storage.get("path", "heartbeatd.db") if isinstance(storage, dict) else "heartbeatd.db"
     if not isinstance(name, str) or sections.path_problem(name) is not None:
         return None
-    return (sections.state_directory() or path.absolute().parent) / name
+    return (state_directory() or path.absolute().parent) / name

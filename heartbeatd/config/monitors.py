@@ -157,7 +157,7 @@ def _read_monitor_entry(table: Table, slug: str, shared: _Shared) -> Monitor | N
     if not isinstance(table.data[slug], dict):
         return None
     monitor = _read_monitor(slug, sub, shared)
-    sub.done()
+    sub.done(known=_MONITOR_KEYS)
     return monitor
 
 

@@ -5,7 +5,6 @@ value, recording problems on the Table instead of raising."""
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,7 +25,7 @@ from heartbeatd.config.values import (
 )
 from heartbeatd.model import Secret
 from heartbeatd.names import UUID, channel_name_problem
-from heartbeatd.tables import Table, show
+from heartbeatd.tables import Table, not_a_directory, show
 
 _URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -107,12 +106,6 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
-def state_directory() -> Path | None:
-    """systemd's StateDirectory= ($STATE_DIRECTORY; the first, if it lists several)."""
-    first = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-    return Path(first) if first else None
-
-
 def read_storage(table: Table, base_dir: Path) -> StorageConfig:
     path = table.check("path", table.text("path", "heartbeatd.db"), path_problem)
     ping_history = table.integer("ping_history", 100, at_least=1)
@@ -121,17 +114,27 @@ def read_storage(table: Table, base_dir: Path) -> StorageConfig:
     flip_history = table.integer("flip_history", 1000, at_least=1)
     outbox_retention = table.duration("outbox_retention", 30 * 86400)
     table.done()
+    # Relative to the state directory under systemd (ProtectSystem=strict
+    # makes the config's directory read-only there), else to the config
+    # file, not to wherever the daemon was started.
+    full = base_dir / (path or "heartbeatd.db")
+    if path is not None:
+        table.check("path", full, parent_problem)
     return StorageConfig(
-        # Relative to the state directory under systemd (ProtectSystem=strict
-        # makes the config's directory read-only there), else to the config
-        # file, not to wherever the daemon was started.
-        path=base_dir / (path or "heartbeatd.db"),
+        path=full,
         ping_history=ping_history,
         max_body=max_body,
         synchronous=synchronous,
         flip_history=flip_history,
         outbox_retention=outbox_retention,
     )
+
+
+def parent_problem(path: Path) -> str | None:
+    # mkdir() would say only "[Errno 17] File exists"; the store creates a
+    # missing directory, so only one that is not a directory is a problem.
+    problem = not_a_directory(path)
+    return problem and f"{problem}, so {show(str(path))} cannot be created"
 
 
 def path_problem(path: str) -> str | None:

@@ -99,6 +99,8 @@ class Config:
     monitors: Mapping[str, Monitor]
     # Key paths of secrets written into the file itself, for check_warnings().
     inline_secrets: tuple[str, ...] = ()
+    # Key paths of options that are valid but change nothing, for check_warnings().
+    ignored_options: tuple[str, ...] = ()
 
 
 def ping_urls(config: Config, monitor: Monitor) -> list[str]:

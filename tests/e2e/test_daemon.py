@@ -424,7 +424,7 @@ def test_it_notifies_systemd_of_ready_reloading_and_stopping(
     i, ready = notify_socket.wait(READY="1")
     # READY=1 comes only once the port answers.
     assert http(daemon.base_url + "/healthz").status == 200
-    assert ready["STATUS"] == "watching 1 monitors"
+    assert ready["STATUS"] == "watching 1 monitor"
     notify_socket.wait(after=i, WATCHDOG="1")
 
     before = time.monotonic_ns() // 1000

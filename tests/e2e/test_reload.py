@@ -209,7 +209,7 @@ def test_reload_still_tells_systemd_reloading_then_ready(
 ) -> None:
     daemon.write_config(monitors("a"))
     daemon.start(env={"NOTIFY_SOCKET": notify_socket.getsockname()})
-    assert notify_socket.recv(4096) == b"READY=1\nSTATUS=watching 1 monitors"
+    assert notify_socket.recv(4096) == b"READY=1\nSTATUS=watching 1 monitor"
 
     daemon.write_config(monitors("a", "b"))
     assert reload(daemon).returncode == 0
