@@ -842,13 +842,32 @@ def test_it_warns_about_an_open_daemon_and_a_monitor_without_channels() -> None:
         """
     )
     assert check_warnings(config) == [
-        f"{FILE}: server.listen: listens on 0.0.0.0:8080 without [server] api_token_file:"
-        " the read-only API, /metrics and the status page are open to anyone who can reach"
-        " it, and the write API is off",
+        f"{FILE}: server.listen: listens on 0.0.0.0:8080 without [server] api_token_file"
+        " or [web.users]: the status page, the read API and /metrics are open to anyone who"
+        " can reach it, and the write API is off",
         f"{FILE}: server.listen: listens on 0.0.0.0:8080 without [server] ping_key:"
         " anyone who can reach it and guess a slug can ping a monitor",
         f"{FILE}: monitors.lonely: has no channels, so nobody hears of it",
     ]
+
+
+def test_it_does_not_call_a_daemon_with_web_users_open() -> None:
+    # With [web.users] alone, the page, the read API and /metrics need a login.
+    config = load(
+        f"""
+        [server]
+        listen = "0.0.0.0:8080"
+        ping_key = "abcdefgh"
+        base_url = "https://hb.example.com"
+        [web.users]
+        admin = "{ADMIN_HASH}"
+        [channels.log]
+        type = "log"
+        [monitors.backup]
+        period = "1d"
+        """
+    )
+    assert check_warnings(config) == []
 
 
 def test_it_warns_about_alert_links_to_a_wildcard_address() -> None:

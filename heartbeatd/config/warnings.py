@@ -61,10 +61,12 @@ def check_warnings(config: Config) -> list[str]:
     where = f"{config.path}: "
     warnings = []
     public = [a for a in config.server.listen if not is_loopback(split_address(a)[0])]
-    if public and config.server.api_token is None:
+    if public and config.server.api_token is None and not config.web.users:
+        # With [web.users] alone every surface but pings and badges needs a
+        # login (README, "Who may see what"): nothing is open to warn about.
         warnings.append(
-            f"{where}server.listen: listens on {public[0]} without [server] api_token_file:"
-            " the read-only API, /metrics and the status page are open to anyone"
+            f"{where}server.listen: listens on {public[0]} without [server] api_token_file"
+            " or [web.users]: the status page, the read API and /metrics are open to anyone"
             " who can reach it, and the write API is off"
         )
     if public and config.server.ping_key is None:
