@@ -19,7 +19,7 @@ import click
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import RequestPayloadError
 
-from heartbeatd import __version__, wrap
+from heartbeatd import __version__, humanize, wrap
 from heartbeatd.clock import Clock
 from heartbeatd.config import Config, check_warnings, find_database, load_config, ping_urls
 from heartbeatd.durations import format_duration
@@ -35,6 +35,7 @@ from heartbeatd.systemd import (
     request_forced_reload,
 )
 from heartbeatd.tables import ConfigError
+from heartbeatd.times import isoformat
 
 if TYPE_CHECKING:
     from heartbeatd.client import DaemonAPI
@@ -197,7 +198,8 @@ def check(config_path: str, credentials: Path | None) -> None:
             exc.problems.append(CREDENTIALS_NOTE)
         fail_config(exc)
     click.echo(
-        f"{config_path}: OK, {len(config.monitors)} monitors, {len(config.channels)} channels"
+        f"{config_path}: OK, {humanize.count(len(config.monitors), 'monitor')},"
+        f" {humanize.count(len(config.channels), 'channel')}"
     )
     for slug, monitor in config.monitors.items():
         click.echo("")
@@ -374,7 +376,8 @@ def _is_running(pid: int) -> bool:
 def _report_reload(config_path: str, status: ReloadStatus) -> None:
     if status.state == APPLIED:
         click.echo(
-            f"{config_path}: reloaded, {status.monitors} monitors ({status.added} added,"
+            f"{config_path}: reloaded, {humanize.count(status.monitors, 'monitor')}"
+            f" ({status.added} added,"
             f" {status.removed} removed, {status.changed} changed)"
         )
         return
@@ -382,6 +385,15 @@ def _report_reload(config_path: str, status: ReloadStatus) -> None:
         click.echo(line, err=True)
     click.echo("heartbeatd keeps running its previous config", err=True)
     sys.exit(EXIT_CONFIG)
+
+
+def _next(monitor: MonitorView, now: datetime) -> str:
+    """What to expect of a monitor: its next ping, or why none is awaited."""
+    if monitor.status is Status.DOWN:
+        return f"down since {isoformat(monitor.down_at) or '?'}"
+    if monitor.status is Status.PAUSED:
+        return "paused: until resumed or pinged"
+    return _age(monitor.expected_at, now)
 
 
 def _age(then: datetime | None, now: datetime) -> str:
@@ -519,24 +531,29 @@ def _ask(api: DaemonAPI, path: str, method: str = "GET") -> Any:
 
 @main.command()
 @daemon_options
+@click.option("-v", "--verbose", is_flag=True, help="Also show each monitor's uuid.")
 def status(
     config_path: str | None,
     url: str | None,
     token_file: Path | None,
     user: str | None,
     password_file: Path | None,
+    verbose: bool,
 ) -> None:
     """Show every monitor; exit 1 when any is down."""
     api = _connect(config_path, url, token_file, user, password_file)
     answer = _ask(api, "/api/v1/monitors")["monitors"]
     monitors = [MonitorView.from_json(m) for m in answer]
     now = Clock().now()
-    rows = [("MONITOR", "STATUS", "LAST PING", "NEXT EXPECTED")]
+    rows = [["MONITOR", "STATUS", "LAST PING", "NEXT EXPECTED"]]
     for m in monitors:
         status_text = m.status.value + (" (running)" if m.started_at else "")
-        last, expected = _age(m.last_ping, now), _age(m.expected_at, now)
-        rows.append((m.slug, status_text, last, expected))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        rows.append([m.slug, status_text, _age(m.last_ping, now), _next(m, now)])
+        if verbose:
+            rows[-1].append(m.uuid or "-")
+    if verbose:
+        rows[0].append("UUID")
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     if any(m.status is Status.DOWN for m in monitors):
@@ -579,7 +596,15 @@ def resume(
 
 @main.command()
 @daemon_options
-@click.option("-n", "--limit", default=20, show_default=True, help="How many pings and flips.")
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="How many pings and flips.",
+)
+@click.option("--body", is_flag=True, help="Show each ping's body (the job's output).")
 @click.argument("slug")
 def history(
     config_path: str | None,
@@ -588,17 +613,23 @@ def history(
     user: str | None,
     password_file: Path | None,
     limit: int,
+    body: bool,
     slug: str,
 ) -> None:
     """Recent pings and flips of a monitor."""
     api = _connect(config_path, url, token_file, user, password_file)
-    pings = _ask(api, f"/api/v1/monitors/{slug}/pings?limit={limit}")["pings"]
-    flips = _ask(api, f"/api/v1/monitors/{slug}/flips?limit={limit}")["flips"]
+    # The API answers at least one of each; -n 0 asks for none.
+    pings = _ask(api, f"/api/v1/monitors/{slug}/pings?limit={limit}")["pings"][:limit]
+    flips = _ask(api, f"/api/v1/monitors/{slug}/flips?limit={limit}")["flips"][:limit]
     click.echo("PINGS")
     for p in pings:
         code = "" if p["exit_status"] is None else f" exit={p['exit_status']}"
-        took = "" if p["duration"] is None else f" took={format_duration(p['duration'])}"
+        took = "" if p["duration"] is None else f"  took {humanize.duration(p['duration'])}"
         click.echo(f"  {p['at']}  {p['kind']:<7}{code}{took}  {p['remote_addr']}")
+        if body and p["body"]:
+            cut = " (cut at max_body)" if p["truncated"] else ""
+            for line in (p["body"] + cut).splitlines():
+                click.echo(f"      | {line}")
     click.echo("FLIPS")
     for f in flips:
         click.echo(f"  {f['at']}  {f['old']} -> {f['new']}  ({f['reason']})")

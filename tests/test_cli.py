@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import pty
+import re
 import select
 import signal
 import socket
@@ -62,7 +63,7 @@ repeat = "10m"
 """
 
 GOOD_OUTPUT = """\
-{path}: OK, 2 monitors, 1 channels
+{path}: OK, 2 monitors, 1 channel
 
 nightly-backup  (Nightly Postgres backup)
   schedule: cron 0 2 * * * (Europe/Riga), grace 30m, max runtime 2h
@@ -354,7 +355,7 @@ def test_it_checks_credentials_in_the_directory_systemd_loads_them_from(
     result = cli("check", "-c", str(path), "--credentials", str(credentials))
 
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith(f"{path}: OK, 1 monitors, 1 channels\n")
+    assert result.stdout.startswith(f"{path}: OK, 1 monitor, 1 channel\n")
     assert result.stderr == ""
 
 
@@ -477,7 +478,11 @@ def test_it_shows_status_and_exits_1_while_a_monitor_is_down(daemon: DaemonProce
     result = cli("status", "-c", config)
 
     assert result.exit_code == 1
-    assert result.stdout.splitlines()[2].split()[:2] == ["backup", "down"]
+    row_backup = result.stdout.splitlines()[2]
+    assert row_backup.split()[:2] == ["backup", "down"]
+    # Not a next expected time: when it went down.
+    down_at = daemon.monitor("backup")["down_at"]
+    assert row_backup.endswith(f"down since {down_at}")
 
 
 def test_it_exits_3_when_the_daemon_is_not_running(tmp_path: Path) -> None:
@@ -536,6 +541,45 @@ def test_it_refuses_to_pause_without_a_token_or_with_a_wrong_one(
         f"heartbeatd at {daemon.base_url} answered 401: a valid bearer token is required\n"
     )
     assert daemon.monitor("a", token=TOKEN)["status"] == "new"
+
+
+def test_status_says_a_paused_monitor_waits_and_shows_uuids_with_v(
+    daemon: DaemonProcess,
+) -> None:
+    uuid = "9c4a2f4e-1111-4222-8333-944445555666"
+    daemon.write_config(
+        SLOW.format(slug="a") + f'uuid = "{uuid}"\n' + SLOW.format(slug="b"),
+        server=f'api_token = "{TOKEN}"',
+    )
+    daemon.config_path.chmod(0o600)
+    daemon.start()
+    config = str(daemon.config_path)
+    assert cli("pause", "b", "-c", config).exit_code == 0
+
+    result = cli("status", "-v", "-c", config)
+
+    assert result.exit_code == 0, result.output
+    header, row_a, row_b = result.stdout.splitlines()
+    assert header.split() == ["MONITOR", "STATUS", "LAST", "PING", "NEXT", "EXPECTED", "UUID"]
+    assert row_a.split()[0] == "a" and row_a.endswith(uuid)
+    assert row_b.split()[:2] == ["b", "paused"]
+    assert row_b.endswith("paused: until resumed or pinged  -")
+
+
+def test_history_honours_n_0_and_shows_bodies(daemon: DaemonProcess) -> None:
+    daemon.write_config(SLOW.format(slug="a"))
+    daemon.start()
+    assert daemon.ping("a/start").status == 200
+    assert daemon.ping("a/7", data=b"pg_dump: error: connection refused\nexit 7\n").status == 200
+    config = str(daemon.config_path)
+
+    assert cli("history", "a", "-n", "0", "-c", config).stdout == "PINGS\nFLIPS\n"
+
+    lines = cli("history", "a", "--body", "-c", config).stdout.splitlines()
+    # A run of a few milliseconds reads in hundredths of a second, not "0s".
+    assert re.fullmatch(r"  \S+Z  fail    exit=7  took 0\.\d+ s  127\.0\.0\.1", lines[1])
+    assert lines[2:4] == ["      | pg_dump: error: connection refused", "      | exit 7"]
+    assert lines[4].split()[1] == "start"
 
 
 def test_it_shows_the_history_of_a_monitor(daemon: DaemonProcess) -> None:
