@@ -28,7 +28,9 @@ from click.testing import CliRunner, Result
 
 from heartbeatd import __version__
 from heartbeatd.auth import verify_password
-from heartbeatd.cli import ClientErrorFilter, _send_test_alert, main
+from heartbeatd.cli import main
+from heartbeatd.cli.admin import _send_test_alert
+from heartbeatd.cli.app import ClientErrorFilter
 from heartbeatd.clock import FakeClock
 from heartbeatd.config import load_config, parse_config
 from heartbeatd.systemd import ReloadStatus, write_reload_status

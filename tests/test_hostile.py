@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from heartbeatd.channels import CHANNEL_TYPES
-from heartbeatd.cli import ClientErrorFilter
+from heartbeatd.cli.app import ClientErrorFilter
 from heartbeatd.config import Config, load_config
 from heartbeatd.tables import ConfigError
 from heartbeatd.web import BODY_TIMEOUT, make_app
