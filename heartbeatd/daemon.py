@@ -2,34 +2,38 @@
 
 No signal handling here: the CLI turns SIGTERM/SIGINT into `stop` and SIGHUP
 into `reload`, so tests can run the whole daemon in-process with events.
+What it asks of the process is in process.py, the reload's counters and status
+file in reloading.py, the alive record and retention in housekeeping.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import gc
 import logging
 import os
-import resource
-import socket
 from collections.abc import Coroutine
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from heartbeatd import __version__, humanize
-from heartbeatd.addresses import split_address
 from heartbeatd.clock import Clock
 from heartbeatd.config import Config, load_config, reload_problem
-from heartbeatd.durations import format_duration
 from heartbeatd.engine import Engine
+from heartbeatd.housekeeping import housekeeping, report_downtime
 from heartbeatd.lockfile import DatabaseLock
 from heartbeatd.outbox import Outbox
+from heartbeatd.process import (
+    LISTEN_BACKLOG,
+    bind_all,
+    close_all,
+    raise_fd_limit,
+    release_memory,
+    return_big_blocks,
+)
+from heartbeatd.reloading import Reloads, needs_restart, report_reload, some
 from heartbeatd.store import Store, StoreError
 from heartbeatd.systemd import (
     APPLIED,
@@ -39,13 +43,10 @@ from heartbeatd.systemd import (
     Notifier,
     ReloadStatus,
     force_request_path,
-    reload_status_path,
     take_forced_reload,
     watchdog_interval,
-    write_reload_status,
 )
 from heartbeatd.tables import ConfigError
-from heartbeatd.times import isoformat, parse_isoformat
 from heartbeatd.web import make_app
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,6 @@ log = logging.getLogger(__name__)
 # A wall clock that moves this much more (or less) than the monotonic clock
 # between two ticks was stepped (NTP, a suspended VM, a hand-set date).
 CLOCK_JUMP = 30.0
-# How often the daemon records that it is alive, to tell later how long it was down.
-ALIVE_EVERY = 30.0
-TRIM_EVERY = 600.0
 # The ticker wakes when the wheel's next slot comes due, and at least this often:
 # the heartbeat that clock-jump detection, health and the watchdog rely on, and
 # the bound on how late it notices a deadline a ping moved earlier meanwhile.
@@ -73,53 +71,6 @@ HEALTH_WRITE_TIMEOUT = 5.0
 # headers (slowloris). 75 s is nginx's client keep-alive default and outlasts
 # nginx's upstream keep-alive (60 s), so a proxy in front closes idle ones first.
 KEEPALIVE_TIMEOUT = 75.0
-
-
-def raise_fd_limit() -> None:
-    """Lift the soft open-files limit to the hard one: every connection is a
-    file descriptor, and the usual soft limit (1024) is a few idle clients."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError) as exc:
-            # E.g. a seccomp filter that refuses setrlimit (systemd's @resources).
-            log.warning("open files limit not raised limit=%d hard=%d error=%s", soft, hard, exc)
-            return
-    log.debug("open files limit=%d", resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-
-
-# glibc's mallopt() parameter, and the size from which a block gets a mapping
-# of its own, returned to the system as soon as it is freed.
-M_MMAP_THRESHOLD = -3
-BIG_BLOCK = 1024 * 1024
-
-
-def return_big_blocks() -> None:
-    """Map every block of 1 MiB or more on its own (glibc only).
-
-    A ping body of up to 10 MiB passes through a few such blocks (the read
-    buffer, its text, SQLite's record) and is freed once stored. By default
-    glibc raises its threshold after the first one is freed, so later bodies
-    come from the heap and stay resident: tens of MB kept for nothing.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    mallopt = getattr(libc, "mallopt", None)
-    if mallopt is not None:
-        mallopt(M_MMAP_THRESHOLD, BIG_BLOCK)
-
-
-@dataclass
-class Reloads:
-    ok: int = 0
-    failed: int = 0
-    last_at: datetime | None = None
-    last_ok: bool = True
-    # Reloads begun since start: `heartbeatd reload` waits for a higher one.
-    generation: int = 0
 
 
 class Daemon:
@@ -162,24 +113,24 @@ class Daemon:
         # and must not leave the database locked, opened or migrated by a
         # daemon that then exits. Until the server starts, the kernel queues
         # connections on these sockets.
-        sockets = await _bind_all(self.config.server.listen)
+        sockets = await bind_all(self.config.server.listen)
         try:
             # Before anything is written: a second daemon on this database
             # would run every deadline again and send every alert twice.
             self.lock = DatabaseLock.acquire(storage.path)
         except BaseException:
-            _close_all(sockets)
+            close_all(sockets)
             raise
         try:
             self.store = await Store.open(
                 storage.path, synchronous=storage.synchronous, clock=self.clock
             )
         except BaseException:
-            _close_all(sockets)
+            close_all(sockets)
             self.lock.release()
             raise
         try:
-            await self._report_downtime()
+            await report_downtime(self.store, self.clock)
             released = await self.store.release_claims()
             if released:
                 log.warning("alerts interrupted mid-send will be sent again count=%d", released)
@@ -216,12 +167,14 @@ class Daemon:
                 await site.start()
         except BaseException:
             # The runner's cleanup closes the sockets it serves; these are the rest.
-            _close_all(sockets)
+            close_all(sockets)
             await self.store.close()
             self.lock.release()
             raise
         self._spawn(self._ticker(), "ticker")
-        self._spawn(self._housekeeping(), "housekeeping")
+        self._spawn(
+            housekeeping(self.store, self.clock, lambda: self.config.storage), "housekeeping"
+        )
         self._spawn(self.outbox.run(self._outbox_stop), "outbox")
         interval = watchdog_interval()
         if interval:
@@ -288,14 +241,16 @@ class Daemon:
         # next reload, which its SIGHUP will start.
         forced = take_forced_reload(force_request_path(self.store.path))
         try:
-            self._report_reload(
+            report_reload(
+                self.clock,
+                self.store.path,
                 ReloadStatus(
                     os.getpid(),
                     reloads.generation,
                     RELOADING,
                     forced,
                     monitors=len(self.config.monitors),
-                )
+                ),
             )
             await self._reload(forced)
         except Exception as exc:
@@ -321,7 +276,7 @@ class Daemon:
                 log.error("reload rejected, keeping the running config: %s", line)
             self._reload_done(forced, errors=exc.problems)
             return
-        for what in _needs_restart(self.config, new):
+        for what in needs_restart(self.config, new):
             log.warning("reload cannot change %s; restart heartbeatd to apply it", what)
         diff = self.engine.apply_config(new, self.clock.now())
         self.outbox.set_channels(new.channels, new.monitors)
@@ -329,9 +284,9 @@ class Daemon:
         log.info(
             "config reloaded monitors=%d added=%s removed=%s changed=%s forced=%s",
             len(new.monitors),
-            _some(diff["added"]),
-            _some(diff["removed"]),
-            _some(diff["changed"]),
+            some(diff["added"]),
+            some(diff["removed"]),
+            some(diff["changed"]),
             "yes" if forced else "no",
         )
         self._reload_done(forced, diff=diff)
@@ -352,7 +307,9 @@ class Daemon:
             reloads.ok += 1
             reloads.last_ok = True
         diff = diff or {}
-        self._report_reload(
+        report_reload(
+            self.clock,
+            self.store.path,
             ReloadStatus(
                 os.getpid(),
                 reloads.generation,
@@ -363,7 +320,7 @@ class Daemon:
                 removed=len(diff.get("removed", ())),
                 changed=len(diff.get("changed", ())),
                 errors=tuple(errors or ()),
-            )
+            ),
         )
 
     def _start_reload_status(self) -> None:
@@ -371,18 +328,11 @@ class Daemon:
         # must not carry over to a reload of this run.
         if take_forced_reload(force_request_path(self.store.path)):
             log.info("dropped a forced reload request made before this start")
-        self._report_reload(
-            ReloadStatus(os.getpid(), 0, STARTED, monitors=len(self.config.monitors))
+        report_reload(
+            self.clock,
+            self.store.path,
+            ReloadStatus(os.getpid(), 0, STARTED, monitors=len(self.config.monitors)),
         )
-
-    def _report_reload(self, status: ReloadStatus) -> None:
-        at = isoformat(self.clock.now()) or ""
-        path = reload_status_path(self.store.path)
-        try:
-            write_reload_status(path, replace(status, at=at))
-        except OSError as exc:
-            # `heartbeatd reload` then times out and points at this log.
-            log.error("cannot write the reload status path=%s error=%s", path, exc)
 
     # -- background tasks ---------------------------------------------------------
 
@@ -415,30 +365,6 @@ class Daemon:
                 delay = min(due - now.timestamp(), TICK_EVERY)
             await self.clock.sleep(delay)
 
-    async def _housekeeping(self) -> None:
-        since_trim = TRIM_EVERY - 30.0
-        while True:
-            try:
-                await self.store.set_meta("last_alive", self.clock.now().isoformat())
-                if since_trim >= TRIM_EVERY:
-                    since_trim = 0.0
-                    await self._trim()
-            except StoreError as exc:
-                log.error("housekeeping failed error=%s", exc)
-            await self.clock.sleep(ALIVE_EVERY)
-            since_trim += ALIVE_EVERY
-
-    async def _trim(self) -> None:
-        """Retention: old pings, flips and finished alerts, in short transactions
-        on the writer's thread, so pings in between wait for one batch at most."""
-        storage = self.config.storage
-        pings = await self.store.trim_pings(storage.ping_history)
-        flips = await self.store.prune_flips(storage.flip_history)
-        before = self.clock.now() - timedelta(seconds=storage.outbox_retention)
-        alerts = await self.store.prune_outbox(before)
-        if pings or flips or alerts:
-            log.info("old history trimmed pings=%d flips=%d alerts=%d", pings, flips, alerts)
-
     async def _watchdog(self, interval: float) -> None:
         while True:
             # Only a loop that still ticks is alive; a stalled ticker lets
@@ -446,19 +372,6 @@ class Daemon:
             if self.clock.monotonic() - self._last_tick < STALL_AFTER:
                 self.notifier.watchdog()
             await self.clock.sleep(interval)
-
-    async def _report_downtime(self) -> None:
-        last = parse_isoformat(await self.store.get_meta("last_alive"))
-        if last is None:
-            return
-        gap = self.clock.now() - last
-        if gap > timedelta(seconds=2 * ALIVE_EVERY):
-            log.warning(
-                "heartbeatd itself was not running for about %s (last alive %s); "
-                "deadlines that passed meanwhile get their grace period again",
-                format_duration(gap.total_seconds()),
-                isoformat(last),
-            )
 
     # -- health -------------------------------------------------------------------
 
@@ -479,90 +392,6 @@ class Daemon:
 
     def _status_line(self) -> str:
         return f"watching {humanize.count(len(self.config.monitors), 'monitor')}"
-
-
-# Cron jobs fire on the minute, all at once: a short listen backlog would
-# drop their connection attempts for a second.
-LISTEN_BACKLOG = 1024
-
-
-async def _bind_all(listen: tuple[str, ...]) -> list[socket.socket]:
-    """Listening sockets for every [server] listen address, all or none.
-
-    An error reads as aiohttp's own did: "error while attempting to bind on
-    address ('127.0.0.1', 8080): address already in use".
-    """
-    loop = asyncio.get_running_loop()
-    sockets: list[socket.socket] = []
-    try:
-        for address in listen:
-            host, port = split_address(address)
-            infos = await loop.getaddrinfo(
-                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-            )
-            # One socket per distinct address ("localhost" may give ::1 and 127.0.0.1).
-            for family, kind, proto, _, addr in dict.fromkeys(infos):
-                sock = socket.socket(family, kind, proto)
-                sockets.append(sock)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:
-                    # Else [::]:8080 also takes 0.0.0.0:8080 from another listen line.
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                try:
-                    sock.bind(addr)
-                except OSError as exc:
-                    reason = (exc.strerror or str(exc)).lower()
-                    message = f"error while attempting to bind on address {addr!r}: {reason}"
-                    raise OSError(exc.errno, message) from None
-                sock.listen(LISTEN_BACKLOG)
-                sock.setblocking(False)
-    except BaseException:
-        _close_all(sockets)
-        raise
-    return sockets
-
-
-def _close_all(sockets: list[socket.socket]) -> None:
-    for sock in sockets:
-        sock.close()
-
-
-def _needs_restart(old: Config, new: Config) -> list[str]:
-    changed = []
-    if old.server.listen != new.server.listen:
-        changed.append("server.listen")
-    if old.storage.path != new.storage.path:
-        changed.append("storage.path")
-    if old.storage.synchronous != new.storage.synchronous:
-        changed.append("storage.synchronous")
-    return changed
-
-
-def _some(slugs: list[str], most: int = 10) -> str:
-    """A log field listing slugs: "-" for none, the first ten and a count after."""
-    if not slugs:
-        return "-"
-    shown = ",".join(slugs[:most])
-    return shown if len(slugs) <= most else f"{shown},(+{len(slugs) - most} more)"
-
-
-def release_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the OS (glibc only).
-
-    Without malloc_trim, memory freed after a big config load stays in the
-    process and RSS only ever ratchets up across reloads. What is left is the
-    config and the states, long-lived: frozen, so the collector stops walking
-    a million objects again and again.
-    """
-    gc.collect()
-    gc.freeze()
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    trim = getattr(libc, "malloc_trim", None)
-    if trim is not None:
-        trim(0)
 
 
 async def run(

@@ -13,6 +13,9 @@ or tick, instead of a later change storing its outcome without it.
 Changes that only re-derive a state from the rules (start-up, a reload, a wall
 clock jump) are not dropped by a rollback but derived again from the stored
 state, and written with the next change or by a retry on the wheel.
+
+The records of those changes are in commits.py; the alerts of a flip and the
+view of a monitor are built in announce.py.
 """
 
 from __future__ import annotations
@@ -21,22 +24,14 @@ import asyncio
 import functools
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from heartbeatd import states
-from heartbeatd.config import Config, Monitor, ping_urls
-from heartbeatd.model import (
-    Alert,
-    AlertEvent,
-    Flip,
-    MonitorState,
-    MonitorView,
-    Ping,
-    Status,
-    to_the_second,
-)
+from heartbeatd.announce import flip_alerts, monitor_view
+from heartbeatd.commits import Rederive, Staged, StartupSave, derive_again, failure
+from heartbeatd.config import Config, Monitor
+from heartbeatd.model import Alert, Flip, MonitorState, MonitorView, Ping, Status
 from heartbeatd.store import PingRecord, Store
 from heartbeatd.times import isoformat
 from heartbeatd.wheel import TimerWheel
@@ -45,52 +40,6 @@ log = logging.getLogger(__name__)
 
 # After a failed write, try a tick's change again this much later.
 RETRY_AFTER = timedelta(seconds=5)
-
-
-@dataclass(frozen=True, slots=True)
-class _Rederive:
-    """How a start-up, reload or clock-jump change is derived again from
-    another state when the state it was computed from is rolled back."""
-
-    now: datetime
-    rules_changed: bool = False
-    startup: bool = False
-
-
-@dataclass(eq=False, slots=True)
-class _Staged:
-    """A change handed to the store and not yet known to be on disk."""
-
-    state: MonitorState
-    # The store's future; only the engine waits on it, so nobody cancels it.
-    future: asyncio.Future[None]
-    # The change of the same monitor staged just before, while it is pending.
-    prev: _Staged | None
-    rederive: _Rederive | None = None
-    alerts: bool = False
-    # A ping's failure is logged (and answered 503) by the web layer.
-    ping: bool = False
-    # False once rolled back: the store fails it (it builds on a failed change).
-    live: bool = True
-    # What the caller of handle_ping, pause or resume awaits.
-    answer: asyncio.Future[None] | None = None
-
-
-@dataclass(slots=True)
-class _StartupSave:
-    """Start-up's one write of every changed state, while it is pending.
-
-    A change of a monitor in it builds on it like on any staged change; the
-    `_Staged` for its part is made only then (`parts`), not for 100,000
-    monitors up front.
-    """
-
-    future: asyncio.Future[None]
-    changed: Mapping[str, MonitorState]
-    # The stored state of each changed monitor that had one.
-    before: Mapping[str, MonitorState]
-    rederive: _Rederive
-    parts: dict[str, _Staged]
 
 
 class Engine:
@@ -107,13 +56,13 @@ class Engine:
         # The last tick's `now` in epoch seconds, the wheel's scale (not monotonic).
         self._last_tick_epoch = 0.0
         # The newest change of each monitor that is still on its way to disk.
-        self._tail: dict[str, _Staged] = {}
+        self._tail: dict[str, Staged] = {}
         # The stored state (None: never stored) of each monitor whose state in
         # memory is not (yet) the stored one; any other monitor's is.
         self._committed: dict[str, MonitorState | None] = {}
         # Re-derivations rolled back and not yet stored again, per monitor.
-        self._unsaved: dict[str, tuple[_Rederive, ...]] = {}
-        self._startup: _StartupSave | None = None
+        self._unsaved: dict[str, tuple[Rederive, ...]] = {}
+        self._startup: StartupSave | None = None
         self._index_uuids()
 
     # -- lookups ------------------------------------------------------------------
@@ -160,14 +109,14 @@ class Engine:
         # it, and start-up need not wait for 100,000 rows to reach the disk.
         if changed:
             future = self.store.queue_states(changed)
-            again = _Rederive(now, rules_changed=True, startup=True)
-            self._startup = _StartupSave(future, changed, before, again, {})
+            again = Rederive(now, rules_changed=True, startup=True)
+            self._startup = StartupSave(future, changed, before, again, {})
             future.add_done_callback(self._settle_startup)
         log.info("monitors loaded count=%d stored=%d", len(self.config.monitors), stored)
 
     def forgive(self, now: datetime) -> None:
         """Treat passed deadlines as start-up does: after a wall-clock jump forward."""
-        again = _Rederive(now, startup=True)
+        again = Rederive(now, startup=True)
         for slug, monitor in self.config.monitors.items():
             old = self.states[slug]
             new = states.on_startup(old, monitor, now)
@@ -240,19 +189,19 @@ class Engine:
         for slug, monitor in config.monitors.items():
             before = old_config.monitors.get(slug)
             old = self.states.get(slug)
-            again: _Rederive | None
+            again: Rederive | None
             if old is None:
                 new = states.first_seen(monitor, now)
-                again = _Rederive(now)
+                again = Rederive(now)
                 diff["added"].append(slug)
             elif before is None:
                 # Back after being removed: it was not watched meanwhile.
                 new = states.on_startup(states.on_rules_changed(old, monitor), monitor, now)
-                again = _Rederive(now, rules_changed=True, startup=True)
+                again = Rederive(now, rules_changed=True, startup=True)
                 diff["added"].append(slug)
             elif before.schedule != monitor.schedule:
                 new = states.on_rules_changed(old, monitor)
-                again = _Rederive(now, rules_changed=True)
+                again = Rederive(now, rules_changed=True)
                 diff["changed"].append(slug)
             elif before is monitor or before == monitor:
                 # Unchanged (the common case): nothing to recompute or move.
@@ -296,15 +245,15 @@ class Engine:
         ping: PingRecord | None = None,
         flip: Flip | None = None,
         body: str | None = None,
-        rederive: _Rederive | None = None,
-    ) -> _Staged:
+        rederive: Rederive | None = None,
+    ) -> Staged:
         """Put `new` in memory and queue it for the disk; it rolls back if the
         write (or one it builds on) fails. `old` is None for a monitor seen for
         the first time, which has no flip."""
         self.states[slug] = new
         alerts: list[tuple[str, Alert]] = []
         if flip is not None and flip.event is not None and old is not None:
-            alerts = self._alerts(slug, flip, old, new, body)
+            alerts = flip_alerts(self.config, slug, flip, old, new, body)
         if flip is not None:
             _log_flip(slug, flip)
         prev = self._pending(slug)
@@ -319,12 +268,12 @@ class Engine:
         # With nothing on its way and nothing to store again, the state this
         # change was computed from is the stored one.
         self._committed.setdefault(slug, old)
-        staged = _Staged(new, future, prev, rederive, bool(alerts), ping is not None)
+        staged = Staged(new, future, prev, rederive, bool(alerts), ping is not None)
         self._tail[slug] = staged
         future.add_done_callback(functools.partial(self._settle_one, slug, staged))
         return staged
 
-    def _pending(self, slug: str) -> _Staged | None:
+    def _pending(self, slug: str) -> Staged | None:
         """The newest change of the monitor still on its way to disk, if any."""
         staged = self._tail.get(slug)
         startup = self._startup
@@ -332,21 +281,21 @@ class Engine:
             staged = self._startup_part(startup, slug)
         return staged
 
-    def _startup_part(self, startup: _StartupSave, slug: str) -> _Staged:
-        part = _Staged(startup.changed[slug], startup.future, None, startup.rederive)
+    def _startup_part(self, startup: StartupSave, slug: str) -> Staged:
+        part = Staged(startup.changed[slug], startup.future, None, startup.rederive)
         startup.parts[slug] = part
         self._committed[slug] = startup.before.get(slug)
         self._tail[slug] = part
         return part
 
-    def _answer(self, staged: _Staged) -> asyncio.Future[None]:
+    def _answer(self, staged: Staged) -> asyncio.Future[None]:
         """A future of our own for the caller: it resolves after the engine has
         taken note of the outcome, and cancelling it loses nothing."""
         staged.answer = asyncio.get_running_loop().create_future()
         return staged.answer
 
-    def _settle_one(self, slug: str, staged: _Staged, future: asyncio.Future[None]) -> None:
-        error = _failure(future)
+    def _settle_one(self, slug: str, staged: Staged, future: asyncio.Future[None]) -> None:
+        error = failure(future)
         if error is None:
             self._saved(slug, staged)
         else:
@@ -362,7 +311,7 @@ class Engine:
     def _settle_startup(self, future: asyncio.Future[None]) -> None:
         startup, self._startup = self._startup, None
         assert startup is not None
-        error = _failure(future)
+        error = failure(future)
         if error is None:
             # A monitor changed since has its part; the others are on disk
             # as they are in memory.
@@ -378,7 +327,7 @@ class Engine:
             part = startup.parts.get(slug) or self._startup_part(startup, slug)
             self._roll_back(slug, part)
 
-    def _saved(self, slug: str, staged: _Staged) -> None:
+    def _saved(self, slug: str, staged: Staged) -> None:
         # Changes resolve in the order they were staged: this one is on disk,
         # and everything before it is.
         staged.prev = None
@@ -391,12 +340,12 @@ class Engine:
         if staged.alerts:
             self.on_alert()
 
-    def _roll_back(self, slug: str, failed: _Staged) -> bool:
+    def _roll_back(self, slug: str, failed: Staged) -> bool:
         """Back to the stored state after `failed` (and so every change built
         on it) failed; False if an earlier failure already rolled it back."""
         if not failed.live:
             return False
-        lost: list[_Staged] = []
+        lost: list[Staged] = []
         one = self._tail.pop(slug, None)
         while one is not None and one is not failed:
             lost.append(one)
@@ -410,7 +359,7 @@ class Engine:
         stored = self._committed.pop(slug, None)
         state = stored
         for how in again:
-            state = self._rederive(slug, state, how)
+            state = derive_again(self.config.monitors.get(slug), state, how)
         if state is None:
             self.states.pop(slug, None)
             self.wheel.cancel(slug)
@@ -422,86 +371,11 @@ class Engine:
         self._schedule(slug, retry=True)
         return True
 
-    def _rederive(
-        self, slug: str, state: MonitorState | None, how: _Rederive
-    ) -> MonitorState | None:
-        monitor = self.config.monitors.get(slug)
-        if monitor is None:
-            return state
-        if state is None:
-            return states.first_seen(monitor, how.now)
-        if how.rules_changed:
-            state = states.on_rules_changed(state, monitor)
-        if how.startup:
-            state = states.on_startup(state, monitor, how.now)
-        return state
-
-    def _alerts(
-        self, slug: str, flip: Flip, old: MonitorState, new: MonitorState, body: str | None
-    ) -> list[tuple[str, Alert]]:
-        monitor = self.config.monitors[slug]
-        assert flip.event is not None
-        downtime = None
-        if flip.event is AlertEvent.UP and old.down_at is not None:
-            downtime = max(0.0, (flip.at - old.down_at).total_seconds())
-        alert = Alert(
-            event=flip.event,
-            monitor=slug,
-            name=monitor.name,
-            status=new.status,
-            reason=flip.reason,
-            at=flip.at,
-            last_ping=new.last_ping,
-            expected_at=new.expected_at if flip.event is AlertEvent.UP else old.expected_at,
-            down_at=new.down_at if new.status is Status.DOWN else old.down_at,
-            url=f"{self.config.server.base_url}/monitors/{slug}",
-            body=new.body_preview if body is None else body,
-            downtime=downtime,
-            exit_status=new.last_exit_status,
-        )
-        return [(channel, alert) for channel in monitor.channels]
-
     # -- views --------------------------------------------------------------------
 
     def view(self, slug: str) -> MonitorView:
         """The monitor as the API, the status page and /metrics show it (DESIGN §6)."""
-        monitor = self.config.monitors[slug]
-        state = self.states[slug]
-        return MonitorView(
-            slug=slug,
-            name=monitor.name,
-            description=monitor.description,
-            status=state.status,
-            reason=state.reason,
-            schedule=monitor.schedule.describe(),
-            grace=monitor.grace,
-            started_at=to_the_second(state.started_at),
-            last_ping=to_the_second(state.last_ping),
-            last_success=to_the_second(state.last_success),
-            last_exit_status=state.last_exit_status,
-            expected_at=to_the_second(state.expected_at),
-            down_at=to_the_second(states.down_at(state, monitor)),
-            n_pings=state.n_pings,
-            last_duration=state.last_duration,
-            channels=tuple(monitor.channels),
-            uuid=monitor.uuid,
-            ping_url=self._ping_url(monitor),
-        )
-
-    def _ping_url(self, monitor: Monitor) -> str | None:
-        if monitor.uuid is None and self.config.server.ping_key is not None:
-            # The slug URL holds the key, and the read API may be open to
-            # anyone the key is meant to keep out.
-            return None
-        return ping_urls(self.config, monitor)[0]
-
-
-def _failure(future: asyncio.Future[None]) -> BaseException | None:
-    if future.cancelled():
-        # Nobody but the engine holds the store's futures; should one be
-        # cancelled all the same, its outcome is unknown: assume the worst.
-        return asyncio.CancelledError()
-    return future.exception()
+        return monitor_view(self.config, slug, self.states[slug])
 
 
 def _log_flip(slug: str, flip: Flip) -> None:

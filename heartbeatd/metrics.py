@@ -19,7 +19,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class ReloadStats(Protocol):
-    """What the daemon counts about config reloads (daemon.Reloads)."""
+    """What the daemon counts about config reloads (reloading.Reloads)."""
 
     ok: int
     failed: int

@@ -20,9 +20,10 @@ import pytest
 from heartbeatd.auth import hash_password
 from heartbeatd.clock import FakeClock
 from heartbeatd.config import load_config
-from heartbeatd.daemon import Daemon, Reloads
+from heartbeatd.daemon import Daemon
 from heartbeatd.engine import Engine
 from heartbeatd.outbox import DeliveryStats
+from heartbeatd.reloading import Reloads
 from heartbeatd.store import Store
 from heartbeatd.web import make_app
 from tests.conftest import NOW
