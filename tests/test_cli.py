@@ -247,10 +247,12 @@ def test_check_accepts_a_file_without_monitors_with_a_warning(tmp_path: Path) ->
 def mute(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     """A process that takes SIGHUP and never answers, like a hung daemon."""
     code = (
-        "import signal, time\n"
+        "import signal\n"
         "signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
         "print('ready', flush=True)\n"
-        "time.sleep(60)\n"
+        # Waits for a signal it handles (none), ended by the alarm at the latest.
+        "signal.alarm(60)\n"
+        "signal.pause()\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
