@@ -214,9 +214,7 @@ def pause(
     slug: str,
 ) -> None:
     """Pause a monitor: no alerts until it is resumed or pinged."""
-    api = _connect(config_path, url, token_file, user, password_file)
-    result = _ask(api, f"/api/v1/monitors/{slug}/pause", method="POST")
-    click.echo(f"{slug}: {result['status']}")
+    _change(_connect(config_path, url, token_file, user, password_file), slug, "pause")
 
 
 @click.command()
@@ -231,8 +229,12 @@ def resume(
     slug: str,
 ) -> None:
     """Resume a paused monitor."""
-    api = _connect(config_path, url, token_file, user, password_file)
-    result = _ask(api, f"/api/v1/monitors/{slug}/resume", method="POST")
+    _change(_connect(config_path, url, token_file, user, password_file), slug, "resume")
+
+
+def _change(api: DaemonAPI, slug: str, action: str) -> None:
+    """POST the write API's `action` for `slug` and print the status it answers."""
+    result = _ask(api, f"/api/v1/monitors/{slug}/{action}", method="POST")
     click.echo(f"{slug}: {result['status']}")
 
 
