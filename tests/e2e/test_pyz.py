@@ -55,13 +55,13 @@ def interpreter_id(path: str) -> str:
     return path.strip("/").replace("/", "-")
 
 
-@pytest.fixture(scope="session")
-def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def obtain_pyz(directory: Path) -> Path:
+    """$HEARTBEATD_PYZ, or a new build in `directory` (skips if it cannot be fetched)."""
     given = os.environ.get("HEARTBEATD_PYZ")
     if given:
         assert Path(given).is_file(), f"HEARTBEATD_PYZ={given} is not a file"
         return Path(given)
-    out = tmp_path_factory.mktemp("pyz") / "heartbeatd.pyz"
+    out = directory / "heartbeatd.pyz"
     built = subprocess.run(
         [str(BUILD), str(out)],
         env={**os.environ, "PYTHON": sys.executable},
@@ -73,6 +73,11 @@ def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip(f"shiv or the wheels could not be fetched: {built.stderr[-500:]}")
     assert built.returncode == 0, built.stdout + built.stderr
     return out
+
+
+@pytest.fixture(scope="session")
+def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return obtain_pyz(tmp_path_factory.mktemp("pyz"))
 
 
 class PyzDaemon:
