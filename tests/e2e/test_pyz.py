@@ -8,7 +8,7 @@ then change the monitor's state as the API reports it, and the compiled
 extensions built for that version must be the ones loaded.
 
 The file is built once per session (about a minute), or taken from
-$HEARTBEATD_PYZ, which .ci/run sets after building it once for all its suites.
+$TEST_PYZ, which .ci/run sets after building it once for all its suites.
 """
 
 from __future__ import annotations
@@ -56,10 +56,10 @@ def interpreter_id(path: str) -> str:
 
 
 def obtain_pyz(directory: Path) -> Path:
-    """$HEARTBEATD_PYZ, or a new build in `directory` (skips if it cannot be fetched)."""
-    given = os.environ.get("HEARTBEATD_PYZ")
+    """$TEST_PYZ, or a new build in `directory` (skips if it cannot be fetched)."""
+    given = os.environ.get("TEST_PYZ")
     if given:
-        assert Path(given).is_file(), f"HEARTBEATD_PYZ={given} is not a file"
+        assert Path(given).is_file(), f"TEST_PYZ={given} is not a file"
         return Path(given)
     out = directory / "heartbeatd.pyz"
     built = subprocess.run(
