@@ -310,6 +310,8 @@ class MonitorView:
     # The URL a job pings: by uuid if it has one, else by slug; None when a
     # slug URL would show [server] ping_key, the secret that guards it.
     ping_url: str | None = None
+    # "file" (declared in the config file) or "api" (created at run time).
+    source: str = "file"
 
     def to_json(self) -> dict[str, Any]:
         """The API's monitor object; its keys and their order are the contract."""
@@ -332,6 +334,7 @@ class MonitorView:
             "channels": list(self.channels),
             "uuid": self.uuid,
             "ping_url": self.ping_url,
+            "source": self.source,
         }
 
     @classmethod
@@ -358,4 +361,5 @@ class MonitorView:
             channels=tuple(data.get("channels", ())),
             uuid=data.get("uuid"),
             ping_url=data.get("ping_url"),
+            source=data.get("source", "file"),
         )

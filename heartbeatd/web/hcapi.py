@@ -1,0 +1,487 @@
+"""The Healthchecks management API, v1 to v3, under /api/v1|v2|v3/ beside
+heartbeatd's own /api/v1/monitors: checks, their pings and flips, pause and
+resume, channels, badges and /api/v3/status/. Keys come from [api]
+keys_file: `X-Api-Key`, or `api_key` in a JSON body; read-only keys see
+checks by `unique_key` and without their uuid or URLs, as in Healthchecks.
+
+Monitors created here are the API's (source "api", stored in SQLite, see
+provision.py); the file's monitors can be read, paused and resumed, but
+changing or deleting them answers 403: the file is theirs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from aiohttp import web
+
+from heartbeatd import hcjson
+from heartbeatd.apikeys import ApiKey, find_key
+from heartbeatd.model import Status
+from heartbeatd.names import name_problem
+from heartbeatd.provision import ProvisionError
+from heartbeatd.store import StoreError
+from heartbeatd.web.keys import CLOCK, ENGINE, HEALTH, PROVISIONER
+
+log = logging.getLogger(__package__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Healthchecks' bounds on timeout and grace, in seconds.
+MIN_SECONDS, MAX_SECONDS = 60, 31536000
+# Keys of a create or update body heartbeatd reads; others with a value other
+# than Healthchecks' default are refused (below), not silently dropped.
+_UNSUPPORTED_DEFAULTS: dict[str, Any] = {
+    "manual_resume": False,
+    "methods": "",
+    "subject": "",
+    "subject_fail": "",
+    "start_kw": "",
+    "success_kw": "",
+    "failure_kw": "",
+    "filter_subject": False,
+    "filter_body": False,
+}
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_SHA1 = re.compile(r"[0-9a-f]{40}")
+
+
+def error(status: int, message: str) -> web.HTTPException:
+    exc = web.HTTPException(text=json.dumps({"error": message}), content_type="application/json")
+    exc.set_status(status)
+    return exc
+
+
+# -- authentication -----------------------------------------------------------
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.body_exists:
+        return {}
+    try:
+        data = await request.json(loads=json.loads)
+    except (ValueError, UnicodeDecodeError):
+        raise error(400, "could not parse request body") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise error(400, "json validation error: value is not an object")
+    return data
+
+
+async def _key(request: web.Request, body: dict[str, Any]) -> ApiKey:
+    keys = request.app[ENGINE].config.api.keys
+    given = request.headers.get("X-Api-Key") or body.get("api_key")
+    if not keys:
+        raise error(401, "the Healthchecks API is off: set [api] keys_file")
+    if not given or not isinstance(given, str):
+        raise error(401, "missing api key")
+    key = find_key(keys, given)
+    if key is None:
+        log.warning("wrong api key remote=%s", request.remote)
+        raise error(401, "wrong api key")
+    return key
+
+
+def read_api(handler: Callable[[web.Request, ApiKey], Awaitable[web.StreamResponse]]) -> Handler:
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        key = await _key(request, {})
+        return await handler(request, key)
+
+    return guarded
+
+
+def write_api(
+    handler: Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]],
+) -> Handler:
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        body = await _body(request)
+        key = await _key(request, body)
+        if not key.read_write:
+            raise error(401, "wrong api key: this is a read-only key")
+        return await handler(request, body)
+
+    return guarded
+
+
+# -- shaping --------------------------------------------------------------------
+
+
+def _version(request: web.Request) -> int:
+    return int(request.match_info["version"])
+
+
+def _api_url(request: web.Request) -> str:
+    base = request.app[ENGINE].config.server.base_url
+    return f"{base}/api/v{_version(request)}/"
+
+
+def _badge_url(request: web.Request, slug: str) -> str:
+    config = request.app[ENGINE].config
+    key = config.server.badge_key
+    prefix = f"{key.reveal()}/" if key is not None else ""
+    return f"{config.server.base_url}/badge/{prefix}{slug}.svg"
+
+
+def _check(request: web.Request, slug: str, *, readonly: bool = False) -> dict[str, Any]:
+    engine = request.app[ENGINE]
+    return hcjson.check_to_dict(
+        engine.view(slug),
+        engine.config.monitors[slug],
+        api_url=_api_url(request),
+        badge_url=_badge_url(request, slug),
+        version=_version(request),
+        readonly=readonly,
+    )
+
+
+def _find(request: web.Request, code: str, *, readonly: bool = False) -> str:
+    """The slug of the check `code` names: a uuid, or a unique_key for reads."""
+    engine = request.app[ENGINE]
+    code = code.lower()
+    if _UUID.fullmatch(code) is None and not (readonly and _SHA1.fullmatch(code)):
+        raise error(404, "not found")
+    for slug, monitor in engine.config.monitors.items():
+        own = hcjson.check_code(monitor)
+        if code == own or (readonly and code == hcjson.unique_key(own)):
+            return slug
+    raise error(404, "not found")
+
+
+# -- reads ----------------------------------------------------------------------
+
+
+async def list_checks(request: web.Request, key: ApiKey) -> web.Response:
+    engine = request.app[ENGINE]
+    tags = request.query.getall("tag", [])
+    slug = request.query.get("slug")
+    if tags:
+        # Tags are not in heartbeatd yet: no monitor carries any, so none matches.
+        return web.json_response({"checks": []})
+    slugs = [slug] if slug is not None else list(engine.config.monitors)
+    checks = [
+        _check(request, s, readonly=not key.read_write)
+        for s in slugs
+        if engine.monitor(s) is not None
+    ]
+    return web.json_response({"checks": checks})
+
+
+async def get_check(request: web.Request, key: ApiKey) -> web.Response:
+    readonly = not key.read_write
+    slug = _find(request, request.match_info["code"], readonly=True)
+    return web.json_response(_check(request, slug, readonly=readonly))
+
+
+async def list_pings(request: web.Request, key: ApiKey) -> web.Response:
+    if not key.read_write:
+        raise error(401, "wrong api key: this is a read-only key")
+    slug = _find(request, request.match_info["code"])
+    try:
+        rows = await request.app[ENGINE].store.pings(slug, limit=1000)
+    except StoreError as exc:
+        log.error("pings not read monitor=%s error=%s", slug, exc)
+        raise error(503, "storage unavailable") from None
+    base = f"{_api_url(request)}checks/{request.match_info['code']}/pings/"
+    pings = [hcjson.ping_to_dict(row, body_url=f"{base}{row['id']}/body") for row in rows]
+    return web.json_response({"pings": pings})
+
+
+async def ping_body(request: web.Request, key: ApiKey) -> web.Response:
+    if not key.read_write:
+        raise error(401, "wrong api key: this is a read-only key")
+    slug = _find(request, request.match_info["code"])
+    number = request.match_info["n"]
+    try:
+        body = await request.app[ENGINE].store.ping_body(slug, int(number))
+    except StoreError as exc:
+        log.error("ping body not read monitor=%s error=%s", slug, exc)
+        raise error(503, "storage unavailable") from None
+    if not body:
+        raise error(404, "not found")
+    return web.Response(text=body)
+
+
+def _timestamp(request: web.Request, name: str) -> datetime | None:
+    text = request.query.get(name)
+    if text is None:
+        return None
+    if not (text.isdigit() and text.isascii() and len(text) <= 12):
+        raise error(400, f"{name} must be a non-negative integer")
+    return datetime.fromtimestamp(int(text), timezone.utc)
+
+
+async def list_flips(request: web.Request, key: ApiKey) -> web.Response:
+    slug = _find(request, request.match_info["code"], readonly=True)
+    start, end = _timestamp(request, "start"), _timestamp(request, "end")
+    seconds = request.query.get("seconds")
+    if seconds is not None:
+        if start is not None or end is not None:
+            raise error(400, "seconds and start or end cannot be combined")
+        if not (seconds.isdigit() and seconds.isascii() and len(seconds) <= 12):
+            raise error(400, "seconds must be a non-negative integer")
+        start = request.app[CLOCK].now() - timedelta(seconds=int(seconds))
+    try:
+        flips = await request.app[ENGINE].store.flips_between(slug, start, end)
+    except StoreError as exc:
+        log.error("flips not read monitor=%s error=%s", slug, exc)
+        raise error(503, "storage unavailable") from None
+    return web.json_response([hcjson.flip_to_dict(at, new) for at, new in flips])
+
+
+async def list_channels(request: web.Request, key: ApiKey) -> web.Response:
+    if not key.read_write:
+        raise error(401, "wrong api key: this is a read-only key")
+    channels = request.app[ENGINE].config.channels.values()
+    return web.json_response(
+        {
+            "channels": [
+                {"id": hcjson.channel_id(c.name), "name": c.name, "kind": c.type} for c in channels
+            ]
+        }
+    )
+
+
+async def list_badges(request: web.Request, key: ApiKey) -> web.Response:
+    # Healthchecks lists a badge per tag; heartbeatd's badges are per monitor.
+    badges = {}
+    for slug in request.app[ENGINE].config.monitors:
+        svg = _badge_url(request, slug)
+        json_url = svg[: -len(".svg")] + ".json"
+        badges[slug] = {
+            "svg": svg,
+            "svg3": svg,
+            "json": json_url,
+            "json3": json_url,
+            "shields": json_url,
+            "shields3": json_url,
+        }
+    return web.json_response({"badges": badges})
+
+
+async def status(request: web.Request) -> web.Response:
+    problem = await request.app[HEALTH]()
+    if problem is not None:
+        return web.Response(status=503, text=problem)
+    return web.Response(text="OK")
+
+
+# -- writes ---------------------------------------------------------------------
+
+
+async def pause(request: web.Request, body: dict[str, Any]) -> web.Response:
+    engine = request.app[ENGINE]
+    slug = _find(request, request.match_info["code"])
+    await _stored(engine.pause(slug), slug)
+    log.info("paused monitor=%s via=hcapi", slug)
+    return web.json_response(_check(request, slug))
+
+
+async def resume(request: web.Request, body: dict[str, Any]) -> web.Response:
+    engine = request.app[ENGINE]
+    slug = _find(request, request.match_info["code"])
+    if engine.state(slug).status is not Status.PAUSED:
+        raise error(409, "check is not paused")
+    await _stored(engine.resume(slug, request.app[CLOCK].now()), slug)
+    log.info("resumed monitor=%s via=hcapi", slug)
+    return web.json_response(_check(request, slug))
+
+
+async def _stored(future: Awaitable[None], slug: str) -> None:
+    try:
+        await future
+    except StoreError:
+        # The engine has logged it and rolled the change back in memory.
+        raise error(503, "storage unavailable") from None
+
+
+def _owned(request: web.Request, slug: str) -> None:
+    monitor = request.app[ENGINE].config.monitors[slug]
+    if monitor.source != "api":
+        path = request.app[ENGINE].config.path
+        raise error(
+            403,
+            f"monitors.{slug} is declared in {path}: change or remove it there,"
+            " not through the API",
+        )
+
+
+async def create(request: web.Request, body: dict[str, Any]) -> web.Response:
+    fields = _read_fields(request, body, creating=True)
+    unique = body.get("unique", [])
+    if not isinstance(unique, list) or not all(
+        u in ("name", "tags", "timeout", "grace") for u in unique
+    ):
+        raise error(400, "unique must be a list of: name, tags, timeout, grace")
+    for slug in _matches(request, body, unique):
+        # An upsert that finds a monitor of the file would change the file's.
+        _owned(request, slug)
+        await _save(request, slug, fields, updating=True)
+        return web.json_response(_check(request, slug))
+    slug = _new_slug(request, body)
+    await _save(request, slug, fields, updating=False)
+    return web.json_response(_check(request, slug), status=201)
+
+
+async def update(request: web.Request, body: dict[str, Any]) -> web.Response:
+    slug = _find(request, request.match_info["code"])
+    _owned(request, slug)
+    fields = _read_fields(request, body, creating=False)
+    await _save(request, slug, fields, updating=True)
+    return web.json_response(_check(request, slug))
+
+
+async def delete(request: web.Request, body: dict[str, Any]) -> web.Response:
+    slug = _find(request, request.match_info["code"])
+    _owned(request, slug)
+    answer = _check(request, slug)
+    try:
+        await request.app[PROVISIONER].delete(slug, request.app[CLOCK].now())
+    except StoreError as exc:
+        log.error("api monitor not deleted monitor=%s error=%s", slug, exc)
+        raise error(503, "storage unavailable") from None
+    return web.json_response(answer)
+
+
+def _matches(request: web.Request, body: dict[str, Any], unique: list[str]) -> list[str]:
+    if not unique:
+        return []
+    engine = request.app[ENGINE]
+    found = []
+    for slug, monitor in engine.config.monitors.items():
+        if "name" in unique and monitor.name != body.get("name", ""):
+            continue
+        if "tags" in unique and body.get("tags", "") != "":
+            continue
+        if "timeout" in unique and monitor.schedule.period != body.get("timeout", 86400):
+            continue
+        if "grace" in unique and monitor.grace != body.get("grace", 3600):
+            continue
+        found.append(slug)
+    return found[:1]
+
+
+def _new_slug(request: web.Request, body: dict[str, Any]) -> str:
+    """The slug a new check gets: `slug` if given, else its name made a slug."""
+    given = body.get("slug")
+    if given is not None and (not isinstance(given, str) or name_problem(given)):
+        raise error(400, "slug may use only a-z, 0-9, _ and -, and not look like a number")
+    if given:
+        if request.app[ENGINE].monitor(given) is not None:
+            raise error(409, f"a monitor with slug {given} exists already")
+        return str(given)
+    name = body.get("name") or "check"
+    base = re.sub(r"[^a-z0-9_-]+", "-", str(name).lower()).strip("-") or "check"
+    if name_problem(base):
+        base = f"check-{base}"
+    slug, n = base, 1
+    while request.app[ENGINE].monitor(slug) is not None or name_problem(slug):
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+def _read_fields(request: web.Request, body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+    """The monitor table's keys that a create or update body sets."""
+    for key, default in _UNSUPPORTED_DEFAULTS.items():
+        if key in body and body[key] != default:
+            raise error(400, f"{key} is not supported by heartbeatd")
+    if body.get("tags") not in (None, ""):
+        raise error(400, "tags are not supported by this heartbeatd yet")
+    fields: dict[str, Any] = {}
+    if "name" in body:
+        fields["name"] = _text(body, "name", 100)
+    if "desc" in body:
+        fields["description"] = _text(body, "desc", 10000)
+    for key in ("timeout", "grace"):
+        if key in body:
+            value = body[key]
+            if type(value) is not int:
+                raise error(400, f"json validation error: {key} is not a number")
+            if value < MIN_SECONDS:
+                raise error(400, f"json validation error: {key} is too small")
+            if value > MAX_SECONDS:
+                raise error(400, f"json validation error: {key} is too large")
+    if "grace" in body:
+        fields["grace"] = body["grace"]
+    if "schedule" in body:
+        fields["schedule"] = _text(body, "schedule", 100)
+        fields["timezone"] = _text(body, "tz", 36) if "tz" in body else "UTC"
+    elif "timeout" in body:
+        fields["period"] = body["timeout"]
+    elif creating:
+        # Healthchecks' default: a simple check, expected once a day.
+        fields["period"] = 86400
+    if "tz" in body and "schedule" not in body:
+        fields["timezone"] = _text(body, "tz", 36)
+    if "channels" in body:
+        fields["channels"] = _channels(request, body["channels"])
+    return fields
+
+
+def _text(body: dict[str, Any], key: str, limit: int) -> str:
+    value = body[key]
+    if not isinstance(value, str):
+        raise error(400, f"json validation error: {key} is not a string")
+    if len(value) > limit:
+        raise error(400, f"json validation error: {key} is too long")
+    return value
+
+
+def _channels(request: web.Request, value: Any) -> list[str]:
+    """Healthchecks' channels field: "*" (all), "" (none), or names or ids."""
+    if not isinstance(value, str):
+        raise error(400, "json validation error: channels is not a string")
+    declared = request.app[ENGINE].config.channels
+    if value == "*":
+        return sorted(declared)
+    by_id = {hcjson.channel_id(name): name for name in declared}
+    names = []
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        name = part if part in declared else by_id.get(part.lower())
+        if name is None:
+            raise error(400, f"invalid channel identifier: {part}")
+        names.append(name)
+    return names
+
+
+async def _save(request: web.Request, slug: str, fields: dict[str, Any], *, updating: bool) -> None:
+    provisioner = request.app[PROVISIONER]
+    data: dict[str, Any] = {}
+    before = provisioner.definitions.get(slug) if updating else None
+    if before is not None:
+        data = {k: v for k, v in before.data.items() if k != "uuid"}
+        if "schedule" in fields or "period" in fields:
+            for key in ("schedule", "period", "timezone"):
+                data.pop(key, None)
+    data.update(fields)
+    try:
+        await provisioner.save(slug, data, request.app[CLOCK].now())
+    except ProvisionError as exc:
+        raise error(400, "; ".join(exc.problems)) from None
+    except StoreError as exc:
+        log.error("api monitor not saved monitor=%s error=%s", slug, exc)
+        raise error(503, "storage unavailable") from None
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """Every route of the Healthchecks API, for each of its versions."""
+    root = "/api/v{version:[123]}/"
+    check = root + "checks/{code}"
+    router.add_get(root + "checks/", read_api(list_checks))
+    router.add_post(root + "checks/", write_api(create))
+    router.add_get(check, read_api(get_check))
+    router.add_post(check, write_api(update))
+    router.add_delete(check, write_api(delete))
+    router.add_post(check + "/pause", write_api(pause))
+    router.add_post(check + "/resume", write_api(resume))
+    router.add_get(check + "/pings/", read_api(list_pings))
+    router.add_get(check + "/pings/{n:[0-9]{1,18}}/body", read_api(ping_body))
+    router.add_get(check + "/flips/", read_api(list_flips))
+    router.add_get(root + "channels/", read_api(list_channels))
+    router.add_get(root + "badges/", read_api(list_badges))
+    router.add_get(root + "status/", status)
