@@ -8,6 +8,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from heartbeatd.store.schema import Reader
@@ -69,3 +70,20 @@ async def flips_between(
         ),
     )
     return [(parse_stored(at), new) for at, new in reversed(rows)]
+
+
+def read_file(path: Path) -> list[Definition]:
+    """The API monitors of a database file, read-only, without the daemon
+    (`heartbeatd export` and `check`): none when there is no file or table."""
+    if not path.exists():
+        return []
+    db = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT slug, uuid, definition FROM api_monitors ORDER BY slug")
+        return [Definition(slug, code, json.loads(text)) for slug, code, text in rows]
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise
+    finally:
+        db.close()
