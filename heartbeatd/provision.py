@@ -15,6 +15,7 @@ check` warns), until the file lets go of it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid as uuidlib
@@ -87,6 +88,9 @@ class Provisioner:
     def __init__(self, engine: Engine, definitions: Mapping[str, Definition] | None = None) -> None:
         self.engine = engine
         self.definitions: dict[str, Definition] = dict(definitions or {})
+        # Held by whoever decides a slug and saves it (a create, an update,
+        # a ?create=1 ping): two at once must not both take the same slug.
+        self.lock = asyncio.Lock()
 
     @classmethod
     async def load(cls, store: Store) -> dict[str, Definition]:
@@ -114,9 +118,16 @@ class Provisioner:
         return self.engine.config.monitors[slug]
 
     async def delete(self, slug: str, now: datetime) -> None:
-        await self.engine.store.delete_api_monitor(slug)
-        self.definitions.pop(slug, None)
+        # Out of the engine first: a ping that comes while the row is being
+        # deleted is a 404, not a state row written after the delete.
+        definition = self.definitions.pop(slug)
         self._apply(now)
+        try:
+            await self.engine.store.delete_api_monitor(slug)
+        except BaseException:
+            self.definitions[slug] = definition
+            self._apply(now)
+            raise
         self.engine.states.pop(slug, None)
         log.info("api monitor deleted monitor=%s", slug)
 

@@ -418,3 +418,17 @@ async def test_a_server_error_is_reported_as_one(hc):
     await hc.store._reader.close()
     with client(hc, 3) as sync, pytest.raises(HCAPIError):
         await call(sync.get_check_pings, UUID)
+
+
+async def test_creates_at_once_with_one_name_get_slugs_of_their_own(hc):
+    body = {"name": "twin", "timeout": 600}
+    answers = await asyncio.gather(
+        *(raw(hc, "POST", "/api/v3/checks/", body=body) for _ in range(3))
+    )
+    assert [status for status, _ in answers] == [201, 201, 201]
+    made = sorted((json.loads(text)["slug"], json.loads(text)["uuid"]) for _, text in answers)
+    assert [slug for slug, _ in made] == ["twin", "twin-2", "twin-3"]
+    # What is stored is what is watched: each slug with its own uuid.
+    stored = sorted((d.slug, d.uuid) for d in await hc.store.api_monitors())
+    assert stored == made
+    assert all(hc.engine.config.monitors[slug].uuid == code for slug, code in made)

@@ -4,6 +4,7 @@ on the page and in the API, with their address and user agent."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sys
 import textwrap
@@ -205,3 +206,14 @@ def test_export_without_a_database_prints_nothing(tmp_path):
     path.write_text(textwrap.dedent(config()))
     result = CliRunner().invoke(main, ["export", "-c", str(path)])
     assert (result.exit_code, result.output) == (0, "")
+
+
+async def test_create_pings_at_once_make_one_monitor(make_client):
+    client = await make_client(config("auto_provision = true\n"))
+    answers = await asyncio.gather(*(client.get("/ping/burst?create=1") for _ in range(5)))
+    assert [a.status for a in answers] == [200] * 5
+    stored = await client.store.api_monitors()
+    assert [(d.slug, d.uuid) for d in stored] == [
+        ("burst", client.engine.config.monitors["burst"].uuid)
+    ]
+    assert client.engine.state("burst").n_pings == 5

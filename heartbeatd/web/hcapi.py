@@ -145,6 +145,10 @@ def _find(request: web.Request, code: str, *, readonly: bool = False) -> str:
     code = code.lower()
     if _UUID.fullmatch(code) is None and not (readonly and _SHA1.fullmatch(code)):
         raise error(404, "not found")
+    slug = engine.slug_for_uuid(code)
+    if slug is not None:
+        return slug
+    # A uuid derived from a slug, or a unique_key: worked out monitor by monitor.
     for slug, monitor in engine.config.monitors.items():
         own = hcjson.check_code(monitor)
         if code == own or (readonly and code == hcjson.unique_key(own)):
@@ -317,6 +321,13 @@ async def create(request: web.Request, body: dict[str, Any]) -> web.Response:
         u in ("name", "tags", "timeout", "grace") for u in unique
     ):
         raise error(400, "unique must be a list of: name, tags, timeout, grace")
+    async with request.app[PROVISIONER].lock:
+        return await _create(request, body, fields, unique)
+
+
+async def _create(
+    request: web.Request, body: dict[str, Any], fields: dict[str, Any], unique: list[str]
+) -> web.Response:
     for slug in _matches(request, body, unique):
         # An upsert that finds a monitor of the file would change the file's.
         _owned(request, slug)
@@ -331,7 +342,10 @@ async def update(request: web.Request, body: dict[str, Any]) -> web.Response:
     slug = _find(request, request.match_info["code"])
     _owned(request, slug)
     fields = _read_fields(request, body, creating=False)
-    await _save(request, slug, fields, updating=True)
+    async with request.app[PROVISIONER].lock:
+        if request.app[ENGINE].monitor(slug) is None:
+            raise error(404, "not found")
+        await _save(request, slug, fields, updating=True)
     return web.json_response(_check(request, slug))
 
 
@@ -339,8 +353,12 @@ async def delete(request: web.Request, body: dict[str, Any]) -> web.Response:
     slug = _find(request, request.match_info["code"])
     _owned(request, slug)
     answer = _check(request, slug)
+    provisioner = request.app[PROVISIONER]
     try:
-        await request.app[PROVISIONER].delete(slug, request.app[CLOCK].now())
+        async with provisioner.lock:
+            if slug not in provisioner.definitions:
+                raise error(404, "not found")
+            await provisioner.delete(slug, request.app[CLOCK].now())
     except StoreError as exc:
         log.error("api monitor not deleted monitor=%s error=%s", slug, exc)
         raise error(503, "storage unavailable") from None

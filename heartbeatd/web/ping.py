@@ -176,8 +176,13 @@ async def _provision(request: web.Request) -> None:
         return
     if name_problem(slug) is not None:
         return
+    provisioner = request.app[PROVISIONER]
     try:
-        await request.app[PROVISIONER].save(slug, {"period": "1d"}, request.app[CLOCK].now())
+        async with provisioner.lock:
+            # Another ping may have made it while this one waited.
+            if engine.monitor(slug) is not None:
+                return
+            await provisioner.save(slug, {"period": "1d"}, request.app[CLOCK].now())
     except ProvisionError as exc:
         log.error("auto-provisioning failed monitor=%s problem=%s", slug, exc)
     except StoreError as exc:
