@@ -74,14 +74,14 @@ def check_to_dict(
     badge_url: str,
     version: int,
     readonly: bool,
-    tags: str = "",
 ) -> dict[str, Any]:
     """A check object; `api_url` is this API's root ("https://hb/api/v3/")."""
     code = check_code(monitor)
     result: dict[str, Any] = {
         "name": view.name,
         "slug": view.slug,
-        "tags": tags,
+        # Healthchecks keeps tags as one space-separated string.
+        "tags": " ".join(monitor.tags),
         "desc": view.description,
         "grace": view.grace,
         "n_pings": view.n_pings,

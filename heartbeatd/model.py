@@ -310,6 +310,7 @@ class MonitorView:
     # The URL a job pings: by uuid if it has one, else by slug; None when a
     # slug URL would show [server] ping_key, the secret that guards it.
     ping_url: str | None = None
+    tags: tuple[str, ...] = ()
     # "file" (declared in the config file) or "api" (created at run time).
     source: str = "file"
 
@@ -334,6 +335,7 @@ class MonitorView:
             "channels": list(self.channels),
             "uuid": self.uuid,
             "ping_url": self.ping_url,
+            "tags": list(self.tags),
             "source": self.source,
         }
 
@@ -361,5 +363,6 @@ class MonitorView:
             channels=tuple(data.get("channels", ())),
             uuid=data.get("uuid"),
             ping_url=data.get("ping_url"),
+            tags=tuple(data.get("tags", ())),
             source=data.get("source", "file"),
         )

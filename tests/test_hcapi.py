@@ -40,10 +40,12 @@ name = "Nightly backup"
 period = "1h"
 grace = "5m"
 uuid = "{UUID}"
+tags = ["db", "prod"]
 
 [monitors.nightly]
 schedule = "0 2 * * *"
 timezone = "Europe/Riga"
+tags = ["prod"]
 """
 CHECK_KEYS = {
     "name", "slug", "tags", "desc", "grace", "n_pings", "status", "started", "last_ping",
@@ -115,6 +117,7 @@ async def test_it_lists_checks_in_healthchecks_shape(hc, version):
         "Nightly backup", UUID, 300, 3600,
     )  # fmt: skip
     assert backup.status == "new" and backup.n_pings == 0 and backup.last_ping is None
+    assert backup.tags == "db prod"
     assert backup.channels == hcjson.channel_id("ops")
     assert backup.ping_url == f"http://127.0.0.1:{hc.port}/ping/{UUID}"
     # Every field Healthchecks documents, and uuid-only ones for a read-write key.
@@ -236,15 +239,20 @@ async def test_channels_badges_and_status(hc):
         ("log", "log", hcjson.channel_id("log")),
         ("ops", "log", hcjson.channel_id("ops")),
     }
-    assert badges["backup"].svg == f"http://127.0.0.1:{hc.port}/badge/backup.svg"
-    async with aiohttp.ClientSession() as session, session.get(badges["backup"].json_url) as got:
-        assert (await got.json())["message"] == "new"
+    assert set(badges) == {"db", "prod"}
+    assert badges["db"].svg == f"http://127.0.0.1:{hc.port}/badge/tag/db.svg"
+    with client(hc, 3) as sync:
+        await call(sync.fail_ping, uuid=UUID)
+    async with aiohttp.ClientSession() as session, session.get(badges["db"].json_url) as got:
+        assert (await got.json())["message"] == "down"
     assert await raw(hc, "GET", "/api/v3/status/", key=None) == (200, "OK")
 
 
-async def test_tags_filter_matches_nothing_until_monitors_have_tags(hc):
+async def test_tag_and_slug_filters(hc):
     with client(hc, 3) as sync:
-        assert await call(sync.get_checks, ["prod"]) == []
+        assert {c.slug for c in await call(sync.get_checks, ["prod"])} == {"backup", "nightly"}
+        assert [c.slug for c in await call(sync.get_checks, ["prod", "db"])] == ["backup"]
+        assert await call(sync.get_checks, ["db", "nope"]) == []
     status, text = await raw(hc, "GET", "/api/v3/checks/?slug=nightly")
     assert status == 200
     assert [c["slug"] for c in json.loads(text)["checks"]] == ["nightly"]
@@ -318,6 +326,21 @@ async def test_monitors_of_the_file_cannot_be_changed_or_deleted_through_the_api
     assert hc.engine.config.monitors["backup"].grace == 300
 
 
+async def test_a_create_the_way_hchk_sends_it(hc):
+    # hchk (its URL is fixed to healthchecks.io) posts JSON without a
+    # Content-Type, the key in the body, and pings the ping_url it is given.
+    payload = {"api_key": RW, "name": "cron", "tags": "a b", "timeout": 600, "grace": 60}
+    async with aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{hc.port}/api/v1/checks/"
+        async with session.post(url, data=json.dumps(payload)) as answer:
+            assert answer.status == 201
+            made = await answer.json()
+        async with session.get(made["ping_url"]) as answer:
+            assert answer.status == 200
+    assert hc.engine.config.monitors["cron"].tags == ("a", "b")
+    assert hc.engine.state("cron").status is Status.UP
+
+
 async def test_unique_upserts_instead_of_creating_again(hc):
     with client(hc, 3) as sync:
         first = await call(sync.create_check, CheckCreate(name="sync", timeout=600))
@@ -369,7 +392,9 @@ async def test_api_checks_survive_a_restart_and_a_reload(tmp_path, make_daemon, 
 
 async def test_the_async_client_does_it_all_too(hc):
     async with aclient(hc, 2) as a:
-        made = await a.create_check(CheckCreate(name="async job", timeout=3600))
+        made = await a.create_check(CheckCreate(name="async job", timeout=3600, tags="jobs b"))
+        assert made.tags == "jobs b"
+        assert hc.engine.config.monitors["async-job"].tags == ("jobs", "b")
         assert made.slug == "async-job"
         await a.start_ping(uuid=made.uuid)
         await a.success_ping(uuid=made.uuid, data="ok")
@@ -384,7 +409,7 @@ async def test_the_async_client_does_it_all_too(hc):
         updated = await a.update_check(made.uuid, CheckUpdate(grace=120))
         assert updated.grace == 120 and hc.engine.config.monitors["async-job"].grace == 120
         assert {c.name for c in await a.get_integrations()} == {"log", "ops"}
-        assert "async-job" in await a.get_badges()
+        assert set(await a.get_badges()) == {"db", "prod", "jobs", "b"}
         async with CheckTrap(a, uuid=made.uuid):
             pass
         assert hc.engine.state("async-job").status is Status.UP

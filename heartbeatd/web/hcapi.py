@@ -161,16 +161,20 @@ def _find(request: web.Request, code: str, *, readonly: bool = False) -> str:
 
 async def list_checks(request: web.Request, key: ApiKey) -> web.Response:
     engine = request.app[ENGINE]
-    tags = request.query.getall("tag", [])
+    tags = set(request.query.getall("tag", []))
     slug = request.query.get("slug")
-    if tags:
-        # Tags are not in heartbeatd yet: no monitor carries any, so none matches.
-        return web.json_response({"checks": []})
-    slugs = [slug] if slug is not None else list(engine.config.monitors)
+    if slug is not None:
+        slugs = [slug] if engine.monitor(slug) is not None else []
+    elif tags:
+        # The config's tag index: only the monitors of one tag are looked at.
+        first = next(iter(tags))
+        slugs = list(engine.config.tagged.get(first, ()))
+    else:
+        slugs = list(engine.config.monitors)
     checks = [
         _check(request, s, readonly=not key.read_write)
         for s in slugs
-        if engine.monitor(s) is not None
+        if tags <= set(engine.config.monitors[s].tags)
     ]
     return web.json_response({"checks": checks})
 
@@ -251,12 +255,13 @@ async def list_channels(request: web.Request, key: ApiKey) -> web.Response:
 
 
 async def list_badges(request: web.Request, key: ApiKey) -> web.Response:
-    # Healthchecks lists a badge per tag; heartbeatd's badges are per monitor.
+    """A badge per tag, as Healthchecks lists them (heartbeatd has no "*"
+    badge of every monitor; a monitor's own badge is its check's badge_url)."""
     badges = {}
-    for slug in request.app[ENGINE].config.monitors:
-        svg = _badge_url(request, slug)
+    for tag in request.app[ENGINE].config.tagged:
+        svg = _badge_url(request, f"tag/{tag}")
         json_url = svg[: -len(".svg")] + ".json"
-        badges[slug] = {
+        badges[tag] = {
             "svg": svg,
             "svg3": svg,
             "json": json_url,
@@ -373,7 +378,7 @@ def _matches(request: web.Request, body: dict[str, Any], unique: list[str]) -> l
     for slug, monitor in engine.config.monitors.items():
         if "name" in unique and monitor.name != body.get("name", ""):
             continue
-        if "tags" in unique and body.get("tags", "") != "":
+        if "tags" in unique and set(monitor.tags) != set(str(body.get("tags", "")).split()):
             continue
         if "timeout" in unique and monitor.schedule.period != body.get("timeout", 86400):
             continue
@@ -408,9 +413,9 @@ def _read_fields(request: web.Request, body: dict[str, Any], *, creating: bool) 
     for key, default in _UNSUPPORTED_DEFAULTS.items():
         if key in body and body[key] != default:
             raise error(400, f"{key} is not supported by heartbeatd")
-    if body.get("tags") not in (None, ""):
-        raise error(400, "tags are not supported by this heartbeatd yet")
     fields: dict[str, Any] = {}
+    if "tags" in body:
+        fields["tags"] = _text(body, "tags", 500).split()
     if "name" in body:
         fields["name"] = _text(body, "name", 100)
     if "desc" in body:
