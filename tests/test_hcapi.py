@@ -457,3 +457,21 @@ async def test_creates_at_once_with_one_name_get_slugs_of_their_own(hc):
     stored = sorted((d.slug, d.uuid) for d in await hc.store.api_monitors())
     assert stored == made
     assert all(hc.engine.config.monitors[slug].uuid == code for slug, code in made)
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("N" * 100, "n" * 56),
+        ("log", "check-log"),
+        ("2026", "check-2026"),
+        ("Ünïcode: backup!", "n-code-backup"),
+        ("", "check"),
+    ],
+    ids=["long", "reserved", "digits", "unicode", "empty"],
+)
+async def test_a_new_check_gets_a_valid_slug_from_any_name(hc, name, slug):
+    for expected in (slug, f"{slug}-2"):
+        status, text = await raw(hc, "POST", "/api/v3/checks/", body={"name": name})
+        assert (status, json.loads(text)["slug"]) == (201, expected)
+        assert hc.engine.config.monitors[expected].name == (name or expected)

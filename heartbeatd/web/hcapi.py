@@ -48,6 +48,8 @@ _UNSUPPORTED_DEFAULTS: dict[str, Any] = {
 }
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SHA1 = re.compile(r"[0-9a-f]{40}")
+# Characters of a slug made from a name, leaving room for "-<n>" (slugs: 64).
+_SLUG_ROOM = 56
 
 
 def error(status: int, message: str) -> web.HTTPException:
@@ -397,12 +399,17 @@ def _new_slug(request: web.Request, body: dict[str, Any]) -> str:
         if request.app[ENGINE].monitor(given) is not None:
             raise error(409, f"a monitor with slug {given} exists already")
         return str(given)
-    name = body.get("name") or "check"
-    base = re.sub(r"[^a-z0-9_-]+", "-", str(name).lower()).strip("-") or "check"
-    if name_problem(base):
-        base = f"check-{base}"
+    name = str(body.get("name") or "")
+    # Short enough for a "-<n>" suffix within the 64 characters of a slug.
+    base = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-")[:_SLUG_ROOM].strip("-")
+    if not base:
+        base = "check"
+    elif name_problem(base):
+        # "log", "2026", a uuid: a word in front makes any of them a slug.
+        base = f"check-{base}"[:_SLUG_ROOM].strip("-")
     slug, n = base, 1
-    while request.app[ENGINE].monitor(slug) is not None or name_problem(slug):
+    engine = request.app[ENGINE]
+    while engine.monitor(slug) is not None:
         n += 1
         slug = f"{base}-{n}"
     return slug
@@ -417,7 +424,8 @@ def _read_fields(request: web.Request, body: dict[str, Any], *, creating: bool) 
     if "tags" in body:
         fields["tags"] = _text(body, "tags", 500).split()
     if "name" in body:
-        fields["name"] = _text(body, "name", 100)
+        # An empty name leaves the monitor named by its slug, as the file does.
+        fields["name"] = _text(body, "name", 100) or None
     if "desc" in body:
         fields["description"] = _text(body, "desc", 10000)
     for key in ("timeout", "grace"):
@@ -482,6 +490,7 @@ async def _save(request: web.Request, slug: str, fields: dict[str, Any], *, upda
             for key in ("schedule", "period", "timezone"):
                 data.pop(key, None)
     data.update(fields)
+    data = {key: value for key, value in data.items() if value is not None}
     try:
         await provisioner.save(slug, data, request.app[CLOCK].now())
     except ProvisionError as exc:
