@@ -422,12 +422,13 @@ def _read_fields(request: web.Request, body: dict[str, Any], *, creating: bool) 
             raise error(400, f"{key} is not supported by heartbeatd")
     fields: dict[str, Any] = {}
     if "tags" in body:
-        fields["tags"] = _text(body, "tags", 500).split()
+        # Empty: the monitor takes [defaults] tags, as every left-out key does.
+        fields["tags"] = _text(body, "tags", 500).split() or None
     if "name" in body:
         # An empty name leaves the monitor named by its slug, as the file does.
         fields["name"] = _text(body, "name", 100) or None
     if "desc" in body:
-        fields["description"] = _text(body, "desc", 10000)
+        fields["description"] = _text(body, "desc", 10000) or None
     for key in ("timeout", "grace"):
         if key in body:
             value = body[key]
@@ -491,6 +492,9 @@ async def _save(request: web.Request, slug: str, fields: dict[str, Any], *, upda
                 data.pop(key, None)
     data.update(fields)
     data = {key: value for key, value in data.items() if value is not None}
+    if "schedule" not in data:
+        # A zone means nothing to a period (clients send "UTC" regardless).
+        data.pop("timezone", None)
     try:
         await provisioner.save(slug, data, request.app[CLOCK].now())
     except ProvisionError as exc:
