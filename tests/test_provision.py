@@ -217,3 +217,16 @@ async def test_create_pings_at_once_make_one_monitor(make_client):
         ("burst", client.engine.config.monitors["burst"].uuid)
     ]
     assert client.engine.state("burst").n_pings == 5
+
+
+def test_check_warns_of_auto_provision_without_a_ping_key(tmp_path):
+    path = tmp_path / "heartbeatd.toml"
+    path.write_text(config("auto_provision = true\n"))
+    result = CliRunner().invoke(main, ["check", "-c", str(path)])
+    assert result.exit_code == 0
+    assert (
+        f"warning: {path}: server.auto_provision: without ping_key anyone who reaches"
+        " /ping/ can create monitors; Healthchecks provisions only under the ping key"
+    ) in result.output
+    path.write_text(config('auto_provision = true\nping_key = "pk-123"\n'))
+    assert "auto_provision" not in CliRunner().invoke(main, ["check", "-c", str(path)]).output

@@ -122,6 +122,11 @@ def check(config_path: str, credentials: Path | None) -> None:
         for i, url in enumerate(ping_urls(config, monitor)):
             click.echo(f"  {'ping:    ' if i == 0 else '         '} {url}")
     warnings = check_warnings(config) + _shadowed_warnings(config)
+    if config.server.auto_provision and config.server.ping_key is None:
+        warnings.append(
+            f"{config.path}: server.auto_provision: without ping_key anyone who reaches"
+            " /ping/ can create monitors; Healthchecks provisions only under the ping key"
+        )
     if warnings:
         click.echo("")
     for warning in warnings:
