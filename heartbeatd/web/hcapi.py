@@ -11,103 +11,27 @@ changing or deleting them answers 403: the file is theirs.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aiohttp import web
 
 from heartbeatd import hcjson
-from heartbeatd.apikeys import ApiKey, find_key
+from heartbeatd.apikeys import ApiKey
 from heartbeatd.model import Status
-from heartbeatd.names import name_problem
 from heartbeatd.provision import ProvisionError
 from heartbeatd.store import StoreError
+from heartbeatd.web.hcauth import error, read_api, write_api
+from heartbeatd.web.hcfields import find_matches, new_slug, read_fields
 from heartbeatd.web.keys import CLOCK, ENGINE, HEALTH, PROVISIONER
 
 log = logging.getLogger(__package__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# Healthchecks' bounds on timeout and grace, in seconds.
-MIN_SECONDS, MAX_SECONDS = 60, 31536000
-# Keys of a create or update body heartbeatd reads; others with a value other
-# than Healthchecks' default are refused (below), not silently dropped.
-_UNSUPPORTED_DEFAULTS: dict[str, Any] = {
-    "manual_resume": False,
-    "methods": "",
-    "subject": "",
-    "subject_fail": "",
-    "start_kw": "",
-    "success_kw": "",
-    "failure_kw": "",
-    "filter_subject": False,
-    "filter_body": False,
-}
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SHA1 = re.compile(r"[0-9a-f]{40}")
-# Characters of a slug made from a name, leaving room for "-<n>" (slugs: 64).
-_SLUG_ROOM = 56
-
-
-def error(status: int, message: str) -> web.HTTPException:
-    exc = web.HTTPException(text=json.dumps({"error": message}), content_type="application/json")
-    exc.set_status(status)
-    return exc
-
-
-# -- authentication -----------------------------------------------------------
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.body_exists:
-        return {}
-    try:
-        data = await request.json(loads=json.loads)
-    except (ValueError, UnicodeDecodeError):
-        raise error(400, "could not parse request body") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise error(400, "json validation error: value is not an object")
-    return data
-
-
-async def _key(request: web.Request, body: dict[str, Any]) -> ApiKey:
-    keys = request.app[ENGINE].config.api.keys
-    given = request.headers.get("X-Api-Key") or body.get("api_key")
-    if not keys:
-        raise error(401, "the Healthchecks API is off: set [api] keys_file")
-    if not given or not isinstance(given, str):
-        raise error(401, "missing api key")
-    key = find_key(keys, given)
-    if key is None:
-        log.warning("wrong api key remote=%s", request.remote)
-        raise error(401, "wrong api key")
-    return key
-
-
-def read_api(handler: Callable[[web.Request, ApiKey], Awaitable[web.StreamResponse]]) -> Handler:
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        key = await _key(request, {})
-        return await handler(request, key)
-
-    return guarded
-
-
-def write_api(
-    handler: Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]],
-) -> Handler:
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        body = await _body(request)
-        key = await _key(request, body)
-        if not key.read_write:
-            raise error(401, "wrong api key: this is a read-only key")
-        return await handler(request, body)
-
-    return guarded
 
 
 # -- shaping --------------------------------------------------------------------
@@ -322,7 +246,7 @@ def _owned(request: web.Request, slug: str) -> None:
 
 
 async def create(request: web.Request, body: dict[str, Any]) -> web.Response:
-    fields = _read_fields(request, body, creating=True)
+    fields = read_fields(request, body, creating=True)
     unique = body.get("unique", [])
     if not isinstance(unique, list) or not all(
         u in ("name", "tags", "timeout", "grace") for u in unique
@@ -335,12 +259,12 @@ async def create(request: web.Request, body: dict[str, Any]) -> web.Response:
 async def _create(
     request: web.Request, body: dict[str, Any], fields: dict[str, Any], unique: list[str]
 ) -> web.Response:
-    for slug in _matches(request, body, unique):
+    for slug in find_matches(request, body, unique):
         # An upsert that finds a monitor of the file would change the file's.
         _owned(request, slug)
         await _save(request, slug, fields, updating=True)
         return web.json_response(_check(request, slug))
-    slug = _new_slug(request, body)
+    slug = new_slug(request, body)
     await _save(request, slug, fields, updating=False)
     return web.json_response(_check(request, slug), status=201)
 
@@ -348,7 +272,7 @@ async def _create(
 async def update(request: web.Request, body: dict[str, Any]) -> web.Response:
     slug = _find(request, request.match_info["code"])
     _owned(request, slug)
-    fields = _read_fields(request, body, creating=False)
+    fields = read_fields(request, body, creating=False)
     async with request.app[PROVISIONER].lock:
         if request.app[ENGINE].monitor(slug) is None:
             raise error(404, "not found")
@@ -370,115 +294,6 @@ async def delete(request: web.Request, body: dict[str, Any]) -> web.Response:
         log.error("api monitor not deleted monitor=%s error=%s", slug, exc)
         raise error(503, "storage unavailable") from None
     return web.json_response(answer)
-
-
-def _matches(request: web.Request, body: dict[str, Any], unique: list[str]) -> list[str]:
-    if not unique:
-        return []
-    engine = request.app[ENGINE]
-    found = []
-    for slug, monitor in engine.config.monitors.items():
-        if "name" in unique and monitor.name != body.get("name", ""):
-            continue
-        if "tags" in unique and set(monitor.tags) != set(str(body.get("tags", "")).split()):
-            continue
-        if "timeout" in unique and monitor.schedule.period != body.get("timeout", 86400):
-            continue
-        if "grace" in unique and monitor.grace != body.get("grace", 3600):
-            continue
-        found.append(slug)
-    return found[:1]
-
-
-def _new_slug(request: web.Request, body: dict[str, Any]) -> str:
-    """The slug a new check gets: `slug` if given, else its name made a slug."""
-    given = body.get("slug")
-    if given is not None and (not isinstance(given, str) or name_problem(given)):
-        raise error(400, "slug may use only a-z, 0-9, _ and -, and not look like a number")
-    if given:
-        if request.app[ENGINE].monitor(given) is not None:
-            raise error(409, f"a monitor with slug {given} exists already")
-        return str(given)
-    name = str(body.get("name") or "")
-    # Short enough for a "-<n>" suffix within the 64 characters of a slug.
-    base = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-")[:_SLUG_ROOM].strip("-")
-    if not base:
-        base = "check"
-    elif name_problem(base):
-        # "log", "2026", a uuid: a word in front makes any of them a slug.
-        base = f"check-{base}"[:_SLUG_ROOM].strip("-")
-    slug, n = base, 1
-    engine = request.app[ENGINE]
-    while engine.monitor(slug) is not None:
-        n += 1
-        slug = f"{base}-{n}"
-    return slug
-
-
-def _read_fields(request: web.Request, body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
-    """The monitor table's keys that a create or update body sets."""
-    for key, default in _UNSUPPORTED_DEFAULTS.items():
-        if key in body and body[key] != default:
-            raise error(400, f"{key} is not supported by heartbeatd")
-    fields: dict[str, Any] = {}
-    if "tags" in body:
-        # Empty: the monitor takes [defaults] tags, as every left-out key does.
-        fields["tags"] = _text(body, "tags", 500).split() or None
-    if "name" in body:
-        # An empty name leaves the monitor named by its slug, as the file does.
-        fields["name"] = _text(body, "name", 100) or None
-    if "desc" in body:
-        fields["description"] = _text(body, "desc", 10000) or None
-    for key in ("timeout", "grace"):
-        if key in body:
-            value = body[key]
-            if type(value) is not int:
-                raise error(400, f"json validation error: {key} is not a number")
-            if value < MIN_SECONDS:
-                raise error(400, f"json validation error: {key} is too small")
-            if value > MAX_SECONDS:
-                raise error(400, f"json validation error: {key} is too large")
-    if "grace" in body:
-        fields["grace"] = body["grace"]
-    if "schedule" in body:
-        fields["schedule"] = _text(body, "schedule", 100)
-        fields["timezone"] = _text(body, "tz", 36) if "tz" in body else "UTC"
-    elif "timeout" in body:
-        fields["period"] = body["timeout"]
-    elif creating:
-        # Healthchecks' default: a simple check, expected once a day.
-        fields["period"] = 86400
-    if "tz" in body and "schedule" not in body:
-        fields["timezone"] = _text(body, "tz", 36)
-    if "channels" in body:
-        fields["channels"] = _channels(request, body["channels"])
-    return fields
-
-
-def _text(body: dict[str, Any], key: str, limit: int) -> str:
-    value = body[key]
-    if not isinstance(value, str):
-        raise error(400, f"json validation error: {key} is not a string")
-    if len(value) > limit:
-        raise error(400, f"json validation error: {key} is too long")
-    return value
-
-
-def _channels(request: web.Request, value: Any) -> list[str]:
-    """Healthchecks' channels field: "*" (all), "" (none), or names or ids."""
-    if not isinstance(value, str):
-        raise error(400, "json validation error: channels is not a string")
-    declared = request.app[ENGINE].config.channels
-    if value == "*":
-        return sorted(declared)
-    by_id = {hcjson.channel_id(name): name for name in declared}
-    names = []
-    for part in filter(None, (p.strip() for p in value.split(","))):
-        name = part if part in declared else by_id.get(part.lower())
-        if name is None:
-            raise error(400, f"invalid channel identifier: {part}")
-        names.append(name)
-    return names
 
 
 async def _save(request: web.Request, slug: str, fields: dict[str, Any], *, updating: bool) -> None:
