@@ -230,3 +230,21 @@ def test_check_warns_of_auto_provision_without_a_ping_key(tmp_path):
     ) in result.output
     path.write_text(config('auto_provision = true\nping_key = "pk-123"\n'))
     assert "auto_provision" not in CliRunner().invoke(main, ["check", "-c", str(path)]).output
+
+
+async def test_a_monitor_created_while_a_reload_reads_the_file_stays(make_daemon, tmp_path, clock):
+    path = tmp_path / "heartbeatd.toml"
+    # Enough monitors that reading the file again takes a while (in a thread).
+    many = "".join(f'[monitors.job-{n}]\nperiod = "1h"\n' for n in range(5000))
+    path.write_text(config() + many)
+    daemon = await make_daemon(path)
+    # The reload reads the file in a thread; the create lands meanwhile.
+    reloading = asyncio.ensure_future(daemon.apply_reload())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not reloading.done()
+    await daemon.provisioner.save("meanwhile", {"period": "1h"}, clock.now())
+    assert not reloading.done(), "the create should land while the file is read"
+    await reloading
+    assert daemon.engine.config.monitors["meanwhile"].source == "api"
+    assert "meanwhile" in daemon.engine.wheel
