@@ -213,7 +213,7 @@ async def pause(request: web.Request, body: dict[str, Any]) -> web.Response:
     slug = _find(request, request.match_info["code"])
     await _stored(engine.pause(slug), slug)
     log.info("paused monitor=%s via=hcapi", slug)
-    return web.json_response(_check(request, slug))
+    return _answer(request, slug)
 
 
 async def resume(request: web.Request, body: dict[str, Any]) -> web.Response:
@@ -223,6 +223,14 @@ async def resume(request: web.Request, body: dict[str, Any]) -> web.Response:
         raise error(409, "check is not paused")
     await _stored(engine.resume(slug, request.app[CLOCK].now()), slug)
     log.info("resumed monitor=%s via=hcapi", slug)
+    return _answer(request, slug)
+
+
+def _answer(request: web.Request, slug: str) -> web.Response:
+    # Waiting for the writer took a while: a reload or a delete may have
+    # removed the monitor meanwhile.
+    if request.app[ENGINE].monitor(slug) is None:
+        raise error(404, "not found")
     return web.json_response(_check(request, slug))
 
 
