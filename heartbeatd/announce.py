@@ -71,6 +71,7 @@ def monitor_view(config: Config, slug: str, state: MonitorState) -> MonitorView:
         uuid=monitor.uuid,
         ping_url=_ping_url(config, monitor),
         tags=monitor.tags,
+        source=monitor.source,
     )
 
 

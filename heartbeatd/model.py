@@ -311,6 +311,8 @@ class MonitorView:
     # slug URL would show [server] ping_key, the secret that guards it.
     ping_url: str | None = None
     tags: tuple[str, ...] = ()
+    # "file" (declared in the config file) or "api" (created at run time).
+    source: str = "file"
 
     def to_json(self) -> dict[str, Any]:
         """The API's monitor object; its keys and their order are the contract."""
@@ -334,6 +336,7 @@ class MonitorView:
             "uuid": self.uuid,
             "ping_url": self.ping_url,
             "tags": list(self.tags),
+            "source": self.source,
         }
 
     @classmethod
@@ -361,4 +364,5 @@ class MonitorView:
             uuid=data.get("uuid"),
             ping_url=data.get("ping_url"),
             tags=tuple(data.get("tags", ())),
+            source=data.get("source", "file"),
         )

@@ -104,9 +104,11 @@ def count_by_status(monitors: Sequence[MonitorView]) -> list[tuple[str, int]]:
     return [(s, n) for s, n in counts.items() if n]
 
 
-def render_index(monitors: Sequence[MonitorView], now: datetime) -> str:
-    """The overview at `/`: one row per monitor, worst first."""
+def render_index(monitors: Sequence[MonitorView], now: datetime, strays: Sequence[Any] = ()) -> str:
+    """The overview at `/`: one row per monitor, worst first; then the last
+    pings to no known monitor (strays.StrayPing), if any."""
     return _env.get_template("index.html").render(
+        strays=strays,
         monitors=sort_monitors(monitors),
         counts=count_by_status(monitors),
         now=now,

@@ -87,6 +87,7 @@ def test_its_json_has_the_keys_of_the_contract_in_order():
         "uuid": "9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b",
         "ping_url": "https://hb.example.com/ping/9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b",
         "tags": ["db", "nightly"],
+        "source": "file",
     }
     assert list(view.to_json()) == list(MonitorView.__dataclass_fields__)
 

@@ -199,7 +199,8 @@ def status(
     rows = [["MONITOR", "STATUS", "LAST PING", "NEXT EXPECTED"]]
     for m in monitors:
         status_text = m.status.value + (" (running)" if m.started_at else "")
-        rows.append([m.slug, status_text, _age(m.last_ping, now), _next(m, now)])
+        slug = m.slug + (" (api)" if m.source == "api" else "")
+        rows.append([slug, status_text, _age(m.last_ping, now), _next(m, now)])
         if verbose:
             rows[-1] += [m.uuid or "-", ",".join(m.tags) or "-"]
     if verbose:

@@ -79,6 +79,7 @@ def parse_config(
     storage = sections.read_storage(root.table("storage"), state_directory() or base_dir)
     alerts = sections.read_alerts(root.table("alerts"))
     web = sections.read_web(root.table("web"))
+    api = sections.read_api(root.table("api"))
     smtp_table = root.table("smtp")
     smtp = sections.read_smtp(smtp_table) if isinstance(data.get("smtp"), dict) else None
     channels_table = root.table("channels")
@@ -103,6 +104,8 @@ def parse_config(
         inline_secrets=tuple(find_inline_secrets(data)),
         ignored_options=tuple(find_ignored_options(data)),
         tagged=index_tags(monitors),
+        api=api,
+        defaults_data=data["defaults"] if isinstance(data.get("defaults"), dict) else {},
     )
 
 

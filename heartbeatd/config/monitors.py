@@ -12,12 +12,13 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from heartbeatd.config.values import DEFAULT_GRACE, Monitor
 from heartbeatd.durations import DurationError, parse_duration, quote
 from heartbeatd.names import canonical_uuid, name_problem, tag_problem, uuid_problem
+from heartbeatd.problems import Problems
 from heartbeatd.schedule import CRON_FIELDS, Schedule, cron_problem, timezone_problem
 from heartbeatd.tables import INT64, Table
 
@@ -351,3 +352,22 @@ def _cron_problem(expr: str) -> str | None:
     problem = cron_problem(expr)
     # schedule.py echoes the expression whole; a long one is cut short here.
     return problem and problem.replace(f'"{expr}"', quote(expr))
+
+
+def read_api_monitor(
+    slug: str,
+    data: Mapping[str, Any],
+    defaults_data: Mapping[str, Any],
+    declared: tuple[str, ...],
+    where: str,
+) -> tuple[Monitor | None, list[str]]:
+    """A monitor created at run time (source "api"), read as if it were the
+    table [monitors.<slug>] of a file whose [defaults] is `defaults_data`:
+    (the monitor, []) or (None, every problem, each prefixed with `where`)."""
+    problems = Problems(filename=where)
+    defaults = read_defaults(Table(dict(defaults_data), "defaults", problems), declared)
+    table = Table({slug: dict(data)}, "monitors", problems)
+    found = read_monitors(table, defaults, declared, {})
+    if problems.lines:
+        return None, problems.lines
+    return replace(found[slug], source="api"), []

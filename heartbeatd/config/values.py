@@ -11,6 +11,7 @@ from typing import Any
 
 from heartbeatd import pingurl
 from heartbeatd.addresses import DEFAULT_LISTEN
+from heartbeatd.apikeys import ApiKey
 from heartbeatd.channels.email import SmtpOptions
 from heartbeatd.model import Secret
 from heartbeatd.schedule import Schedule
@@ -35,6 +36,8 @@ class ServerConfig:
     badge_key: Secret | None = None
     # Percent of the running monitors a reload may remove without --force.
     reload_max_removed: int = DEFAULT_RELOAD_MAX_REMOVED
+    # A ping to an unknown slug with ?create=1 creates the monitor (source "api").
+    auto_provision: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,15 @@ class Monitor:
     repeat_limit: int | None = None
     description: str = ""
     tags: tuple[str, ...] = ()
+    # "file": declared in the config file; "api": created through the
+    # Healthchecks-compatible API or by auto-provisioning, stored in SQLite.
+    source: str = "file"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    # Keys of the Healthchecks-compatible API; none: that API is off.
+    keys: tuple[ApiKey, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +117,10 @@ class Config:
     # tag -> the slugs carrying it, in file order, so a tag's badge or
     # filter reads its monitors without walking all of them.
     tagged: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    # The [defaults] table as written: monitors created at run time are read
+    # against it as if they were in the file.
+    defaults_data: Mapping[str, Any] = field(default_factory=dict)
 
 
 def index_tags(monitors: Mapping[str, Monitor]) -> dict[str, tuple[str, ...]]:

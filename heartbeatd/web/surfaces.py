@@ -15,7 +15,7 @@ from aiohttp import web
 from heartbeatd import __version__, metrics, pages
 from heartbeatd.engine import Engine
 from heartbeatd.store import StoreError
-from heartbeatd.web.keys import CLOCK, ENGINE, HEALTH, OUTBOX, RELOADS
+from heartbeatd.web.keys import CLOCK, ENGINE, HEALTH, OUTBOX, RELOADS, STRAYS
 
 # One logger for the package: its lines keep the name "heartbeatd.web".
 log = logging.getLogger(__package__)
@@ -51,7 +51,8 @@ def _html(text: str, status: int = 200) -> web.Response:
 async def page_index(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     monitors = [engine.view(slug) for slug in engine.config.monitors]
-    return _html(pages.render_index(monitors, request.app[CLOCK].now()))
+    strays = request.app[STRAYS].recent()
+    return _html(pages.render_index(monitors, request.app[CLOCK].now(), strays))
 
 
 async def page_monitor(request: web.Request) -> web.Response:
@@ -93,6 +94,7 @@ async def _metrics_snapshot(app: web.Application) -> metrics.Snapshot:
         alerts_sent=dict(outbox.stats.sent) if outbox else {},
         alerts_failed=dict(outbox.stats.failed) if outbox else {},
         channels=tuple(engine.config.channels),
+        unknown_pings=app[STRAYS].total,
         outbox_pending=pending,
         reloads_ok=reloads.ok if reloads else 0,
         reloads_failed=reloads.failed if reloads else 0,
