@@ -171,6 +171,20 @@ def _ask(api: DaemonAPI, path: str, method: str = "GET") -> Any:
         sys.exit(EXIT_REFUSED if refused else EXIT_UNREACHABLE)
 
 
+def _every_monitor(api: DaemonAPI) -> list[Any]:
+    """Every monitor, a page of 1000 at a time, following the API's cursor
+    (a daemon that answers without one answered all of them)."""
+    monitors: list[Any] = []
+    path = "/api/v1/monitors?limit=1000"
+    while True:
+        answer = _ask(api, path)
+        monitors.extend(answer["monitors"])
+        cursor = answer.get("next_cursor")
+        if not cursor:
+            return monitors
+        path = f"/api/v1/monitors?limit=1000&cursor={cursor}"
+
+
 @click.command()
 @daemon_options
 @click.option("-v", "--verbose", is_flag=True, help="Also show each monitor's uuid.")
@@ -184,8 +198,7 @@ def status(
 ) -> None:
     """Show every monitor; exit 1 when any is down."""
     api = _connect(config_path, url, token_file, user, password_file)
-    answer = _ask(api, "/api/v1/monitors")["monitors"]
-    monitors = [MonitorView.from_json(m) for m in answer]
+    monitors = [MonitorView.from_json(m) for m in _every_monitor(api)]
     now = Clock().now()
     rows = [["MONITOR", "STATUS", "LAST PING", "NEXT EXPECTED"]]
     for m in monitors:

@@ -56,6 +56,8 @@ def make_app(
     app.router.add_get("/api/v1/monitors/{slug}/flips", guard_read(api.api_flips))
     app.router.add_post("/api/v1/monitors/{slug}/pause", guard_write(api.api_pause))
     app.router.add_post("/api/v1/monitors/{slug}/resume", guard_write(api.api_resume))
+    # After every API route: the rest of /api answers JSON errors too.
+    app.router.add_route("*", "/api/{tail:.*}", api.api_unknown)
     app.router.add_get("/", guard_page(surfaces.page_index))
     app.router.add_get("/monitors/{slug}", guard_page(surfaces.page_monitor))
     app.router.add_get("/metrics", guard_page(surfaces.handle_metrics))
