@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from html import escape
 from typing import Any
 
@@ -23,6 +24,7 @@ from heartbeatd.timeline import Cell
 from heartbeatd.times import parse_isoformat
 
 CELL_WIDTH, CELL_GAP, STRIP_HEIGHT = 7, 2, 16
+STEP = CELL_WIDTH + CELL_GAP
 CHART_WIDTH, CHART_HEIGHT = 600, 150
 # Room above the tallest bar for the scale's label.
 CHART_TOP = 18
@@ -39,25 +41,30 @@ WORDS = {
 def strip_svg(cells: Sequence[Cell]) -> Markup:
     """One cell per period, oldest on the left; each cell's tooltip says when
     and what (and why it went down)."""
-    step = CELL_WIDTH + CELL_GAP
-    width = len(cells) * step - CELL_GAP
+    width = len(cells) * STEP - CELL_GAP
     counts: dict[str, int] = {}
-    parts = []
-    for i, cell in enumerate(cells):
+    for cell in cells:
         counts[cell.status] = counts.get(cell.status, 0) + 1
-        text = f"{_period(cell.start, cell.end)}: {WORDS[cell.status]}"
-        if cell.reason and cell.status in ("down", "late"):
-            text += f", {humanize.reason(cell.reason)}"
-        parts.append(
-            f'<rect x="{i * step}" width="{CELL_WIDTH}" height="{STRIP_HEIGHT}" rx="1.5"'
-            f' class="h-{cell.status}"><title>{escape(text)}</title></rect>'
-        )
     summary = ", ".join(f"{n} {WORDS[status]}" for status, n in counts.items())
     label = f"the last {len(cells)} periods: {summary}"
+    rects = "".join(_rect(i, cell) for i, cell in enumerate(cells))
     return Markup(
         f'<svg class="strip" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width}'
         f' {STRIP_HEIGHT}" width="{width}" height="{STRIP_HEIGHT}" role="img"'
-        f' aria-label="{escape(label)}">{"".join(parts)}</svg>'
+        f' aria-label="{escape(label)}">{rects}</svg>'
+    )
+
+
+# Monitors of one period share their cells' bounds, and most cells of a page
+# are alike: each is written out once.
+@lru_cache(maxsize=4096)
+def _rect(i: int, cell: Cell) -> str:
+    text = f"{_period(cell.start, cell.end)}: {WORDS[cell.status]}"
+    if cell.reason and cell.status in ("down", "late"):
+        text += f", {humanize.reason(cell.reason)}"
+    return (
+        f'<rect x="{i * STEP}" width="{CELL_WIDTH}" height="{STRIP_HEIGHT}" rx="1.5"'
+        f' class="h-{cell.status}"><title>{escape(text)}</title></rect>'
     )
 
 
@@ -109,6 +116,7 @@ def runs_svg(runs: Sequence[Mapping[str, Any]], max_runtime: float | None) -> Ma
 
 def _period(start: datetime, end: datetime) -> str:
     """A cell's time: "2026-01-14 11:00", an en dash, "12:00 UTC" (or the date too)."""
-    first = start.strftime("%Y-%m-%d %H:%M")
-    last = end.strftime("%H:%M" if end.date() == start.date() else "%Y-%m-%d %H:%M")
+    # isoformat: several times faster than strftime.
+    first = start.isoformat(" ", "minutes")[:16]
+    last = end.isoformat(" ", "minutes")[11 if end.date() == start.date() else 0 : 16]
     return f"{first} \u2013 {last} UTC"

@@ -12,12 +12,12 @@ but within the grace leaves no trace.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
-from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 from heartbeatd.schedule import Schedule
 from heartbeatd.times import parse_stored
@@ -29,8 +29,9 @@ RANK = {"down": 4, "late": 3, "up": 2, "paused": 1, "none": 0}
 TICKS = 8
 
 
-@dataclass(frozen=True)
-class Cell:
+class Cell(NamedTuple):
+    """One cell of a strip. A tuple: a page makes 3,000 of them."""
+
     start: datetime
     end: datetime
     # "up", "late", "down", "paused" or "none" (no data: before the first
@@ -61,8 +62,7 @@ def _cron_gap(schedule: Schedule, day: date) -> timedelta:
     # The mean gap of the ticks after this day's start: "0 9 * * 1-5" is
     # about a day and a half a cell, never a tick too many a week. Cached by
     # day: many monitors share a schedule, and cronsim is not free.
-    when = datetime.combine(day, time(), timezone.utc)
-    ticks = [when]
+    ticks = [schedule.next_after(datetime.combine(day, time(), timezone.utc))]
     for _ in range(TICKS):
         ticks.append(schedule.next_after(ticks[-1]))
     return (ticks[-1] - ticks[0]) / TICKS
@@ -102,27 +102,38 @@ def spans(
 
 
 def strip(history: list[Span], now: datetime, length: timedelta, cells: int = CELLS) -> list[Cell]:
-    """`cells` cells of `length` ending at `now`, oldest first; each shows the
-    worst status it saw."""
-    start = now - length * cells
+    """`cells` cells of `length`, the last one the cell `now` is in, oldest
+    first; each shows the worst status it saw.
+
+    Cells start at whole multiples of `length` since the epoch: they stay in
+    place while the page reloads itself, and monitors of the same period share
+    their bounds (and the work of writing them out)."""
+    step = length.total_seconds()
+    first = (math.floor(now.timestamp() / step) - cells + 1) * step
+    starts = [span.start.timestamp() for span in history]
     out = []
     i = 0
     for n in range(cells):
-        lo, hi = start + length * n, start + length * (n + 1)
+        lo, hi = first + n * step, first + (n + 1) * step
         # The span in force at `lo`, then every one that starts before `hi`.
-        while i + 1 < len(history) and history[i + 1].start <= lo:
+        while i + 1 < len(starts) and starts[i + 1] <= lo:
             i += 1
         best: Span | None = None
-        for span in islice(history, i, None):
-            if span.start >= hi:
+        for j in range(i, len(starts)):
+            if starts[j] >= hi:
                 break
-            if best is None or RANK[span.status] > RANK[best.status]:
-                best = span
+            if best is None or RANK[history[j].status] > RANK[best.status]:
+                best = history[j]
         if best is None:
-            out.append(Cell(lo, hi, "none"))
+            out.append(Cell(_utc(lo), _utc(hi), "none"))
         else:
-            out.append(Cell(lo, hi, best.status, best.reason))
+            out.append(Cell(_utc(lo), _utc(hi), best.status, best.reason))
     return out
+
+
+@lru_cache(maxsize=4096)
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, timezone.utc)
 
 
 def uptime(history: list[Span], now: datetime, days: int) -> float | None:

@@ -251,10 +251,10 @@ async def test_each_row_has_a_strip_of_its_last_periods(client, clock):
     strip = cells(html, "backup-db")
     assert len(strip) == 30
     kinds = [kind for kind, _ in strip]
-    # 3.5 h of 30 one-hour cells: no data before the first ping.
+    # Whole hours, the last one 15:00 to 16:00: no data before 12:00.
     assert kinds[:26] == ["none"] * 26
     assert kinds[26:] == ["up", "up", "up", "down"]
-    assert strip[-1][1] == "2026-01-14 14:30 \u2013 15:30 UTC: down, no ping came in time"
+    assert strip[-1][1] == "2026-01-14 15:00 \u2013 16:00 UTC: down, no ping came in time"
     assert 'aria-label="the last 30 periods: 26 no data, 3 up, 1 down"' in html
 
 
