@@ -25,9 +25,8 @@ from heartbeatd.times import parse_isoformat
 
 CELL_WIDTH, CELL_GAP, STRIP_HEIGHT = 7, 2, 16
 STEP = CELL_WIDTH + CELL_GAP
-CHART_WIDTH, CHART_HEIGHT = 600, 150
-# Room above the tallest bar for the scale's label.
-CHART_TOP = 18
+CHART_WIDTH, CHART_HEIGHT = 600, 120
+RUN_SLOTS = 30
 
 WORDS = {
     "up": "up",
@@ -70,17 +69,21 @@ def _rect(i: int, cell: Cell) -> str:
 
 def runs_svg(runs: Sequence[Mapping[str, Any]], max_runtime: float | None) -> Markup:
     """A bar per run (newest on the right), its height how long it took; a
-    dashed line at `max_runtime`, past which a run is down as ran too long."""
+    dashed line at `max_runtime`, past which a run is down as ran too long.
+
+    It stretches to the width of the page (a phone's or a desktop's) and
+    keeps its height; its words are in the page around it, where they keep
+    their size."""
     runs = list(reversed(runs))
     longest = max(float(run["duration"] or 0) for run in runs)
-    top = max(longest, max_runtime or 0) * 1.1 or 1.0
-    usable = CHART_HEIGHT - CHART_TOP
-    slot = CHART_WIDTH / len(runs)
-    bar = max(1.0, slot * 0.75)
+    top = chart_top(runs, max_runtime)
+    # Room for RUN_SLOTS bars; fewer runs stay as narrow, on the right.
+    slot = CHART_WIDTH / max(len(runs), RUN_SLOTS)
+    left = CHART_WIDTH - slot * len(runs)
     parts = []
     for i, run in enumerate(runs):
         seconds = float(run["duration"] or 0)
-        height = max(1.0, usable * seconds / top)
+        height = max(1.0, CHART_HEIGHT * seconds / top)
         failed = run["kind"] == "fail" or (run.get("exit_status") or 0) != 0
         words = f"took {humanize.duration(seconds)}"
         if run.get("exit_status") is not None:
@@ -88,30 +91,35 @@ def runs_svg(runs: Sequence[Mapping[str, Any]], max_runtime: float | None) -> Ma
         elif failed:
             words += ", failed"
         at = parse_isoformat(run["at"])
-        when = at.strftime("%Y-%m-%d %H:%M:%S UTC") if at else "?"
+        when = at.isoformat(" ", "seconds")[:19] + " UTC" if at else "?"
         parts.append(
-            f'<rect x="{i * slot + (slot - bar) / 2:.1f}" y="{CHART_HEIGHT - height:.1f}"'
-            f' width="{bar:.1f}" height="{height:.1f}" class="{"r-fail" if failed else "r-ok"}">'
+            f'<rect x="{left + i * slot + slot * 0.125:.1f}" y="{CHART_HEIGHT - height:.1f}"'
+            f' width="{slot * 0.75:.1f}" height="{height:.1f}"'
+            f' class="{"r-fail" if failed else "r-ok"}">'
             f"<title>{escape(when)}: {escape(words)}</title></rect>"
         )
     if max_runtime:
-        y = CHART_HEIGHT - usable * max_runtime / top
+        y = CHART_HEIGHT - CHART_HEIGHT * max_runtime / top
         parts.append(
-            f'<line x1="0" x2="{CHART_WIDTH}" y1="{y:.1f}" y2="{y:.1f}" class="limit">'
+            f'<line x1="0" x2="{CHART_WIDTH}" y1="{y:.1f}" y2="{y:.1f}" class="limit"'
+            ' vector-effect="non-scaling-stroke">'
             f"<title>max_runtime {escape(humanize.duration(max_runtime))}</title></line>"
-            f'<text x="{CHART_WIDTH - 4}" y="{y - 4:.1f}" text-anchor="end" class="limit-label">'
-            f"max_runtime {escape(humanize.duration(max_runtime))}</text>"
         )
     label = f"the last {len(runs)} runs: the longest took {humanize.duration(longest)}" + (
         f", max_runtime {humanize.duration(max_runtime)}" if max_runtime else ""
     )
     return Markup(
         f'<svg class="runs" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {CHART_WIDTH}'
-        f' {CHART_HEIGHT}" role="img" aria-label="{escape(label)}">'
-        f'<text x="4" y="12" class="scale">{escape(humanize.duration(top))}</text>'
-        f'<line x1="0" x2="{CHART_WIDTH}" y1="{CHART_HEIGHT - 0.5}" y2="{CHART_HEIGHT - 0.5}"'
-        f' class="axis"/>{"".join(parts)}</svg>'
+        f' {CHART_HEIGHT}" preserveAspectRatio="none" role="img" aria-label="{escape(label)}">'
+        f'<line x1="0" x2="{CHART_WIDTH}" y1="{CHART_HEIGHT}" y2="{CHART_HEIGHT}" class="axis"'
+        f' vector-effect="non-scaling-stroke"/>{"".join(parts)}</svg>'
     )
+
+
+def chart_top(runs: Sequence[Mapping[str, Any]], max_runtime: float | None) -> float:
+    """The length of time at the top of runs_svg's chart, for its label."""
+    longest = max(float(run["duration"] or 0) for run in runs)
+    return max(longest, max_runtime or 0) * 1.1 or 1.0
 
 
 def _period(start: datetime, end: datetime) -> str:

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from heartbeatd import humanize, roster
-from heartbeatd.charts import runs_svg, strip_svg
+from heartbeatd.charts import chart_top, runs_svg, strip_svg
 from heartbeatd.model import MonitorView
 from heartbeatd.timeline import Cell
 from heartbeatd.times import isoformat, parse_isoformat
@@ -225,6 +225,7 @@ def render_monitor(
         detail=detail,
         strip=strip_svg(detail.cells) if detail.cells else None,
         chart=runs_svg(detail.runs, detail.max_runtime) if detail.runs else None,
+        chart_top=chart_top(detail.runs, detail.max_runtime) if detail.runs else None,
         now=now,
         refresh=REFRESH_SECONDS,
         root="../",
