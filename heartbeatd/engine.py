@@ -116,7 +116,8 @@ class Engine:
             self._startup = StartupSave(future, changed, before, again, {})
             future.add_done_callback(self._settle_startup)
         self.roster.rebuild(
-            (slug, m.name, (), self.states[slug].status) for slug, m in self.config.monitors.items()
+            (slug, m.name, m.tags, self.states[slug].status)
+            for slug, m in self.config.monitors.items()
         )
         log.info("monitors loaded count=%d stored=%d", len(self.config.monitors), stored)
 
@@ -223,7 +224,8 @@ class Engine:
         for slug in diff["removed"]:
             self.roster.remove(slug)
         for slug in diff["added"] + diff["changed"]:
-            self.roster.put(slug, config.monitors[slug].name, (), self.states[slug].status)
+            monitor = config.monitors[slug]
+            self.roster.put(slug, monitor.name, monitor.tags, self.states[slug].status)
         return diff
 
     # -- plumbing -----------------------------------------------------------------

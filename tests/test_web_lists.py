@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from heartbeatd.clock import FakeClock
+from heartbeatd.config import load_config
 from heartbeatd.model import Status
 from tests.samples import LOG_CHANNEL, config_text
 
@@ -32,9 +33,11 @@ grace = "5m"
 
 [monitors.web]
 period = "1d"
+tags = ["prod", "edge"]
 
 [monitors.queue]
 period = "1d"
+tags = ["prod"]
 
 [monitors.mail]
 name = "Mail relay backup check"
@@ -152,7 +155,38 @@ async def test_a_wrong_method_on_an_api_path_answers_a_json_405(client):
     assert "GET" in response.headers["Allow"]
 
 
+async def test_the_api_filters_by_tag(client, clock):
+    await go_down(client, clock)
+    body = await (await client.get("/api/v1/monitors?tag=prod")).json()
+    assert [m["slug"] for m in body["monitors"]] == ["queue", "web"]
+    assert body["monitors"][1]["tags"] == ["prod", "edge"]
+    body = await (await client.get("/api/v1/monitors?tag=prod&status=down")).json()
+    assert (body["monitors"], body["total"]) == ([], 0)
+    body = await (await client.get("/api/v1/monitors?tag=nope")).json()
+    assert (body["monitors"], body["total"], body["next_cursor"]) == ([], 0, None)
+
+
 # -- the status page ------------------------------------------------------------------
+
+
+async def test_the_page_filters_by_tag_and_counts_within_it(client, clock):
+    await go_down(client, clock)
+    html = await (await client.get("/?tag=prod")).text()
+    assert row_slugs(html) == ["queue", "web"]
+    # The counts are the tag's: 2 up, none down.
+    assert re.search(r'<a class="s s-up" href="\?status=up&amp;tag=prod">2 up</a>', html)
+    assert 's-down" href' not in html
+    # Every tag is offered, the one shown selected.
+    options = re.findall(r"<option( selected)?>(\w+)</option>", html)
+    assert options == [("", "edge"), (" selected", "prod")]
+
+
+async def test_a_reload_that_changes_tags_moves_monitors_between_them(client, clock):
+    monitors = MONITORS.replace('tags = ["prod"]', 'tags = ["batch"]')
+    client.stack.path.write_text(config_text(monitors, channels=LOG_CHANNEL))
+    client.engine.apply_config(load_config(client.stack.path), clock.now())
+    assert row_slugs(await (await client.get("/?tag=prod")).text()) == ["web"]
+    assert row_slugs(await (await client.get("/?tag=batch")).text()) == ["queue"]
 
 
 async def test_the_page_filters_by_status_and_text_in_its_url(client, clock):
