@@ -118,6 +118,8 @@ def fold(text: str) -> str:
 # Page-order keys are "<folded name>\0<slug>": strings compare (and sort)
 # much faster than tuples, sort as (name, slug) would, and are also what a
 # text search looks in. A slug never holds a NUL; a search text loses its NULs.
+# A monitor whose name is its slug (the default) has the slug as its key: no
+# string of its own, and it sorts among equal names in its own place.
 SEP = "\0"
 
 
@@ -140,7 +142,7 @@ class Roster:
         names: dict[tuple[str | None, Status], list[str]] = {}
         slugs: dict[tuple[str | None, Status], list[str]] = {}
         for slug, name, tags, status in monitors:
-            key = f"{fold(name)}{SEP}{slug}"
+            key = _page_key(slug, name)
             entries[slug] = (key, tuple(tags), status)
             for group in ((None, status), *((tag, status) for tag in tags)):
                 if group not in names:
@@ -153,7 +155,7 @@ class Roster:
 
     def put(self, slug: str, name: str, tags: Sequence[str], status: Status) -> None:
         """Add a monitor, or take in its new name, tags or status."""
-        self._place(slug, (f"{fold(name)}{SEP}{slug}", tuple(tags), status))
+        self._place(slug, (_page_key(slug, name), tuple(tags), status))
 
     def _place(self, slug: str, entry: tuple[str, tuple[str, ...], Status]) -> None:
         if self._entries.get(slug) == entry:
@@ -256,8 +258,13 @@ class Roster:
         return [keys for s in statuses if (keys := index.get((tag, s)))]
 
 
+def _page_key(slug: str, name: str) -> str:
+    folded = fold(name)
+    return slug if folded == slug else f"{folded}{SEP}{slug}"
+
+
 def _slug(key: str) -> str:
-    return key[key.rindex(SEP) + 1 :]
+    return key[key.rfind(SEP) + 1 :]
 
 
 def _needle(q: str) -> str:
