@@ -7,7 +7,8 @@ window) and `now` in, values out.
 `late` is a status but not a flip (nothing stores it), so it is known only
 where it can be told: the grace before a missed deadline made a monitor
 down (it was late then), and the current lateness. A success that came late
-but within the grace leaves no trace.
+but within the grace leaves no trace. Pausing and resuming are not flips
+either: a paused monitor shows paused from now only.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from heartbeatd.schedule import Schedule
 from heartbeatd.times import parse_stored
 
 CELLS = 30
-# What a cell shows when several statuses shared it: the worst.
-RANK = {"down": 4, "late": 3, "up": 2, "paused": 1, "none": 0}
+# What a cell shows when several statuses shared it: the one that tells
+# most, the worst first; a pause is worth telling over being up.
+RANK = {"down": 4, "late": 3, "paused": 2, "up": 1, "none": 0}
 # Cron ticks looked at to tell a cron schedule's usual gap.
 TICKS = 8
 
@@ -95,6 +97,10 @@ def spans(
         out.append(Span(at, _shown(flip["new"]), flip["reason"]))
     if status == "late" and expected_at is not None and out[-1].status == "up":
         out.append(Span(expected_at, "late", "missed"))
+    if status == "paused" and out[-1].status != "paused":
+        # A pause is not a flip either: since when is not known, only that
+        # it is paused now.
+        out.append(Span(now, "paused"))
     # Flip times are the rules' times, so one may come before the previous;
     # a later flip wins from its time on.
     out.sort(key=lambda span: span.start)

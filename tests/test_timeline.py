@@ -77,7 +77,8 @@ def test_a_cell_shows_the_worst_status_it_saw_and_why():
     assert [(c.status, c.reason) for c in cells] == [
         ("up", "recovered"),
         ("down", "failed"),
-        ("up", "recovered"),
+        # Up, then paused at 10:30: the pause tells more.
+        ("paused", "recovered"),
         ("paused", "recovered"),
     ]
     assert (cells[0].start, cells[-1].end) == (NOW - 4 * HOUR, NOW)
@@ -103,6 +104,14 @@ def test_a_late_monitor_is_late_from_when_it_was_expected():
     history = spans(flips, status="late", expected_at=NOW - timedelta(minutes=2))
     cells = timeline.strip(history, SEEN, HOUR, cells=2)
     assert [c.status for c in cells] == ["up", "late"]
+
+
+def test_a_paused_monitor_is_paused_from_now_only():
+    # Pausing stores no flip: the strip knows only that it is paused now.
+    flips = [flip(NOW - 10 * HOUR, "new", "up", "recovered")]
+    history = spans(flips, status="paused")
+    cells = timeline.strip(history, NOW, HOUR, cells=2)
+    assert [c.status for c in cells] == ["up", "paused"]
 
 
 def test_the_flip_before_the_window_says_what_it_was_at_its_start():
