@@ -95,6 +95,8 @@ _env.globals.update(
     iso=isoformat,
     parse=parse_isoformat,
     percent=percent,
+    # 100,000 monitors, not 100000.
+    number="{:,}".format,
 )
 
 

@@ -410,6 +410,7 @@ async def test_at_20000_monitors_a_page_and_an_api_page_touch_only_their_rows(ma
 
     html = await (await client.get("/?page=3")).text()
     assert len(row_slugs(html)) == 100
+    assert "page 3 of 200 · 20,000 monitors" in html
     body = await (await client.get("/api/v1/monitors?limit=1000&cursor=")).json()
     assert (len(body["monitors"]), body["total"]) == (1000, SCALE)
     down = await (await client.get("/api/v1/monitors?status=down&limit=1000")).json()
