@@ -196,6 +196,16 @@ class Store:
         """The newest flips of a monitor, newest first, each with its deliveries."""
         return await history.flips(self._reader, slug, limit)
 
+    async def flips_since(self, since: Mapping[str, datetime]) -> dict[str, list[dict[str, Any]]]:
+        """Per monitor: its flips from `since[slug]` on, oldest first, with the
+        one before them; `at` in the stored form. One query for all of them."""
+        stored = {slug: format_stored(when) for slug, when in since.items()}
+        return await history.flips_since(self._reader, stored)
+
+    async def runs(self, slug: str, limit: int = 60) -> list[dict[str, Any]]:
+        """The newest pings that ended a measured run (with a duration), newest first."""
+        return await history.runs(self._reader, slug, limit)
+
     async def trim_pings(self, keep: int) -> int:
         """Delete all but the newest `keep` pings of every monitor; return how many."""
         if keep < 0:
