@@ -56,6 +56,25 @@ class AlertsConfig:
     give_up_after: int = 86400
     # Seconds one delivery attempt may take.
     send_timeout: int = 30
+    # Seconds heartbeatd may be not running (or its clock jump) before it
+    # sends a daemon_gap alert about it.
+    gap_notice: int = 300
+    # Seconds without any ping, while monitors were expected, before a
+    # silence alert; None: off.
+    silence: int | None = None
+    # Where daemon_gap and silence alerts go; None: every channel.
+    channels: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SelfPingConfig:
+    """[self]: the Healthchecks-style check heartbeatd pings while it is healthy."""
+
+    # None: no outbound self-ping.
+    ping_url: Secret | None = None
+    every: int = 60
+    # An alert pending longer than this makes heartbeatd unhealthy.
+    stuck_after: int = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +120,7 @@ class Config:
     inline_secrets: tuple[str, ...] = ()
     # Key paths of options that are valid but change nothing, for check_warnings().
     ignored_options: tuple[str, ...] = ()
+    selfping: SelfPingConfig = SelfPingConfig()
 
 
 def ping_urls(config: Config, monitor: Monitor) -> list[str]:
