@@ -23,7 +23,7 @@ import aiohttp
 
 from heartbeatd import humanize
 from heartbeatd.channels.base import DeliveryError, SendContext
-from heartbeatd.channels.http import classify_status, fetch
+from heartbeatd.channels.http import classify_status, fetch, host_of
 from heartbeatd.clock import Clock
 from heartbeatd.config import SelfPingConfig
 from heartbeatd.store import Store, StoreError
@@ -139,7 +139,7 @@ class SelfPing:
                     data=reason.encode("utf-8"),
                     headers={"Content-Type": "text/plain; charset=utf-8"},
                 )
-            error = classify_status(status, "self ping")
+            error = classify_status(status, f"self ping to {host_of(url)}")
             if error is not None:
                 raise error
         except DeliveryError as exc:
