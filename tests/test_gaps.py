@@ -9,6 +9,7 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from heartbeatd.clock import FakeClock
@@ -88,6 +89,16 @@ async def test_the_gap_shows_as_unknown_in_each_watched_monitors_history(
     ]
     # A paused monitor expected nothing meanwhile.
     assert all(f["new"] != "unknown" for f in await daemon.store.flips("idle"))
+    # As the API and the status page show it.
+    base = daemon.config.server.base_url
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/api/v1/monitors/backup/flips") as resp:
+            api = (await resp.json())["flips"]
+        async with session.get(f"{base}/monitors/backup") as resp:
+            page = await resp.text()
+    assert [(f["old"], f["new"]) for f in api[:2]] == [("unknown", "up"), ("up", "unknown")]
+    assert 'class="pill s-unknown">unknown</span>' in page
+    assert "heartbeatd itself was not watching" in page
 
 
 async def test_a_short_gap_sends_nothing(
