@@ -261,6 +261,8 @@ class Alert:
                 "event": self.event.value,
                 "from": isoformat(self.since),
                 "to": isoformat(self.at),
+                # As in every alert's JSON: when it was raised.
+                "at": isoformat(self.at),
                 "count": self.count,
                 "monitors": list(self.monitors),
                 "url": self.url,

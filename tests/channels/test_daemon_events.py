@@ -64,6 +64,7 @@ def test_the_webhook_sends_the_events_json() -> None:
         "event": "daemon_gap",
         "from": "2026-01-14T12:00:00Z",
         "to": "2026-01-14T14:00:00Z",
+        "at": "2026-01-14T14:00:00Z",
         "count": 3,
         "monitors": ["backup", "report"],
         "url": "https://hb.example.com",
