@@ -12,10 +12,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from heartbeatd import pages
 from heartbeatd.clock import FakeClock
 from heartbeatd.model import Ping, PingKind, Status
 from heartbeatd.store import StoreError
-from heartbeatd.times import isoformat
+from heartbeatd.times import isoformat, parse_isoformat
 from tests.harness import WebhookSink, free_port, settle, stop_daemon
 from tests.samples import config_text
 
@@ -99,6 +100,21 @@ async def test_the_gap_shows_as_unknown_in_each_watched_monitors_history(
     assert [(f["old"], f["new"]) for f in api[:2]] == [("unknown", "up"), ("up", "unknown")]
     assert 'class="pill s-unknown">unknown</span>' in page
     assert "heartbeatd itself was not watching" in page
+
+
+def test_the_page_counts_a_downtime_across_a_gap_from_when_it_went_down():
+    at = ["2026-01-14T18:00:00Z", "2026-01-14T14:00:00Z", "2026-01-14T12:00:00Z"]
+    flips = [
+        {"at": at[0], "old": "unknown", "new": "down", "reason": "daemon_gap"},
+        {"at": at[1], "old": "down", "new": "unknown", "reason": "daemon_gap"},
+        {"at": at[2], "old": "up", "new": "down", "reason": "missed"},
+    ]
+    rows = pages.flip_rows(flips, "down", parse_isoformat("2026-01-14T19:00:00Z"))
+    assert [(r["downtime"], r["ongoing"]) for r in rows] == [
+        (None, False),
+        (None, False),
+        (7 * 3600.0, True),
+    ]
 
 
 async def test_a_short_gap_sends_nothing(
