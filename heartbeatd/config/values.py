@@ -104,6 +104,7 @@ class Monitor:
     repeat: int | None = None
     repeat_limit: int | None = None
     description: str = ""
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +121,19 @@ class Config:
     inline_secrets: tuple[str, ...] = ()
     # Key paths of options that are valid but change nothing, for check_warnings().
     ignored_options: tuple[str, ...] = ()
+    # tag -> the slugs carrying it, in file order, so a tag's badge or
+    # filter reads its monitors without walking all of them.
+    tagged: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     selfping: SelfPingConfig = SelfPingConfig()
+
+
+def index_tags(monitors: Mapping[str, Monitor]) -> dict[str, tuple[str, ...]]:
+    """tag -> the slugs of the monitors carrying it, in file order."""
+    index: dict[str, list[str]] = {}
+    for slug, monitor in monitors.items():
+        for tag in monitor.tags:
+            index.setdefault(tag, []).append(slug)
+    return {tag: tuple(slugs) for tag, slugs in index.items()}
 
 
 def ping_urls(config: Config, monitor: Monitor) -> list[str]:
