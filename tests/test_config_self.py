@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from heartbeatd.cli import main
 from heartbeatd.config import load_config
 from heartbeatd.model import Secret
+from heartbeatd.reloading import needs_restart
 from heartbeatd.tables import ConfigError
 
 CHANNELS = '[channels.ops]\ntype = "log"\n[channels.pager]\ntype = "log"\n'
@@ -67,6 +68,13 @@ def test_errors_name_the_key_and_never_show_the_ping_url(tmp_path: Path):
         "FILE: self.later: unknown key",
     ]
     assert not any("secret-key" in line for line in found)
+
+
+def test_a_reload_that_turns_the_self_ping_on_asks_for_a_restart(tmp_path: Path):
+    off = load(tmp_path, "")
+    on = load(tmp_path, '[self]\nping_url = "https://hc-ping.com/abc-key"\n')
+    assert needs_restart(off, on) == ["self.ping_url"]
+    assert needs_restart(on, off) == []
 
 
 def test_check_shows_them_without_the_ping_urls_path(tmp_path: Path):
