@@ -197,3 +197,30 @@ async def _delivered(sink: WebhookSink, event: str) -> list:
         if found:
             return found
         await asyncio.sleep(0.05)
+
+
+async def test_a_pending_gap_alert_of_a_channel_a_reload_removed_goes_to_the_current_ones(
+    make_daemon, tmp_path: Path, clock: FakeClock, webhook_sink: WebhookSink
+):
+    alerts = '[alerts]\nchannels = ["hook"]\n'
+    path = write_config(tmp_path / "hb.toml", webhook_sink.url + "/hook", alerts)
+    await started_and_stopped(make_daemon, path, clock)
+    clock.advance(hours=2)
+    webhook_sink.answer(503)
+    daemon = await make_daemon(path)
+    await asyncio.wait_for(_answered(webhook_sink, "/hook"), 5)
+    # [channels.hook] becomes [channels.pager] while the alert waits.
+    text = path.read_text().replace("[channels.hook]", "[channels.pager]")
+    path.write_text(text.replace("/hook", "/pager").replace('["hook"]', '["pager"]'))
+    await daemon.apply_reload()
+    await settle(daemon)
+    received = await asyncio.wait_for(_answered(webhook_sink, "/pager"), 5)
+    assert received.json()["event"] == "daemon_gap"
+
+
+async def _answered(sink: WebhookSink, path: str):
+    while True:
+        found = [r for r in sink.received(path) if r.status]
+        if found:
+            return found[0]
+        await asyncio.sleep(0.05)
