@@ -33,6 +33,7 @@ WORDS = {
     "late": "late",
     "down": "down",
     "paused": "paused",
+    "unknown": "unknown (heartbeatd was not running)",
     "none": "no data",
 }
 

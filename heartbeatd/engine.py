@@ -50,6 +50,8 @@ class Engine:
         self.config = config
         self.store = store
         self.on_alert = on_alert
+        # Told of every ping, of any kind (the silence alert's timer).
+        self.on_ping: Callable[[], None] = lambda: None
         self.wheel: TimerWheel[str] = TimerWheel()
         self.states: dict[str, MonitorState] = {}
         self.pings_by_kind: Counter[str] = Counter()
@@ -139,6 +141,7 @@ class Engine:
         old = self.states[slug]
         step = states.on_ping(old, ping, monitor)
         self.pings_by_kind[ping.kind.value] += 1
+        self.on_ping()
         record = PingRecord(ping=ping, duration=step.duration)
         # The alert of a ping's flip carries the ping's whole body, not the
         # preview kept in memory.

@@ -246,11 +246,18 @@ def flip_rows(
     still_down = status == "down"
     for i, row in enumerate(rows):
         at = parse_isoformat(row["at"])
-        if row["old"] == row["new"] or at is None:
+        # A gap in heartbeatd's watch (into unknown and back) is no change
+        # of the monitor's: a downtime across it counts from the real flip.
+        if row["old"] == row["new"] or at is None or row.get("reason") == "daemon_gap":
             continue
         if row["old"] == "down":
             went_down = next(
-                (f for f in rows[i + 1 :] if f["new"] == "down" and f["old"] != "down"), None
+                (
+                    f
+                    for f in rows[i + 1 :]
+                    if f["new"] == "down" and f["old"] not in ("down", "unknown")
+                ),
+                None,
             )
             if went_down is not None:
                 start = parse_isoformat(went_down["at"])

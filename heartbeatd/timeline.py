@@ -25,8 +25,9 @@ from heartbeatd.times import parse_stored
 
 CELLS = 30
 # What a cell shows when several statuses shared it: the one that tells
-# most, the worst first; a pause is worth telling over being up.
-RANK = {"down": 4, "late": 3, "paused": 2, "up": 1, "none": 0}
+# most, the worst first; a pause, and a time heartbeatd itself was not
+# running ("unknown", recorded after a daemon gap), are worth telling over up.
+RANK = {"down": 5, "late": 4, "paused": 3, "unknown": 2, "up": 1, "none": 0}
 # Cron ticks looked at to tell a cron schedule's usual gap.
 TICKS = 8
 
@@ -36,8 +37,8 @@ class Cell(NamedTuple):
 
     start: datetime
     end: datetime
-    # "up", "late", "down", "paused" or "none" (no data: before the first
-    # ping, or before the oldest flip kept).
+    # "up", "late", "down", "paused", "unknown" (heartbeatd was not running)
+    # or "none" (no data: before the first ping, or before the oldest flip kept).
     status: str
     # The reason of the flip into that status, if one is known.
     reason: str | None = None
@@ -144,13 +145,14 @@ def _utc(timestamp: float) -> datetime:
 
 def uptime(history: list[Span], now: datetime, days: int) -> float | None:
     """The share of the last `days` days it was not down, of the time it was
-    watched (neither paused nor without data); None if it never was."""
+    watched (neither paused, nor without data, nor while heartbeatd was not
+    running); None if it never was."""
     start = now - timedelta(days=days)
     watched = down = 0.0
     for span, after in zip(history, [*history[1:], None], strict=True):
         lo = max(span.start, start)
         hi = min(after.start if after is not None else now, now)
-        if hi <= lo or span.status in ("paused", "none"):
+        if hi <= lo or span.status in ("paused", "none", "unknown"):
             continue
         seconds = (hi - lo).total_seconds()
         watched += seconds

@@ -169,3 +169,19 @@ def test_the_run_chart_draws_max_runtime_above_the_bars():
     # Higher on the page (a smaller y) than the top of the longest bar.
     assert float(line.get("y1")) < float(bars[0].get("y"))
     assert "max_runtime 2 min" in str(charts.runs_svg(runs, 120))
+
+
+def test_a_daemon_gap_shows_unknown_and_is_left_out_of_uptime():
+    # heartbeatd was not running from 09:00 to 11:00: two `unknown` rows.
+    flips = [
+        flip(NOW - 10 * HOUR, "new", "up", "recovered"),
+        flip(NOW - 3 * HOUR, "up", "unknown", "daemon_gap"),
+        flip(NOW - 1 * HOUR, "unknown", "up", "daemon_gap"),
+    ]
+    history = spans(flips)
+    cells = timeline.strip(history, SEEN, HOUR, cells=4)
+    assert [c.status for c in cells] == ["up", "unknown", "unknown", "up"]
+    # Watched 8 of the last 10 hours, never down.
+    assert timeline.uptime(history, NOW, days=1) == 1.0
+    svg = charts.strip_svg(cells)
+    assert "2 unknown (heartbeatd was not running)" in svg

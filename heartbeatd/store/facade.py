@@ -331,6 +331,35 @@ class Store:
         """When the earliest pending row can next be claimed, or None."""
         return await outbox.next_due(self._reader)
 
+    async def oldest_pending(self) -> datetime | None:
+        """When the longest-waiting pending alert was queued, or None."""
+        return await outbox.oldest_pending(self._reader)
+
+    def queue_daemon_event(
+        self,
+        alerts: Sequence[tuple[str, Alert]],
+        *,
+        flips: Sequence[history.FlipRow] = (),
+        meta: Mapping[str, str] | None = None,
+    ) -> asyncio.Future[None]:
+        """Queue alerts about heartbeatd itself, with flips and meta values,
+        in one transaction: a daemon_gap's alerts are stored together with
+        the new `last_alive` that ends the gap, so a crash loses neither."""
+        now = format_stored(self._clock.now())
+        rows = [
+            (None, *outbox.alert_row(alert.monitor, channel, alert, now, now))
+            for channel, alert in alerts
+        ]
+        values = dict(meta or {})
+
+        def write(db: sqlite3.Connection) -> None:
+            history.add_flips(db, list(flips))
+            outbox.add_alerts(db, rows)
+            for key, value in values.items():
+                history.set_meta(db, key, value)
+
+        return self._writer.queue(write)
+
     async def outbox_counts(self) -> dict[str, int]:
         return await outbox.counts(self._reader)
 

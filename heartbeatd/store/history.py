@@ -12,6 +12,7 @@ import logging
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from heartbeatd.model import Flip, MonitorState, Ping
@@ -70,6 +71,20 @@ def ping_row(slug: str, record: PingRecord) -> PingRow:
 def flip_row(slug: str, flip: Flip) -> FlipRow:
     event = flip.event.value if flip.event is not None else None
     return (slug, format_stored(flip.at), flip.old.value, flip.new.value, flip.reason.value, event)
+
+
+# The status and reason a monitor's history shows for a time heartbeatd did
+# not watch it (not running, or its wall clock jumped): no ping could be seen.
+UNKNOWN = "unknown"
+DAEMON_GAP = "daemon_gap"
+
+
+def unknown_rows(slug: str, status: str, since: datetime, until: datetime) -> list[FlipRow]:
+    """Two flips: into `unknown` at `since`, back to `status` at `until`."""
+    return [
+        (slug, format_stored(since), status, UNKNOWN, DAEMON_GAP, None),
+        (slug, format_stored(until), UNKNOWN, status, DAEMON_GAP, None),
+    ]
 
 
 # --- writes (on the writer's thread) ------------------------------------------
