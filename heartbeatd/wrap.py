@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from enum import Enum
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -50,6 +51,19 @@ DRAIN_GRACE = 2.0
 Output = IO[Any] | int
 
 
+class Action(str, Enum):
+    """The ping an ending sends, as runitor's --on-* options name them."""
+
+    # A plain success ping, whatever the exit status.
+    SUCCESS = "success"
+    # /fail: down at once.
+    FAIL = "fail"
+    # /log: recorded with its output, no change of status.
+    LOG = "log"
+    # /<exit status>: 0 is a success, anything else a failure.
+    EXIT_CODE = "exit-code"
+
+
 @dataclass(frozen=True)
 class ExecOptions:
     # The monitor's ping URL, e.g. http://127.0.0.1:8080/ping/nightly-backup.
@@ -63,6 +77,24 @@ class ExecOptions:
     retries: int = 3
     # Bytes of output tail to send when the server does not say (Ping-Body-Limit).
     tail_default: int = DEFAULT_TAIL
+    # Send `/start` before the job (it measures the run and arms max_runtime).
+    start_ping: bool = True
+    # Send the output's tail with the finishing ping.
+    send_output: bool = True
+    # Which ping each ending sends (see Action): a success, a non-zero exit
+    # status, and a command that could not be run at all.
+    on_success: Action = Action.EXIT_CODE
+    on_nonzero_exit: Action = Action.EXIT_CODE
+    on_exec_fail: Action = Action.FAIL
+    # Extra request headers for every ping: (name, value).
+    headers: tuple[tuple[str, str], ...] = ()
+    # Copy the job's stdout / stderr to ours (the tail is captured either way).
+    copy_stdout: bool = True
+    copy_stderr: bool = True
+    # Print our own warnings (an unreachable server) on stderr.
+    warnings: bool = True
+    # Seconds from one run's start to the next (--every); None runs it once.
+    every: float | None = None
 
 
 def build_url(
@@ -138,15 +170,18 @@ class OutputTail:
 class _Sink:
     """Where copied output goes: a file descriptor or a binary (or text) file object."""
 
-    def __init__(self, target: Output, on_error: Callable[[OSError], None] | None = None) -> None:
-        if not isinstance(target, int):
+    def __init__(
+        self, target: Output | None, on_error: Callable[[OSError], None] | None = None
+    ) -> None:
+        # None: show nothing (--quiet, --silent).
+        if target is not None and not isinstance(target, int):
             target = getattr(target, "buffer", target)
         self._target = target
         self._on_error = on_error
         self._broken = False
 
     def write(self, data: bytes) -> None:
-        if self._broken:
+        if self._broken or self._target is None:
             return
         try:
             if isinstance(self._target, int):
@@ -209,6 +244,10 @@ class _Pinger:
         self._host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
         self._shown_url = _hide_ping_key(opts.url)
 
+    def new_run(self) -> None:
+        """The next run (--every) is told apart from the last by its own rid."""
+        self.rid = str(uuid.uuid4())
+
     async def send(
         self, kind: PingKind, exit_status: int | None = None, body: bytes | None = None
     ) -> Mapping[str, str] | None:
@@ -250,7 +289,7 @@ class _Pinger:
         self, url: str, body: bytes | None, seconds: float
     ) -> tuple[int, str, Mapping[str, str]]:
         timeout = aiohttp.ClientTimeout(total=seconds)
-        headers = {"User-Agent": f"heartbeatd-exec/{__version__}"}
+        headers = {"User-Agent": f"heartbeatd-exec/{__version__}", **dict(self._opts.headers)}
         if body is not None:
             headers["Content-Type"] = "text/plain"
         # A fresh session per attempt: a job may run for hours, and a kept-alive
@@ -287,9 +326,12 @@ class Job:
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self._proc = proc
+        # Told of each forwarded signal: with --every, it ends the loop.
+        self.on_forward: Callable[[int], None] = lambda sig: None
 
     def forward(self, sig: int) -> None:
         """Pass a signal we received on to the job; we go on waiting for its exit status."""
+        self.on_forward(sig)
         # The job may have exited a moment ago; its exit status is on its way.
         with contextlib.suppress(ProcessLookupError):
             self._proc.send_signal(sig)
@@ -318,6 +360,11 @@ async def run_wrapped(
     `stdout`/`stderr` receive the job's output (file descriptors or file
     objects; default: ours) and our warnings go to `stderr`. `while_running`
     wraps the job's lifetime, e.g. to forward signals to it.
+
+    With `opts.every`, the job runs again every that many seconds from the
+    start of the last run (a run that overran starts the next at once,
+    skipping the ticks it missed) until a signal forwarded to it (SIGTERM,
+    SIGINT, SIGHUP) ends a run; the exit code is then that run's.
     """
     if not argv:
         raise ValueError("no command given: put it after --")
@@ -326,7 +373,7 @@ async def run_wrapped(
 
     def warn(message: str) -> None:
         # The same failure twice (start and finish ping) is one line of news.
-        if message not in warned:
+        if opts.warnings and message not in warned:
             warned.add(message)
             err.write(f"{PREFIX}: {message}\n".encode())
 
@@ -334,19 +381,66 @@ async def run_wrapped(
         stdout if stdout is not None else sys.stdout,
         on_error=lambda exc: warn(f"stopped copying the job's stdout: {exc.strerror or exc}"),
     )
+    # --quiet and --silent: what is not shown is still captured for the ping.
+    job_out = out if opts.copy_stdout else _Sink(None)
+    job_err = err if opts.copy_stderr else _Sink(None)
     pinger = _Pinger(opts, clock, warn)
-    tail = OutputTail(_body_limit(await pinger.send(PingKind.START), opts.tail_default))
+    signalled: list[int] = []
+
+    def watched(job: Job) -> AbstractContextManager[None]:
+        job.on_forward = signalled.append
+        return while_running(job)
+
+    while True:
+        started = clock.monotonic()
+        code = await _run_once(argv, opts, clock, pinger, job_out, job_err, err, watched)
+        if opts.every is None or signalled:
+            return code
+        # A run that took longer than --every starts the next one at once.
+        elapsed = clock.monotonic() - started
+        if elapsed < opts.every:
+            await clock.sleep(opts.every - elapsed)
+        pinger.new_run()
+
+
+async def _run_once(
+    argv: list[str],
+    opts: ExecOptions,
+    clock: Clock,
+    pinger: _Pinger,
+    out: _Sink,
+    err: _Sink,
+    our_err: _Sink,
+    while_running: WhileRunning,
+) -> int:
+    headers = await pinger.send(PingKind.START) if opts.start_ping else None
+    limit = _body_limit(headers, opts.tail_default) if opts.send_output else 0
+    tail = OutputTail(limit)
     try:
         code = await _run_job(argv, out, err, tail, clock, while_running)
     except OSError as exc:
         # The codes a shell uses: 127 not found, 126 found but not runnable.
         code = 127 if isinstance(exc, FileNotFoundError) else 126
         message = f"{PREFIX}: cannot run {argv[0]!r}: {exc.strerror or exc}"
-        err.write(f"{message}\n".encode())
-        await pinger.send(PingKind.FAIL, body=message.encode())
+        # Said even when --silent: the job never ran, and nothing else will say so.
+        our_err.write(f"{message}\n".encode())
+        body = message.encode() if opts.send_output else None
+        await _finish(pinger, opts.on_exec_fail, code, body)
         return code
-    await pinger.send(pingurl.exit_kind(code), code, tail.value())
+    action = opts.on_success if code == 0 else opts.on_nonzero_exit
+    await _finish(pinger, action, code, tail.value() if opts.send_output else None)
     return code
+
+
+async def _finish(pinger: _Pinger, action: Action, code: int, body: bytes | None) -> None:
+    if action is Action.EXIT_CODE:
+        await pinger.send(pingurl.exit_kind(code), code, body)
+    elif action is Action.SUCCESS:
+        await pinger.send(PingKind.SUCCESS, body=body)
+    elif action is Action.FAIL:
+        await pinger.send(PingKind.FAIL, body=body)
+    else:
+        await pinger.send(PingKind.LOG, body=body)
 
 
 async def _run_job(
