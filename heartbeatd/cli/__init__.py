@@ -13,6 +13,7 @@ import-linter keeps it so):
                  running daemon through its API, and how they log in to it
     jobs.py      exec, and its forwarding of signals to the job
     admin.py     test-alert, hash-password, verify-db
+    importing.py import crontab, import timers: monitors for existing jobs
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import click
 
 from heartbeatd import __version__
-from heartbeatd.cli import admin, jobs, remote, serve
+from heartbeatd.cli import admin, importing, jobs, remote, serve
 
 
 @click.group()
@@ -41,6 +42,7 @@ for _command in (
     admin.test_alert,
     admin.verify_db,
     admin.hash_password,
+    importing.import_group,
 ):
     main.add_command(_command)
 
