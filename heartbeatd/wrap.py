@@ -265,7 +265,9 @@ class _Pinger:
             if left <= 0:
                 break
             try:
-                status, phrase, headers = await self._attempt(url, body, left)
+                # Timed on the clock, not by aiohttp (which reads the loop's
+                # time): the budget and the per-request limit are one clock.
+                status, phrase, headers = await self._clock.wait_for(self._attempt(url, body), left)
             except asyncio.TimeoutError:
                 reason = f"timed out after {min(self._opts.timeout, self._opts.ping_timeout):g}s"
                 continue
@@ -285,10 +287,9 @@ class _Pinger:
         self._warn(f"could not reach {self._host}: {reason}")
         return None
 
-    async def _attempt(
-        self, url: str, body: bytes | None, seconds: float
-    ) -> tuple[int, str, Mapping[str, str]]:
-        timeout = aiohttp.ClientTimeout(total=seconds)
+    async def _attempt(self, url: str, body: bytes | None) -> tuple[int, str, Mapping[str, str]]:
+        # The clock bounds each attempt (see send); no second timer here.
+        timeout = aiohttp.ClientTimeout(total=None)
         headers = {"User-Agent": f"heartbeatd-exec/{__version__}", **dict(self._opts.headers)}
         if body is not None:
             headers["Content-Type"] = "text/plain"
