@@ -3,8 +3,9 @@
 A timer's `OnCalendar=` becomes `oncalendar` (several become a list);
 without one, `OnUnitActiveSec=`/`OnUnitInactiveSec=` becomes `period`. A
 timer that only fires after boot (`OnBootSec=` alone) has no schedule to
-expect and is skipped. `RandomizedDelaySec=` (how late systemd may start the
-run on purpose) is added to the grace, so the spread is no alert.
+expect and is skipped. `RandomizedDelaySec=` and `AccuracySec=` (how late systemd
+may start the run on purpose) are added to the grace, so the spread is no
+alert.
 
 The drop-in pings `/start` before the service starts (ExecStartPre=) and its
 result after it stopped (ExecStopPost=, from $SERVICE_RESULT and
@@ -122,13 +123,18 @@ def _draft(
     if calendar and period is not None:
         notes.append("OnUnitActiveSec= is left out: a monitor follows one schedule")
     delay = _span(timer.last("Timer", "RandomizedDelaySec"))
+    # systemd may also start a run up to AccuracySec= late (1 min unless set,
+    # which the grace covers anyway) to batch wake-ups.
+    accuracy = _span(timer.last("Timer", "AccuracySec"))
     grace = None
-    if delay:
-        grace = settings.grace + delay
-        notes.append(
-            f"RandomizedDelaySec={format_duration(delay)}: runs start up to that late,"
-            " so it is part of the grace"
-        )
+    if delay or accuracy:
+        grace = settings.grace + delay + accuracy
+        spans = [
+            f"{key}={format_duration(value)}"
+            for key, value in (("RandomizedDelaySec", delay), ("AccuracySec", accuracy))
+            if value
+        ]
+        notes.append(f"{' + '.join(spans)}: runs start up to that late, so it is part of the grace")
     persistent = (timer.last("Timer", "Persistent") or "").lower() in ("yes", "true", "1", "on")
     if calendar and persistent:
         notes.append("Persistent=true: a run missed while the machine was off runs at boot")
