@@ -405,11 +405,11 @@ async def test_it_keeps_a_ping_url_query_and_strips_a_trailing_slash(ping_server
     assert ping_server.kinds() == ["start", "0"]
 
 
-async def start_wrapper(job: list[str], url: str) -> asyncio.subprocess.Process:
+async def start_wrapper(job: list[str], url: str, *options: str) -> asyncio.subprocess.Process:
     """`heartbeatd exec` as its own process, so that it can receive signals."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return await asyncio.create_subprocess_exec(
-        PY, "-m", "heartbeatd", "exec", "--url", url, "--", *job,
+        PY, "-m", "heartbeatd", "exec", *options, "--url", url, "--", *job,
         stdout=asyncio.subprocess.PIPE,
         env=env,
     )  # fmt: skip
@@ -797,3 +797,14 @@ def test_exec_refuses_unclear_arguments_before_running_anything(args, message):
 
     assert result.exit_code == 2
     assert message in result.output
+
+
+async def test_exec_every_ends_its_loop_when_sigterm_ends_a_run(ping_server):
+    wrapper = await start_wrapper([PY, "-c", CATCHES_TERM], ping_server.url, "--every", "1h")
+    assert await asyncio.wait_for(wrapper.stdout.readline(), 10) == b"ready\n"
+
+    wrapper.send_signal(signal.SIGTERM)
+
+    # The run ends with the job's 7, and no second run starts.
+    assert await asyncio.wait_for(wrapper.wait(), 10) == 7
+    assert ping_server.kinds() == ["start", "7"]
