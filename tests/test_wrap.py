@@ -18,15 +18,18 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from heartbeatd.clock import Clock
+from heartbeatd.clock import Clock, FakeClock
 from heartbeatd.wrap import (
     FORWARDED_SIGNALS,
+    Action,
     ExecOptions,
     Job,
     OutputTail,
     build_url,
     run_wrapped,
 )
+from tests.harness import advance_until_done
+from tests.samples import NOW
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -60,6 +63,7 @@ class Recorded:
     rid: str
     body: bytes
     content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -82,10 +86,12 @@ class PingServer:
             Recorded(
                 request.method,
                 slug,
-                request.match_info["kind"],
+                # A plain success ping has no action segment.
+                request.match_info.get("kind", "success"),
                 request.query.get("rid", ""),
                 body,
                 request.headers.get("Content-Type", ""),
+                dict(request.headers),
             )
         )
         if self.hang:
@@ -106,6 +112,7 @@ class PingServer:
 async def ping_server(aiohttp_server) -> PingServer:
     state = PingServer()
     app = web.Application()
+    app.router.add_route("*", "/ping/{slug}", state.handle)
     app.router.add_route("*", "/ping/{slug}/{kind}", state.handle)
     server = await aiohttp_server(app)
     state.url = str(server.make_url("/ping/backup"))
@@ -301,16 +308,19 @@ async def test_it_retries_a_ping_on_server_errors_with_backoff(ping_server, cloc
     assert clock.slept == [1.0, 2.0]
 
 
-async def test_it_retries_a_ping_that_times_out(ping_server, clock):
+async def test_it_retries_a_ping_that_times_out_on_the_clock(ping_server):
     ping_server.hang = 1
-    # A real wait: the ping timeout is aiohttp's own (ClientTimeout), on the
-    # event loop's time, which the clock here does not control; kept short.
-    run = await wrap(["true"], ping_server.url, clock, timeout=0.2)
+    clock = FakeClock(NOW)
+    # 30 s per attempt on the clock; the test moves it, so no real wait.
+    task = asyncio.ensure_future(
+        wrap(["true"], ping_server.url, clock, timeout=30, ping_timeout=60)
+    )
 
-    assert run.code == 0
-    assert run.stderr == b""
+    await advance_until_done(clock, task, step=0.5)
+
+    run = task.result()
+    assert (run.code, run.stderr) == (0, b"")
     assert ping_server.kinds() == ["start", "start", "0"]
-    assert clock.slept == [1.0]
 
 
 async def test_it_gives_up_on_a_server_error_after_the_retries(ping_server, clock):
@@ -395,11 +405,11 @@ async def test_it_keeps_a_ping_url_query_and_strips_a_trailing_slash(ping_server
     assert ping_server.kinds() == ["start", "0"]
 
 
-async def start_wrapper(job: list[str], url: str) -> asyncio.subprocess.Process:
+async def start_wrapper(job: list[str], url: str, *options: str) -> asyncio.subprocess.Process:
     """`heartbeatd exec` as its own process, so that it can receive signals."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return await asyncio.create_subprocess_exec(
-        PY, "-m", "heartbeatd", "exec", "--url", url, "--", *job,
+        PY, "-m", "heartbeatd", "exec", *options, "--url", url, "--", *job,
         stdout=asyncio.subprocess.PIPE,
         env=env,
     )  # fmt: skip
@@ -558,10 +568,10 @@ def test_it_rejects_an_unclear_monitor(kwargs, message):
 # -- the real command against a real server: wall-clock bounds ---------------------------
 
 
-async def run_exec(*args: str) -> tuple[int, str, float, float]:
+async def run_exec(*args: str, **extra_env: str) -> tuple[int, str, float, float]:
     """`heartbeatd exec ARGS` as its own process: its exit status, stderr, and
     the seconds until the job started and until the wrapper exited."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), **extra_env}
     started = Clock().monotonic()
     proc = await asyncio.create_subprocess_exec(
         PY, "-m", "heartbeatd", "exec", *args,
@@ -614,3 +624,187 @@ async def test_exec_against_a_server_that_never_answers_gives_up_at_the_ping_tim
     assert err == f"heartbeatd exec: could not reach {host}: timed out after 1s\n"
     assert job_started < 1 + 2
     assert took < 2 * 1 + 2
+
+
+# -- runitor's options: which pings, what they carry, what is shown, loops ----------
+
+
+async def test_it_sends_no_start_ping_when_told(ping_server, clock):
+    run = await wrap(["sh", "-c", "echo hi"], ping_server.url, clock, start_ping=False)
+
+    assert run.code == 0
+    assert ping_server.kinds() == ["0"]
+    # Without the start ping's answer, the tail is the default size.
+    assert ping_server.pings[0].body == b"hi\n"
+
+
+async def test_it_sends_no_output_when_told(ping_server, clock):
+    run = await wrap(["sh", "-c", "echo secret; exit 2"], ping_server.url, clock, send_output=False)
+
+    assert run.stdout == b"secret\n"
+    finish = ping_server.pings[1]
+    assert (finish.method, finish.kind, finish.body) == ("GET", "2", b"")
+
+
+@pytest.mark.parametrize(
+    "script, options, kind",
+    [
+        ("exit 0", {}, "0"),
+        ("exit 0", {"on_success": Action.SUCCESS}, "success"),
+        ("exit 0", {"on_success": Action.LOG}, "log"),
+        ("exit 0", {"on_success": Action.FAIL}, "fail"),
+        ("exit 3", {}, "3"),
+        ("exit 3", {"on_nonzero_exit": Action.FAIL}, "fail"),
+        ("exit 3", {"on_nonzero_exit": Action.LOG}, "log"),
+        ("exit 3", {"on_nonzero_exit": Action.SUCCESS}, "success"),
+    ],
+    ids=["default-0", "success", "log", "fail", "default-3", "nz-fail", "nz-log", "nz-success"],
+)
+async def test_the_on_options_choose_the_finishing_ping(ping_server, clock, script, options, kind):
+    run = await wrap(["sh", "-c", f"echo out; {script}"], ping_server.url, clock, **options)
+
+    assert run.code == int(script.split()[1])
+    assert ping_server.kinds() == ["start", kind]
+    assert ping_server.pings[1].body == b"out\n"
+    assert ping_server.pings[0].rid == ping_server.pings[1].rid
+
+
+@pytest.mark.parametrize(
+    "action, kind", [(Action.FAIL, "fail"), (Action.EXIT_CODE, "127"), (Action.LOG, "log")]
+)
+async def test_on_exec_fail_chooses_the_ping_of_a_command_that_cannot_run(
+    ping_server, clock, action, kind
+):
+    run = await wrap(["no-such-command-hb"], ping_server.url, clock, on_exec_fail=action)
+
+    assert run.code == 127
+    assert ping_server.kinds() == ["start", kind]
+
+
+async def test_it_sends_the_extra_headers_with_every_ping(ping_server, clock):
+    headers = (("X-Host", "web1"), ("Authorization", "Bearer t0k"))
+    await wrap(["true"], ping_server.url, clock, headers=headers)
+
+    for ping in ping_server.pings:
+        assert (ping.headers["X-Host"], ping.headers["Authorization"]) == ("web1", "Bearer t0k")
+
+
+async def test_quiet_hides_stdout_but_still_reports_it(ping_server, clock):
+    script = "echo out; echo err >&2"
+    run = await wrap(["sh", "-c", script], ping_server.url, clock, copy_stdout=False)
+
+    assert (run.stdout, run.stderr) == (b"", b"err\n")
+    assert ping_server.pings[1].body == b"out\nerr\n"
+
+
+async def test_silent_shows_nothing_not_even_an_unreachable_server(clock):
+    url = f"http://127.0.0.1:{closed_port()}/ping/backup"
+    run = await wrap(
+        ["sh", "-c", "echo out; echo err >&2; exit 4"],
+        url,
+        clock,
+        copy_stdout=False,
+        copy_stderr=False,
+        warnings=False,
+    )
+
+    assert (run.code, run.stdout, run.stderr) == (4, b"", b"")
+
+
+async def test_every_runs_the_job_again_until_a_signal_ends_a_run(ping_server, clock, tmp_path):
+    runs: list[Job] = []
+    # Runs 1 and 2 end at once; run 3 waits for the signal.
+    count = tmp_path / "count"
+    script = (
+        f"n=$(( $(cat {count} 2>/dev/null || echo 0) + 1 )); echo $n > {count}; echo run $n;"
+        " if [ $n -ge 3 ]; then exec sleep 30; fi"
+    )
+
+    @contextlib.contextmanager
+    def while_running(job: Job) -> Iterator[None]:
+        runs.append(job)
+        if len(runs) == 3:
+            # As the CLI does on SIGTERM: passed on to the job, and the loop ends.
+            job.forward(signal.SIGTERM)
+        yield
+
+    out, err = io.BytesIO(), io.BytesIO()
+    code = await run_wrapped(
+        ["sh", "-c", script],
+        ExecOptions(url=ping_server.url, every=600.0),
+        clock,
+        stdout=out,
+        stderr=err,
+        while_running=while_running,
+    )
+
+    assert code == 143
+    assert len(runs) == 3
+    # Run 3 may get the signal before it prints.
+    assert out.getvalue() in (b"run 1\nrun 2\n", b"run 1\nrun 2\nrun 3\n")
+    assert ping_server.kinds() == ["start", "0", "start", "0", "start", "143"]
+    rids = [p.rid for p in ping_server.pings]
+    assert rids[0] == rids[1] != rids[2] == rids[3] != rids[4] == rids[5]
+    # Between runs, what is left of the 600 s (the clock also records the 2 s
+    # grace for output after a job, when its pipes are not closed yet).
+    waits = [s for s in clock.slept if s != 2.0]
+    assert len(waits) == 2
+    assert all(500 < s <= 600 for s in waits)
+
+
+async def test_exec_takes_the_monitor_as_a_url_before_the_dashes(ping_server):
+    code, err, _, _ = await run_exec(ping_server.url, *JOB)
+
+    assert (code, err) == (3, "")
+    assert ping_server.kinds() == ["start", "3"]
+
+
+async def test_exec_takes_a_slug_with_the_server_from_the_environment(ping_server):
+    server = ping_server.url.removesuffix("/ping/backup")
+
+    code, err, _, _ = await run_exec("backup", "--no-start-ping", *JOB, HEARTBEATD_SERVER=server)
+
+    assert (code, err) == (3, "")
+    assert ping_server.kinds() == ["3"]
+
+
+async def test_exec_keeps_options_after_the_dashes_for_the_job(ping_server):
+    # --quiet after -- is the job's argument, not ours.
+    code, _, _, _ = await run_exec(ping_server.url, "--", "sh", "-c", 'echo "$1"', "x", "--quiet")
+
+    assert code == 0
+    assert ping_server.pings[1].body == b"--quiet\n"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["a", "b", "--", "true"], "one monitor before --, got 'a b'"),
+        (["--url", "http://h/ping/a", "a", "--", "true"], "give the monitor once"),
+        (["a", "--"], "no command given: put it after --"),
+        (["--header", "nocolon", "--url", "http://h/ping/a", "--", "true"], "expected NAME:VALUE"),
+        (["--every", "soon", "--url", "http://h/ping/a", "--", "true"], "--every"),
+        (["--on-success", "maybe", "--url", "http://h/ping/a", "--", "true"], "--on-success"),
+    ],
+    ids=["two-monitors", "monitor-and-url", "no-command", "bad-header", "bad-every", "bad-action"],
+)
+def test_exec_refuses_unclear_arguments_before_running_anything(args, message):
+    from click.testing import CliRunner
+
+    from heartbeatd.cli import main
+
+    result = CliRunner().invoke(main, ["exec", *args], env={"HEARTBEATD_SERVER": "http://h"})
+
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+async def test_exec_every_ends_its_loop_when_sigterm_ends_a_run(ping_server):
+    wrapper = await start_wrapper([PY, "-c", CATCHES_TERM], ping_server.url, "--every", "1h")
+    assert await asyncio.wait_for(wrapper.stdout.readline(), 10) == b"ready\n"
+
+    wrapper.send_signal(signal.SIGTERM)
+
+    # The run ends with the job's 7, and no second run starts.
+    assert await asyncio.wait_for(wrapper.wait(), 10) == 7
+    assert ping_server.kinds() == ["start", "7"]

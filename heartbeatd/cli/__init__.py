@@ -14,6 +14,7 @@ import-linter keeps it so):
     jobs.py      exec, and its forwarding of signals to the job
     admin.py     test-alert, hash-password, verify-db
     export.py    export (the monitors created through the API, as TOML)
+    importing.py import crontab, import timers: monitors for existing jobs
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import click
 
 from heartbeatd import __version__
-from heartbeatd.cli import admin, export, jobs, remote, serve
+from heartbeatd.cli import admin, export, importing, jobs, remote, serve
 
 
 @click.group()
@@ -43,6 +44,7 @@ for _command in (
     admin.verify_db,
     admin.hash_password,
     export.export,
+    importing.import_group,
 ):
     main.add_command(_command)
 
