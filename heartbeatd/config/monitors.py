@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from heartbeatd.config.values import DEFAULT_GRACE, Monitor
 from heartbeatd.durations import DurationError, parse_duration, quote
+from heartbeatd.keywords import PingFilter
 from heartbeatd.names import canonical_uuid, name_problem, uuid_problem
-from heartbeatd.schedule import CRON_FIELDS, Schedule, cron_problem, timezone_problem
+from heartbeatd.schedule import (
+    CRON_FIELDS,
+    Schedule,
+    cron_problem,
+    oncalendar_problem,
+    timezone_problem,
+)
 from heartbeatd.tables import INT64, Table
 
 
@@ -61,6 +68,19 @@ def _channel_list(table: Table, key: str, declared: tuple[str, ...]) -> tuple[st
     return tuple(names)
 
 
+# Keys of OnCalendar schedules, early pings, run rules and ping filters.
+_RUN_KEYS = (
+    "oncalendar",
+    "early",
+    "min_runtime",
+    "max_concurrent",
+    "runtime_anomaly",
+    "failure_keywords",
+    "success_keywords",
+    "start_keywords",
+    "keywords_default",
+    "methods",
+)
 # Every key a [monitors.<slug>] table may have.
 _MONITOR_KEYS = frozenset(
     (
@@ -75,8 +95,11 @@ _MONITOR_KEYS = frozenset(
         "uuid",
         "repeat",
         "repeat_limit",
+        *_RUN_KEYS,
     )
 )
+# Keys the fast path leaves to the full reader: rare, and read in one place.
+_SLOW_KEYS = frozenset(_RUN_KEYS)
 
 
 class _Bad(enum.Enum):
@@ -97,15 +120,24 @@ class _Shared:
         self.defaults = defaults
         self.declared = declared
         self.known_channels = frozenset(declared)
-        self._schedules: dict[tuple[int | None, str | None, str], Schedule] = {}
+        self._schedules: dict[tuple[Any, ...], Schedule] = {}
         self._channel_lists: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._zones: dict[str, bool] = {defaults.timezone: True}
 
-    def schedule(self, period: int | None, cron: str | None, zone: str) -> Schedule:
-        key = (period, cron, zone)
+    def schedule(
+        self,
+        period: int | None,
+        cron: str | tuple[str, ...] | None,
+        zone: str,
+        oncalendar: tuple[str, ...] | None = None,
+        early: int = 0,
+    ) -> Schedule:
+        key = (period, cron, zone, oncalendar, early)
         found = self._schedules.get(key)
         if found is None:
-            found = self._schedules[key] = Schedule(period=period, cron=cron, timezone=zone)
+            found = self._schedules[key] = Schedule(
+                period=period, cron=cron, timezone=zone, oncalendar=oncalendar, early=early
+            )
         return found
 
     def channels(self, names: tuple[str, ...]) -> tuple[str, ...]:
@@ -169,7 +201,11 @@ def _read_plain_monitor(slug: str, data: dict[str, Any], shared: _Shared) -> Mon
     in one place. Whatever this accepts, `_read_monitor` reads the same
     (tests/test_config_monitors.py holds it to that).
     """
-    if not data.keys() <= _MONITOR_KEYS or name_problem(slug) is not None:
+    if (
+        not data.keys() <= _MONITOR_KEYS
+        or not _SLOW_KEYS.isdisjoint(data)
+        or name_problem(slug) is not None
+    ):
         return None
     defaults = shared.defaults
     name = data.get("name", slug)
@@ -264,6 +300,7 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
     repeat_limit = table.integer("repeat_limit", defaults.repeat_limit, at_least=1)
     if table.has("repeat_limit") and repeat is None:
         table.error("repeat_limit", 'needs repeat, the reminder interval (e.g. repeat = "1h")')
+    rules = _read_run_rules(table)
     if schedule is None or name is None or grace is None or description is None:
         return None
     return Monitor(
@@ -277,6 +314,7 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
         uuid=None if uuid_text is None else canonical_uuid(uuid_text),
         repeat=repeat,
         repeat_limit=repeat_limit if repeat is not None else None,
+        **rules,
     )
 
 
@@ -284,21 +322,96 @@ def _read_schedule(table: Table, shared: _Shared) -> Schedule | None:
     zone = table.check(
         "timezone", table.text("timezone", shared.defaults.timezone), timezone_problem
     )
-    if table.has("period") and table.has("schedule"):
-        table.error("schedule", "give either period or schedule, not both")
-        table.raw("period")
-        table.raw("schedule")
+    kinds = [key for key in _SCHEDULE_KEYS if table.has(key)]
+    early = table.duration("early", 0)
+    if len(kinds) > 1:
+        given = " and ".join(kinds)
+        table.error(kinds[-1], f"give only one of period, schedule and oncalendar (got {given})")
+        for key in kinds:
+            table.raw(key)
         return None
-    if table.has("period"):
+    if not kinds:
+        table.error(
+            "",
+            'needs period (like "1d"), schedule (a cron expression like "0 2 * * *")'
+            ' or oncalendar (a systemd calendar expression like "Mon..Fri 09:00")',
+        )
+        return None
+    if kinds == ["period"]:
         period = table.duration("period")
-        return None if period is None else shared.schedule(period, None, zone or "UTC")
-    if table.has("schedule"):
-        cron = table.check("schedule", table.text("schedule"), _cron_problem)
-        if cron is None or zone is None:
+        if early:
+            table.error("early", "needs schedule or oncalendar: a period has no scheduled times")
             return None
-        return shared.schedule(None, " ".join(cron.split()), zone)
-    table.error("", 'needs period (like "1d") or schedule (a cron expression like "0 2 * * *")')
-    return None
+        return None if period is None else shared.schedule(period, None, zone or "UTC")
+    if kinds == ["schedule"]:
+        crons = _expressions(table, "schedule", _cron_problem)
+        if crons is None or zone is None or early is None:
+            return None
+        cron = crons[0] if len(crons) == 1 else crons
+        return shared.schedule(None, cron, zone, early=early)
+    calendars = _expressions(table, "oncalendar", oncalendar_problem)
+    if calendars is None or zone is None or early is None:
+        return None
+    return shared.schedule(None, None, zone, oncalendar=calendars, early=early)
+
+
+_SCHEDULE_KEYS = ("period", "schedule", "oncalendar")
+
+
+def _expressions(
+    table: Table, key: str, problem: Callable[[str], str | None]
+) -> tuple[str, ...] | None:
+    """One expression or a list of them, each checked; spaces normalised."""
+    texts = table.text_list(key, allow_text=True)
+    if texts is None:
+        return None
+    if not texts:
+        table.error(key, "expected at least one expression, got an empty list")
+        return None
+    found: list[str] = []
+    bad = False
+    for index, text in enumerate(texts):
+        message = problem(text)
+        if message is not None:
+            # A list names the bad item; a single expression names the key.
+            table.error(key if isinstance(table.data[key], str) else f"{key}[{index}]", message)
+            bad = True
+        found.append(" ".join(text.split()))
+    return None if bad else tuple(found)
+
+
+def _read_run_rules(table: Table) -> dict[str, Any]:
+    """min_runtime, max_concurrent, runtime_anomaly and the ping filter."""
+    anomaly = table.raw("runtime_anomaly", None)
+    if anomaly is not None and (
+        type(anomaly) not in (int, float) or not 1 < anomaly < 1000 or anomaly != anomaly
+    ):
+        table.error(
+            "runtime_anomaly",
+            f"expected a factor greater than 1 like 3 (a run 3 times longer or shorter"
+            f" than usual), got {anomaly!r}",
+        )
+        anomaly = None
+    return {
+        "min_runtime": table.duration("min_runtime", None),
+        "max_concurrent": table.integer("max_concurrent", None, at_least=1, at_most=1000),
+        "runtime_anomaly": None if anomaly is None else float(anomaly),
+        "ping_filter": _read_ping_filter(table),
+    }
+
+
+def _read_ping_filter(table: Table) -> PingFilter | None:
+    lists = []
+    for key in ("failure_keywords", "success_keywords", "start_keywords"):
+        words = tuple(table.text_list(key, [], allow_text=True))
+        if "" in words:
+            # An empty keyword is in every body: it would match everything.
+            table.error(key, 'expected keywords that are not empty, got ""')
+        lists.append(words)
+    default = table.choice("keywords_default", ("ignore", "fail"), "ignore")
+    methods = table.choice("methods", ("any", "post"), "any")
+    found = PingFilter(*lists, default_fail=default == "fail", post_only=methods == "post")
+    return None if found == PingFilter() else found
 
 
 def _read_repeat(table: Table, defaults: Defaults) -> int | None:

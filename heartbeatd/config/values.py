@@ -12,6 +12,7 @@ from typing import Any
 from heartbeatd import pingurl
 from heartbeatd.addresses import DEFAULT_LISTEN
 from heartbeatd.channels.email import SmtpOptions
+from heartbeatd.keywords import PingFilter
 from heartbeatd.model import Secret
 from heartbeatd.schedule import Schedule
 
@@ -85,6 +86,11 @@ class Monitor:
     repeat: int | None = None
     repeat_limit: int | None = None
     description: str = ""
+    # Rules on runs (seconds; a count; a factor) and on what a ping means.
+    min_runtime: int | None = None
+    max_concurrent: int | None = None
+    runtime_anomaly: float | None = None
+    ping_filter: PingFilter | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,7 @@ async def _metrics_snapshot(app: web.Application) -> metrics.Snapshot:
     return metrics.Snapshot(
         monitors=[engine.view(slug) for slug in engine.config.monitors],
         pings_by_kind=dict(engine.pings_by_kind),
+        notices=dict(engine.notices_by_event),
         alerts_sent=dict(outbox.stats.sent) if outbox else {},
         alerts_failed=dict(outbox.stats.failed) if outbox else {},
         channels=tuple(engine.config.channels),
