@@ -374,7 +374,10 @@ def _expressions(
         message = problem(text)
         if message is not None:
             # A list names the bad item; a single expression names the key.
-            table.error(key if isinstance(table.data[key], str) else f"{key}[{index}]", message)
+            where = table.key(key)
+            if not isinstance(table.data[key], str):
+                where = f"{where}[{index}]"
+            table.problems.add(where, message)
             bad = True
         found.append(" ".join(text.split()))
     return None if bad else tuple(found)
@@ -382,6 +385,8 @@ def _expressions(
 
 def _read_run_rules(table: Table) -> dict[str, Any]:
     """min_runtime, max_concurrent, runtime_anomaly and the ping filter."""
+    min_runtime = table.duration("min_runtime", None)
+    max_concurrent = table.integer("max_concurrent", None, at_least=1, at_most=1000)
     anomaly = table.raw("runtime_anomaly", None)
     if anomaly is not None and (
         type(anomaly) not in (int, float) or not 1 < anomaly < 1000 or anomaly != anomaly
@@ -393,8 +398,8 @@ def _read_run_rules(table: Table) -> dict[str, Any]:
         )
         anomaly = None
     return {
-        "min_runtime": table.duration("min_runtime", None),
-        "max_concurrent": table.integer("max_concurrent", None, at_least=1, at_most=1000),
+        "min_runtime": min_runtime,
+        "max_concurrent": max_concurrent,
         "runtime_anomaly": None if anomaly is None else float(anomaly),
         "ping_filter": _read_ping_filter(table),
     }
