@@ -120,10 +120,13 @@ def render_monitor(
     pings: Sequence[Mapping[str, Any]],
     flips: Sequence[Mapping[str, Any]],
     now: datetime,
+    *,
+    runs: Mapping[str, Any] | None = None,
 ) -> str:
     """One monitor at `/monitors/<slug>`: its facts, flips and ping log (newest first)."""
     return _env.get_template("monitor.html").render(
         m=monitor,
+        runs=runs,
         pings=pings,
         flips=flip_rows(flips, monitor.status.value, now),
         counts=count_by_status([monitor]),

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from heartbeatd import __version__, metrics, pages
 from heartbeatd.engine import Engine
+from heartbeatd.runs import duration_stats
 from heartbeatd.store import StoreError
 from heartbeatd.web.keys import CLOCK, ENGINE, HEALTH, OUTBOX, RELOADS
 
@@ -64,10 +65,12 @@ async def page_monitor(request: web.Request) -> web.Response:
     try:
         pings = await engine.store.pings(slug, limit=PAGE_PINGS)
         flips = await engine.store.flips(slug, limit=PAGE_FLIPS)
+        durations = await engine.store.run_durations(slug)
     except StoreError as exc:
         log.error("status page not rendered monitor=%s error=%s", slug, exc)
         return web.Response(status=503, text="503: storage unavailable\n")
-    return _html(pages.render_monitor(view, pings, flips, request.app[CLOCK].now()))
+    now = request.app[CLOCK].now()
+    return _html(pages.render_monitor(view, pings, flips, now, runs=duration_stats(durations)))
 
 
 async def handle_metrics(request: web.Request) -> web.Response:
