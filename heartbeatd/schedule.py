@@ -116,7 +116,8 @@ def _next_cron(expr: str, after: datetime, local: datetime) -> datetime:
 
 def _next_oncalendar(expr: str, after: datetime, local: datetime) -> datetime:
     # The oncalendar package mimics systemd: a time in a spring-forward gap
-    # is skipped, one in an autumn fold fires twice (once per offset). An
+    # is skipped, one in an autumn fold fires once, the first time
+    # (tests/test_oncalendar.py holds both to systemd-analyze). An
     # expression may name its own zone ("... Europe/Riga"), which wins over
     # the monitor's, as it does in a .timer unit.
     for tick in TzIterator(expr, local):
