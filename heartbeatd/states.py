@@ -205,7 +205,8 @@ def on_ping(state: MonitorState, ping: Ping, rules: Rules) -> Step:
             else _first_reminder(rules, at)
         ),
         open_runs=closed.open_runs,
-        recent_durations=state.recent_durations,
+        # Kept only while the rule is on: a monitor without it carries none.
+        recent_durations=state.recent_durations if rules.runtime_anomaly else (),
     )
     notices: tuple[Flip, ...] = ()
     if success and rules.runtime_anomaly:
