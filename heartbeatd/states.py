@@ -39,9 +39,6 @@ from heartbeatd.model import (
     Status,
     preview_body,
 )
-from heartbeatd.runs import MAX_RUN_DURATION
-
-__all__ = ["MAX_RUN_DURATION"]
 
 # Measured runs a runtime anomaly is judged against, and the fewest that make
 # a median worth trusting.

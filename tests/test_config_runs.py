@@ -223,6 +223,12 @@ BAD = [
 ]
 
 
+@pytest.mark.parametrize("value", ["true", '"3"', "nan", "1000"])
+def test_a_runtime_anomaly_factor_is_a_number_above_1(value: str) -> None:
+    [line] = problems(f'[monitors.backup]\nperiod = "1d"\nruntime_anomaly = {value}\n')
+    assert line.startswith(f"{FILE}: monitors.backup.runtime_anomaly: expected a factor greater")
+
+
 @pytest.mark.parametrize(("text", "expected"), BAD)
 def test_it_reports_bad_keys_in_full(text: str, expected: list[str]) -> None:
     assert problems(text) == expected

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from heartbeatd import states
+from heartbeatd import runs, states
 from heartbeatd.model import AlertEvent, MonitorState, Ping, PingKind, Reason, Status
 from heartbeatd.schedule import Schedule
 
@@ -166,7 +166,7 @@ def test_a_start_after_the_last_run_finished_is_no_overlap():
 
 def test_a_run_open_longer_than_the_bound_no_longer_counts():
     state = start(up_at(NOW - DAY, ONE_AT_A_TIME), NOW, "a", ONE_AT_A_TIME).state
-    later = NOW + states.MAX_RUN_DURATION + SEC
+    later = NOW + runs.MAX_RUN_DURATION + SEC
     assert start(state, later, "b", ONE_AT_A_TIME).notices == ()
 
 

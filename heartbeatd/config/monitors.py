@@ -19,6 +19,7 @@ from heartbeatd.config.values import DEFAULT_GRACE, Monitor
 from heartbeatd.durations import DurationError, parse_duration, quote
 from heartbeatd.keywords import PingFilter
 from heartbeatd.names import canonical_uuid, name_problem, uuid_problem
+from heartbeatd.problems import show
 from heartbeatd.schedule import (
     CRON_FIELDS,
     Schedule,
@@ -387,35 +388,46 @@ def _read_run_rules(table: Table) -> dict[str, Any]:
     """min_runtime, max_concurrent, runtime_anomaly and the ping filter."""
     min_runtime = table.duration("min_runtime", None)
     max_concurrent = table.integer("max_concurrent", None, at_least=1, at_most=1000)
-    anomaly = table.raw("runtime_anomaly", None)
-    if anomaly is not None and (
-        type(anomaly) not in (int, float) or not 1 < anomaly < 1000 or anomaly != anomaly
-    ):
-        table.error(
-            "runtime_anomaly",
-            f"expected a factor greater than 1 like 3 (a run 3 times longer or shorter"
-            f" than usual), got {anomaly!r}",
-        )
-        anomaly = None
     return {
         "min_runtime": min_runtime,
         "max_concurrent": max_concurrent,
-        "runtime_anomaly": None if anomaly is None else float(anomaly),
+        "runtime_anomaly": _read_factor(table, "runtime_anomaly"),
         "ping_filter": _read_ping_filter(table),
     }
 
 
+def _read_factor(table: Table, key: str) -> float | None:
+    value = table.raw(key, None)
+    if value is None:
+        return None
+    # bool is an int; NaN is no factor (and fails every comparison).
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 1 < value < 1000:
+        return float(value)
+    table.error(
+        key,
+        "expected a factor greater than 1 like 3 (a run 3 times longer or shorter"
+        f" than usual), got {show(value)}",
+    )
+    return None
+
+
+def _keywords(table: Table, key: str) -> tuple[str, ...]:
+    words = tuple(table.text_list(key, [], allow_text=True))
+    if "" in words:
+        # An empty keyword is in every body: it would match everything.
+        table.error(key, 'expected keywords that are not empty, got ""')
+    return words
+
+
 def _read_ping_filter(table: Table) -> PingFilter | None:
-    lists = []
-    for key in ("failure_keywords", "success_keywords", "start_keywords"):
-        words = tuple(table.text_list(key, [], allow_text=True))
-        if "" in words:
-            # An empty keyword is in every body: it would match everything.
-            table.error(key, 'expected keywords that are not empty, got ""')
-        lists.append(words)
+    failure, success, start = (
+        _keywords(table, key) for key in ("failure_keywords", "success_keywords", "start_keywords")
+    )
     default = table.choice("keywords_default", ("ignore", "fail"), "ignore")
     methods = table.choice("methods", ("any", "post"), "any")
-    found = PingFilter(*lists, default_fail=default == "fail", post_only=methods == "post")
+    found = PingFilter(
+        failure, success, start, default_fail=default == "fail", post_only=methods == "post"
+    )
     return None if found == PingFilter() else found
 
 
