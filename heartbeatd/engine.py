@@ -141,7 +141,12 @@ class Engine:
         for notice in step.notices:
             assert notice.event is not None
             self.notices_by_event[notice.event.value, slug] += 1
-            _log_flip(slug, notice)
+            log.warning(
+                "notice monitor=%s event=%s at=%s",
+                slug,
+                notice.event.value,
+                isoformat(notice.at),
+            )
         # The alert of a ping's flip carries the ping's whole body, not the
         # preview kept in memory.
         staged = self._stage(
