@@ -110,6 +110,8 @@ def monitor_view(config: Config, slug: str, state: MonitorState) -> MonitorView:
         channels=tuple(monitor.channels),
         uuid=monitor.uuid,
         ping_url=_ping_url(config, monitor),
+        tags=monitor.tags,
+        source=monitor.source,
     )
 
 

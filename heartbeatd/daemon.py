@@ -33,6 +33,7 @@ from heartbeatd.process import (
     release_memory,
     return_big_blocks,
 )
+from heartbeatd.provision import Provisioner, merge
 from heartbeatd.reloading import Reloads, needs_restart, report_reload, some
 from heartbeatd.store import Store, StoreError
 from heartbeatd.systemd import (
@@ -134,7 +135,11 @@ class Daemon:
             released = await self.store.release_claims()
             if released:
                 log.warning("alerts interrupted mid-send will be sent again count=%d", released)
+            # The file's monitors plus those created through the API (provision.py).
+            definitions = await Provisioner.load(self.store)
+            self.config = merge(self.config, definitions)
             self.engine = Engine(self.config, self.store)
+            self.provisioner = Provisioner(self.engine, definitions)
             await self.engine.recover(self.clock.now())
             # Parsing the config and loading states leave much garbage behind.
             release_memory()
@@ -153,6 +158,7 @@ class Daemon:
                 health=self.health,
                 outbox=self.outbox,
                 reloads=self.reloads,
+                provisioner=self.provisioner,
             )
             self.runner = web.AppRunner(
                 app,
@@ -268,7 +274,10 @@ class Daemon:
             # until the new one is whole; a SIGHUP meanwhile sets `reload`
             # again, and main_loop reloads once more after this one.
             new = await asyncio.to_thread(load_config, self.path, self.config)
-            problem = None if forced else reload_problem(self.config, new)
+            # The monitors created through the API stay: read again against
+            # the new [defaults], after the file's, which win a clash.
+            new = self.provisioner.merged(new)
+            problem = None if forced else reload_problem(self.engine.config, new)
             if problem is not None:
                 raise ConfigError([problem])
         except ConfigError as exc:

@@ -45,6 +45,8 @@ class Snapshot:
     channels: Sequence[str] = field(default_factory=tuple)
     # (event, monitor) -> notices raised: overlaps and runtime anomalies.
     notices: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    # Pings to a uuid or slug no monitor has, since the daemon started.
+    unknown_pings: int = 0
 
 
 Sample = tuple[Mapping[str, str], float]
@@ -61,6 +63,13 @@ def render_metrics(snap: Snapshot) -> str:
         "counter",
         "Pings received since the daemon started, by kind.",
         [({"kind": kind}, n) for kind, n in sorted(kinds.items())],
+    )
+    _family(
+        out,
+        "heartbeatd_unknown_pings_total",
+        "counter",
+        "Pings to a uuid or slug that no monitor has, since the daemon started.",
+        [({}, snap.unknown_pings)],
     )
     # Every configured channel gets a series from the start, so rate() works
     # from the first alert on.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -104,9 +104,11 @@ def count_by_status(monitors: Sequence[MonitorView]) -> list[tuple[str, int]]:
     return [(s, n) for s, n in counts.items() if n]
 
 
-def render_index(monitors: Sequence[MonitorView], now: datetime) -> str:
-    """The overview at `/`: one row per monitor, worst first."""
+def render_index(monitors: Sequence[MonitorView], now: datetime, strays: Sequence[Any] = ()) -> str:
+    """The overview at `/`: one row per monitor, worst first; then the last
+    pings to no known monitor (strays.StrayPing), if any."""
     return _env.get_template("index.html").render(
+        strays=strays,
         monitors=sort_monitors(monitors),
         counts=count_by_status(monitors),
         now=now,
@@ -164,6 +166,23 @@ def flip_rows(
 
 
 # -- badges -----------------------------------------------------------------------
+
+
+def tag_status(statuses: Iterable[str]) -> str:
+    """One status for a tag's badge: the worst of its monitors that are not
+    paused (a new monitor counts as up, as Healthchecks counts it), or
+    "paused" when every one of them is."""
+    worst = None
+    for status in statuses:
+        if status == "paused":
+            continue
+        rank = _TAG_RANK.get(status, 0)
+        if worst is None or rank > _TAG_RANK[worst]:
+            worst = "up" if status == "new" else status
+    return worst or "paused"
+
+
+_TAG_RANK = {"up": 0, "new": 0, "late": 1, "down": 2}
 
 
 def badge_json(label: str, status: str) -> dict[str, Any]:

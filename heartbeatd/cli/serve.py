@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -22,8 +23,10 @@ from heartbeatd.cli.app import (
     setup_logging,
 )
 from heartbeatd.clock import Clock
-from heartbeatd.config import check_warnings, find_database, load_config, ping_urls
+from heartbeatd.config import Config, check_warnings, find_database, load_config, ping_urls
 from heartbeatd.durations import format_duration
+from heartbeatd.provision import shadowed
+from heartbeatd.store.provisioned import read_file
 from heartbeatd.systemd import (
     APPLIED,
     ReloadStatus,
@@ -118,11 +121,29 @@ def check(config_path: str, credentials: Path | None) -> None:
         click.echo(f"  channels: {', '.join(monitor.channels) or '(none: no alerts)'}")
         for i, url in enumerate(ping_urls(config, monitor)):
             click.echo(f"  {'ping:    ' if i == 0 else '         '} {url}")
-    warnings = check_warnings(config)
+    warnings = check_warnings(config) + _shadowed_warnings(config)
+    if config.server.auto_provision and config.server.ping_key is None:
+        warnings.append(
+            f"{config.path}: server.auto_provision: without ping_key anyone who reaches"
+            " /ping/ can create monitors; Healthchecks provisions only under the ping key"
+        )
     if warnings:
         click.echo("")
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
+
+
+def _shadowed_warnings(config: Config) -> list[str]:
+    """API-created monitors (in the database) that a monitor of the file hides."""
+    try:
+        definitions = {d.slug: d for d in read_file(config.storage.path)}
+    except sqlite3.Error as exc:
+        return [f"{config.storage.path}: cannot read the API-created monitors: {exc}"]
+    return [
+        f"{config.path}: monitors.{slug}: also created through the API; the file's"
+        " monitor wins and the API's is not watched (`heartbeatd export` shows it)"
+        for slug in shadowed(config, definitions)
+    ]
 
 
 @click.command(name="reload")

@@ -19,7 +19,7 @@ from heartbeatd.config.files import (
     without_monitors,
 )
 from heartbeatd.config.monitors import read_defaults, read_monitors
-from heartbeatd.config.values import Config
+from heartbeatd.config.values import Config, index_tags
 from heartbeatd.config.warnings import find_ignored_options, find_inline_secrets
 from heartbeatd.tables import ConfigError, Problems, Table, show
 
@@ -79,6 +79,7 @@ def parse_config(
     storage = sections.read_storage(root.table("storage"), state_directory() or base_dir)
     alerts = sections.read_alerts(root.table("alerts"))
     web = sections.read_web(root.table("web"))
+    api = sections.read_api(root.table("api"))
     smtp_table = root.table("smtp")
     smtp = sections.read_smtp(smtp_table) if isinstance(data.get("smtp"), dict) else None
     channels_table = root.table("channels")
@@ -102,6 +103,9 @@ def parse_config(
         monitors=monitors,
         inline_secrets=tuple(find_inline_secrets(data)),
         ignored_options=tuple(find_ignored_options(data)),
+        tagged=index_tags(monitors),
+        api=api,
+        defaults_data=data["defaults"] if isinstance(data.get("defaults"), dict) else {},
     )
 
 

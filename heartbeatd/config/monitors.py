@@ -12,14 +12,14 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from heartbeatd.config.values import DEFAULT_GRACE, Monitor
 from heartbeatd.durations import DurationError, parse_duration, quote
 from heartbeatd.keywords import PingFilter
-from heartbeatd.names import canonical_uuid, name_problem, uuid_problem
-from heartbeatd.problems import show
+from heartbeatd.names import canonical_uuid, name_problem, tag_problem, uuid_problem
+from heartbeatd.problems import Problems, show
 from heartbeatd.schedule import (
     CRON_FIELDS,
     Schedule,
@@ -40,6 +40,7 @@ class Defaults:
     max_runtime: int | None
     repeat: int | None
     repeat_limit: int | None
+    tags: tuple[str, ...] = ()
 
 
 def read_defaults(table: Table, declared: tuple[str, ...]) -> Defaults:
@@ -53,6 +54,7 @@ def read_defaults(table: Table, declared: tuple[str, ...]) -> Defaults:
         max_runtime=table.duration("max_runtime", None),
         repeat=table.duration("repeat", None),
         repeat_limit=table.integer("repeat_limit", None, at_least=1),
+        tags=_tag_list(table) or (),
     )
     table.done()
     return defaults
@@ -67,6 +69,16 @@ def _channel_list(table: Table, key: str, declared: tuple[str, ...]) -> tuple[st
             known = ", ".join(declared) or "none"
             table.error(key, f'no channel named "{name}" in [channels] (known: {known})')
     return tuple(names)
+
+
+def _tag_list(table: Table) -> tuple[str, ...] | None:
+    tags = table.text_list("tags", None)
+    if tags is None:
+        return None
+    for tag in tags:
+        table.check("tags", tag, tag_problem)
+    # Order kept as written, duplicates dropped: the API shows them as given.
+    return tuple(dict.fromkeys(tags))
 
 
 # Keys of OnCalendar schedules, early pings, run rules and ping filters.
@@ -96,6 +108,7 @@ _MONITOR_KEYS = frozenset(
         "uuid",
         "repeat",
         "repeat_limit",
+        "tags",
         *_RUN_KEYS,
     )
 )
@@ -124,6 +137,7 @@ class _Shared:
         self._schedules: dict[tuple[Any, ...], Schedule] = {}
         self._channel_lists: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._zones: dict[str, bool] = {defaults.timezone: True}
+        self._tag_lists: dict[tuple[str, ...], tuple[str, ...]] = {defaults.tags: defaults.tags}
 
     def schedule(
         self,
@@ -143,6 +157,9 @@ class _Shared:
 
     def channels(self, names: tuple[str, ...]) -> tuple[str, ...]:
         return self._channel_lists.setdefault(names, names)
+
+    def tags(self, tags: tuple[str, ...]) -> tuple[str, ...]:
+        return self._tag_lists.setdefault(tags, tags)
 
     def is_zone(self, name: str) -> bool:
         known = self._zones.get(name)
@@ -248,6 +265,14 @@ def _read_plain_monitor(slug: str, data: dict[str, Any], shared: _Shared) -> Mon
         if type(uuid_text) is not str or uuid_problem(uuid_text) is not None:
             return None
         uuid_text = canonical_uuid(uuid_text)
+    tags = defaults.tags
+    if "tags" in data:
+        given = data["tags"]
+        if type(given) is not list or not all(
+            type(t) is str and tag_problem(t) is None for t in given
+        ):
+            return None
+        tags = shared.tags(tuple(dict.fromkeys(given)))
     return Monitor(
         slug=slug,
         name=name,
@@ -259,6 +284,7 @@ def _read_plain_monitor(slug: str, data: dict[str, Any], shared: _Shared) -> Mon
         uuid=uuid_text,
         repeat=repeat,
         repeat_limit=repeat_limit if repeat is not None else None,
+        tags=tags,
     )
 
 
@@ -299,6 +325,7 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
     uuid_text = table.check("uuid", table.text("uuid", None), uuid_problem)
     repeat = _read_repeat(table, defaults)
     repeat_limit = table.integer("repeat_limit", defaults.repeat_limit, at_least=1)
+    tags = _tag_list(table)
     if table.has("repeat_limit") and repeat is None:
         table.error("repeat_limit", 'needs repeat, the reminder interval (e.g. repeat = "1h")')
     rules = _read_run_rules(table)
@@ -315,6 +342,7 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
         uuid=None if uuid_text is None else canonical_uuid(uuid_text),
         repeat=repeat,
         repeat_limit=repeat_limit if repeat is not None else None,
+        tags=defaults.tags if tags is None else shared.tags(tags),
         **rules,
     )
 
@@ -453,3 +481,22 @@ def _cron_problem(expr: str) -> str | None:
     problem = cron_problem(expr)
     # schedule.py echoes the expression whole; a long one is cut short here.
     return problem and problem.replace(f'"{expr}"', quote(expr))
+
+
+def read_api_monitor(
+    slug: str,
+    data: Mapping[str, Any],
+    defaults_data: Mapping[str, Any],
+    declared: tuple[str, ...],
+    where: str,
+) -> tuple[Monitor | None, list[str]]:
+    """A monitor created at run time (source "api"), read as if it were the
+    table [monitors.<slug>] of a file whose [defaults] is `defaults_data`:
+    (the monitor, []) or (None, every problem, each prefixed with `where`)."""
+    problems = Problems(filename=where)
+    defaults = read_defaults(Table(dict(defaults_data), "defaults", problems), declared)
+    table = Table({slug: dict(data)}, "monitors", problems)
+    found = read_monitors(table, defaults, declared, {})
+    if problems.lines:
+        return None, problems.lines
+    return replace(found[slug], source="api"), []

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from heartbeatd.addresses import DEFAULT_LISTEN, split_address
+from heartbeatd.apikeys import parse_keys
 from heartbeatd.auth import HashError, parse_hash
 from heartbeatd.channels import CHANNEL_TYPES
 from heartbeatd.channels.base import ParseEnv
@@ -18,6 +19,7 @@ from heartbeatd.config.values import (
     DEFAULT_RELOAD_MAX_REMOVED,
     MAX_BODY_LIMIT,
     AlertsConfig,
+    ApiConfig,
     Channel,
     ServerConfig,
     StorageConfig,
@@ -71,6 +73,7 @@ def read_server(table: Table) -> ServerConfig:
     api_token = _secret(table, "api_token")
     badge_key = _secret(table, "badge_key")
     reload_max_removed = _read_percent(table, "reload_max_removed", DEFAULT_RELOAD_MAX_REMOVED)
+    auto_provision = table.boolean("auto_provision", False)
     table.done()
     return ServerConfig(
         listen=tuple(listen),
@@ -80,6 +83,7 @@ def read_server(table: Table) -> ServerConfig:
         api_token=api_token,
         badge_key=badge_key,
         reload_max_removed=reload_max_removed,
+        auto_provision=auto_provision,
     )
 
 
@@ -216,3 +220,19 @@ def read_channels(table: Table, env: ParseEnv) -> dict[str, Channel]:
         channels[name] = Channel(name=name, type=kind, options=options)
     table.done()
     return channels
+
+
+def read_api(table: Table) -> ApiConfig:
+    """[api]: the keys of the Healthchecks-compatible management API."""
+    keys = []
+    if table.has("keys_file"):
+        text = table.file_text("keys_file")
+        if text is not None:
+            found, problems = parse_keys(text)
+            for problem in problems:
+                table.error("keys_file", problem)
+            if not found and not problems:
+                table.error("keys_file", "holds no key")
+            keys = found
+    table.done()
+    return ApiConfig(keys=tuple(keys))

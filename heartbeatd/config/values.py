@@ -11,6 +11,7 @@ from typing import Any
 
 from heartbeatd import pingurl
 from heartbeatd.addresses import DEFAULT_LISTEN
+from heartbeatd.apikeys import ApiKey
 from heartbeatd.channels.email import SmtpOptions
 from heartbeatd.keywords import PingFilter
 from heartbeatd.model import Secret
@@ -36,6 +37,8 @@ class ServerConfig:
     badge_key: Secret | None = None
     # Percent of the running monitors a reload may remove without --force.
     reload_max_removed: int = DEFAULT_RELOAD_MAX_REMOVED
+    # A ping to an unknown slug with ?create=1 creates the monitor (source "api").
+    auto_provision: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,16 @@ class Monitor:
     max_concurrent: int | None = None
     runtime_anomaly: float | None = None
     ping_filter: PingFilter | None = None
+    tags: tuple[str, ...] = ()
+    # "file": declared in the config file; "api": created through the
+    # Healthchecks-compatible API or by auto-provisioning, stored in SQLite.
+    source: str = "file"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    # Keys of the Healthchecks-compatible API; none: that API is off.
+    keys: tuple[ApiKey, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +120,22 @@ class Config:
     inline_secrets: tuple[str, ...] = ()
     # Key paths of options that are valid but change nothing, for check_warnings().
     ignored_options: tuple[str, ...] = ()
+    # tag -> the slugs carrying it, in file order, so a tag's badge or
+    # filter reads its monitors without walking all of them.
+    tagged: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    # The [defaults] table as written: monitors created at run time are read
+    # against it as if they were in the file.
+    defaults_data: Mapping[str, Any] = field(default_factory=dict)
+
+
+def index_tags(monitors: Mapping[str, Monitor]) -> dict[str, tuple[str, ...]]:
+    """tag -> the slugs of the monitors carrying it, in file order."""
+    index: dict[str, list[str]] = {}
+    for slug, monitor in monitors.items():
+        for tag in monitor.tags:
+            index.setdefault(tag, []).append(slug)
+    return {tag: tuple(slugs) for tag, slugs in index.items()}
 
 
 def ping_urls(config: Config, monitor: Monitor) -> list[str]:

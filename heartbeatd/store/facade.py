@@ -19,10 +19,11 @@ from typing import Any
 
 from heartbeatd.clock import Clock
 from heartbeatd.model import Alert, Flip, MonitorState
-from heartbeatd.store import history, outbox, schema
+from heartbeatd.store import history, outbox, provisioned, schema
 from heartbeatd.store.errors import StoreError
 from heartbeatd.store.history import PingRecord
 from heartbeatd.store.outbox import Move, OutboxItem
+from heartbeatd.store.provisioned import Definition
 from heartbeatd.store.writer import Writer
 from heartbeatd.times import format_stored
 
@@ -326,3 +327,24 @@ class Store:
 
     async def outbox_counts(self) -> dict[str, int]:
         return await outbox.counts(self._reader)
+
+    # --- monitors created at run time ----------------------------------------
+
+    async def api_monitors(self) -> list[Definition]:
+        return await provisioned.load(self._reader)
+
+    async def save_api_monitor(self, definition: Definition) -> None:
+        """Resolves once the definition is committed (a 201 means it is on disk)."""
+        now = format_stored(self._clock.now())
+        await self._writer.queue(lambda db: provisioned.save(db, definition, now))
+
+    async def delete_api_monitor(self, slug: str) -> bool:
+        return await self._writer.queue(lambda db: provisioned.delete(db, slug))
+
+    async def ping_body(self, slug: str, ping_id: int) -> str | None:
+        return await provisioned.ping_body(self._reader, slug, ping_id)
+
+    async def flips_between(
+        self, slug: str, start: datetime | None, end: datetime | None, limit: int = 1000
+    ) -> list[tuple[datetime, str]]:
+        return await provisioned.flips_between(self._reader, slug, start, end, limit)

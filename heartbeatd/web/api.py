@@ -12,7 +12,7 @@ from aiohttp import web
 from heartbeatd import runs
 from heartbeatd.engine import Engine
 from heartbeatd.store import StoreError
-from heartbeatd.web.keys import CLOCK, ENGINE
+from heartbeatd.web.keys import CLOCK, ENGINE, STRAYS
 
 # One logger for the package: its lines keep the name "heartbeatd.web".
 log = logging.getLogger(__package__)
@@ -107,3 +107,11 @@ async def _change(
     log.info("%s monitor=%s", done, slug)
     # Waiting for the writer took a while: a reload may have removed it meanwhile.
     return web.json_response(engine.view(_slug(request)).to_json())
+
+
+async def api_unknown_pings(request: web.Request) -> web.Response:
+    """Pings to no known monitor: how many since start, and the last few."""
+    strays = request.app[STRAYS]
+    return web.json_response(
+        {"total": strays.total, "unknown_pings": [p.to_json() for p in strays.recent()]}
+    )

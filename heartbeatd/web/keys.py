@@ -11,6 +11,8 @@ from heartbeatd import metrics
 from heartbeatd.clock import Clock
 from heartbeatd.engine import Engine
 from heartbeatd.outbox import Outbox
+from heartbeatd.provision import Provisioner
+from heartbeatd.strays import StrayPings
 
 # Returns None when healthy, else what is wrong.
 Health = Callable[[], Awaitable["str | None"]]
@@ -25,3 +27,7 @@ RELOADS = web.AppKey("reloads", metrics.ReloadStats)
 LOGINS = web.AppKey("logins", asyncio.Semaphore)
 # Seconds a ping's body may take to arrive (ping.py).
 BODY_TIMEOUT_KEY = web.AppKey("body_timeout", float)
+# Monitors created at run time (hcapi.py, and ping.py's ?create=1).
+PROVISIONER = web.AppKey("provisioner", Provisioner)
+# Pings to no known monitor (ping.py counts them; page, API and /metrics show them).
+STRAYS = web.AppKey("strays", StrayPings)
