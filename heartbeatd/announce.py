@@ -121,3 +121,12 @@ def _ping_url(config: Config, monitor: Monitor) -> str | None:
         # anyone the key is meant to keep out.
         return None
     return ping_urls(config, monitor)[0]
+
+
+def daemon_alerts(config: Config, alert: Alert) -> list[tuple[str, Alert]]:
+    """An alert about heartbeatd itself, once for each of [alerts] channels
+    (by default every channel)."""
+    channels = config.alerts.channels
+    if channels is None:
+        channels = tuple(config.channels)
+    return [(channel, alert) for channel in channels]

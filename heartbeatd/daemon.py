@@ -22,6 +22,7 @@ from heartbeatd import __version__, humanize
 from heartbeatd.clock import Clock
 from heartbeatd.config import Config, load_config, reload_problem
 from heartbeatd.engine import Engine
+from heartbeatd.gaps import notice_downtime, notice_jump
 from heartbeatd.housekeeping import housekeeping, report_downtime
 from heartbeatd.lockfile import DatabaseLock
 from heartbeatd.outbox import Outbox
@@ -35,6 +36,8 @@ from heartbeatd.process import (
 )
 from heartbeatd.provision import Provisioner, merge
 from heartbeatd.reloading import Reloads, needs_restart, report_reload, some
+from heartbeatd.selfping import SelfPing
+from heartbeatd.silence import SilenceWatch
 from heartbeatd.store import Store, StoreError
 from heartbeatd.systemd import (
     APPLIED,
@@ -132,6 +135,7 @@ class Daemon:
             raise
         try:
             await report_downtime(self.store, self.clock)
+            await notice_downtime(self.store, self.config, self.clock.now())
             released = await self.store.release_claims()
             if released:
                 log.warning("alerts interrupted mid-send will be sent again count=%d", released)
@@ -152,6 +156,10 @@ class Daemon:
                 send_timeout=self.config.alerts.send_timeout,
             )
             self.engine.on_alert = self.outbox.wake
+            self.silence = SilenceWatch(
+                self.engine, self.clock, lambda: self.config, self.outbox.wake
+            )
+            self.engine.on_ping = self.silence.pinged
             app = make_app(
                 self.engine,
                 self.clock,
@@ -182,6 +190,12 @@ class Daemon:
             housekeeping(self.store, self.clock, lambda: self.config.storage), "housekeeping"
         )
         self._spawn(self.outbox.run(self._outbox_stop), "outbox")
+        self._spawn(self.silence.run(), "silence")
+        if self.config.selfping.ping_url is not None:
+            selfping = SelfPing(
+                self.store, self.clock, lambda: self.config.selfping, lambda: self._last_tick
+            )
+            self._spawn(selfping.run(), "selfping")
         interval = watchdog_interval()
         if interval:
             self._spawn(self._watchdog(interval), "watchdog")
@@ -290,6 +304,7 @@ class Daemon:
         diff = self.engine.apply_config(new, self.clock.now())
         self.outbox.set_channels(new.channels, new.monitors)
         self.config = new
+        self.silence.config_changed()
         log.info(
             "config reloaded monitors=%d added=%s removed=%s changed=%s forced=%s",
             len(new.monitors),
@@ -355,6 +370,9 @@ class Daemon:
             drift = (now - wall).total_seconds() - (now_mono - mono)
             if drift > CLOCK_JUMP:
                 log.warning("wall clock jumped forward seconds=%d; deadlines get grace", drift)
+                notice_jump(
+                    self.store, self.config, self.engine.states, wall, now, self.outbox.wake
+                )
                 self.engine.forgive(now)
                 self.outbox.clock_stepped(drift)
             elif drift < -CLOCK_JUMP:

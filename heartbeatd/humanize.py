@@ -74,6 +74,7 @@ REASONS = {
     "ran_too_short": "the job finished sooner than its minimum run time",
     "overlap": "a run started while another was still running",
     "runtime_anomaly": "a run took far longer or shorter than usual",
+    "daemon_gap": "heartbeatd itself was not watching (not running, or its clock jumped)",
 }
 
 

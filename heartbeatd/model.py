@@ -55,6 +55,16 @@ class AlertEvent(str, Enum):
     # and a run much longer or shorter than usual.
     OVERLAP = "overlap"
     ANOMALY = "anomaly"
+    # About heartbeatd itself, not a monitor (DAEMON_EVENTS).
+    DAEMON_GAP = "daemon_gap"
+    SILENCE = "silence"
+
+
+# Events about heartbeatd itself: their alerts name no monitor (`monitor` is
+# DAEMON), and their status and reason are placeholders no channel shows.
+DAEMON_EVENTS = frozenset({AlertEvent.DAEMON_GAP, AlertEvent.SILENCE})
+# Not a valid slug, so it never names a monitor's line in the outbox.
+DAEMON = "(heartbeatd)"
 
 
 class Secret:
@@ -262,8 +272,33 @@ class Alert:
     duration: float | None = None
     median: float | None = None
     min_runtime: float | None = None
+    # Daemon events: since when (the gap's start, the last ping), and the
+    # monitors concerned (deadlines moved, monitors expected); `at` is the end.
+    since: datetime | None = None
+    monitors: tuple[str, ...] = ()
+    # How many monitors are concerned: `monitors` may list only some of them.
+    count: int = 0
+    # A daemon event's message in words (its `body` stays empty: that is a
+    # job's output, which the channels show as such).
+    note: str = ""
+
+    @property
+    def is_daemon_event(self) -> bool:
+        return self.event in DAEMON_EVENTS
 
     def to_json(self) -> dict[str, Any]:
+        if self.is_daemon_event:
+            return {
+                "event": self.event.value,
+                "from": isoformat(self.since),
+                "to": isoformat(self.at),
+                # As in every alert's JSON: when it was raised.
+                "at": isoformat(self.at),
+                "count": self.count,
+                "monitors": list(self.monitors),
+                "url": self.url,
+                "text": self.note,
+            }
         return self._base_json() | self._run_json()
 
     def _run_json(self) -> dict[str, Any]:
@@ -291,6 +326,17 @@ class Alert:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Alert:
+        event = AlertEvent(data["event"])
+        if event in DAEMON_EVENTS:
+            return daemon_alert(
+                event,
+                since=parse_isoformat(data.get("from")),
+                at=parse_isoformat(data["to"]),
+                monitors=tuple(data.get("monitors", ())),
+                count=data.get("count", 0),
+                url=data.get("url", ""),
+                text=data.get("text", ""),
+            )
         return cls(
             event=AlertEvent(data["event"]),
             monitor=data["monitor"],
@@ -309,6 +355,32 @@ class Alert:
             median=data.get("median"),
             min_runtime=data.get("min_runtime"),
         )
+
+
+def daemon_alert(
+    event: AlertEvent,
+    *,
+    since: datetime | None,
+    at: datetime,
+    monitors: tuple[str, ...],
+    count: int,
+    url: str,
+    text: str,
+) -> Alert:
+    """An alert about heartbeatd itself; `text` is its message in words."""
+    return Alert(
+        event=event,
+        monitor=DAEMON,
+        name="heartbeatd",
+        status=Status.DOWN,
+        reason=Reason.MISSED,
+        at=at,
+        url=url,
+        since=since,
+        monitors=monitors,
+        count=count,
+        note=text,
+    )
 
 
 def to_the_second(when: datetime | None) -> datetime | None:

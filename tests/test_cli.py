@@ -595,6 +595,17 @@ def test_status_with_tags_shows_only_monitors_carrying_every_tag(daemon: DaemonP
     assert healthy.stdout.splitlines()[1:] == [] and healthy.exit_code == 0
 
 
+def test_status_lists_every_monitor_past_one_page_of_the_api(daemon: DaemonProcess) -> None:
+    # The API answers 1000 at most (100 unless asked): status follows its cursor.
+    daemon.write_config("".join(SLOW.format(slug=f"job-{i:04d}") for i in range(1205)))
+    daemon.start()
+
+    shown = cli("status", "-c", str(daemon.config_path))
+
+    slugs = [line.split()[0] for line in shown.stdout.splitlines()[1:]]
+    assert slugs == [f"job-{i:04d}" for i in range(1205)]
+
+
 def test_history_honours_n_0_and_shows_bodies(daemon: DaemonProcess) -> None:
     daemon.write_config(SLOW.format(slug="a"))
     daemon.start()

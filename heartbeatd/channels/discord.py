@@ -19,6 +19,8 @@ COLOURS = {
     AlertEvent.TEST: GREY,
     AlertEvent.OVERLAP: AMBER,
     AlertEvent.ANOMALY: AMBER,
+    AlertEvent.DAEMON_GAP: RED,
+    AlertEvent.SILENCE: RED,
 }
 # Discord's limits: title 256, description 4096, field value 1024 characters.
 OUTPUT_CHARS = 3000

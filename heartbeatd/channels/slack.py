@@ -18,6 +18,8 @@ EMOJI = {
     AlertEvent.TEST: ":white_circle:",
     AlertEvent.OVERLAP: ":warning:",
     AlertEvent.ANOMALY: ":warning:",
+    AlertEvent.DAEMON_GAP: ":warning:",
+    AlertEvent.SILENCE: ":warning:",
 }
 # A section's text may hold 3000 characters; leave room for the fences.
 OUTPUT_CHARS = 2500

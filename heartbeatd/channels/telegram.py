@@ -24,6 +24,8 @@ EMOJI = {
     AlertEvent.TEST: "⚪",
     AlertEvent.OVERLAP: "🟡",
     AlertEvent.ANOMALY: "🟡",
+    AlertEvent.DAEMON_GAP: "⚠️",
+    AlertEvent.SILENCE: "⚠️",
 }
 # A message may hold 4096 characters; the output excerpt leaves room for the rest.
 OUTPUT_CHARS = 1500

@@ -8,6 +8,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import click
 
@@ -171,6 +172,20 @@ def _ask(api: DaemonAPI, path: str, method: str = "GET") -> Any:
         sys.exit(EXIT_REFUSED if refused else EXIT_UNREACHABLE)
 
 
+def _every_monitor(api: DaemonAPI, tag: str | None = None) -> list[Any]:
+    """Every monitor (with `tag`), a page of 1000 at a time, following the
+    API's cursor (a daemon that answers without one answered all of them)."""
+    monitors: list[Any] = []
+    query = {"limit": "1000"} | ({"tag": tag} if tag else {})
+    while True:
+        answer = _ask(api, "/api/v1/monitors?" + urlencode(query))
+        monitors.extend(answer["monitors"])
+        cursor = answer.get("next_cursor")
+        if not cursor:
+            return monitors
+        query["cursor"] = cursor
+
+
 @click.command()
 @daemon_options
 @click.option("-v", "--verbose", is_flag=True, help="Also show each monitor's uuid and tags.")
@@ -192,7 +207,9 @@ def status(
 ) -> None:
     """Show every monitor (or those with --tag); exit 1 when any shown is down."""
     api = _connect(config_path, url, token_file, user, password_file)
-    answer = _ask(api, "/api/v1/monitors")["monitors"]
+    # The daemon filters by the first tag; a daemon older than tags does
+    # not, so every tag is checked here too.
+    answer = _every_monitor(api, tags[0] if tags else None)
     monitors = [MonitorView.from_json(m) for m in answer]
     monitors = [m for m in monitors if set(tags) <= set(m.tags)]
     now = Clock().now()

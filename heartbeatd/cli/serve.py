@@ -11,6 +11,7 @@ import sqlite3
 import sys
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 import click
 
@@ -23,7 +24,15 @@ from heartbeatd.cli.app import (
     setup_logging,
 )
 from heartbeatd.clock import Clock
-from heartbeatd.config import Config, check_warnings, find_database, load_config, ping_urls
+from heartbeatd.config import (
+    AlertsConfig,
+    Config,
+    SelfPingConfig,
+    check_warnings,
+    find_database,
+    load_config,
+    ping_urls,
+)
 from heartbeatd.durations import format_duration
 from heartbeatd.provision import shadowed
 from heartbeatd.store.provisioned import read_file
@@ -121,6 +130,8 @@ def check(config_path: str, credentials: Path | None) -> None:
         click.echo(f"  channels: {', '.join(monitor.channels) or '(none: no alerts)'}")
         for i, url in enumerate(ping_urls(config, monitor)):
             click.echo(f"  {'ping:    ' if i == 0 else '         '} {url}")
+    for line in daemon_checks(config):
+        click.echo(line)
     warnings = check_warnings(config) + _shadowed_warnings(config)
     if config.server.auto_provision and config.server.ping_key is None:
         warnings.append(
@@ -144,6 +155,34 @@ def _shadowed_warnings(config: Config) -> list[str]:
         " monitor wins and the API's is not watched (`heartbeatd export` shows it)"
         for slug in shadowed(config, definitions)
     ]
+
+
+def daemon_checks(config: Config) -> list[str]:
+    """What [self] and [alerts] make heartbeatd tell about itself, in words;
+    nothing while they are at their defaults."""
+    alerts, selfping = config.alerts, config.selfping
+    if alerts == AlertsConfig(alerts.give_up_after, alerts.send_timeout) and selfping == (
+        SelfPingConfig()
+    ):
+        return []
+    to = ", ".join(alerts.channels) if alerts.channels is not None else "every channel"
+    silence = format_duration(alerts.silence) if alerts.silence else "off"
+    lines = [
+        "",
+        "heartbeatd itself",
+        f"  downtime alert: after {format_duration(alerts.gap_notice)}; silence alert: {silence};"
+        f" to {to}",
+    ]
+    if selfping.ping_url is None:
+        lines.append("  self-ping: off")
+    else:
+        # Scheme and host only: the path usually holds the check's key.
+        url = urlsplit(selfping.ping_url.reveal())
+        lines.append(
+            f"  self-ping: every {format_duration(selfping.every)} to {url.scheme}://{url.hostname}/…,"
+            f" outbox stuck after {format_duration(selfping.stuck_after)}"
+        )
+    return lines
 
 
 @click.command(name="reload")

@@ -77,7 +77,6 @@ def parse_config(
     root = Table(data, "", problems)
     server = sections.read_server(root.table("server"))
     storage = sections.read_storage(root.table("storage"), state_directory() or base_dir)
-    alerts = sections.read_alerts(root.table("alerts"))
     web = sections.read_web(root.table("web"))
     api = sections.read_api(root.table("api"))
     smtp_table = root.table("smtp")
@@ -87,6 +86,8 @@ def parse_config(
     # error (on the channel), not one more for every monitor that uses it.
     declared = tuple(sorted(channels_table.data))
     channels = sections.read_channels(channels_table, ParseEnv(base_dir=base_dir, smtp=smtp))
+    alerts = sections.read_alerts(root.table("alerts"), declared)
+    selfping = sections.read_self(root.table("self"))
     defaults = read_defaults(root.table("defaults"), declared)
     reuse = previous.monitors if previous is not None else {}
     monitors = read_monitors(root.table("monitors"), defaults, declared, reuse)
@@ -106,6 +107,7 @@ def parse_config(
         tagged=index_tags(monitors),
         api=api,
         defaults_data=data["defaults"] if isinstance(data.get("defaults"), dict) else {},
+        selfping=selfping,
     )
 
 

@@ -21,6 +21,7 @@ from heartbeatd.config.values import (
     AlertsConfig,
     ApiConfig,
     Channel,
+    SelfPingConfig,
     ServerConfig,
     StorageConfig,
     WebConfig,
@@ -147,11 +148,39 @@ def path_problem(path: str) -> str | None:
     return "must not be empty" if not path.strip() else None
 
 
-def read_alerts(table: Table) -> AlertsConfig:
+def read_alerts(table: Table, declared: tuple[str, ...] = ()) -> AlertsConfig:
     give_up_after = table.duration("give_up_after", 86400)
     send_timeout = table.duration("send_timeout", 30)
+    gap_notice = table.duration("gap_notice", 300)
+    silence = table.duration("silence", None)
+    channels = table.text_list("channels", None)
+    for name in channels or ():
+        if name not in declared:
+            known = ", ".join(declared) or "none"
+            table.error("channels", f'no channel named "{name}" (configured: {known})')
     table.done()
-    return AlertsConfig(give_up_after=give_up_after, send_timeout=send_timeout)
+    return AlertsConfig(
+        give_up_after=give_up_after,
+        send_timeout=send_timeout,
+        gap_notice=gap_notice,
+        silence=silence,
+        channels=tuple(channels) if channels is not None else None,
+    )
+
+
+def read_self(table: Table) -> SelfPingConfig:
+    """[self]: ping_url (or ping_url_file), every, stuck_after."""
+    ping_url = _secret(table, "ping_url")
+    if ping_url is not None:
+        problem = _url_problem(ping_url.reveal())
+        if problem is not None:
+            # The URL usually holds the check's key: never echo it.
+            table.error("ping_url", "expected an http:// or https:// URL (not shown: a secret)")
+            ping_url = None
+    every = table.duration("every", 60)
+    stuck_after = table.duration("stuck_after", 600)
+    table.done()
+    return SelfPingConfig(ping_url=ping_url, every=every, stuck_after=stuck_after)
 
 
 def read_web(table: Table) -> WebConfig:

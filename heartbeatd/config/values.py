@@ -60,6 +60,25 @@ class AlertsConfig:
     give_up_after: int = 86400
     # Seconds one delivery attempt may take.
     send_timeout: int = 30
+    # Seconds heartbeatd may be not running (or its clock jump) before it
+    # sends a daemon_gap alert about it.
+    gap_notice: int = 300
+    # Seconds without any ping, while monitors were expected, before a
+    # silence alert; None: off.
+    silence: int | None = None
+    # Where daemon_gap and silence alerts go; None: every channel.
+    channels: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SelfPingConfig:
+    """[self]: the Healthchecks-style check heartbeatd pings while it is healthy."""
+
+    # None: no outbound self-ping.
+    ping_url: Secret | None = None
+    every: int = 60
+    # An alert pending longer than this makes heartbeatd unhealthy.
+    stuck_after: int = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +146,7 @@ class Config:
     # The [defaults] table as written: monitors created at run time are read
     # against it as if they were in the file.
     defaults_data: Mapping[str, Any] = field(default_factory=dict)
+    selfping: SelfPingConfig = SelfPingConfig()
 
 
 def index_tags(monitors: Mapping[str, Monitor]) -> dict[str, tuple[str, ...]]:

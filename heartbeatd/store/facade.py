@@ -200,6 +200,16 @@ class Store:
         """The newest flips of a monitor, newest first, each with its deliveries."""
         return await history.flips(self._reader, slug, limit)
 
+    async def flips_since(self, since: Mapping[str, datetime]) -> dict[str, list[dict[str, Any]]]:
+        """Per monitor: its flips from `since[slug]` on, oldest first, with the
+        one before them; `at` in the stored form. One query for all of them."""
+        stored = {slug: format_stored(when) for slug, when in since.items()}
+        return await history.flips_since(self._reader, stored)
+
+    async def runs(self, slug: str, limit: int = 60) -> list[dict[str, Any]]:
+        """The newest pings that ended a measured run (with a duration), newest first."""
+        return await history.runs(self._reader, slug, limit)
+
     async def trim_pings(self, keep: int) -> int:
         """Delete all but the newest `keep` pings of every monitor; return how many."""
         if keep < 0:
@@ -324,6 +334,35 @@ class Store:
     async def next_due(self) -> datetime | None:
         """When the earliest pending row can next be claimed, or None."""
         return await outbox.next_due(self._reader)
+
+    async def oldest_pending(self) -> datetime | None:
+        """When the longest-waiting pending alert was queued, or None."""
+        return await outbox.oldest_pending(self._reader)
+
+    def queue_daemon_event(
+        self,
+        alerts: Sequence[tuple[str, Alert]],
+        *,
+        flips: Sequence[history.FlipRow] = (),
+        meta: Mapping[str, str] | None = None,
+    ) -> asyncio.Future[None]:
+        """Queue alerts about heartbeatd itself, with flips and meta values,
+        in one transaction: a daemon_gap's alerts are stored together with
+        the new `last_alive` that ends the gap, so a crash loses neither."""
+        now = format_stored(self._clock.now())
+        rows = [
+            (None, *outbox.alert_row(alert.monitor, channel, alert, now, now))
+            for channel, alert in alerts
+        ]
+        values = dict(meta or {})
+
+        def write(db: sqlite3.Connection) -> None:
+            history.add_flips(db, list(flips))
+            outbox.add_alerts(db, rows)
+            for key, value in values.items():
+                history.set_meta(db, key, value)
+
+        return self._writer.queue(write)
 
     async def outbox_counts(self) -> dict[str, int]:
         return await outbox.counts(self._reader)

@@ -69,6 +69,8 @@ def make_app(
     app.router.add_get("/api/v1/unknown-pings", guard_read(api.api_unknown_pings))
     # The Healthchecks management API (/api/v1|v2|v3/checks/ ...), keyed by [api].
     hcapi.add_routes(app.router)
+    # After every API route: the rest of /api answers JSON errors too.
+    app.router.add_route("*", "/api/{tail:.*}", api.api_unknown)
     app.router.add_get("/", guard_page(surfaces.page_index))
     app.router.add_get("/monitors/{slug}", guard_page(surfaces.page_monitor))
     app.router.add_get("/metrics", guard_page(surfaces.handle_metrics))
