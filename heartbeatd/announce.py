@@ -3,6 +3,8 @@ of a monitor that the API, the status page and /metrics show (DESIGN §6)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from heartbeatd import states
 from heartbeatd.config import Config, Monitor, ping_urls
 from heartbeatd.model import (
@@ -11,6 +13,7 @@ from heartbeatd.model import (
     Flip,
     MonitorState,
     MonitorView,
+    Reason,
     Status,
     to_the_second,
 )
@@ -44,8 +47,45 @@ def flip_alerts(
         body=new.body_preview if body is None else body,
         downtime=downtime,
         exit_status=new.last_exit_status,
+        duration=flip.duration,
+        min_runtime=flip.reference if flip.reason is Reason.RAN_TOO_SHORT else None,
     )
     return [(channel, alert) for channel in monitor.channels]
+
+
+def notice_alerts(
+    config: Config, slug: str, notices: Sequence[Flip], state: MonitorState
+) -> list[tuple[str, Alert]]:
+    """The alerts of notices that change no status (overlap, anomaly)."""
+    if not notices:
+        return []
+    monitor = config.monitors[slug]
+    found = []
+    for notice in notices:
+        assert notice.event is not None
+        alert = Alert(
+            event=notice.event,
+            monitor=slug,
+            name=monitor.name,
+            status=state.status,
+            reason=notice.reason,
+            at=notice.at,
+            last_ping=state.last_ping,
+            expected_at=state.expected_at,
+            url=f"{config.server.base_url}/monitors/{slug}",
+            body=state.body_preview,
+            duration=notice.duration,
+            median=notice.reference,
+        )
+        found += [(channel, alert) for channel in _notice_channels(monitor, notice.event)]
+    return found
+
+
+def _notice_channels(monitor: Monitor, event: AlertEvent) -> tuple[str, ...]:
+    # Every channel of the monitor for now: a per-channel choice of events
+    # ([channels.<name>] events) is the one place to filter here.
+    del event
+    return monitor.channels
 
 
 def monitor_view(config: Config, slug: str, state: MonitorState) -> MonitorView:

@@ -27,8 +27,8 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from heartbeatd import states
-from heartbeatd.announce import flip_alerts, monitor_view
+from heartbeatd import keywords, states
+from heartbeatd.announce import flip_alerts, monitor_view, notice_alerts
 from heartbeatd.commits import Rederive, Staged, StartupSave, derive_again, failure
 from heartbeatd.config import Config, Monitor
 from heartbeatd.model import Alert, Flip, MonitorState, MonitorView, Ping, Status
@@ -55,6 +55,8 @@ class Engine:
         self.wheel: TimerWheel[str] = TimerWheel()
         self.states: dict[str, MonitorState] = {}
         self.pings_by_kind: Counter[str] = Counter()
+        # Notices raised, by (event, monitor), for /metrics.
+        self.notices_by_event: Counter[tuple[str, str]] = Counter()
         self._uuids: dict[str, str] = {}
         # The last tick's `now` in epoch seconds, the wheel's scale (not monotonic).
         self._last_tick_epoch = 0.0
@@ -139,13 +141,27 @@ class Engine:
         """Apply a ping; the future resolves once it is committed to SQLite."""
         monitor = self.config.monitors[slug]
         old = self.states[slug]
+        # Keyword and method rules may make it another kind of ping, or ignore it.
+        ping = keywords.classify(ping, monitor.ping_filter)
         step = states.on_ping(old, ping, monitor)
         self.pings_by_kind[ping.kind.value] += 1
         self.on_ping()
         record = PingRecord(ping=ping, duration=step.duration)
+        notices = notice_alerts(self.config, slug, step.notices, step.state)
+        for notice in step.notices:
+            assert notice.event is not None
+            self.notices_by_event[notice.event.value, slug] += 1
+            log.warning(
+                "notice monitor=%s event=%s at=%s",
+                slug,
+                notice.event.value,
+                isoformat(notice.at),
+            )
         # The alert of a ping's flip carries the ping's whole body, not the
         # preview kept in memory.
-        staged = self._stage(slug, old, step.state, ping=record, flip=step.flip, body=ping.body)
+        staged = self._stage(
+            slug, old, step.state, ping=record, flip=step.flip, body=ping.body, notices=notices
+        )
         self._schedule(slug)
         return self._answer(staged)
 
@@ -261,6 +277,7 @@ class Engine:
         flip: Flip | None = None,
         body: str | None = None,
         rederive: Rederive | None = None,
+        notices: list[tuple[str, Alert]] | None = None,
     ) -> Staged:
         """Put `new` in memory and queue it for the disk; it rolls back if the
         write (or one it builds on) fails. `old` is None for a monitor seen for
@@ -271,6 +288,8 @@ class Engine:
         alerts: list[tuple[str, Alert]] = []
         if flip is not None and flip.event is not None and old is not None:
             alerts = flip_alerts(self.config, slug, flip, old, new, body)
+        if notices:
+            alerts = alerts + notices
         if flip is not None:
             _log_flip(slug, flip)
         prev = self._pending(slug)

@@ -117,14 +117,33 @@ def check_to_dict(
     if schedule.period is not None:
         result["timeout"] = schedule.period
     else:
-        result["schedule"] = schedule.cron
+        # Healthchecks keeps several OnCalendar expressions one a line; a
+        # list of cron expressions is shown the same way.
+        result["schedule"] = "\n".join(schedule.oncalendar or schedule.crons)
         result["tz"] = schedule.timezone
+    _add_ping_filter(result, monitor)
     return result
+
+
+def _add_ping_filter(result: dict[str, Any], monitor: Monitor) -> None:
+    """The keyword and method rules, in Healthchecks' fields."""
+    rules = monitor.ping_filter
+    if rules is None:
+        return
+    if rules.post_only:
+        result["methods"] = "POST"
+    if rules.has_keywords:
+        result["filter_body"] = True
+        result["start_kw"] = ",".join(rules.start)
+        result["success_kw"] = ",".join(rules.success)
+        result["failure_kw"] = ",".join(rules.failure)
 
 
 def ping_to_dict(row: dict[str, Any], *, body_url: str) -> dict[str, Any]:
     """A row of Store.pings as Healthchecks lists a ping; `n` is the ping's id."""
     kind = row["kind"]
+    # Healthchecks' name of an ignored ping.
+    kind = "ign" if kind == "ignored" else kind
     result: dict[str, Any] = {
         "type": kind,
         "date": hc_time(_parse(row["at"])),

@@ -71,16 +71,46 @@ REASONS = {
     "exit_status": "the job exited with a non-zero status",
     "ran_too_long": "the job started but did not finish in time",
     "recovered": "a success ping came in",
+    "ran_too_short": "the job finished sooner than its minimum run time",
+    "overlap": "a run started while another was still running",
+    "runtime_anomaly": "a run took far longer or shorter than usual",
     "daemon_gap": "heartbeatd itself was not watching (not running, or its clock jumped)",
 }
 
 
-def reason(why: str, exit_status: int | None = None) -> str:
+def reason(
+    why: str,
+    exit_status: int | None = None,
+    *,
+    duration: float | None = None,
+    reference: float | None = None,
+) -> str:
     """A flip's reason in words a person paged at night understands.
 
-    `exit_status` counts only for the reason "exit_status". A reason this
-    version has no words for is shown as it is rather than hidden.
+    `exit_status` counts only for the reason "exit_status"; `duration` (the
+    run's) and `reference` (the minimum, or the median of recent runs) for
+    "ran_too_short" and "runtime_anomaly". A reason this version has no
+    words for is shown as it is rather than hidden.
     """
     if why == "exit_status" and exit_status is not None:
         return f"the job exited with status {exit_status}"
+    if duration is not None and reference is not None:
+        if why == "ran_too_short":
+            return (
+                f"the job finished after {_precise(duration)},"
+                f" sooner than its minimum run time of {_precise(reference)}"
+            )
+        if why == "runtime_anomaly":
+            return (
+                f"the run took {_precise(duration)};"
+                f" the median of recent runs is {_precise(reference)}"
+            )
     return REASONS.get(why, why)
+
+
+def _precise(seconds: float) -> str:
+    # Under a minute a run is told to the tenth ("2.5 s" beside "30 s"):
+    # truncating both to whole seconds could make them read the same.
+    if 10 <= seconds < 60 and seconds != int(seconds):
+        return f"{seconds:.1f} s"
+    return duration(seconds)

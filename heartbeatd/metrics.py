@@ -43,6 +43,8 @@ class Snapshot:
     last_reload_at: datetime | None = None
     last_reload_ok: bool = True
     channels: Sequence[str] = field(default_factory=tuple)
+    # (event, monitor) -> notices raised: overlaps and runtime anomalies.
+    notices: Mapping[tuple[str, str], int] = field(default_factory=dict)
     # Pings to a uuid or slug no monitor has, since the daemon started.
     unknown_pings: int = 0
 
@@ -92,6 +94,7 @@ def render_metrics(snap: Snapshot) -> str:
             [({}, snap.outbox_pending)],
         )
     _reload_families(out, snap)
+    _notice_families(out, snap)
     _family(
         out,
         "heartbeatd_build_info",
@@ -183,6 +186,22 @@ def _reload_families(out: list[str], snap: Snapshot) -> None:
         "1 if the last reload succeeded (or none was tried), 0 if the file was rejected.",
         [({}, int(snap.last_reload_ok))],
     )
+
+
+# Notice events and the counter each is told in.
+NOTICE_FAMILIES = (
+    ("overlap", "heartbeatd_overlaps_total", "Runs started while another was still open"),
+    ("anomaly", "heartbeatd_runtime_anomalies_total", "Runs far longer or shorter than usual"),
+)
+
+
+def _notice_families(out: list[str], snap: Snapshot) -> None:
+    # A series per monitor that has had one: with 100,000 monitors, a zero
+    # for each would be most of the page.
+    for event, name, text in NOTICE_FAMILIES:
+        counts = sorted((slug, n) for (kind, slug), n in snap.notices.items() if kind == event)
+        samples = [({"monitor": slug}, n) for slug, n in counts]
+        _family(out, name, "counter", f"{text}, since the daemon started, by monitor.", samples)
 
 
 def _family(out: list[str], name: str, kind: str, text: str, samples: Iterable[Sample]) -> None:

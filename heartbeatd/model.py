@@ -27,6 +27,9 @@ class PingKind(str, Enum):
     START = "start"
     FAIL = "fail"
     LOG = "log"
+    # Recorded but changing nothing: a method other than [monitors] `methods`
+    # allows, or a body that matches no keyword rule.
+    IGNORED = "ignored"
 
 
 class Reason(str, Enum):
@@ -35,6 +38,11 @@ class Reason(str, Enum):
     EXIT_STATUS = "exit_status"
     RAN_TOO_LONG = "ran_too_long"
     RECOVERED = "recovered"
+    # A finish sooner after its /start than `min_runtime`.
+    RAN_TOO_SHORT = "ran_too_short"
+    # Of the notices that change no status (events `overlap` and `anomaly`).
+    OVERLAP = "overlap"
+    RUNTIME_ANOMALY = "runtime_anomaly"
 
 
 class AlertEvent(str, Enum):
@@ -43,6 +51,10 @@ class AlertEvent(str, Enum):
     REMINDER = "reminder"
     # Sent only by `heartbeatd test-alert`, never by a monitor.
     TEST = "test"
+    # Notices that change no status: a run started while another was open,
+    # and a run much longer or shorter than usual.
+    OVERLAP = "overlap"
+    ANOMALY = "anomaly"
     # About heartbeatd itself, not a monitor (DAEMON_EVENTS).
     DAEMON_GAP = "daemon_gap"
     SILENCE = "silence"
@@ -143,6 +155,12 @@ class MonitorState:
     body_preview: str = ""
     reminders_sent: int = 0
     next_reminder_at: datetime | None = None
+    # Runs still open besides the one at started_at, oldest first, as
+    # (rid, started_at): a finish with that rid closes one and measures it.
+    open_runs: tuple[tuple[str, datetime], ...] = ()
+    # Seconds of the latest measured runs, oldest first; kept only for
+    # monitors with `runtime_anomaly` (see states.RECENT_RUNS).
+    recent_durations: tuple[float, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The stored form: fields at their default are left out and times are
@@ -156,6 +174,8 @@ class MonitorState:
                 value = value.timestamp()
             elif name in _STATE_ENUMS:
                 value = value.value
+            elif name == "open_runs":
+                value = [[rid, at.timestamp()] for rid, at in value]
             out[name] = value
         return out
 
@@ -204,6 +224,8 @@ _STATE_READERS: dict[str, Any] = {
     for name in _STATE_FIELDS
 }
 _STATE_READERS["body_preview"] = preview_body
+_STATE_READERS["open_runs"] = lambda runs: tuple((rid, _read_time(at)) for rid, at in runs)
+_STATE_READERS["recent_durations"] = lambda seconds: tuple(float(s) for s in seconds)
 _STATE_READERS["last_body"] = _same
 
 
@@ -221,6 +243,10 @@ class Flip:
     reason: Reason
     # None for changes that alert nobody (new -> up, up -> late, pause).
     event: AlertEvent | None = None
+    # For ran_too_short and anomaly: the run's seconds, and what it was held
+    # against (min_runtime, or the median of recent runs).
+    duration: float | None = None
+    reference: float | None = None
 
 
 @dataclass(frozen=True)
@@ -241,6 +267,11 @@ class Alert:
     # Seconds the monitor was down, on an `up` alert.
     downtime: float | None = None
     exit_status: int | None = None
+    # Seconds: the run's measured duration, and what it was held against
+    # (ran_too_short: the minimum; anomaly: the median of recent runs).
+    duration: float | None = None
+    median: float | None = None
+    min_runtime: float | None = None
     # Daemon events: since when (the gap's start, the last ping), and the
     # monitors concerned (deadlines moved, monitors expected); `at` is the end.
     since: datetime | None = None
@@ -268,6 +299,15 @@ class Alert:
                 "url": self.url,
                 "text": self.note,
             }
+        return self._base_json() | self._run_json()
+
+    def _run_json(self) -> dict[str, Any]:
+        # Only alerts about a run's length carry these: payloads of the other
+        # events stay as they were.
+        extra = {"duration": self.duration, "median": self.median, "min_runtime": self.min_runtime}
+        return {key: value for key, value in extra.items() if value is not None}
+
+    def _base_json(self) -> dict[str, Any]:
         return {
             "event": self.event.value,
             "monitor": self.monitor,
@@ -311,6 +351,9 @@ class Alert:
             body=data.get("body", ""),
             downtime=data.get("downtime"),
             exit_status=data.get("exit_status"),
+            duration=data.get("duration"),
+            median=data.get("median"),
+            min_runtime=data.get("min_runtime"),
         )
 
 

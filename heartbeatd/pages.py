@@ -211,6 +211,8 @@ class Detail:
     uptime_90d: float | None = None
     # (what, URL): by uuid, by slug.
     ping_urls: Sequence[tuple[str, str]] = ()
+    # Median and p95 of the stored runs (runs.duration_stats).
+    run_stats: Mapping[str, Any] | None = None
 
 
 def render_monitor(

@@ -14,7 +14,12 @@ Rules (DESIGN §3):
 - a monitor never pinged is `new` and goes down at first-seen + period + grace;
 - paused monitors alert nobody; the next success or failure resumes them;
 - while down, `repeat` re-sends the alert as a reminder, `repeat_limit` times
-  at most.
+  at most;
+- a finish sooner than `min_runtime` after its /start is a failure
+  (ran_too_short);
+- runs are tracked per rid; a /start while `max_concurrent` runs are open is
+  an `overlap` notice, and a run far off the median of recent ones (by the
+  factor `runtime_anomaly`) an `anomaly` notice. Notices change no status.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from heartbeatd import runs
 from heartbeatd.model import (
     AlertEvent,
     Flip,
@@ -34,13 +40,15 @@ from heartbeatd.model import (
     preview_body,
 )
 
-# A start and a finish further apart than this are not one run (Healthchecks
-# uses the same bound), so no duration is recorded.
-MAX_RUN_DURATION = timedelta(hours=72)
+# Measured runs a runtime anomaly is judged against, and the fewest that make
+# a median worth trusting.
+RECENT_RUNS = 20
+MIN_RUNS_FOR_ANOMALY = 5
 
 
 class Schedule(Protocol):
     def next_after(self, after: datetime) -> datetime: ...
+    def expected_after(self, success: datetime) -> datetime: ...
 
 
 class Rules(Protocol):
@@ -56,6 +64,12 @@ class Rules(Protocol):
     def repeat(self) -> int | None: ...
     @property
     def repeat_limit(self) -> int | None: ...
+    @property
+    def min_runtime(self) -> int | None: ...
+    @property
+    def max_concurrent(self) -> int | None: ...
+    @property
+    def runtime_anomaly(self) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,8 @@ class Step:
     flip: Flip | None = None
     # Seconds since the matching start, for a finishing ping.
     duration: float | None = None
+    # Alerts that change no status (overlap, anomaly): old == new.
+    notices: tuple[Flip, ...] = ()
 
 
 def first_seen(rules: Rules, now: datetime) -> MonitorState:
@@ -135,42 +151,22 @@ def _flip(
     return Flip(at=at, old=old, new=new, reason=reason, event=event)
 
 
-def _close_run(state: MonitorState, ping: Ping) -> tuple[datetime | None, str | None, float | None]:
-    """(started_at, start_rid, duration) after this finishing ping.
-
-    The run in progress ends if the ping belongs to it: a finish carrying
-    another run's rid leaves it open.
-    """
-    if state.started_at is None:
-        return None, None, None
-    if ping.rid is not None and state.start_rid is not None and ping.rid != state.start_rid:
-        return state.started_at, state.start_rid, None
-    elapsed = ping.at - state.started_at
-    duration = elapsed.total_seconds() if timedelta(0) <= elapsed <= MAX_RUN_DURATION else None
-    return None, None, duration
-
-
 def _first_reminder(rules: Rules, down_at: datetime) -> datetime | None:
     return down_at + timedelta(seconds=rules.repeat) if rules.repeat else None
 
 
 def on_ping(state: MonitorState, ping: Ping, rules: Rules) -> Step:
-    if ping.kind is PingKind.LOG:
+    if ping.kind is PingKind.LOG or ping.kind is PingKind.IGNORED:
         return Step(replace(state, n_pings=state.n_pings + 1))
     if ping.kind is PingKind.START:
-        started = replace(
-            state,
-            n_pings=state.n_pings + 1,
-            started_at=ping.at,
-            start_rid=ping.rid,
-            last_ping=ping.at,
-        )
-        return Step(started)
+        return _start(state, ping, rules)
 
     # One constructor call per ping: this is the hot path of every success.
-    started_at, start_rid, duration = _close_run(state, ping)
+    closed = runs.close_run(state, ping)
+    duration = closed.duration
     at = ping.at
-    success = ping.kind is PingKind.SUCCESS
+    too_short = _is_too_short(ping, duration, rules)
+    success = ping.kind is PingKind.SUCCESS and not too_short
     still_down = not success and state.status is Status.DOWN
     if success:
         status, reason, down_at = Status.UP, None, None
@@ -179,7 +175,7 @@ def on_ping(state: MonitorState, ping: Ping, rules: Rules) -> Step:
         status, reason, down_at = Status.DOWN, state.reason, state.down_at
     else:
         status = Status.DOWN
-        reason = Reason.EXIT_STATUS if ping.exit_status else Reason.FAILED
+        reason = _failure_reason(ping, too_short)
         down_at = at
     new = MonitorState(
         status=status,
@@ -188,9 +184,9 @@ def on_ping(state: MonitorState, ping: Ping, rules: Rules) -> Step:
         last_success=at if success else state.last_success,
         last_kind=ping.kind,
         last_exit_status=ping.exit_status,
-        started_at=started_at,
-        start_rid=start_rid,
-        expected_at=rules.schedule.next_after(at),
+        started_at=closed.started_at,
+        start_rid=closed.start_rid,
+        expected_at=rules.schedule.expected_after(at),
         down_at=down_at,
         grace_until=None,
         reason=reason,
@@ -205,15 +201,86 @@ def on_ping(state: MonitorState, ping: Ping, rules: Rules) -> Step:
             if still_down
             else _first_reminder(rules, at)
         ),
+        open_runs=closed.open_runs,
+        # Kept only while the rule is on: a monitor without it carries none.
+        recent_durations=state.recent_durations if rules.runtime_anomaly else (),
     )
+    notices: tuple[Flip, ...] = ()
+    if success and rules.runtime_anomaly:
+        new, notices = _judge_runtime(state, new, duration, rules.runtime_anomaly, at)
     if success:
         # Only a recovery from down alerts: new -> up and a resume do not.
         event = AlertEvent.UP if state.status is Status.DOWN else None
-        return Step(new, _flip(state.status, Status.UP, at, Reason.RECOVERED, event), duration)
+        flip = _flip(state.status, Status.UP, at, Reason.RECOVERED, event)
+        return Step(new, flip, duration, notices)
     if still_down:
         return Step(new, None, duration)
     assert reason is not None
-    return Step(new, _flip(state.status, Status.DOWN, at, reason, AlertEvent.DOWN), duration)
+    flip = _flip(state.status, Status.DOWN, at, reason, AlertEvent.DOWN)
+    if flip is not None and too_short:
+        flip = replace(flip, duration=duration, reference=float(rules.min_runtime or 0))
+    return Step(new, flip, duration)
+
+
+def _start(state: MonitorState, ping: Ping, rules: Rules) -> Step:
+    opened = runs.open_run(state, ping)
+    started = replace(
+        state,
+        n_pings=state.n_pings + 1,
+        started_at=opened.started_at,
+        start_rid=opened.start_rid,
+        open_runs=opened.open_runs,
+        last_ping=ping.at,
+    )
+    limit = rules.max_concurrent
+    if limit is None or opened.others < limit:
+        return Step(started)
+    status = state.status
+    overlap = Flip(ping.at, status, status, Reason.OVERLAP, AlertEvent.OVERLAP)
+    return Step(started, notices=(overlap,))
+
+
+def _is_too_short(ping: Ping, duration: float | None, rules: Rules) -> bool:
+    # A success without a /start before it has no measured duration: it
+    # cannot be judged, and is not held against the job.
+    return (
+        ping.kind is PingKind.SUCCESS
+        and rules.min_runtime is not None
+        and duration is not None
+        and duration < rules.min_runtime
+    )
+
+
+def _failure_reason(ping: Ping, too_short: bool) -> Reason:
+    if too_short:
+        return Reason.RAN_TOO_SHORT
+    return Reason.EXIT_STATUS if ping.exit_status else Reason.FAILED
+
+
+def _judge_runtime(
+    old: MonitorState, new: MonitorState, duration: float | None, factor: float, at: datetime
+) -> tuple[MonitorState, tuple[Flip, ...]]:
+    """An `anomaly` notice for a run far off the median of the recent ones,
+    and the run added to them. Too few runs yet: no judgement."""
+    if duration is None:
+        return new, ()
+    recent = old.recent_durations
+    notices: tuple[Flip, ...] = ()
+    if len(recent) >= MIN_RUNS_FOR_ANOMALY:
+        typical = runs.median(recent)
+        if runs.is_anomaly(duration, typical, factor):
+            notice = Flip(
+                at,
+                new.status,
+                new.status,
+                Reason.RUNTIME_ANOMALY,
+                AlertEvent.ANOMALY,
+                duration=duration,
+                reference=typical,
+            )
+            notices = (notice,)
+    kept = (*recent, duration)[-RECENT_RUNS:]
+    return replace(new, recent_durations=kept), notices
 
 
 def on_tick(state: MonitorState, rules: Rules, now: datetime) -> Step:
@@ -277,7 +344,9 @@ def on_rules_changed(state: MonitorState, rules: Rules) -> MonitorState:
     base = state.last_success or state.first_seen
     if base is None or state.status in (Status.DOWN, Status.PAUSED):
         return state
-    expected = rules.schedule.next_after(base)
+    # From a success, `early` counts; from first-seen there was no run yet.
+    schedule = rules.schedule
+    expected = schedule.expected_after(base) if state.last_success else schedule.next_after(base)
     # Unchanged is the common case (every monitor, at every start-up).
     return state if expected == state.expected_at else replace(state, expected_at=expected)
 

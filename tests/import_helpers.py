@@ -11,7 +11,6 @@ import pytest
 from aiohttp import web
 
 from heartbeatd.config import Config, parse_config
-from heartbeatd.tables import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -27,20 +26,6 @@ def load_printed(toml: str, tmp_path: Path) -> Config:
     data = tomllib.loads(toml)
     data.setdefault("storage", {"path": str(tmp_path / "hb.db")})
     return parse_config(data, tmp_path / "heartbeatd.toml")
-
-
-def oncalendar_supported(tmp_path: Path) -> bool:
-    """Whether this config loader knows `oncalendar` (it comes with OnCalendar schedules)."""
-    try:
-        load_printed('[monitors.probe]\noncalendar = "daily"\n', tmp_path)
-    except ConfigError:
-        return False
-    return True
-
-
-def skip_without_oncalendar(tmp_path: Path) -> None:
-    if not oncalendar_supported(tmp_path):
-        pytest.skip("the config loader does not know `oncalendar` yet")
 
 
 @dataclass

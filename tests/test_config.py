@@ -388,7 +388,10 @@ BAD_CONFIGS = [
         period = "1d"
         schedule = "0 2 * * *"
         """,
-        [f"{FILE}: monitors.backup.schedule: give either period or schedule, not both"],
+        [
+            f"{FILE}: monitors.backup.schedule: give only one of period, schedule and oncalendar"
+            " (got period and schedule)"
+        ],
         id="period-and-schedule",
     ),
     pytest.param(
@@ -397,8 +400,9 @@ BAD_CONFIGS = [
         grace = "1h"
         """,
         [
-            f'{FILE}: monitors.backup: needs period (like "1d") or schedule'
-            ' (a cron expression like "0 2 * * *")'
+            f'{FILE}: monitors.backup: needs period (like "1d"), schedule'
+            ' (a cron expression like "0 2 * * *") or oncalendar'
+            ' (a systemd calendar expression like "Mon..Fri 09:00")'
         ],
         id="neither-period-nor-schedule",
     ),

@@ -18,9 +18,7 @@ from heartbeatd.importers.units import parse_timespan
 from tests.import_helpers import (
     FIXTURES,
     load_printed,
-    oncalendar_supported,
     ping_log,
-    skip_without_oncalendar,
     tomllib,
 )
 
@@ -103,7 +101,6 @@ def test_the_printed_toml_parses_and_loads(tmp_path):
 
     data = tomllib.loads(result.toml)
     assert set(data["monitors"]) == {d.slug for d in result.monitors}
-    skip_without_oncalendar(tmp_path)
     config = load_printed(result.toml, tmp_path)
     assert list(config.monitors) == [d.slug for d in result.monitors]
 
@@ -223,7 +220,6 @@ def test_the_command_prints_toml_the_drop_ins_and_reads_the_roots_zone(tmp_path)
 
 
 def test_heartbeatd_check_accepts_the_printed_toml(tmp_path):
-    skip_without_oncalendar(tmp_path)
     printed = CliRunner().invoke(main, ["import", "timers", "--root", str(ROOT)])
     config = tmp_path / "heartbeatd.toml"
     config.write_text(f'[storage]\npath = "{tmp_path / "hb.db"}"\n\n' + printed.output)
@@ -251,8 +247,7 @@ def test_it_imports_this_machines_timers(tmp_path):
     for name in timers:
         slug = name.removesuffix(".timer")
         assert slug in data.get("monitors", {}) or f"# skipped {name}:" in printed.output
-    if oncalendar_supported(tmp_path):
-        load_printed(printed.output, tmp_path)
+    load_printed(printed.output, tmp_path)
 
 
 # -- the drop-in, run the way systemd runs it, with real curl against a real server --

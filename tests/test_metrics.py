@@ -113,10 +113,20 @@ def test_it_counts_pings_by_kind_including_kinds_not_seen_yet():
     got = samples(render_metrics(snapshot()))
     assert {k: v for k, v in got.items() if k.startswith("heartbeatd_pings_total")} == {
         'heartbeatd_pings_total{kind="fail"}': 1,
+        'heartbeatd_pings_total{kind="ignored"}': 0,
         'heartbeatd_pings_total{kind="log"}': 0,
         'heartbeatd_pings_total{kind="start"}': 0,
         'heartbeatd_pings_total{kind="success"}': 7,
     }
+
+
+def test_it_counts_overlaps_and_anomalies_by_monitor():
+    notices = {("overlap", "backup"): 2, ("anomaly", "backup"): 1, ("overlap", "etl"): 1}
+    got = samples(render_metrics(snapshot(notices=notices)))
+    assert got['heartbeatd_overlaps_total{monitor="backup"}'] == 2
+    assert got['heartbeatd_overlaps_total{monitor="etl"}'] == 1
+    assert got['heartbeatd_runtime_anomalies_total{monitor="backup"}'] == 1
+    assert 'heartbeatd_runtime_anomalies_total{monitor="etl"}' not in got
 
 
 def test_it_counts_alerts_for_every_configured_channel():
@@ -169,6 +179,8 @@ def test_every_family_has_help_and_type_before_its_samples():
     counters = {n for n, k in declared.items() if k == "counter"}
     assert counters == {
         "heartbeatd_pings_total",
+        "heartbeatd_overlaps_total",
+        "heartbeatd_runtime_anomalies_total",
         "heartbeatd_alerts_sent_total",
         "heartbeatd_alerts_failed_total",
         "heartbeatd_config_reloads_total",

@@ -34,6 +34,9 @@ class Rules:
     max_runtime: int = 300
     repeat: int | None = None
     repeat_limit: int | None = None
+    min_runtime: int | None = None
+    max_concurrent: int | None = None
+    runtime_anomaly: float | None = None
 
 
 HOURLY = Rules()

@@ -283,10 +283,25 @@ async def test_the_api_monitor_object_is_exactly_this(client, clock):
         ' "last_exit_status": 0, "expected_at": "2026-01-14T13:01:24Z",'
         ' "down_at": "2026-01-14T14:01:24Z", "n_pings": 2, "last_duration": 83.6,'
         f' "channels": ["log"], "uuid": "{UUID}", "ping_url": "http://127.0.0.1:8080/ping/{UUID}",'
-        ' "tags": [], "source": "file"}'
+        ' "tags": [], "source": "file",'
+        ' "runs": {"runs": 1, "median": 83.6, "p95": 83.6}}'
     )
+    # The list leaves out the run statistics, which are read from the database.
     listed = await (await client.get("/api/v1/monitors")).json()
-    assert listed["monitors"][0] == await response.json()
+    detail = await response.json()
+    del detail["runs"]
+    assert listed["monitors"][0] == detail
+
+
+async def test_the_api_monitor_object_has_median_and_p95_of_stored_runs(client, clock):
+    for seconds in (10, 20, 30, 40, 1000):
+        await client.get("/ping/backup/start")
+        clock.advance(seconds=seconds)
+        await client.get("/ping/backup")
+    body = await (await client.get("/api/v1/monitors/backup")).json()
+    assert body["runs"] == {"runs": 5, "median": 30.0, "p95": 1000.0}
+    body = await (await client.get("/api/v1/monitors/web")).json()
+    assert body["runs"] == {"runs": 0, "median": None, "p95": None}
 
 
 async def test_a_failed_monitor_says_why_and_with_what_exit_status(client):

@@ -165,6 +165,8 @@ async def test_the_monitor_page_shows_pings_and_flips(open_client, clock):
     assert "<error>" not in html
     assert "fail (exit 1)" in html
     assert "took 1 min 35 s" in html
+    # Median and p95 of the stored runs, among the facts.
+    assert "median 1 min 35 s, p95 1 min 35 s (of 1 run)" in html
     assert "down because: the job exited with status 1" in html
     assert re.search(
         r'<span class="pill s-new">new</span>.*?<span class="pill s-down">down</span>', html, re.S

@@ -11,12 +11,14 @@ from heartbeatd.model import Alert, AlertEvent, Secret
 from heartbeatd.tables import Table
 from heartbeatd.times import isoformat
 
-RED, GREEN, GREY = 0xD83C3E, 0x2EB67D, 0x95A5A6
+RED, GREEN, GREY, AMBER = 0xD83C3E, 0x2EB67D, 0x95A5A6, 0xF1C40F
 COLOURS = {
     AlertEvent.DOWN: RED,
     AlertEvent.REMINDER: RED,
     AlertEvent.UP: GREEN,
     AlertEvent.TEST: GREY,
+    AlertEvent.OVERLAP: AMBER,
+    AlertEvent.ANOMALY: AMBER,
     AlertEvent.DAEMON_GAP: RED,
     AlertEvent.SILENCE: RED,
 }

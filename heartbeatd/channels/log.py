@@ -44,6 +44,14 @@ def render(alert: Alert, opts: Options) -> str:
     }
     if alert.downtime is not None:
         fields["downtime"] = f"{int(alert.downtime)}s"
+    # A run's length, and what it was held against (too short, anomaly).
+    for key, seconds in (
+        ("duration", alert.duration),
+        ("min_runtime", alert.min_runtime),
+        ("median", alert.median),
+    ):
+        if seconds is not None:
+            fields[key] = f"{seconds:g}s"
     text = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
     line = f'alert {text} name="{alert.name}"'
     if alert.body:

@@ -21,6 +21,8 @@ TAGS = {
     AlertEvent.REMINDER: "rotating_light",
     AlertEvent.UP: "white_check_mark",
     AlertEvent.TEST: "test_tube",
+    AlertEvent.OVERLAP: "warning",
+    AlertEvent.ANOMALY: "warning",
     AlertEvent.DAEMON_GAP: "warning",
     AlertEvent.SILENCE: "warning",
 }

@@ -16,6 +16,8 @@ EMOJI = {
     AlertEvent.REMINDER: ":red_circle:",
     AlertEvent.UP: ":large_green_circle:",
     AlertEvent.TEST: ":white_circle:",
+    AlertEvent.OVERLAP: ":warning:",
+    AlertEvent.ANOMALY: ":warning:",
     AlertEvent.DAEMON_GAP: ":warning:",
     AlertEvent.SILENCE: ":warning:",
 }

@@ -22,6 +22,8 @@ EMOJI = {
     AlertEvent.REMINDER: "🔴",
     AlertEvent.UP: "🟢",
     AlertEvent.TEST: "⚪",
+    AlertEvent.OVERLAP: "🟡",
+    AlertEvent.ANOMALY: "🟡",
     AlertEvent.DAEMON_GAP: "⚠️",
     AlertEvent.SILENCE: "⚠️",
 }

@@ -30,6 +30,10 @@ def title(alert: Alert) -> str:
         return f"UP: {name}"
     if alert.event is AlertEvent.REMINDER:
         return f"REMINDER: {name} is still down"
+    if alert.event is AlertEvent.OVERLAP:
+        return f"OVERLAP: {name}"
+    if alert.event is AlertEvent.ANOMALY:
+        return f"ANOMALY: {name}"
     return "TEST: heartbeatd test alert"
 
 
@@ -39,7 +43,12 @@ def explain(alert: Alert) -> str:
         return "a test alert: if you can read this, the channel works"
     if alert.is_daemon_event:
         return alert.note
-    return humanize.reason(alert.reason.value, alert.exit_status)
+    return humanize.reason(
+        alert.reason.value,
+        alert.exit_status,
+        duration=alert.duration,
+        reference=alert.min_runtime if alert.min_runtime is not None else alert.median,
+    )
 
 
 def facts(alert: Alert) -> list[tuple[str, str]]:
@@ -60,6 +69,12 @@ def facts(alert: Alert) -> list[tuple[str, str]]:
         rows.append(("Down for", humanize.duration(alert.downtime)))
     if alert.exit_status is not None and alert.reason is not Reason.EXIT_STATUS:
         rows.append(("Exit status", str(alert.exit_status)))
+    if alert.duration is not None:
+        rows.append(("Run took", humanize.duration(alert.duration)))
+    if alert.min_runtime is not None:
+        rows.append(("Minimum run time", humanize.duration(alert.min_runtime)))
+    if alert.median is not None:
+        rows.append(("Median run", humanize.duration(alert.median)))
     return rows
 
 
@@ -107,4 +122,7 @@ def headline(alert: Alert) -> str:
         if alert.downtime is None:
             return f"{name} is up again."
         return f"{name} is up again after {humanize.duration(alert.downtime)}."
+    if alert.event in (AlertEvent.OVERLAP, AlertEvent.ANOMALY):
+        # A notice: the monitor's status did not change.
+        return f"{name}: {explain(alert)}."
     return "This is a test alert from heartbeatd: if you can read it, the channel works."

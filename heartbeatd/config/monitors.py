@@ -11,15 +11,22 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from heartbeatd.config.values import DEFAULT_GRACE, Monitor
 from heartbeatd.durations import DurationError, parse_duration, quote
+from heartbeatd.keywords import PingFilter
 from heartbeatd.names import canonical_uuid, name_problem, tag_problem, uuid_problem
-from heartbeatd.problems import Problems
-from heartbeatd.schedule import CRON_FIELDS, Schedule, cron_problem, timezone_problem
+from heartbeatd.problems import Problems, show
+from heartbeatd.schedule import (
+    CRON_FIELDS,
+    Schedule,
+    cron_problem,
+    oncalendar_problem,
+    timezone_problem,
+)
 from heartbeatd.tables import INT64, Table
 
 
@@ -74,6 +81,19 @@ def _tag_list(table: Table) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(tags))
 
 
+# Keys of OnCalendar schedules, early pings, run rules and ping filters.
+_RUN_KEYS = (
+    "oncalendar",
+    "early",
+    "min_runtime",
+    "max_concurrent",
+    "runtime_anomaly",
+    "failure_keywords",
+    "success_keywords",
+    "start_keywords",
+    "keywords_default",
+    "methods",
+)
 # Every key a [monitors.<slug>] table may have.
 _MONITOR_KEYS = frozenset(
     (
@@ -89,8 +109,11 @@ _MONITOR_KEYS = frozenset(
         "repeat",
         "repeat_limit",
         "tags",
+        *_RUN_KEYS,
     )
 )
+# Keys the fast path leaves to the full reader: rare, and read in one place.
+_SLOW_KEYS = frozenset(_RUN_KEYS)
 
 
 class _Bad(enum.Enum):
@@ -111,16 +134,25 @@ class _Shared:
         self.defaults = defaults
         self.declared = declared
         self.known_channels = frozenset(declared)
-        self._schedules: dict[tuple[int | None, str | None, str], Schedule] = {}
+        self._schedules: dict[tuple[Any, ...], Schedule] = {}
         self._channel_lists: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._zones: dict[str, bool] = {defaults.timezone: True}
         self._tag_lists: dict[tuple[str, ...], tuple[str, ...]] = {defaults.tags: defaults.tags}
 
-    def schedule(self, period: int | None, cron: str | None, zone: str) -> Schedule:
-        key = (period, cron, zone)
+    def schedule(
+        self,
+        period: int | None,
+        cron: str | tuple[str, ...] | None,
+        zone: str,
+        oncalendar: tuple[str, ...] | None = None,
+        early: int = 0,
+    ) -> Schedule:
+        key = (period, cron, zone, oncalendar, early)
         found = self._schedules.get(key)
         if found is None:
-            found = self._schedules[key] = Schedule(period=period, cron=cron, timezone=zone)
+            found = self._schedules[key] = Schedule(
+                period=period, cron=cron, timezone=zone, oncalendar=oncalendar, early=early
+            )
         return found
 
     def channels(self, names: tuple[str, ...]) -> tuple[str, ...]:
@@ -187,7 +219,11 @@ def _read_plain_monitor(slug: str, data: dict[str, Any], shared: _Shared) -> Mon
     in one place. Whatever this accepts, `_read_monitor` reads the same
     (tests/test_config_monitors.py holds it to that).
     """
-    if not data.keys() <= _MONITOR_KEYS or name_problem(slug) is not None:
+    if (
+        not data.keys() <= _MONITOR_KEYS
+        or not _SLOW_KEYS.isdisjoint(data)
+        or name_problem(slug) is not None
+    ):
         return None
     defaults = shared.defaults
     name = data.get("name", slug)
@@ -292,6 +328,7 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
     tags = _tag_list(table)
     if table.has("repeat_limit") and repeat is None:
         table.error("repeat_limit", 'needs repeat, the reminder interval (e.g. repeat = "1h")')
+    rules = _read_run_rules(table)
     if schedule is None or name is None or grace is None or description is None:
         return None
     return Monitor(
@@ -306,6 +343,7 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
         repeat=repeat,
         repeat_limit=repeat_limit if repeat is not None else None,
         tags=defaults.tags if tags is None else shared.tags(tags),
+        **rules,
     )
 
 
@@ -313,21 +351,112 @@ def _read_schedule(table: Table, shared: _Shared) -> Schedule | None:
     zone = table.check(
         "timezone", table.text("timezone", shared.defaults.timezone), timezone_problem
     )
-    if table.has("period") and table.has("schedule"):
-        table.error("schedule", "give either period or schedule, not both")
-        table.raw("period")
-        table.raw("schedule")
+    kinds = [key for key in _SCHEDULE_KEYS if table.has(key)]
+    early = table.duration("early", 0)
+    if len(kinds) > 1:
+        given = " and ".join(kinds)
+        table.error(kinds[-1], f"give only one of period, schedule and oncalendar (got {given})")
+        for key in kinds:
+            table.raw(key)
         return None
-    if table.has("period"):
+    if not kinds:
+        table.error(
+            "",
+            'needs period (like "1d"), schedule (a cron expression like "0 2 * * *")'
+            ' or oncalendar (a systemd calendar expression like "Mon..Fri 09:00")',
+        )
+        return None
+    if kinds == ["period"]:
         period = table.duration("period")
-        return None if period is None else shared.schedule(period, None, zone or "UTC")
-    if table.has("schedule"):
-        cron = table.check("schedule", table.text("schedule"), _cron_problem)
-        if cron is None or zone is None:
+        if early:
+            table.error("early", "needs schedule or oncalendar: a period has no scheduled times")
             return None
-        return shared.schedule(None, " ".join(cron.split()), zone)
-    table.error("", 'needs period (like "1d") or schedule (a cron expression like "0 2 * * *")')
+        return None if period is None else shared.schedule(period, None, zone or "UTC")
+    if kinds == ["schedule"]:
+        crons = _expressions(table, "schedule", _cron_problem)
+        if crons is None or zone is None or early is None:
+            return None
+        cron = crons[0] if len(crons) == 1 else crons
+        return shared.schedule(None, cron, zone, early=early)
+    calendars = _expressions(table, "oncalendar", oncalendar_problem)
+    if calendars is None or zone is None or early is None:
+        return None
+    return shared.schedule(None, None, zone, oncalendar=calendars, early=early)
+
+
+_SCHEDULE_KEYS = ("period", "schedule", "oncalendar")
+
+
+def _expressions(
+    table: Table, key: str, problem: Callable[[str], str | None]
+) -> tuple[str, ...] | None:
+    """One expression or a list of them, each checked; spaces normalised."""
+    texts = table.text_list(key, allow_text=True)
+    if texts is None:
+        return None
+    if not texts:
+        table.error(key, "expected at least one expression, got an empty list")
+        return None
+    found: list[str] = []
+    bad = False
+    for index, text in enumerate(texts):
+        message = problem(text)
+        if message is not None:
+            # A list names the bad item; a single expression names the key.
+            where = table.key(key)
+            if not isinstance(table.data[key], str):
+                where = f"{where}[{index}]"
+            table.problems.add(where, message)
+            bad = True
+        found.append(" ".join(text.split()))
+    return None if bad else tuple(found)
+
+
+def _read_run_rules(table: Table) -> dict[str, Any]:
+    """min_runtime, max_concurrent, runtime_anomaly and the ping filter."""
+    min_runtime = table.duration("min_runtime", None)
+    max_concurrent = table.integer("max_concurrent", None, at_least=1, at_most=1000)
+    return {
+        "min_runtime": min_runtime,
+        "max_concurrent": max_concurrent,
+        "runtime_anomaly": _read_factor(table, "runtime_anomaly"),
+        "ping_filter": _read_ping_filter(table),
+    }
+
+
+def _read_factor(table: Table, key: str) -> float | None:
+    value = table.raw(key, None)
+    if value is None:
+        return None
+    # bool is an int; NaN is no factor (and fails every comparison).
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 1 < value < 1000:
+        return float(value)
+    table.error(
+        key,
+        "expected a factor greater than 1 like 3 (a run 3 times longer or shorter"
+        f" than usual), got {show(value)}",
+    )
     return None
+
+
+def _keywords(table: Table, key: str) -> tuple[str, ...]:
+    words = tuple(table.text_list(key, [], allow_text=True))
+    if "" in words:
+        # An empty keyword is in every body: it would match everything.
+        table.error(key, 'expected keywords that are not empty, got ""')
+    return words
+
+
+def _read_ping_filter(table: Table) -> PingFilter | None:
+    failure, success, start = (
+        _keywords(table, key) for key in ("failure_keywords", "success_keywords", "start_keywords")
+    )
+    default = table.choice("keywords_default", ("ignore", "fail"), "ignore")
+    methods = table.choice("methods", ("any", "post"), "any")
+    found = PingFilter(
+        failure, success, start, default_fail=default == "fail", post_only=methods == "post"
+    )
+    return None if found == PingFilter() else found
 
 
 def _read_repeat(table: Table, defaults: Defaults) -> int | None:

@@ -13,6 +13,7 @@ from heartbeatd import pingurl
 from heartbeatd.addresses import DEFAULT_LISTEN
 from heartbeatd.apikeys import ApiKey
 from heartbeatd.channels.email import SmtpOptions
+from heartbeatd.keywords import PingFilter
 from heartbeatd.model import Secret
 from heartbeatd.schedule import Schedule
 
@@ -107,6 +108,11 @@ class Monitor:
     repeat: int | None = None
     repeat_limit: int | None = None
     description: str = ""
+    # Rules on runs (seconds; a count; a factor) and on what a ping means.
+    min_runtime: int | None = None
+    max_concurrent: int | None = None
+    runtime_anomaly: float | None = None
+    ping_filter: PingFilter | None = None
     tags: tuple[str, ...] = ()
     # "file": declared in the config file; "api": created through the
     # Healthchecks-compatible API or by auto-provisioning, stored in SQLite.

@@ -192,6 +192,10 @@ class Store:
         """The newest pings of a monitor, newest first."""
         return await history.pings(self._reader, slug, limit)
 
+    async def run_durations(self, slug: str, limit: int = 1000) -> list[float]:
+        """Seconds of the newest measured runs of a monitor, newest first."""
+        return await history.run_durations(self._reader, slug, limit)
+
     async def flips(self, slug: str, limit: int = 100) -> list[dict[str, Any]]:
         """The newest flips of a monitor, newest first, each with its deliveries."""
         return await history.flips(self._reader, slug, limit)

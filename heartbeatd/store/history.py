@@ -237,6 +237,16 @@ async def pings(reader: Reader, slug: str, limit: int) -> list[dict[str, Any]]:
     ]
 
 
+async def run_durations(reader: Reader, slug: str, limit: int) -> list[float]:
+    """Seconds of the newest measured runs of a monitor, newest first."""
+    rows = await reader.fetch(
+        "SELECT duration FROM pings WHERE monitor = ? AND duration IS NOT NULL"
+        " ORDER BY id DESC LIMIT ?",
+        (slug, limit),
+    )
+    return [row[0] for row in rows]
+
+
 async def flips(reader: Reader, slug: str, limit: int) -> list[dict[str, Any]]:
     """The newest flips of a monitor, newest first, each with its deliveries."""
     rows = await reader.fetch(

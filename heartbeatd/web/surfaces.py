@@ -18,6 +18,7 @@ from heartbeatd import __version__, metrics, pages, pingurl, timeline
 from heartbeatd.config import Config, Monitor
 from heartbeatd.engine import Engine
 from heartbeatd.model import MonitorView, Status
+from heartbeatd.runs import duration_stats
 from heartbeatd.store import StoreError
 from heartbeatd.web.keys import CLOCK, ENGINE, HEALTH, OUTBOX, RELOADS, STRAYS
 
@@ -135,6 +136,7 @@ async def page_monitor(request: web.Request) -> web.Response:
         pings = await engine.store.pings(slug, limit=PAGE_PINGS)
         flips = await engine.store.flips(slug, limit=PAGE_FLIPS)
         runs = await engine.store.runs(slug, limit=PAGE_RUNS)
+        durations = await engine.store.run_durations(slug)
         history = (await engine.store.flips_since({slug: since}))[slug]
     except StoreError as exc:
         log.error("status page not rendered monitor=%s error=%s", slug, exc)
@@ -150,6 +152,7 @@ async def page_monitor(request: web.Request) -> web.Response:
     detail = pages.Detail(
         cells=timeline.strip(spans, now, length),
         runs=runs,
+        run_stats=duration_stats(durations),
         max_runtime=monitor.max_runtime,
         uptime_30d=timeline.uptime(spans, now, UPTIME_DAYS[0].days),
         uptime_90d=timeline.uptime(spans, now, UPTIME_DAYS[1].days),
@@ -194,6 +197,7 @@ async def _metrics_snapshot(app: web.Application) -> metrics.Snapshot:
     return metrics.Snapshot(
         monitors=[engine.view(slug) for slug in engine.config.monitors],
         pings_by_kind=dict(engine.pings_by_kind),
+        notices=dict(engine.notices_by_event),
         alerts_sent=dict(outbox.stats.sent) if outbox else {},
         alerts_failed=dict(outbox.stats.failed) if outbox else {},
         channels=tuple(engine.config.channels),
