@@ -8,10 +8,12 @@ import asyncio
 import hashlib
 import sys
 import textwrap
+import threading
 
 import pytest
 from click.testing import CliRunner
 
+from heartbeatd import daemon as daemon_module
 from heartbeatd.apikeys import find_key, parse_keys
 from heartbeatd.cli import main
 from heartbeatd.config import ConfigError, load_config
@@ -232,19 +234,27 @@ def test_check_warns_of_auto_provision_without_a_ping_key(tmp_path):
     assert "auto_provision" not in CliRunner().invoke(main, ["check", "-c", str(path)]).output
 
 
-async def test_a_monitor_created_while_a_reload_reads_the_file_stays(make_daemon, tmp_path, clock):
+async def test_a_monitor_created_while_a_reload_reads_the_file_stays(
+    make_daemon, tmp_path, clock, monkeypatch
+):
     path = tmp_path / "heartbeatd.toml"
-    # Enough monitors that reading the file again takes a while (in a thread).
-    many = "".join(f'[monitors.job-{n}]\nperiod = "1h"\n' for n in range(5000))
-    path.write_text(config() + many)
+    path.write_text(config())
     daemon = await make_daemon(path)
-    # The reload reads the file in a thread; the create lands meanwhile.
+    # The reload reads the file in a thread; hold that read until the create
+    # has landed, so the create always comes in the middle of the reload.
+    created = threading.Event()
+
+    def slow_load(*args, **kwargs):
+        assert created.wait(timeout=30), "the create never landed"
+        return load_config(*args, **kwargs)
+
+    monkeypatch.setattr(daemon_module, "load_config", slow_load)
     reloading = asyncio.ensure_future(daemon.apply_reload())
     for _ in range(5):
         await asyncio.sleep(0)
-    assert not reloading.done()
     await daemon.provisioner.save("meanwhile", {"period": "1h"}, clock.now())
     assert not reloading.done(), "the create should land while the file is read"
+    created.set()
     await reloading
     assert daemon.engine.config.monitors["meanwhile"].source == "api"
     assert "meanwhile" in daemon.engine.wheel
