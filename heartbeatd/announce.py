@@ -3,7 +3,7 @@ of a monitor that the API, the status page and /metrics show (DESIGN §6)."""
 
 from __future__ import annotations
 
-from heartbeatd import states
+from heartbeatd import policy, states
 from heartbeatd.config import Config, Monitor, ping_urls
 from heartbeatd.model import (
     Alert,
@@ -70,6 +70,8 @@ def monitor_view(config: Config, slug: str, state: MonitorState) -> MonitorView:
         channels=tuple(monitor.channels),
         uuid=monitor.uuid,
         ping_url=_ping_url(config, monitor),
+        alert=state.alert,
+        held_by=policy.held_by(state),
     )
 
 

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from heartbeatd import states
+from heartbeatd import policy, states
 from heartbeatd.announce import flip_alerts, monitor_view
 from heartbeatd.commits import Rederive, Staged, StartupSave, derive_again, failure
 from heartbeatd.config import Config, Monitor
@@ -98,6 +98,7 @@ class Engine:
                 )
             else:
                 new = states.on_startup(states.on_rules_changed(old, monitor), monitor, now)
+                new = policy.on_startup(new, monitor, now)
             self.states[slug] = new
             self._schedule(slug)
             if new != old:
@@ -119,7 +120,7 @@ class Engine:
         again = Rederive(now, startup=True)
         for slug, monitor in self.config.monitors.items():
             old = self.states[slug]
-            new = states.on_startup(old, monitor, now)
+            new = policy.on_startup(states.on_startup(old, monitor, now), monitor, now)
             if new != old:
                 self._stage(slug, old, new, rederive=again)
                 self._schedule(slug)
@@ -130,7 +131,7 @@ class Engine:
         """Apply a ping; the future resolves once it is committed to SQLite."""
         monitor = self.config.monitors[slug]
         old = self.states[slug]
-        step = states.on_ping(old, ping, monitor)
+        step = policy.on_ping(old, states.on_ping(old, ping, monitor), ping, monitor)
         self.pings_by_kind[ping.kind.value] += 1
         record = PingRecord(ping=ping, duration=step.duration)
         # The alert of a ping's flip carries the ping's whole body, not the
@@ -156,7 +157,7 @@ class Engine:
         if monitor is None:
             return
         old = self.states[slug]
-        step = states.on_tick(old, monitor, now)
+        step = policy.on_tick(old, states.on_tick(old, monitor, now), monitor, now)
         # A state re-derived after a rollback is stored again by the next
         # change, or here, at the retry, if no change is on its way.
         if step.state != old or (slug in self._unsaved and slug not in self._tail):
@@ -165,7 +166,7 @@ class Engine:
 
     def pause(self, slug: str) -> asyncio.Future[None]:
         old = self.states[slug]
-        staged = self._stage(slug, old, states.pause(old))
+        staged = self._stage(slug, old, policy.pause(states.pause(old)))
         self._schedule(slug)
         return self._answer(staged)
 
@@ -197,6 +198,7 @@ class Engine:
             elif before is None:
                 # Back after being removed: it was not watched meanwhile.
                 new = states.on_startup(states.on_rules_changed(old, monitor), monitor, now)
+                new = policy.on_startup(new, monitor, now)
                 again = Rederive(now, rules_changed=True, startup=True)
                 diff["added"].append(slug)
             elif before.schedule != monitor.schedule:
@@ -220,7 +222,7 @@ class Engine:
 
     def _schedule(self, slug: str, *, retry: bool = False) -> None:
         monitor = self.config.monitors.get(slug)
-        when = states.next_deadline(self.states[slug], monitor) if monitor else None
+        when = policy.next_deadline(self.states[slug], monitor) if monitor else None
         at = when.timestamp() if when is not None else None
         if retry:
             # A deadline already behind us would be retried on every tick
@@ -383,11 +385,12 @@ def _log_flip(slug: str, flip: Flip) -> None:
     event = flip.event.value if flip.event else "none"
     log.log(
         level,
-        "flip monitor=%s old=%s new=%s reason=%s event=%s at=%s",
+        "flip monitor=%s old=%s new=%s reason=%s event=%s at=%s%s",
         slug,
         flip.old.value,
         flip.new.value,
         flip.reason.value,
         event,
         isoformat(flip.at),
+        f" held_by={flip.held_by}" if flip.held_by else "",
     )

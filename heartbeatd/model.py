@@ -45,6 +45,13 @@ class AlertEvent(str, Enum):
     TEST = "test"
 
 
+class AlertState(str, Enum):
+    """What a human has been told (policy.py), apart from what `status` is."""
+
+    QUIET = "quiet"
+    ALERTING = "alerting"
+
+
 class Secret:
     """A password, token or URL with a token in it. Prints as <secret>.
 
@@ -133,6 +140,11 @@ class MonitorState:
     body_preview: str = ""
     reminders_sent: int = 0
     next_reminder_at: datetime | None = None
+    # The alert state and the consecutive failed runs and successes that
+    # alert_after and recover_after count (policy.py).
+    alert: AlertState = AlertState.QUIET
+    fails: int = 0
+    oks: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The stored form: fields at their default are left out and times are
@@ -188,7 +200,12 @@ _STATE_TIMES = frozenset(
         "next_reminder_at",
     }
 )
-_STATE_ENUMS: dict[str, type[Enum]] = {"status": Status, "last_kind": PingKind, "reason": Reason}
+_STATE_ENUMS: dict[str, type[Enum]] = {
+    "status": Status,
+    "last_kind": PingKind,
+    "reason": Reason,
+    "alert": AlertState,
+}
 _STATE_READERS: dict[str, Any] = {
     name: _STATE_ENUMS.get(name) or (_read_time if name in _STATE_TIMES else _same)
     for name in _STATE_FIELDS
@@ -211,6 +228,8 @@ class Flip:
     reason: Reason
     # None for changes that alert nobody (new -> up, up -> late, pause).
     event: AlertEvent | None = None
+    # Why the policy held back this flip's alert: "threshold", ...
+    held_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -310,6 +329,9 @@ class MonitorView:
     # The URL a job pings: by uuid if it has one, else by slug; None when a
     # slug URL would show [server] ping_key, the secret that guards it.
     ping_url: str | None = None
+    # What a human has been told (quiet/alerting), and why an alert is held now.
+    alert: AlertState = AlertState.QUIET
+    held_by: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The API's monitor object; its keys and their order are the contract."""
@@ -332,6 +354,8 @@ class MonitorView:
             "channels": list(self.channels),
             "uuid": self.uuid,
             "ping_url": self.ping_url,
+            "alert": self.alert.value,
+            "held_by": self.held_by,
         }
 
     @classmethod
@@ -358,4 +382,6 @@ class MonitorView:
             channels=tuple(data.get("channels", ())),
             uuid=data.get("uuid"),
             ping_url=data.get("ping_url"),
+            alert=AlertState(data.get("alert", AlertState.QUIET.value)),
+            held_by=data.get("held_by"),
         )

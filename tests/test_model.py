@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from heartbeatd.model import MonitorView, Reason, Status, to_the_second
+from heartbeatd.model import AlertState, MonitorView, Reason, Status, to_the_second
 
 NOW = datetime(2026, 1, 14, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -36,6 +36,8 @@ VIEWS = st.builds(
     channels=st.lists(st.from_regex(r"[a-z0-9_-]{1,10}", fullmatch=True)).map(tuple),
     uuid=st.none() | st.uuids().map(str),
     ping_url=st.none() | st.just("https://hb.example.com/ping/backup"),
+    alert=st.sampled_from(AlertState),
+    held_by=st.none() | st.just("threshold"),
 )
 
 
@@ -84,6 +86,8 @@ def test_its_json_has_the_keys_of_the_contract_in_order():
         "channels": ["ops", "hook"],
         "uuid": "9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b",
         "ping_url": "https://hb.example.com/ping/9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b",
+        "alert": "quiet",
+        "held_by": None,
     }
     assert list(view.to_json()) == list(MonitorView.__dataclass_fields__)
 

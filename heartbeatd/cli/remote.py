@@ -190,6 +190,8 @@ def status(
     rows = [["MONITOR", "STATUS", "LAST PING", "NEXT EXPECTED"]]
     for m in monitors:
         status_text = m.status.value + (" (running)" if m.started_at else "")
+        if m.held_by:
+            status_text += f" (held by {m.held_by})"
         rows.append([m.slug, status_text, _age(m.last_ping, now), _next(m, now)])
         if verbose:
             rows[-1].append(m.uuid or "-")
@@ -276,4 +278,5 @@ def history(
                 click.echo(f"      | {line}")
     click.echo("FLIPS")
     for f in flips:
-        click.echo(f"  {f['at']}  {f['old']} -> {f['new']}  ({f['reason']})")
+        held = f" held by {f['held_by']}" if f.get("held_by") else ""
+        click.echo(f"  {f['at']}  {f['old']} -> {f['new']}  ({f['reason']}){held}")

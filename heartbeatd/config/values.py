@@ -85,6 +85,10 @@ class Monitor:
     repeat: int | None = None
     repeat_limit: int | None = None
     description: str = ""
+    # Consecutive failed runs before the down alert, and successes before the
+    # up alert (policy.py).
+    alert_after: int = 1
+    recover_after: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,10 @@ MIGRATIONS: list[str] = [
     UPDATE outbox SET finished_at = coalesce(delivered_at, failed_at) WHERE state != 'pending';
     CREATE INDEX outbox_finished ON outbox (finished_at) WHERE finished_at IS NOT NULL;
     """,
+    # held_by: why the alert policy held back a flip's alert (policy.py).
+    """
+    ALTER TABLE flips ADD COLUMN held_by TEXT;
+    """,
 ]
 # The schema version of a database once it is open.
 VERSION = len(MIGRATIONS)

@@ -1,0 +1,272 @@
+"""The alert policy: when the alert state follows the status (DESIGN §8).
+
+`status` (states.py) says what *is*; the alert state (`quiet`/`alerting`)
+says what a human has been told. Down, up and reminder events are
+transitions of the alert state. This module sits on top of states.py: it
+takes the step the state machine made and decides which alert, if any, goes
+out; a status flip whose alert it holds back carries `held_by`.
+
+Pure, like states.py: time comes in as an argument.
+
+The core is `count`, a table over (alert state, run outcome):
+
+    alert     run     counters              -> alert     event
+    quiet     failed  fails+1 >= alert_after   alerting  down
+    quiet     failed  fails+1 <  alert_after   quiet     (held: threshold)
+    quiet     ok      fails = 0                quiet     -
+    alerting  failed  oks = 0                  alerting  -
+    alerting  ok      oks+1 >= recover_after   quiet     up
+    alerting  ok      oks+1 <  recover_after   alerting  (held: threshold)
+
+A /fail, a non-zero exit status, a run that ran too long and a missed
+deadline each count one failed run. While a monitor is down and its alert
+still held, silence keeps counting: the next expected time is armed from the
+missed one, so a job that stays silent counts once per period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Protocol
+
+from heartbeatd import states
+from heartbeatd.model import (
+    AlertEvent,
+    AlertState,
+    Flip,
+    MonitorState,
+    Ping,
+    PingKind,
+    Reason,
+    Status,
+)
+
+HELD_BY_THRESHOLD = "threshold"
+
+
+class Rules(states.Rules, Protocol):
+    @property
+    def alert_after(self) -> int: ...
+    @property
+    def recover_after(self) -> int: ...
+
+
+class Run(Enum):
+    """How one run of the job ended, as thresholds count it."""
+
+    OK = "ok"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    alert: AlertState = AlertState.QUIET
+    fails: int = 0
+    oks: int = 0
+
+
+def count(
+    before: Counters, run: Run, alert_after: int, recover_after: int
+) -> tuple[Counters, AlertEvent | None]:
+    """One run through the table in the module docstring."""
+    if run is Run.FAILED:
+        fails = before.fails + 1
+        if before.alert is AlertState.QUIET and fails >= alert_after:
+            return Counters(AlertState.ALERTING, fails, 0), AlertEvent.DOWN
+        return Counters(before.alert, fails, 0), None
+    if before.alert is AlertState.ALERTING:
+        oks = before.oks + 1
+        if oks >= recover_after:
+            return Counters(AlertState.QUIET, 0, 0), AlertEvent.UP
+        return Counters(AlertState.ALERTING, 0, oks), None
+    return Counters(AlertState.QUIET, 0, 0), None
+
+
+def counters(state: MonitorState) -> Counters:
+    return Counters(state.alert, state.fails, state.oks)
+
+
+# -- the state machine's steps, judged ------------------------------------------
+
+
+def on_ping(old: MonitorState, step: states.Step, ping: Ping, rules: Rules) -> states.Step:
+    """Judge a ping's step: a success or a failure counts one run."""
+    if ping.kind is PingKind.SUCCESS:
+        run = Run.OK
+    elif ping.kind is PingKind.FAIL:
+        run = Run.FAILED
+    else:
+        # start and log are no runs; carry the policy's fields over.
+        return _carry(old, step)
+    return _judge(old, step, run, ping.at, rules)
+
+
+def on_tick(old: MonitorState, step: states.Step, rules: Rules, now: datetime) -> states.Step:
+    """Judge a tick's step: a down flip (missed, ran too long) counts one
+    failed run, and so does a missed period while the alert is held."""
+    flip = step.flip
+    if flip is not None and flip.event is AlertEvent.REMINDER:
+        # Reminders remind of an alert that went out; none while it is held.
+        if old.alert is AlertState.ALERTING:
+            return _carry(old, step)
+        return states.Step(_carry(old, step).state)
+    if flip is not None and flip.new is Status.DOWN and flip.old is not Status.DOWN:
+        return _judge(old, step, Run.FAILED, flip.at, rules)
+    miss = _miss_deadline(old, rules)
+    if miss is not None and now >= miss[0]:
+        return _count_miss(old, rules, *miss)
+    return _carry(old, step)
+
+
+def next_deadline(state: MonitorState, rules: Rules) -> datetime | None:
+    """The next time on_tick (states' or ours) has something to do."""
+    when = states.next_deadline(state, rules)
+    miss = _miss_deadline(state, rules)
+    if miss is None:
+        return when
+    return miss[0] if when is None else min(when, miss[0])
+
+
+def pause(state: MonitorState) -> MonitorState:
+    """A paused monitor alerts nobody: its incident, if any, is over."""
+    return replace(state, alert=AlertState.QUIET, fails=0, oks=0)
+
+
+def on_startup(state: MonitorState, rules: Rules, now: datetime) -> MonitorState:
+    """After heartbeatd was not running: a period missed meanwhile is not
+    the job's fault (as states.on_startup), and a monitor that went down
+    before the alert state existed had its down alert sent."""
+    if state.status is Status.DOWN and state.alert is AlertState.QUIET and state.fails == 0:
+        # Only a database from before the policy holds a down monitor that
+        # counted no failed run.
+        return replace(state, alert=AlertState.ALERTING, fails=1)
+    miss = _miss_deadline(state, rules)
+    if miss is not None and miss[0] <= now:
+        return replace(state, grace_until=now + timedelta(seconds=rules.grace))
+    return state
+
+
+def held_by(state: MonitorState) -> str | None:
+    """What holds the monitor's alert back right now, if anything."""
+    if state.status is Status.DOWN and state.alert is AlertState.QUIET:
+        return HELD_BY_THRESHOLD
+    if state.status is Status.UP and state.alert is AlertState.ALERTING:
+        return HELD_BY_THRESHOLD
+    return None
+
+
+# -- plumbing -------------------------------------------------------------------
+
+
+def _carry(old: MonitorState, step: states.Step) -> states.Step:
+    """The step with the policy's fields of `old` (states.on_ping builds a
+    fresh state, which has them at their defaults)."""
+    new = step.state
+    if (new.alert, new.fails, new.oks) == (old.alert, old.fails, old.oks):
+        return step
+    return replace(step, state=replace(new, alert=old.alert, fails=old.fails, oks=old.oks))
+
+
+def _judge(
+    old: MonitorState, step: states.Step, run: Run, at: datetime, rules: Rules
+) -> states.Step:
+    after, event = count(counters(old), run, rules.alert_after, rules.recover_after)
+    new = step.state
+    if (new.alert, new.fails, new.oks) != (after.alert, after.fails, after.oks):
+        new = replace(new, alert=after.alert, fails=after.fails, oks=after.oks)
+    flip = step.flip
+    if flip is not None and flip.old is not flip.new:
+        # A status flip: it carries the policy's event, or says what held it.
+        held = None
+        if event is None and flip.event is not None and _is_held(flip, old):
+            held = HELD_BY_THRESHOLD
+        flip = replace(flip, event=event, held_by=held)
+    elif event is not None:
+        # The threshold is reached without a status flip: the alert goes out
+        # now, as a reminder does (old == new, no flips row).
+        status = new.status
+        reason = Reason.RECOVERED if event is AlertEvent.UP else (new.reason or Reason.FAILED)
+        flip = Flip(at=at, old=status, new=status, reason=reason, event=event)
+    if new.status is Status.DOWN:
+        new = _arm(old, new, flip, event, rules, at)
+    if new is step.state and flip is step.flip:
+        # Every success of a healthy monitor: the hot path.
+        return step
+    return replace(step, state=new, flip=flip)
+
+
+def _is_held(flip: Flip, old: MonitorState) -> bool:
+    # A down flip while the alert is already out is part of that incident;
+    # an up flip while quiet has no down before it: neither is held back.
+    if flip.new is Status.DOWN:
+        return old.alert is AlertState.QUIET
+    return old.alert is AlertState.ALERTING
+
+
+def _arm(
+    old: MonitorState,
+    new: MonitorState,
+    flip: Flip | None,
+    event: AlertEvent | None,
+    rules: Rules,
+    at: datetime,
+) -> MonitorState:
+    """Reminders follow the down alert, not the down flip; and while the
+    alert is held, silence counts from the next expected time."""
+    if new.alert is AlertState.QUIET:
+        expected = new.expected_at
+        if flip is not None and flip.reason is Reason.MISSED and old.expected_at is not None:
+            # Armed from the missed time, so silence counts once per period.
+            expected = rules.schedule.next_after(old.expected_at)
+        elif flip is not None and flip.reason is Reason.RAN_TOO_LONG:
+            expected = rules.schedule.next_after(at)
+        return replace(new, expected_at=expected, next_reminder_at=None, reminders_sent=0)
+    if event is AlertEvent.DOWN and flip is not None and flip.old is flip.new:
+        first = at + timedelta(seconds=rules.repeat) if rules.repeat else None
+        return replace(new, next_reminder_at=first, reminders_sent=0)
+    return new
+
+
+def _miss_deadline(state: MonitorState, rules: Rules) -> tuple[datetime, Reason] | None:
+    """While down with the alert held: when silence counts one more failed run."""
+    if state.status is not Status.DOWN or state.alert is not AlertState.QUIET:
+        return None
+    if state.expected_at is None:
+        return None
+    when, reason = state.expected_at + timedelta(seconds=rules.grace), Reason.MISSED
+    if state.started_at is not None:
+        # A run in progress gets its max_runtime, as it does while up.
+        limit = state.started_at + timedelta(seconds=rules.max_runtime)
+        if limit > when:
+            when, reason = limit, Reason.RAN_TOO_LONG
+    if state.grace_until is not None and state.grace_until > when:
+        when = state.grace_until
+    return when, reason
+
+
+def _count_miss(old: MonitorState, rules: Rules, when: datetime, reason: Reason) -> states.Step:
+    after, event = count(counters(old), Run.FAILED, rules.alert_after, rules.recover_after)
+    assert old.expected_at is not None
+    # The next period is armed from the missed one (or from the end of a
+    # run that ran too long), never from the tick that noticed it.
+    base = old.expected_at if reason is Reason.MISSED else when
+    expected = rules.schedule.next_after(base)
+    new = replace(
+        old,
+        alert=after.alert,
+        fails=after.fails,
+        oks=after.oks,
+        reason=reason,
+        expected_at=expected,
+        grace_until=None,
+        started_at=None if reason is Reason.RAN_TOO_LONG else old.started_at,
+        start_rid=None if reason is Reason.RAN_TOO_LONG else old.start_rid,
+    )
+    if event is None:
+        return states.Step(new)
+    first = when + timedelta(seconds=rules.repeat) if rules.repeat else None
+    new = replace(new, next_reminder_at=first, reminders_sent=0)
+    flip = Flip(at=when, old=Status.DOWN, new=Status.DOWN, reason=reason, event=event)
+    return states.Step(new, flip)
