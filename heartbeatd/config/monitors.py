@@ -75,8 +75,12 @@ _MONITOR_KEYS = frozenset(
         "uuid",
         "repeat",
         "repeat_limit",
+        "alert_after",
+        "recover_after",
     )
 )
+# Keys only the full reader reads: rare enough not to slow the fast path.
+_SLOW_KEYS = frozenset(("alert_after", "recover_after"))
 
 
 class _Bad(enum.Enum):
@@ -171,6 +175,8 @@ def _read_plain_monitor(slug: str, data: dict[str, Any], shared: _Shared) -> Mon
     """
     if not data.keys() <= _MONITOR_KEYS or name_problem(slug) is not None:
         return None
+    if not _SLOW_KEYS.isdisjoint(data):
+        return None
     defaults = shared.defaults
     name = data.get("name", slug)
     description = data.get("description", "")
@@ -264,6 +270,8 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
     repeat_limit = table.integer("repeat_limit", defaults.repeat_limit, at_least=1)
     if table.has("repeat_limit") and repeat is None:
         table.error("repeat_limit", 'needs repeat, the reminder interval (e.g. repeat = "1h")')
+    alert_after = table.integer("alert_after", 1, at_least=1)
+    recover_after = table.integer("recover_after", 1, at_least=1)
     if schedule is None or name is None or grace is None or description is None:
         return None
     return Monitor(
@@ -277,6 +285,8 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
         uuid=None if uuid_text is None else canonical_uuid(uuid_text),
         repeat=repeat,
         repeat_limit=repeat_limit if repeat is not None else None,
+        alert_after=alert_after,
+        recover_after=recover_after,
     )
 
 

@@ -1,0 +1,84 @@
+"""The alert policy in the real daemon: a subprocess, a webhook receiver,
+and the CLI reading its API. Polls with timeouts, never fixed sleeps."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from heartbeatd.cli import main
+from tests.harness import DaemonProcess, WebhookSink, assert_never, wait_for
+
+# Never due by itself during a test: only pings move it.
+THRESHOLDS = '[monitors.a]\nperiod = "1h"\ngrace = "1h"\nalert_after = 3\nrecover_after = 2\n'
+
+
+def cli(*args: str) -> str:
+    result = CliRunner().invoke(main, list(args))
+    return result.stdout
+
+
+def test_thresholds_hold_alerts_across_a_kill_and_show_why(
+    daemon: DaemonProcess, webhook_sink: WebhookSink
+) -> None:
+    daemon.write_config(THRESHOLDS, hook=webhook_sink.url)
+    daemon.start()
+    config = str(daemon.config_path)
+    assert daemon.ping("a").status == 200
+    assert daemon.ping("a/fail").status == 200
+    assert daemon.ping("a/1").status == 200
+
+    shown = daemon.monitor("a")
+    assert (shown["status"], shown["alert"], shown["held_by"]) == ("down", "quiet", "threshold")
+    down_flip = daemon.api("monitors/a/flips")["flips"][0]
+    assert (down_flip["new"], down_flip["event"], down_flip["held_by"]) == (
+        "down",
+        None,
+        "threshold",
+    )
+    assert cli("status", "-c", config).splitlines()[1].split()[:5] == [
+        "a",
+        "down",
+        "(held",
+        "by",
+        "threshold)",
+    ]
+    flips = cli("history", "a", "-c", config).split("FLIPS\n")[1].splitlines()
+    # Newest first.
+    assert flips[0].endswith("up -> down  (failed) held by threshold")
+
+    # The count of failed runs is on disk: a kill -9 does not reset it.
+    daemon.kill()
+    daemon.start()
+    assert_never(lambda: webhook_sink.delivered("down"), 1, "a down alert before the 3rd run")
+    assert daemon.ping("a/fail").status == 200
+    [down] = wait_for(lambda: webhook_sink.delivered("down", "a"), 5)
+    assert (down["status"], down["reason"]) == ("down", "failed")
+    assert daemon.monitor("a")["alert"] == "alerting"
+
+    # The first success is held; the second sends the up alert.
+    assert daemon.ping("a").status == 200
+    shown = daemon.monitor("a")
+    assert (shown["status"], shown["alert"], shown["held_by"]) == ("up", "alerting", "threshold")
+    assert_never(lambda: webhook_sink.delivered("up"), 1, "an up alert after one success")
+    assert daemon.ping("a").status == 200
+    [up] = wait_for(lambda: webhook_sink.delivered("up", "a"), 5)
+    assert up["reason"] == "recovered"
+    assert len(webhook_sink.delivered("down")) == 1
+    assert daemon.monitor("a")["alert"] == "quiet"
+
+
+def test_a_silent_job_alerts_after_its_third_missed_period(
+    daemon: DaemonProcess, webhook_sink: WebhookSink
+) -> None:
+    daemon.write_config(
+        "[monitors.s]\nperiod = 2\ngrace = 1\nalert_after = 3\n", hook=webhook_sink.url
+    )
+    daemon.start()
+    assert daemon.ping("s").status == 200
+    pinged = daemon.monitor("s")["last_ping"]
+    # Down at +3 s (1), then +5 s (2) and +7 s (3): one count per period.
+    wait_for(lambda: daemon.monitor("s")["status"] == "down", 8)
+    assert daemon.monitor("s")["held_by"] == "threshold"
+    [down] = wait_for(lambda: webhook_sink.delivered("down", "s"), 12)
+    assert (down["reason"], down["last_ping"]) == ("missed", pinged)
+    assert_never(lambda: len(webhook_sink.delivered("down")) > 1, 3, "one down alert only")
