@@ -71,7 +71,9 @@ def monitor_view(config: Config, slug: str, state: MonitorState) -> MonitorView:
         uuid=monitor.uuid,
         ping_url=_ping_url(config, monitor),
         alert=state.alert,
-        held_by=policy.held_by(state),
+        held_by=policy.held_by(state, monitor),
+        snoozed_until=to_the_second(state.snoozed_until),
+        snooze_reason=state.snooze_reason,
     )
 
 

@@ -176,6 +176,21 @@ class Engine:
         self._schedule(slug)
         return self._answer(staged)
 
+    def snooze(self, slug: str, until: datetime, reason: str) -> asyncio.Future[None]:
+        """Hold the monitor's down alerts and reminders until `until`."""
+        old = self.states[slug]
+        staged = self._stage(slug, old, policy.snooze(old, until, reason))
+        self._schedule(slug)
+        return self._answer(staged)
+
+    def unsnooze(self, slug: str, now: datetime) -> asyncio.Future[None]:
+        """End a snooze now; a down alert it held goes out."""
+        old = self.states[slug]
+        step = policy.unsnooze(old, self.config.monitors[slug], now)
+        staged = self._stage(slug, old, step.state, flip=step.flip)
+        self._schedule(slug)
+        return self._answer(staged)
+
     # -- reload -------------------------------------------------------------------
 
     def apply_config(self, config: Config, now: datetime) -> dict[str, list[str]]:

@@ -145,6 +145,9 @@ class MonitorState:
     alert: AlertState = AlertState.QUIET
     fails: int = 0
     oks: int = 0
+    # A snooze holds the monitor's down alerts and reminders until then.
+    snoozed_until: datetime | None = None
+    snooze_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The stored form: fields at their default are left out and times are
@@ -198,6 +201,7 @@ _STATE_TIMES = frozenset(
         "down_at",
         "grace_until",
         "next_reminder_at",
+        "snoozed_until",
     }
 )
 _STATE_ENUMS: dict[str, type[Enum]] = {
@@ -332,6 +336,8 @@ class MonitorView:
     # What a human has been told (quiet/alerting), and why an alert is held now.
     alert: AlertState = AlertState.QUIET
     held_by: str | None = None
+    snoozed_until: datetime | None = None
+    snooze_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The API's monitor object; its keys and their order are the contract."""
@@ -356,6 +362,8 @@ class MonitorView:
             "ping_url": self.ping_url,
             "alert": self.alert.value,
             "held_by": self.held_by,
+            "snoozed_until": isoformat(self.snoozed_until),
+            "snooze_reason": self.snooze_reason,
         }
 
     @classmethod
@@ -384,4 +392,6 @@ class MonitorView:
             ping_url=data.get("ping_url"),
             alert=AlertState(data.get("alert", AlertState.QUIET.value)),
             held_by=data.get("held_by"),
+            snoozed_until=parse_isoformat(data.get("snoozed_until")),
+            snooze_reason=data.get("snooze_reason", ""),
         )

@@ -44,6 +44,7 @@ from heartbeatd.model import (
 )
 
 HELD_BY_THRESHOLD = "threshold"
+HELD_BY_SNOOZE = "snooze"
 
 
 class Rules(states.Rules, Protocol):
@@ -106,10 +107,14 @@ def on_ping(old: MonitorState, step: states.Step, ping: Ping, rules: Rules) -> s
 def on_tick(old: MonitorState, step: states.Step, rules: Rules, now: datetime) -> states.Step:
     """Judge a tick's step: a down flip (missed, ran too long) counts one
     failed run, and so does a missed period while the alert is held."""
+    if old.snoozed_until is not None and now >= old.snoozed_until:
+        # The snooze ends first; the state machine's own deadline, if any
+        # was due too, comes up again at the next tick (at its rule time).
+        return _end_snooze(old, rules, old.snoozed_until)
     flip = step.flip
     if flip is not None and flip.event is AlertEvent.REMINDER:
         # Reminders remind of an alert that went out; none while it is held.
-        if old.alert is AlertState.ALERTING:
+        if old.alert is AlertState.ALERTING and _holder(old, flip.at) is None:
             return _carry(old, step)
         return states.Step(_carry(old, step).state)
     if flip is not None and flip.new is Status.DOWN and flip.old is not Status.DOWN:
@@ -122,11 +127,11 @@ def on_tick(old: MonitorState, step: states.Step, rules: Rules, now: datetime) -
 
 def next_deadline(state: MonitorState, rules: Rules) -> datetime | None:
     """The next time on_tick (states' or ours) has something to do."""
-    when = states.next_deadline(state, rules)
+    times = [states.next_deadline(state, rules), state.snoozed_until]
     miss = _miss_deadline(state, rules)
-    if miss is None:
-        return when
-    return miss[0] if when is None else min(when, miss[0])
+    if miss is not None:
+        times.append(miss[0])
+    return min((t for t in times if t is not None), default=None)
 
 
 def pause(state: MonitorState) -> MonitorState:
@@ -148,8 +153,24 @@ def on_startup(state: MonitorState, rules: Rules, now: datetime) -> MonitorState
     return state
 
 
-def held_by(state: MonitorState) -> str | None:
+def snooze(state: MonitorState, until: datetime, reason: str) -> MonitorState:
+    """Hold down alerts and reminders until `until` (a new snooze replaces
+    the one before). Up alerts of an incident already told still go out."""
+    return replace(state, snoozed_until=until, snooze_reason=reason)
+
+
+def unsnooze(state: MonitorState, rules: Rules, now: datetime) -> states.Step:
+    """End a snooze now: what it held is judged as at its end."""
+    if state.snoozed_until is None:
+        return states.Step(state)
+    return _end_snooze(state, rules, min(now, state.snoozed_until))
+
+
+def held_by(state: MonitorState, rules: Rules) -> str | None:
     """What holds the monitor's alert back right now, if anything."""
+    snoozed = state.status is Status.DOWN and state.snoozed_until is not None
+    if snoozed and (state.alert is AlertState.ALERTING or state.fails >= rules.alert_after):
+        return HELD_BY_SNOOZE
     if state.status is Status.DOWN and state.alert is AlertState.QUIET:
         return HELD_BY_THRESHOLD
     if state.status is Status.UP and state.alert is AlertState.ALERTING:
@@ -160,28 +181,74 @@ def held_by(state: MonitorState) -> str | None:
 # -- plumbing -------------------------------------------------------------------
 
 
-def _carry(old: MonitorState, step: states.Step) -> states.Step:
-    """The step with the policy's fields of `old` (states.on_ping builds a
+def _policy_fields(state: MonitorState) -> tuple[object, ...]:
+    return (state.alert, state.fails, state.oks, state.snoozed_until, state.snooze_reason)
+
+
+def _with_policy(new: MonitorState, old: MonitorState) -> MonitorState:
+    """`new` with the policy's fields of `old` (states.on_ping builds a
     fresh state, which has them at their defaults)."""
-    new = step.state
-    if (new.alert, new.fails, new.oks) == (old.alert, old.fails, old.oks):
-        return step
-    return replace(step, state=replace(new, alert=old.alert, fails=old.fails, oks=old.oks))
+    if _policy_fields(new) == _policy_fields(old):
+        return new
+    return replace(
+        new,
+        alert=old.alert,
+        fails=old.fails,
+        oks=old.oks,
+        snoozed_until=old.snoozed_until,
+        snooze_reason=old.snooze_reason,
+    )
+
+
+def _carry(old: MonitorState, step: states.Step) -> states.Step:
+    new = _with_policy(step.state, old)
+    return step if new is step.state else replace(step, state=new)
+
+
+def _holder(state: MonitorState, at: datetime) -> str | None:
+    """What holds a down alert due at `at`, beyond the thresholds."""
+    if state.snoozed_until is not None and at < state.snoozed_until:
+        return HELD_BY_SNOOZE
+    return None
+
+
+def _end_snooze(old: MonitorState, rules: Rules, at: datetime) -> states.Step:
+    """A snooze is over: a monitor still down as the thresholds count it
+    alerts once now; one that came back meanwhile sends nothing."""
+    new = replace(old, snoozed_until=None, snooze_reason="")
+    due = (
+        new.status is Status.DOWN
+        and new.alert is AlertState.QUIET
+        and new.fails >= rules.alert_after
+    )
+    if not due:
+        return states.Step(new)
+    first = at + timedelta(seconds=rules.repeat) if rules.repeat else None
+    new = replace(new, alert=AlertState.ALERTING, oks=0, next_reminder_at=first, reminders_sent=0)
+    reason = new.reason or Reason.MISSED
+    flip = Flip(at=at, old=Status.DOWN, new=Status.DOWN, reason=reason, event=AlertEvent.DOWN)
+    return states.Step(new, flip)
 
 
 def _judge(
     old: MonitorState, step: states.Step, run: Run, at: datetime, rules: Rules
 ) -> states.Step:
     after, event = count(counters(old), run, rules.alert_after, rules.recover_after)
-    new = step.state
+    held = None
+    if event is AlertEvent.DOWN:
+        held = _holder(old, at)
+        if held is not None:
+            # Due, but held: it stays quiet, and is judged again when the
+            # hold ends (or at the next failed run).
+            after, event = replace(after, alert=AlertState.QUIET), None
+    elif event is None and _is_held(run, old):
+        held = HELD_BY_THRESHOLD
+    new = _with_policy(step.state, old)
     if (new.alert, new.fails, new.oks) != (after.alert, after.fails, after.oks):
         new = replace(new, alert=after.alert, fails=after.fails, oks=after.oks)
     flip = step.flip
     if flip is not None and flip.old is not flip.new:
         # A status flip: it carries the policy's event, or says what held it.
-        held = None
-        if event is None and flip.event is not None and _is_held(flip, old):
-            held = HELD_BY_THRESHOLD
         flip = replace(flip, event=event, held_by=held)
     elif event is not None:
         # The threshold is reached without a status flip: the alert goes out
@@ -197,10 +264,10 @@ def _judge(
     return replace(step, state=new, flip=flip)
 
 
-def _is_held(flip: Flip, old: MonitorState) -> bool:
-    # A down flip while the alert is already out is part of that incident;
-    # an up flip while quiet has no down before it: neither is held back.
-    if flip.new is Status.DOWN:
+def _is_held(run: Run, old: MonitorState) -> bool:
+    # A failure while the alert is already out is part of that incident;
+    # a success while quiet has no down before it: neither is held back.
+    if run is Run.FAILED:
         return old.alert is AlertState.QUIET
     return old.alert is AlertState.ALERTING
 
@@ -248,6 +315,8 @@ def _miss_deadline(state: MonitorState, rules: Rules) -> tuple[datetime, Reason]
 
 def _count_miss(old: MonitorState, rules: Rules, when: datetime, reason: Reason) -> states.Step:
     after, event = count(counters(old), Run.FAILED, rules.alert_after, rules.recover_after)
+    if event is not None and _holder(old, when) is not None:
+        after, event = replace(after, alert=AlertState.QUIET), None
     assert old.expected_at is not None
     # The next period is armed from the missed one (or from the end of a
     # run that ran too long), never from the tick that noticed it.

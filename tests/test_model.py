@@ -38,6 +38,8 @@ VIEWS = st.builds(
     ping_url=st.none() | st.just("https://hb.example.com/ping/backup"),
     alert=st.sampled_from(AlertState),
     held_by=st.none() | st.just("threshold"),
+    snoozed_until=TIMES,
+    snooze_reason=st.text(max_size=20),
 )
 
 
@@ -88,6 +90,8 @@ def test_its_json_has_the_keys_of_the_contract_in_order():
         "ping_url": "https://hb.example.com/ping/9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b",
         "alert": "quiet",
         "held_by": None,
+        "snoozed_until": None,
+        "snooze_reason": "",
     }
     assert list(view.to_json()) == list(MonitorView.__dataclass_fields__)
 

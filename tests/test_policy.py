@@ -142,13 +142,13 @@ def test_it_holds_the_down_alert_until_the_third_failed_run():
     m.ping(PingKind.FAIL, NOW + HOUR)
     assert m.flips[0].new is Status.DOWN and m.flips[0].event is None
     assert m.flips[0].held_by == "threshold"
-    assert policy.held_by(m.state) == "threshold"
+    assert policy.held_by(m.state, m.rules) == "threshold"
     m.ping(PingKind.FAIL, NOW + 2 * HOUR, exit_status=1)
     assert m.events() == []
     m.ping(PingKind.FAIL, NOW + 3 * HOUR)
     assert m.events() == [(AlertEvent.DOWN, NOW + 3 * HOUR)]
     assert m.state.alert is AlertState.ALERTING
-    assert policy.held_by(m.state) is None
+    assert policy.held_by(m.state, m.rules) is None
 
 
 def test_a_success_between_failures_starts_the_count_again():
@@ -215,7 +215,7 @@ def test_it_holds_the_up_alert_until_the_second_success():
     m.ping(PingKind.SUCCESS, NOW + 2 * HOUR)
     assert m.flips[-1].new is Status.UP and m.flips[-1].held_by == "threshold"
     assert m.state.alert is AlertState.ALERTING
-    assert policy.held_by(m.state) == "threshold"
+    assert policy.held_by(m.state, m.rules) == "threshold"
     m.ping(PingKind.SUCCESS, NOW + 3 * HOUR)
     assert m.events() == [(AlertEvent.DOWN, NOW + HOUR), (AlertEvent.UP, NOW + 3 * HOUR)]
     assert m.flips[-1].old is Status.UP and m.flips[-1].reason is Reason.RECOVERED
@@ -292,6 +292,7 @@ EVENTS = st.lists(
         st.tuples(st.just("fail"), st.integers(1, 200)),
         st.tuples(st.just("start"), st.integers(1, 200)),
         st.tuples(st.just("wait"), st.integers(1, 400)),
+        st.tuples(st.just("snooze"), st.integers(1, 300)),
     ),
     max_size=40,
 )
@@ -320,7 +321,10 @@ def test_the_alert_stream_alternates_and_never_loses_a_due_down(
         if any(f.new is Status.DOWN and f.old is not Status.DOWN for f in m.flips[seen:]):
             # A missed deadline (or a run too long) is a failed run too.
             successes = 0
-        if what != "wait":
+        if what == "snooze":
+            # Here `minutes` is the snooze's length, from now.
+            m.state = policy.snooze(m.state, at + timedelta(minutes=minutes), "")
+        elif what != "wait":
             m.ping(KINDS[what], at)
             if what == "fail":
                 failed_pings, successes = failed_pings + 1, 0
@@ -339,8 +343,9 @@ def test_the_alert_stream_alternates_and_never_loses_a_due_down(
             else:
                 assert told is AlertState.ALERTING
         assert told is m.state.alert
-        if failed_pings >= alert_after:
-            # This many failed runs in a row: the down alert is out.
+        if failed_pings >= alert_after and m.state.snoozed_until is None:
+            # This many failed runs in a row and no snooze (or its end has
+            # come): the down alert is out.
             assert m.state.alert is AlertState.ALERTING
         if what == "ok" and successes >= recover_after:
             assert m.state.alert is AlertState.QUIET

@@ -148,11 +148,11 @@ def _password(user: str, password_file: Path | None) -> str:
     sys.exit(EXIT_CONFIG)
 
 
-def _ask(api: DaemonAPI, path: str, method: str = "GET") -> Any:
+def _ask(api: DaemonAPI, path: str, method: str = "GET", body: Any = None) -> Any:
     from heartbeatd.client import ClientError, call
 
     try:
-        return call(api, path, method=method)
+        return call(api, path, method=method, body=body)
     except ClientError as exc:
         click.echo(str(exc), err=True)
         if exc.status == 403 and method == "POST":
@@ -280,3 +280,42 @@ def history(
     for f in flips:
         held = f" held by {f['held_by']}" if f.get("held_by") else ""
         click.echo(f"  {f['at']}  {f['old']} -> {f['new']}  ({f['reason']}){held}")
+
+
+@click.command()
+@daemon_options
+@click.option("--for", "for_", required=True, help='How long, e.g. "2h" or "30m".')
+@click.option("--reason", default="", help="Why, shown on the page and in the API.")
+@click.argument("slug")
+def snooze(
+    config_path: str | None,
+    url: str | None,
+    token_file: Path | None,
+    user: str | None,
+    password_file: Path | None,
+    for_: str,
+    reason: str,
+    slug: str,
+) -> None:
+    """Hold a monitor's down alerts and reminders for a while."""
+    api = _connect(config_path, url, token_file, user, password_file)
+    body = {"for": for_, "reason": reason}
+    result = _ask(api, f"/api/v1/monitors/{slug}/snooze", method="POST", body=body)
+    click.echo(f"{slug}: snoozed until {result['snoozed_until']}")
+
+
+@click.command()
+@daemon_options
+@click.argument("slug")
+def unsnooze(
+    config_path: str | None,
+    url: str | None,
+    token_file: Path | None,
+    user: str | None,
+    password_file: Path | None,
+    slug: str,
+) -> None:
+    """End a snooze now; a down alert it held goes out."""
+    api = _connect(config_path, url, token_file, user, password_file)
+    result = _ask(api, f"/api/v1/monitors/{slug}/unsnooze", method="POST")
+    click.echo(f"{slug}: {result['status']}, alert {result['alert']}")

@@ -21,6 +21,7 @@ from heartbeatd.clock import Clock
 from heartbeatd.engine import Engine
 from heartbeatd.model import Ping
 from heartbeatd.store import StoreError
+from heartbeatd.web import snooze
 from heartbeatd.web.keys import BODY_TIMEOUT_KEY, CLOCK, ENGINE
 
 # One logger for the package: its lines keep the name "heartbeatd.web".
@@ -32,6 +33,8 @@ CHUNK = 64 * 1024
 # that stops half-way would otherwise hold its handler (and, for as long as it
 # likes, its connection) open; it gets 408 and the ping does not count.
 BODY_TIMEOUT = 10.0
+# A substring test keeps the snooze verb off the path of every other ping.
+SNOOZE_MARK = "/" + pingurl.SNOOZE + "/"
 
 
 class PingError(Exception):
@@ -158,6 +161,10 @@ def _ping_headers(engine: Engine) -> dict[str, str]:
 async def handle_ping(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     headers = _ping_headers(engine)
+    if SNOOZE_MARK in request.match_info["tail"]:
+        snoozed = await snooze.ping_snooze(request, headers)
+        if snoozed is not None:
+            return snoozed
     try:
         slug, target = _resolve(engine, request)
         body, truncated = await _read_body_in_time(

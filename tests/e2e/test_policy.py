@@ -82,3 +82,55 @@ def test_a_silent_job_alerts_after_its_third_missed_period(
     [down] = wait_for(lambda: webhook_sink.delivered("down", "s"), 12)
     assert (down["reason"], down["last_ping"]) == ("missed", pinged)
     assert_never(lambda: len(webhook_sink.delivered("down")) > 1, 3, "one down alert only")
+
+
+SLOW = '[monitors.{slug}]\nperiod = "1h"\ngrace = "1h"\n'
+
+
+def test_a_snooze_from_curl_holds_a_down_across_a_kill_and_alerts_once_at_its_end(
+    daemon: DaemonProcess, webhook_sink: WebhookSink
+) -> None:
+    daemon.write_config(
+        SLOW.format(slug="deploy") + SLOW.format(slug="other"), hook=webhook_sink.url
+    )
+    daemon.start()
+    # What a deploy script curls: mute its own monitor for a few seconds.
+    answer = daemon.ping("deploy/snooze/6s")
+    assert (answer.status, answer.text) == (200, "OK")
+    until = daemon.monitor("deploy")["snoozed_until"]
+    assert until is not None
+    assert daemon.ping("deploy/fail").status == 200
+    assert daemon.ping("other/fail").status == 200
+    wait_for(lambda: webhook_sink.delivered("down", "other"), 5)
+    shown = daemon.monitor("deploy")
+    assert (shown["status"], shown["alert"], shown["held_by"]) == ("down", "quiet", "snooze")
+    assert daemon.api("monitors/deploy/flips")["flips"][0]["held_by"] == "snooze"
+
+    # The held alert is on disk with the snooze: a kill -9 loses neither.
+    daemon.kill()
+    daemon.start()
+    assert daemon.monitor("deploy")["snoozed_until"] == until
+    [down] = wait_for(lambda: webhook_sink.delivered("down", "deploy"), 12)
+    assert (down["at"], down["reason"]) == (until, "failed")
+    shown = daemon.monitor("deploy")
+    assert (shown["alert"], shown["held_by"], shown["snoozed_until"]) == ("alerting", None, None)
+    assert_never(
+        lambda: len(webhook_sink.delivered("down", "deploy")) > 1, 2, "one down alert only"
+    )
+
+
+def test_the_cli_snoozes_and_unsnoozes_and_the_held_alert_goes_out(
+    daemon: DaemonProcess, webhook_sink: WebhookSink
+) -> None:
+    daemon.write_config(SLOW.format(slug="db"), hook=webhook_sink.url, server='api_token = "t0ken"')
+    daemon.config_path.chmod(0o600)
+    daemon.start()
+    config = str(daemon.config_path)
+    out = cli("snooze", "db", "--for", "2h", "--reason", "patching", "-c", config)
+    assert out.startswith("db: snoozed until ")
+    assert daemon.monitor("db", token="t0ken")["snooze_reason"] == "patching"
+    assert daemon.ping("db/fail").status == 200
+    assert_never(lambda: webhook_sink.delivered("down"), 1, "a down alert while snoozed")
+    assert cli("unsnooze", "db", "-c", config) == "db: down, alert alerting\n"
+    [down] = wait_for(lambda: webhook_sink.delivered("down", "db"), 5)
+    assert down["reason"] == "failed"
