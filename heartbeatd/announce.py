@@ -3,6 +3,8 @@ of a monitor that the API, the status page and /metrics show (DESIGN §6)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from heartbeatd import policy, states
 from heartbeatd.config import Config, Monitor, ping_urls
 from heartbeatd.model import (
@@ -48,9 +50,12 @@ def flip_alerts(
     return [(channel, alert) for channel in monitor.channels]
 
 
-def monitor_view(config: Config, slug: str, state: MonitorState) -> MonitorView:
+def monitor_view(
+    config: Config, slug: str, state: MonitorState, now: datetime | None = None
+) -> MonitorView:
     """The monitor as the API, the status page and /metrics show it (DESIGN §6)."""
     monitor = config.monitors[slug]
+    window = policy.open_window(monitor, now) if now is not None else None
     return MonitorView(
         slug=slug,
         name=monitor.name,
@@ -71,9 +76,11 @@ def monitor_view(config: Config, slug: str, state: MonitorState) -> MonitorView:
         uuid=monitor.uuid,
         ping_url=_ping_url(config, monitor),
         alert=state.alert,
-        held_by=policy.held_by(state, monitor),
+        held_by=policy.held_by(state, monitor, now),
         snoozed_until=to_the_second(state.snoozed_until),
         snooze_reason=state.snooze_reason,
+        maintenance=window[0] if window else None,
+        maintenance_until=to_the_second(window[1]) if window else None,
     )
 
 

@@ -25,7 +25,7 @@ import functools
 import logging
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from heartbeatd import policy, states
 from heartbeatd.announce import flip_alerts, monitor_view
@@ -392,7 +392,12 @@ class Engine:
 
     def view(self, slug: str) -> MonitorView:
         """The monitor as the API, the status page and /metrics show it (DESIGN §6)."""
-        return monitor_view(self.config, slug, self.states[slug])
+        # The last tick's time: surfaces ask without a clock, and the ticker
+        # runs every second.
+        now = None
+        if self._last_tick_epoch:
+            now = datetime.fromtimestamp(self._last_tick_epoch, timezone.utc)
+        return monitor_view(self.config, slug, self.states[slug], now)
 
 
 def _log_flip(slug: str, flip: Flip) -> None:

@@ -148,6 +148,9 @@ class MonitorState:
     # A snooze holds the monitor's down alerts and reminders until then.
     snoozed_until: datetime | None = None
     snooze_reason: str = ""
+    # A down alert that is due but held (a snooze, a maintenance window) is
+    # judged again at this time.
+    held_until: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The stored form: fields at their default are left out and times are
@@ -202,6 +205,7 @@ _STATE_TIMES = frozenset(
         "grace_until",
         "next_reminder_at",
         "snoozed_until",
+        "held_until",
     }
 )
 _STATE_ENUMS: dict[str, type[Enum]] = {
@@ -338,6 +342,14 @@ class MonitorView:
     held_by: str | None = None
     snoozed_until: datetime | None = None
     snooze_reason: str = ""
+    # The maintenance window open over it now, and when that one ends.
+    maintenance: str | None = None
+    maintenance_until: datetime | None = None
+
+    @property
+    def is_held(self) -> bool:
+        """Whether its alerts are held now: a hold, a snooze or a window."""
+        return bool(self.held_by or self.snoozed_until or self.maintenance)
 
     def to_json(self) -> dict[str, Any]:
         """The API's monitor object; its keys and their order are the contract."""
@@ -364,6 +376,8 @@ class MonitorView:
             "held_by": self.held_by,
             "snoozed_until": isoformat(self.snoozed_until),
             "snooze_reason": self.snooze_reason,
+            "maintenance": self.maintenance,
+            "maintenance_until": isoformat(self.maintenance_until),
         }
 
     @classmethod
@@ -394,4 +408,6 @@ class MonitorView:
             held_by=data.get("held_by"),
             snoozed_until=parse_isoformat(data.get("snoozed_until")),
             snooze_reason=data.get("snooze_reason", ""),
+            maintenance=data.get("maintenance"),
+            maintenance_until=parse_isoformat(data.get("maintenance_until")),
         )

@@ -42,6 +42,7 @@ from heartbeatd.model import (
     Reason,
     Status,
 )
+from heartbeatd.windows import Window
 
 HELD_BY_THRESHOLD = "threshold"
 HELD_BY_SNOOZE = "snooze"
@@ -52,6 +53,8 @@ class Rules(states.Rules, Protocol):
     def alert_after(self) -> int: ...
     @property
     def recover_after(self) -> int: ...
+    @property
+    def windows(self) -> tuple[Window, ...]: ...
 
 
 class Run(Enum):
@@ -107,14 +110,16 @@ def on_ping(old: MonitorState, step: states.Step, ping: Ping, rules: Rules) -> s
 def on_tick(old: MonitorState, step: states.Step, rules: Rules, now: datetime) -> states.Step:
     """Judge a tick's step: a down flip (missed, ran too long) counts one
     failed run, and so does a missed period while the alert is held."""
+    # A hold ends first; the state machine's own deadline, if one was due
+    # too, comes up again at the next tick (at its rule time).
     if old.snoozed_until is not None and now >= old.snoozed_until:
-        # The snooze ends first; the state machine's own deadline, if any
-        # was due too, comes up again at the next tick (at its rule time).
         return _end_snooze(old, rules, old.snoozed_until)
+    if old.held_until is not None and now >= old.held_until:
+        return _rejudge(replace(old, held_until=None), rules, old.held_until)
     flip = step.flip
     if flip is not None and flip.event is AlertEvent.REMINDER:
         # Reminders remind of an alert that went out; none while it is held.
-        if old.alert is AlertState.ALERTING and _holder(old, flip.at) is None:
+        if old.alert is AlertState.ALERTING and _holder(old, rules, flip.at) is None:
             return _carry(old, step)
         return states.Step(_carry(old, step).state)
     if flip is not None and flip.new is Status.DOWN and flip.old is not Status.DOWN:
@@ -127,7 +132,7 @@ def on_tick(old: MonitorState, step: states.Step, rules: Rules, now: datetime) -
 
 def next_deadline(state: MonitorState, rules: Rules) -> datetime | None:
     """The next time on_tick (states' or ours) has something to do."""
-    times = [states.next_deadline(state, rules), state.snoozed_until]
+    times = [states.next_deadline(state, rules), state.snoozed_until, state.held_until]
     miss = _miss_deadline(state, rules)
     if miss is not None:
         times.append(miss[0])
@@ -136,7 +141,7 @@ def next_deadline(state: MonitorState, rules: Rules) -> datetime | None:
 
 def pause(state: MonitorState) -> MonitorState:
     """A paused monitor alerts nobody: its incident, if any, is over."""
-    return replace(state, alert=AlertState.QUIET, fails=0, oks=0)
+    return replace(state, alert=AlertState.QUIET, fails=0, oks=0, held_until=None)
 
 
 def on_startup(state: MonitorState, rules: Rules, now: datetime) -> MonitorState:
@@ -166,12 +171,14 @@ def unsnooze(state: MonitorState, rules: Rules, now: datetime) -> states.Step:
     return _end_snooze(state, rules, min(now, state.snoozed_until))
 
 
-def held_by(state: MonitorState, rules: Rules) -> str | None:
-    """What holds the monitor's alert back right now, if anything."""
-    snoozed = state.status is Status.DOWN and state.snoozed_until is not None
-    if snoozed and (state.alert is AlertState.ALERTING or state.fails >= rules.alert_after):
-        return HELD_BY_SNOOZE
-    if state.status is Status.DOWN and state.alert is AlertState.QUIET:
+def held_by(state: MonitorState, rules: Rules, now: datetime | None) -> str | None:
+    """What holds the monitor's alert back at `now`, if anything (without
+    `now`, only what the thresholds hold)."""
+    down = state.status is Status.DOWN
+    if down and (state.alert is AlertState.ALERTING or state.fails >= rules.alert_after):
+        holder = _holder(state, rules, now) if now is not None else None
+        return holder[0] if holder is not None else None
+    if down and state.alert is AlertState.QUIET:
         return HELD_BY_THRESHOLD
     if state.status is Status.UP and state.alert is AlertState.ALERTING:
         return HELD_BY_THRESHOLD
@@ -181,8 +188,24 @@ def held_by(state: MonitorState, rules: Rules) -> str | None:
 # -- plumbing -------------------------------------------------------------------
 
 
+def open_window(rules: Rules, at: datetime) -> tuple[str, datetime] | None:
+    """(name, end) of a maintenance window of the monitor open at `at`."""
+    for window in rules.windows:
+        span = window.span_at(at)
+        if span is not None:
+            return window.name, span[1]
+    return None
+
+
 def _policy_fields(state: MonitorState) -> tuple[object, ...]:
-    return (state.alert, state.fails, state.oks, state.snoozed_until, state.snooze_reason)
+    return (
+        state.alert,
+        state.fails,
+        state.oks,
+        state.snoozed_until,
+        state.snooze_reason,
+        state.held_until,
+    )
 
 
 def _with_policy(new: MonitorState, old: MonitorState) -> MonitorState:
@@ -197,6 +220,7 @@ def _with_policy(new: MonitorState, old: MonitorState) -> MonitorState:
         oks=old.oks,
         snoozed_until=old.snoozed_until,
         snooze_reason=old.snooze_reason,
+        held_until=old.held_until,
     )
 
 
@@ -205,26 +229,44 @@ def _carry(old: MonitorState, step: states.Step) -> states.Step:
     return step if new is step.state else replace(step, state=new)
 
 
-def _holder(state: MonitorState, at: datetime) -> str | None:
-    """What holds a down alert due at `at`, beyond the thresholds."""
+def _holder(state: MonitorState, rules: Rules, at: datetime) -> tuple[str, datetime] | None:
+    """(held_by, until when) of what holds a down alert due at `at`, beyond
+    the thresholds: a snooze, then a maintenance window."""
     if state.snoozed_until is not None and at < state.snoozed_until:
-        return HELD_BY_SNOOZE
+        return HELD_BY_SNOOZE, state.snoozed_until
+    window = open_window(rules, at)
+    if window is not None:
+        return f"maintenance:{window[0]}", window[1]
     return None
 
 
 def _end_snooze(old: MonitorState, rules: Rules, at: datetime) -> states.Step:
-    """A snooze is over: a monitor still down as the thresholds count it
-    alerts once now; one that came back meanwhile sends nothing."""
-    new = replace(old, snoozed_until=None, snooze_reason="")
+    return _rejudge(replace(old, snoozed_until=None, snooze_reason=""), rules, at)
+
+
+def _rejudge(new: MonitorState, rules: Rules, at: datetime) -> states.Step:
+    """A hold is over: a monitor still down as the thresholds count it
+    alerts once now, unless another hold has begun; one that came back
+    meanwhile sends nothing."""
     due = (
         new.status is Status.DOWN
         and new.alert is AlertState.QUIET
         and new.fails >= rules.alert_after
     )
     if not due:
-        return states.Step(new)
+        return states.Step(replace(new, held_until=None) if new.held_until else new)
+    holder = _holder(new, rules, at)
+    if holder is not None:
+        return states.Step(replace(new, held_until=holder[1]))
     first = at + timedelta(seconds=rules.repeat) if rules.repeat else None
-    new = replace(new, alert=AlertState.ALERTING, oks=0, next_reminder_at=first, reminders_sent=0)
+    new = replace(
+        new,
+        alert=AlertState.ALERTING,
+        oks=0,
+        next_reminder_at=first,
+        reminders_sent=0,
+        held_until=None,
+    )
     reason = new.reason or Reason.MISSED
     flip = Flip(at=at, old=Status.DOWN, new=Status.DOWN, reason=reason, event=AlertEvent.DOWN)
     return states.Step(new, flip)
@@ -234,18 +276,21 @@ def _judge(
     old: MonitorState, step: states.Step, run: Run, at: datetime, rules: Rules
 ) -> states.Step:
     after, event = count(counters(old), run, rules.alert_after, rules.recover_after)
-    held = None
+    held = held_until = None
     if event is AlertEvent.DOWN:
-        held = _holder(old, at)
-        if held is not None:
+        holder = _holder(old, rules, at)
+        if holder is not None:
             # Due, but held: it stays quiet, and is judged again when the
             # hold ends (or at the next failed run).
             after, event = replace(after, alert=AlertState.QUIET), None
+            held, held_until = holder
     elif event is None and _is_held(run, old):
         held = HELD_BY_THRESHOLD
     new = _with_policy(step.state, old)
     if (new.alert, new.fails, new.oks) != (after.alert, after.fails, after.oks):
         new = replace(new, alert=after.alert, fails=after.fails, oks=after.oks)
+    if held_until is not None:
+        new = replace(new, held_until=held_until)
     flip = step.flip
     if flip is not None and flip.old is not flip.new:
         # A status flip: it carries the policy's event, or says what held it.
@@ -315,7 +360,8 @@ def _miss_deadline(state: MonitorState, rules: Rules) -> tuple[datetime, Reason]
 
 def _count_miss(old: MonitorState, rules: Rules, when: datetime, reason: Reason) -> states.Step:
     after, event = count(counters(old), Run.FAILED, rules.alert_after, rules.recover_after)
-    if event is not None and _holder(old, when) is not None:
+    holder = _holder(old, rules, when) if event is not None else None
+    if holder is not None:
         after, event = replace(after, alert=AlertState.QUIET), None
     assert old.expected_at is not None
     # The next period is armed from the missed one (or from the end of a
@@ -332,6 +378,7 @@ def _count_miss(old: MonitorState, rules: Rules, when: datetime, reason: Reason)
         grace_until=None,
         started_at=None if reason is Reason.RAN_TOO_LONG else old.started_at,
         start_rid=None if reason is Reason.RAN_TOO_LONG else old.start_rid,
+        held_until=holder[1] if holder is not None else old.held_until,
     )
     if event is None:
         return states.Step(new)

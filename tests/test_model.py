@@ -40,6 +40,8 @@ VIEWS = st.builds(
     held_by=st.none() | st.just("threshold"),
     snoozed_until=TIMES,
     snooze_reason=st.text(max_size=20),
+    maintenance=st.none() | st.just("sunday-patching"),
+    maintenance_until=TIMES,
 )
 
 
@@ -92,6 +94,8 @@ def test_its_json_has_the_keys_of_the_contract_in_order():
         "held_by": None,
         "snoozed_until": None,
         "snooze_reason": "",
+        "maintenance": None,
+        "maintenance_until": None,
     }
     assert list(view.to_json()) == list(MonitorView.__dataclass_fields__)
 

@@ -27,6 +27,7 @@ from heartbeatd.model import (
 )
 from heartbeatd.policy import Counters, Run
 from heartbeatd.schedule import Schedule
+from heartbeatd.windows import Window
 
 NOW = datetime(2026, 1, 14, 12, 0, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)
@@ -44,6 +45,7 @@ class Rules:
     repeat_limit: int | None = None
     alert_after: int = 1
     recover_after: int = 1
+    windows: tuple[Window, ...] = ()
 
 
 @dataclass
@@ -142,13 +144,13 @@ def test_it_holds_the_down_alert_until_the_third_failed_run():
     m.ping(PingKind.FAIL, NOW + HOUR)
     assert m.flips[0].new is Status.DOWN and m.flips[0].event is None
     assert m.flips[0].held_by == "threshold"
-    assert policy.held_by(m.state, m.rules) == "threshold"
+    assert policy.held_by(m.state, m.rules, m.at) == "threshold"
     m.ping(PingKind.FAIL, NOW + 2 * HOUR, exit_status=1)
     assert m.events() == []
     m.ping(PingKind.FAIL, NOW + 3 * HOUR)
     assert m.events() == [(AlertEvent.DOWN, NOW + 3 * HOUR)]
     assert m.state.alert is AlertState.ALERTING
-    assert policy.held_by(m.state, m.rules) is None
+    assert policy.held_by(m.state, m.rules, m.at) is None
 
 
 def test_a_success_between_failures_starts_the_count_again():
@@ -215,7 +217,7 @@ def test_it_holds_the_up_alert_until_the_second_success():
     m.ping(PingKind.SUCCESS, NOW + 2 * HOUR)
     assert m.flips[-1].new is Status.UP and m.flips[-1].held_by == "threshold"
     assert m.state.alert is AlertState.ALERTING
-    assert policy.held_by(m.state, m.rules) == "threshold"
+    assert policy.held_by(m.state, m.rules, m.at) == "threshold"
     m.ping(PingKind.SUCCESS, NOW + 3 * HOUR)
     assert m.events() == [(AlertEvent.DOWN, NOW + HOUR), (AlertEvent.UP, NOW + 3 * HOUR)]
     assert m.flips[-1].old is Status.UP and m.flips[-1].reason is Reason.RECOVERED

@@ -26,7 +26,7 @@ def test_a_down_inside_a_snooze_is_held_and_alerts_once_at_its_end():
     m = snoozed(Rules(), 2 * HOUR)
     m.ping(PingKind.FAIL, NOW + 10 * MIN)
     assert m.flips[-1].new is Status.DOWN and m.flips[-1].held_by == "snooze"
-    assert policy.held_by(m.state, m.rules) == "snooze"
+    assert policy.held_by(m.state, m.rules, m.at) == "snooze"
     assert m.state.alert is AlertState.QUIET
     m.run_until(NOW + 2 * HOUR - timedelta(seconds=1))
     assert m.events() == []

@@ -18,6 +18,7 @@ from heartbeatd.config.files import (
     state_directory,
     without_monitors,
 )
+from heartbeatd.config.maintenance import read_maintenance
 from heartbeatd.config.monitors import read_defaults, read_monitors
 from heartbeatd.config.values import Config
 from heartbeatd.config.warnings import find_ignored_options, find_inline_secrets
@@ -89,6 +90,7 @@ def parse_config(
     defaults = read_defaults(root.table("defaults"), declared)
     reuse = previous.monitors if previous is not None else {}
     monitors = read_monitors(root.table("monitors"), defaults, declared, reuse)
+    windows, monitors = read_maintenance(root.table("maintenance"), monitors, defaults.timezone)
     root.done()
     problems.raise_if_any()
     return Config(
@@ -102,6 +104,7 @@ def parse_config(
         monitors=monitors,
         inline_secrets=tuple(find_inline_secrets(data)),
         ignored_options=tuple(find_ignored_options(data)),
+        maintenance=windows,
     )
 
 

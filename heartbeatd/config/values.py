@@ -14,6 +14,7 @@ from heartbeatd.addresses import DEFAULT_LISTEN
 from heartbeatd.channels.email import SmtpOptions
 from heartbeatd.model import Secret
 from heartbeatd.schedule import Schedule
+from heartbeatd.windows import Window
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -89,6 +90,8 @@ class Monitor:
     # up alert (policy.py).
     alert_after: int = 1
     recover_after: int = 1
+    # The [maintenance.<name>] windows that select this monitor.
+    windows: tuple[Window, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,8 @@ class Config:
     inline_secrets: tuple[str, ...] = ()
     # Key paths of options that are valid but change nothing, for check_warnings().
     ignored_options: tuple[str, ...] = ()
+    # [maintenance.<name>] windows, by name.
+    maintenance: Mapping[str, Window] = field(default_factory=dict)
 
 
 def ping_urls(config: Config, monitor: Monitor) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from heartbeatd.cli import main
-from tests.harness import DaemonProcess, WebhookSink, assert_never, wait_for
+from tests.harness import DaemonProcess, WebhookSink, assert_never, parse_time, utcnow, wait_for
 
 # Never due by itself during a test: only pings move it.
 THRESHOLDS = '[monitors.a]\nperiod = "1h"\ngrace = "1h"\nalert_after = 3\nrecover_after = 2\n'
@@ -134,3 +134,41 @@ def test_the_cli_snoozes_and_unsnoozes_and_the_held_alert_goes_out(
     assert cli("unsnooze", "db", "-c", config) == "db: down, alert alerting\n"
     [down] = wait_for(lambda: webhook_sink.delivered("down", "db"), 5)
     assert down["reason"] == "failed"
+
+
+def _open_for(daemon: DaemonProcess, seconds: float) -> dict[str, str]:
+    """The window, once it is open with at least `seconds` left."""
+
+    def open_long_enough() -> dict[str, str] | None:
+        [window] = daemon.api("maintenance")["maintenance"]
+        if not window["open"]:
+            return None
+        left = (parse_time(window["ends_at"]) - utcnow()).total_seconds()
+        return window if left >= seconds else None
+
+    return wait_for(open_long_enough, 70, "the window open with time left")
+
+
+def test_a_window_holds_downs_and_at_its_end_alerts_once_for_what_is_still_down(
+    daemon: DaemonProcess, webhook_sink: WebhookSink
+) -> None:
+    # Opens at the start of every minute, for 40 seconds.
+    window = '[maintenance.w]\nschedule = "* * * * *"\nduration = "40s"\nmonitors = ["*"]\n'
+    daemon.write_config(
+        SLOW.format(slug="still") + SLOW.format(slug="back") + window, hook=webhook_sink.url
+    )
+    daemon.start()
+    opened = _open_for(daemon, 12)
+    assert daemon.ping("still/fail").status == 200
+    assert daemon.ping("back/fail").status == 200
+    assert daemon.ping("back").status == 200
+    shown = daemon.monitor("still")
+    assert (shown["held_by"], shown["maintenance"]) == ("maintenance:w", "w")
+    # A restart inside the window keeps the held alert.
+    daemon.kill()
+    daemon.start()
+    [down] = wait_for(lambda: webhook_sink.delivered("down", "still"), 45)
+    assert down["at"] == opened["ends_at"]
+    assert_never(lambda: webhook_sink.delivered("down", "back"), 2, "a down alert for back")
+    assert webhook_sink.delivered("up") == []
+    assert len(webhook_sink.delivered("down")) == 1
