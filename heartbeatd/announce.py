@@ -46,6 +46,8 @@ def flip_alerts(
         body=new.body_preview if body is None else body,
         downtime=downtime,
         exit_status=new.last_exit_status,
+        held_by=flip.held_by if flip.event is AlertEvent.DOWN else None,
+        held_since=flip.held_since if flip.event is AlertEvent.DOWN else None,
     )
     return [(channel, alert) for channel in monitor.channels]
 

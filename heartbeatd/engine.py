@@ -64,6 +64,7 @@ class Engine:
         self._unsaved: dict[str, tuple[Rederive, ...]] = {}
         self._startup: StartupSave | None = None
         self._index_uuids()
+        self._index_dependents()
 
     # -- lookups ------------------------------------------------------------------
 
@@ -78,6 +79,40 @@ class Engine:
 
     def _index_uuids(self) -> None:
         self._uuids = {m.uuid: slug for slug, m in self.config.monitors.items() if m.uuid}
+
+    def _index_dependents(self) -> None:
+        self._dependents: dict[str, list[str]] = {}
+        for slug, monitor in self.config.monitors.items():
+            for parent in monitor.depends_on:
+                self._dependents.setdefault(parent, []).append(slug)
+
+    def _context(self, monitor: Monitor) -> policy.Context:
+        """What the policy needs of other monitors; nothing for most."""
+        if not monitor.depends_on:
+            return policy.NO_CONTEXT
+        down = tuple(
+            parent
+            for parent in monitor.depends_on
+            if parent in self.states and self.states[parent].status is Status.DOWN
+        )
+        return policy.Context(down, self.config.alerts.dependency_wait)
+
+    def _parent_up(self, slug: str, at: datetime) -> None:
+        """`slug` is no longer down: its dependents' held alerts get their grace."""
+        for dependent in self._dependents.get(slug, ()):
+            monitor = self.config.monitors.get(dependent)
+            old = self.states.get(dependent)
+            if monitor is None or old is None:
+                continue
+            new = policy.on_parent_up(old, monitor, at)
+            if new != old:
+                self._stage(dependent, old, new)
+                self._schedule(dependent)
+
+    def _tick_time(self) -> datetime | None:
+        if not self._last_tick_epoch:
+            return None
+        return datetime.fromtimestamp(self._last_tick_epoch, timezone.utc)
 
     # -- start-up -----------------------------------------------------------------
 
@@ -131,13 +166,16 @@ class Engine:
         """Apply a ping; the future resolves once it is committed to SQLite."""
         monitor = self.config.monitors[slug]
         old = self.states[slug]
-        step = policy.on_ping(old, states.on_ping(old, ping, monitor), ping, monitor)
+        step = states.on_ping(old, ping, monitor)
+        step = policy.on_ping(old, step, ping, monitor, self._context(monitor))
         self.pings_by_kind[ping.kind.value] += 1
         record = PingRecord(ping=ping, duration=step.duration)
         # The alert of a ping's flip carries the ping's whole body, not the
         # preview kept in memory.
         staged = self._stage(slug, old, step.state, ping=record, flip=step.flip, body=ping.body)
         self._schedule(slug)
+        if old.status is Status.DOWN and step.state.status is not Status.DOWN:
+            self._parent_up(slug, ping.at)
         return self._answer(staged)
 
     def tick(self, now: datetime) -> int:
@@ -157,7 +195,8 @@ class Engine:
         if monitor is None:
             return
         old = self.states[slug]
-        step = policy.on_tick(old, states.on_tick(old, monitor, now), monitor, now)
+        step = states.on_tick(old, monitor, now)
+        step = policy.on_tick(old, step, monitor, now, self._context(monitor))
         # A state re-derived after a rollback is stored again by the next
         # change, or here, at the retry, if no change is on its way.
         if step.state != old or (slug in self._unsaved and slug not in self._tail):
@@ -168,6 +207,8 @@ class Engine:
         old = self.states[slug]
         staged = self._stage(slug, old, policy.pause(states.pause(old)))
         self._schedule(slug)
+        if old.status is Status.DOWN:
+            self._parent_up(slug, self._tick_time() or old.down_at or old.first_seen)
         return self._answer(staged)
 
     def resume(self, slug: str, now: datetime) -> asyncio.Future[None]:
@@ -186,7 +227,8 @@ class Engine:
     def unsnooze(self, slug: str, now: datetime) -> asyncio.Future[None]:
         """End a snooze now; a down alert it held goes out."""
         old = self.states[slug]
-        step = policy.unsnooze(old, self.config.monitors[slug], now)
+        monitor = self.config.monitors[slug]
+        step = policy.unsnooze(old, monitor, now, self._context(monitor))
         staged = self._stage(slug, old, step.state, flip=step.flip)
         self._schedule(slug)
         return self._answer(staged)
@@ -224,11 +266,14 @@ class Engine:
                 # Unchanged (the common case): nothing to recompute or move.
                 continue
             else:
-                new, again = old, None
+                # A changed policy: an alert held until a parent's recovery
+                # is judged again at the next tick.
+                new, again = policy.on_reload(old, now), None
                 diff["changed"].append(slug)
             if new != old:
                 self._stage(slug, old, new, rederive=again)
             self._schedule(slug)
+        self._index_dependents()
         for key in diff:
             diff[key].sort()
         return diff
@@ -394,10 +439,7 @@ class Engine:
         """The monitor as the API, the status page and /metrics show it (DESIGN §6)."""
         # The last tick's time: surfaces ask without a clock, and the ticker
         # runs every second.
-        now = None
-        if self._last_tick_epoch:
-            now = datetime.fromtimestamp(self._last_tick_epoch, timezone.utc)
-        return monitor_view(self.config, slug, self.states[slug], now)
+        return monitor_view(self.config, slug, self.states[slug], self._tick_time())
 
 
 def _log_flip(slug: str, flip: Flip) -> None:

@@ -149,8 +149,11 @@ class MonitorState:
     snoozed_until: datetime | None = None
     snooze_reason: str = ""
     # A down alert that is due but held (a snooze, a maintenance window) is
-    # judged again at this time.
+    # judged again at this time (None with a held_reason: when a parent
+    # recovers); what holds it and since when, for the alert that goes out.
     held_until: datetime | None = None
+    held_since: datetime | None = None
+    held_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The stored form: fields at their default are left out and times are
@@ -206,6 +209,7 @@ _STATE_TIMES = frozenset(
         "next_reminder_at",
         "snoozed_until",
         "held_until",
+        "held_since",
     }
 )
 _STATE_ENUMS: dict[str, type[Enum]] = {
@@ -236,8 +240,10 @@ class Flip:
     reason: Reason
     # None for changes that alert nobody (new -> up, up -> late, pause).
     event: AlertEvent | None = None
-    # Why the policy held back this flip's alert: "threshold", ...
+    # Why the policy held back this flip's alert: "threshold", ...; on a
+    # down alert that was held, what held it, and since when.
     held_by: str | None = None
+    held_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -258,8 +264,20 @@ class Alert:
     # Seconds the monitor was down, on an `up` alert.
     downtime: float | None = None
     exit_status: int | None = None
+    # A down alert the policy held: what held it ("dependency:vps-web1") and
+    # since when; it was held until `at`.
+    held_by: str | None = None
+    held_since: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
+        out = self._core_json()
+        if self.held_by is not None:
+            # Only on held alerts: every other payload stays as it was.
+            out["held_by"] = self.held_by
+            out["held_since"] = isoformat(self.held_since)
+        return out
+
+    def _core_json(self) -> dict[str, Any]:
         return {
             "event": self.event.value,
             "monitor": self.monitor,
@@ -292,6 +310,8 @@ class Alert:
             body=data.get("body", ""),
             downtime=data.get("downtime"),
             exit_status=data.get("exit_status"),
+            held_by=data.get("held_by"),
+            held_since=parse_isoformat(data.get("held_since")),
         )
 
 

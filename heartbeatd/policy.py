@@ -46,6 +46,19 @@ from heartbeatd.windows import Window
 
 HELD_BY_THRESHOLD = "threshold"
 HELD_BY_SNOOZE = "snooze"
+HELD_BY_DEPENDENCY = "dependency:"
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the policy needs to know of other monitors: which of this one's
+    parents (depends_on) are down now, and [alerts] dependency_wait."""
+
+    down_parents: tuple[str, ...] = ()
+    dependency_wait: int = 60
+
+
+NO_CONTEXT = Context()
 
 
 class Rules(states.Rules, Protocol):
@@ -55,6 +68,8 @@ class Rules(states.Rules, Protocol):
     def recover_after(self) -> int: ...
     @property
     def windows(self) -> tuple[Window, ...]: ...
+    @property
+    def depends_on(self) -> tuple[str, ...]: ...
 
 
 class Run(Enum):
@@ -95,7 +110,9 @@ def counters(state: MonitorState) -> Counters:
 # -- the state machine's steps, judged ------------------------------------------
 
 
-def on_ping(old: MonitorState, step: states.Step, ping: Ping, rules: Rules) -> states.Step:
+def on_ping(
+    old: MonitorState, step: states.Step, ping: Ping, rules: Rules, ctx: Context = NO_CONTEXT
+) -> states.Step:
     """Judge a ping's step: a success or a failure counts one run."""
     if ping.kind is PingKind.SUCCESS:
         run = Run.OK
@@ -104,29 +121,35 @@ def on_ping(old: MonitorState, step: states.Step, ping: Ping, rules: Rules) -> s
     else:
         # start and log are no runs; carry the policy's fields over.
         return _carry(old, step)
-    return _judge(old, step, run, ping.at, rules)
+    return _judge(old, step, run, ping.at, rules, ctx)
 
 
-def on_tick(old: MonitorState, step: states.Step, rules: Rules, now: datetime) -> states.Step:
+def on_tick(
+    old: MonitorState,
+    step: states.Step,
+    rules: Rules,
+    now: datetime,
+    ctx: Context = NO_CONTEXT,
+) -> states.Step:
     """Judge a tick's step: a down flip (missed, ran too long) counts one
     failed run, and so does a missed period while the alert is held."""
     # A hold ends first; the state machine's own deadline, if one was due
     # too, comes up again at the next tick (at its rule time).
     if old.snoozed_until is not None and now >= old.snoozed_until:
-        return _end_snooze(old, rules, old.snoozed_until)
+        return _end_snooze(old, rules, old.snoozed_until, ctx)
     if old.held_until is not None and now >= old.held_until:
-        return _rejudge(replace(old, held_until=None), rules, old.held_until)
+        return _rejudge(replace(old, held_until=None), rules, old.held_until, ctx)
     flip = step.flip
     if flip is not None and flip.event is AlertEvent.REMINDER:
         # Reminders remind of an alert that went out; none while it is held.
-        if old.alert is AlertState.ALERTING and _holder(old, rules, flip.at) is None:
+        if old.alert is AlertState.ALERTING and _holder(old, rules, flip.at, ctx) is None:
             return _carry(old, step)
         return states.Step(_carry(old, step).state)
     if flip is not None and flip.new is Status.DOWN and flip.old is not Status.DOWN:
-        return _judge(old, step, Run.FAILED, flip.at, rules)
+        return _judge(old, step, Run.FAILED, flip.at, rules, ctx)
     miss = _miss_deadline(old, rules)
     if miss is not None and now >= miss[0]:
-        return _count_miss(old, rules, *miss)
+        return _count_miss(old, rules, miss[0], miss[1], ctx)
     return _carry(old, step)
 
 
@@ -152,6 +175,10 @@ def on_startup(state: MonitorState, rules: Rules, now: datetime) -> MonitorState
         # Only a database from before the policy holds a down monitor that
         # counted no failed run.
         return replace(state, alert=AlertState.ALERTING, fails=1)
+    if state.held_reason and state.held_until is None:
+        # Held until a parent's recovery, which may have happened while we
+        # were not running: judged after a grace, as a missed deadline is.
+        state = replace(state, held_until=now + timedelta(seconds=rules.grace))
     miss = _miss_deadline(state, rules)
     if miss is not None and miss[0] <= now:
         return replace(state, grace_until=now + timedelta(seconds=rules.grace))
@@ -164,19 +191,42 @@ def snooze(state: MonitorState, until: datetime, reason: str) -> MonitorState:
     return replace(state, snoozed_until=until, snooze_reason=reason)
 
 
-def unsnooze(state: MonitorState, rules: Rules, now: datetime) -> states.Step:
+def unsnooze(
+    state: MonitorState, rules: Rules, now: datetime, ctx: Context = NO_CONTEXT
+) -> states.Step:
     """End a snooze now: what it held is judged as at its end."""
     if state.snoozed_until is None:
         return states.Step(state)
-    return _end_snooze(state, rules, min(now, state.snoozed_until))
+    return _end_snooze(state, rules, min(now, state.snoozed_until), ctx)
 
 
-def held_by(state: MonitorState, rules: Rules, now: datetime | None) -> str | None:
+def on_parent_up(state: MonitorState, rules: Rules, at: datetime) -> MonitorState:
+    """A parent recovered at `at`: a dependent whose down alert it held gets
+    its own grace to ping, then is judged (nothing goes out if it did)."""
+    if not state.held_reason.startswith(HELD_BY_DEPENDENCY) or state.held_until is not None:
+        return state
+    return replace(state, held_until=at + timedelta(seconds=rules.grace))
+
+
+def on_reload(state: MonitorState, now: datetime) -> MonitorState:
+    """The rules changed: an alert held until a parent's recovery is judged
+    again now (its parents may have changed)."""
+    if state.held_reason and state.held_until is None:
+        return replace(state, held_until=now)
+    return state
+
+
+def held_by(
+    state: MonitorState, rules: Rules, now: datetime | None, ctx: Context = NO_CONTEXT
+) -> str | None:
     """What holds the monitor's alert back at `now`, if anything (without
     `now`, only what the thresholds hold)."""
     down = state.status is Status.DOWN
     if down and (state.alert is AlertState.ALERTING or state.fails >= rules.alert_after):
-        holder = _holder(state, rules, now) if now is not None else None
+        holder = _holder(state, rules, now, ctx) if now is not None else None
+        if holder is None and state.held_reason and state.alert is AlertState.QUIET:
+            # Held until its parent's recovery is judged.
+            return state.held_reason
         return holder[0] if holder is not None else None
     if down and state.alert is AlertState.QUIET:
         return HELD_BY_THRESHOLD
@@ -205,6 +255,8 @@ def _policy_fields(state: MonitorState) -> tuple[object, ...]:
         state.snoozed_until,
         state.snooze_reason,
         state.held_until,
+        state.held_since,
+        state.held_reason,
     )
 
 
@@ -221,6 +273,8 @@ def _with_policy(new: MonitorState, old: MonitorState) -> MonitorState:
         snoozed_until=old.snoozed_until,
         snooze_reason=old.snooze_reason,
         held_until=old.held_until,
+        held_since=old.held_since,
+        held_reason=old.held_reason,
     )
 
 
@@ -229,22 +283,31 @@ def _carry(old: MonitorState, step: states.Step) -> states.Step:
     return step if new is step.state else replace(step, state=new)
 
 
-def _holder(state: MonitorState, rules: Rules, at: datetime) -> tuple[str, datetime] | None:
+def _holder(
+    state: MonitorState, rules: Rules, at: datetime, ctx: Context, *, fresh: bool = False
+) -> tuple[str, datetime | None] | None:
     """(held_by, until when) of what holds a down alert due at `at`, beyond
-    the thresholds: a snooze, then a maintenance window."""
+    the thresholds: a snooze, a maintenance window, a parent that is down
+    (until it recovers: None), and for a `fresh` alert of a monitor with
+    parents, [alerts] dependency_wait, so a parent's own deadline can catch up."""
     if state.snoozed_until is not None and at < state.snoozed_until:
         return HELD_BY_SNOOZE, state.snoozed_until
     window = open_window(rules, at)
     if window is not None:
         return f"maintenance:{window[0]}", window[1]
+    if ctx.down_parents:
+        return HELD_BY_DEPENDENCY + ctx.down_parents[0], None
+    if fresh and rules.depends_on and ctx.dependency_wait > 0:
+        wait = timedelta(seconds=ctx.dependency_wait)
+        return HELD_BY_DEPENDENCY + rules.depends_on[0], at + wait
     return None
 
 
-def _end_snooze(old: MonitorState, rules: Rules, at: datetime) -> states.Step:
-    return _rejudge(replace(old, snoozed_until=None, snooze_reason=""), rules, at)
+def _end_snooze(old: MonitorState, rules: Rules, at: datetime, ctx: Context) -> states.Step:
+    return _rejudge(replace(old, snoozed_until=None, snooze_reason=""), rules, at, ctx)
 
 
-def _rejudge(new: MonitorState, rules: Rules, at: datetime) -> states.Step:
+def _rejudge(new: MonitorState, rules: Rules, at: datetime, ctx: Context) -> states.Step:
     """A hold is over: a monitor still down as the thresholds count it
     alerts once now, unless another hold has begun; one that came back
     meanwhile sends nothing."""
@@ -254,11 +317,22 @@ def _rejudge(new: MonitorState, rules: Rules, at: datetime) -> states.Step:
         and new.fails >= rules.alert_after
     )
     if not due:
-        return states.Step(replace(new, held_until=None) if new.held_until else new)
-    holder = _holder(new, rules, at)
+        return states.Step(_unheld(new))
+    holder = _holder(new, rules, at, ctx)
     if holder is not None:
-        return states.Step(replace(new, held_until=holder[1]))
+        return states.Step(_hold(new, holder, at))
     first = at + timedelta(seconds=rules.repeat) if rules.repeat else None
+    reason = new.reason or Reason.MISSED
+    # The alert says what held it, and since when.
+    flip = Flip(
+        at=at,
+        old=Status.DOWN,
+        new=Status.DOWN,
+        reason=reason,
+        event=AlertEvent.DOWN,
+        held_by=new.held_reason or None,
+        held_since=new.held_since,
+    )
     new = replace(
         new,
         alert=AlertState.ALERTING,
@@ -266,31 +340,51 @@ def _rejudge(new: MonitorState, rules: Rules, at: datetime) -> states.Step:
         next_reminder_at=first,
         reminders_sent=0,
         held_until=None,
+        held_since=None,
+        held_reason="",
     )
-    reason = new.reason or Reason.MISSED
-    flip = Flip(at=at, old=Status.DOWN, new=Status.DOWN, reason=reason, event=AlertEvent.DOWN)
     return states.Step(new, flip)
 
 
+def _hold(new: MonitorState, holder: tuple[str, datetime | None], at: datetime) -> MonitorState:
+    """`new` with a due down alert held by `holder` (until its time, or
+    until a parent recovers when that is None)."""
+    return replace(
+        new,
+        held_until=holder[1],
+        held_reason=holder[0],
+        held_since=new.held_since or at,
+    )
+
+
+def _unheld(new: MonitorState) -> MonitorState:
+    if new.held_until is None and new.held_since is None and not new.held_reason:
+        return new
+    return replace(new, held_until=None, held_since=None, held_reason="")
+
+
 def _judge(
-    old: MonitorState, step: states.Step, run: Run, at: datetime, rules: Rules
+    old: MonitorState, step: states.Step, run: Run, at: datetime, rules: Rules, ctx: Context
 ) -> states.Step:
     after, event = count(counters(old), run, rules.alert_after, rules.recover_after)
-    held = held_until = None
+    held = holder = None
     if event is AlertEvent.DOWN:
-        holder = _holder(old, rules, at)
+        holder = _holder(old, rules, at, ctx, fresh=old.held_since is None)
         if holder is not None:
             # Due, but held: it stays quiet, and is judged again when the
             # hold ends (or at the next failed run).
             after, event = replace(after, alert=AlertState.QUIET), None
-            held, held_until = holder
+            held = holder[0]
     elif event is None and _is_held(run, old):
         held = HELD_BY_THRESHOLD
     new = _with_policy(step.state, old)
     if (new.alert, new.fails, new.oks) != (after.alert, after.fails, after.oks):
         new = replace(new, alert=after.alert, fails=after.fails, oks=after.oks)
-    if held_until is not None:
-        new = replace(new, held_until=held_until)
+    if holder is not None:
+        new = _hold(new, holder, at)
+    elif run is Run.OK:
+        # Back before a hold ended: what it held is not due any more.
+        new = _unheld(new)
     flip = step.flip
     if flip is not None and flip.old is not flip.new:
         # A status flip: it carries the policy's event, or says what held it.
@@ -358,9 +452,13 @@ def _miss_deadline(state: MonitorState, rules: Rules) -> tuple[datetime, Reason]
     return when, reason
 
 
-def _count_miss(old: MonitorState, rules: Rules, when: datetime, reason: Reason) -> states.Step:
+def _count_miss(
+    old: MonitorState, rules: Rules, when: datetime, reason: Reason, ctx: Context
+) -> states.Step:
     after, event = count(counters(old), Run.FAILED, rules.alert_after, rules.recover_after)
-    holder = _holder(old, rules, when) if event is not None else None
+    holder = None
+    if event is not None:
+        holder = _holder(old, rules, when, ctx, fresh=old.held_since is None)
     if holder is not None:
         after, event = replace(after, alert=AlertState.QUIET), None
     assert old.expected_at is not None
@@ -378,8 +476,9 @@ def _count_miss(old: MonitorState, rules: Rules, when: datetime, reason: Reason)
         grace_until=None,
         started_at=None if reason is Reason.RAN_TOO_LONG else old.started_at,
         start_rid=None if reason is Reason.RAN_TOO_LONG else old.start_rid,
-        held_until=holder[1] if holder is not None else old.held_until,
     )
+    if holder is not None:
+        new = _hold(new, holder, when)
     if event is None:
         return states.Step(new)
     first = when + timedelta(seconds=rules.repeat) if rules.repeat else None

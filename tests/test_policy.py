@@ -46,6 +46,7 @@ class Rules:
     alert_after: int = 1
     recover_after: int = 1
     windows: tuple[Window, ...] = ()
+    depends_on: tuple[str, ...] = ()
 
 
 @dataclass

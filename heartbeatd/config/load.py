@@ -9,6 +9,7 @@ from typing import Any
 
 from heartbeatd.channels.base import ParseEnv
 from heartbeatd.config import sections
+from heartbeatd.config.dependencies import check_dependencies
 from heartbeatd.config.files import (
     describe_unexpected,
     find_big_integers,
@@ -91,6 +92,8 @@ def parse_config(
     reuse = previous.monitors if previous is not None else {}
     monitors = read_monitors(root.table("monitors"), defaults, declared, reuse)
     windows, monitors = read_maintenance(root.table("maintenance"), monitors, defaults.timezone)
+    if any(m.depends_on for m in monitors.values()):
+        check_dependencies(root.table("monitors"), monitors)
     root.done()
     problems.raise_if_any()
     return Config(

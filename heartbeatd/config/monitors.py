@@ -77,10 +77,11 @@ _MONITOR_KEYS = frozenset(
         "repeat_limit",
         "alert_after",
         "recover_after",
+        "depends_on",
     )
 )
 # Keys only the full reader reads: rare enough not to slow the fast path.
-_SLOW_KEYS = frozenset(("alert_after", "recover_after"))
+_SLOW_KEYS = frozenset(("alert_after", "recover_after", "depends_on"))
 
 
 class _Bad(enum.Enum):
@@ -272,6 +273,8 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
         table.error("repeat_limit", 'needs repeat, the reminder interval (e.g. repeat = "1h")')
     alert_after = table.integer("alert_after", 1, at_least=1)
     recover_after = table.integer("recover_after", 1, at_least=1)
+    # Checked against the other monitors (and for cycles) in dependencies.py.
+    depends_on = tuple(table.text_list("depends_on", []))
     if schedule is None or name is None or grace is None or description is None:
         return None
     return Monitor(
@@ -287,6 +290,7 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
         repeat_limit=repeat_limit if repeat is not None else None,
         alert_after=alert_after,
         recover_after=recover_after,
+        depends_on=depends_on,
     )
 
 

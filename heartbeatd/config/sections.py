@@ -146,8 +146,11 @@ def path_problem(path: str) -> str | None:
 def read_alerts(table: Table) -> AlertsConfig:
     give_up_after = table.duration("give_up_after", 86400)
     send_timeout = table.duration("send_timeout", 30)
+    dependency_wait = table.duration("dependency_wait", 60)
     table.done()
-    return AlertsConfig(give_up_after=give_up_after, send_timeout=send_timeout)
+    return AlertsConfig(
+        give_up_after=give_up_after, send_timeout=send_timeout, dependency_wait=dependency_wait
+    )
 
 
 def read_web(table: Table) -> WebConfig:

@@ -57,6 +57,8 @@ class AlertsConfig:
     give_up_after: int = 86400
     # Seconds one delivery attempt may take.
     send_timeout: int = 30
+    # Seconds a dependent's down alert waits for its parents to catch up.
+    dependency_wait: int = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,9 @@ class Monitor:
     recover_after: int = 1
     # The [maintenance.<name>] windows that select this monitor.
     windows: tuple[Window, ...] = ()
+    # Slugs of the monitors this one depends on (policy.py holds its alerts
+    # while one of them is down).
+    depends_on: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -172,3 +172,35 @@ def test_a_window_holds_downs_and_at_its_end_alerts_once_for_what_is_still_down(
     assert_never(lambda: webhook_sink.delivered("down", "back"), 2, "a down alert for back")
     assert webhook_sink.delivered("up") == []
     assert len(webhook_sink.delivered("down")) == 1
+
+
+def test_a_parent_down_holds_20_dependents_and_its_recovery_releases_them(
+    daemon: DaemonProcess, webhook_sink: WebhookSink
+) -> None:
+    dependents = [f"job-{i}" for i in range(20)]
+    monitors = SLOW.format(slug="vps") + "".join(
+        f'[monitors.{slug}]\nperiod = "1h"\ngrace = 3\ndepends_on = ["vps"]\n'
+        for slug in dependents
+    )
+    daemon.write_config(monitors, hook=webhook_sink.url)
+    daemon.start()
+    assert daemon.ping("vps/fail").status == 200
+    wait_for(lambda: webhook_sink.delivered("down", "vps"), 5)
+    for slug in dependents:
+        assert daemon.ping(f"{slug}/fail").status == 200
+    assert daemon.monitor("job-0")["held_by"] == "dependency:vps"
+    assert_never(lambda: len(webhook_sink.delivered("down")) > 1, 1, "a dependent's alert")
+
+    assert daemon.ping("vps").status == 200
+    wait_for(lambda: webhook_sink.delivered("up", "vps"), 5)
+    # Half of them ping within their grace (3 s) after the parent's recovery.
+    for slug in dependents[:10]:
+        assert daemon.ping(slug).status == 200
+    late = wait_for(lambda: len(webhook_sink.delivered("down")) >= 11 or None, 10)
+    assert late
+    assert_never(lambda: len(webhook_sink.delivered("down")) > 11, 2, "one alert each")
+    downs = {d["monitor"]: d for d in webhook_sink.delivered("down") if d["monitor"] != "vps"}
+    assert sorted(downs) == sorted(dependents[10:])
+    one = downs["job-15"]
+    assert one["held_by"] == "dependency:vps" and one["held_since"] is not None
+    assert webhook_sink.delivered("up") == webhook_sink.delivered("up", "vps")
