@@ -77,6 +77,7 @@ def monitor_view(
         channels=tuple(monitor.channels),
         uuid=monitor.uuid,
         ping_url=_ping_url(config, monitor),
+        tags=monitor.tags,
         alert=state.alert,
         held_by=policy.held_by(state, monitor, now),
         snoozed_until=to_the_second(state.snoozed_until),

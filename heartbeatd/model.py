@@ -357,6 +357,7 @@ class MonitorView:
     # The URL a job pings: by uuid if it has one, else by slug; None when a
     # slug URL would show [server] ping_key, the secret that guards it.
     ping_url: str | None = None
+    tags: tuple[str, ...] = ()
     # What a human has been told (quiet/alerting), and why an alert is held now.
     alert: AlertState = AlertState.QUIET
     held_by: str | None = None
@@ -392,6 +393,7 @@ class MonitorView:
             "channels": list(self.channels),
             "uuid": self.uuid,
             "ping_url": self.ping_url,
+            "tags": list(self.tags),
             "alert": self.alert.value,
             "held_by": self.held_by,
             "snoozed_until": isoformat(self.snoozed_until),
@@ -424,6 +426,7 @@ class MonitorView:
             channels=tuple(data.get("channels", ())),
             uuid=data.get("uuid"),
             ping_url=data.get("ping_url"),
+            tags=tuple(data.get("tags", ())),
             alert=AlertState(data.get("alert", AlertState.QUIET.value)),
             held_by=data.get("held_by"),
             snoozed_until=parse_isoformat(data.get("snoozed_until")),

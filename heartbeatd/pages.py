@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -161,6 +161,23 @@ def flip_rows(
 
 
 # -- badges -----------------------------------------------------------------------
+
+
+def tag_status(statuses: Iterable[str]) -> str:
+    """One status for a tag's badge: the worst of its monitors that are not
+    paused (a new monitor counts as up, as Healthchecks counts it), or
+    "paused" when every one of them is."""
+    worst = None
+    for status in statuses:
+        if status == "paused":
+            continue
+        rank = _TAG_RANK.get(status, 0)
+        if worst is None or rank > _TAG_RANK[worst]:
+            worst = "up" if status == "new" else status
+    return worst or "paused"
+
+
+_TAG_RANK = {"up": 0, "new": 0, "late": 1, "down": 2}
 
 
 def badge_json(label: str, status: str) -> dict[str, Any]:

@@ -198,3 +198,32 @@ async def test_the_api_lists_windows_and_whether_each_is_open(tmp_path, aiohttp_
         assert 'heartbeatd_monitor_held{monitor="db-backup",name="db-backup"} 1' in metrics
     finally:
         await stack.store.close()
+
+
+def test_a_window_selects_monitors_by_tag(in_tmp):
+    config = load(
+        """
+        [monitors.db-1]
+        period = "1h"
+        tags = ["db"]
+
+        [monitors.db-2]
+        period = "1h"
+        tags = ["db", "prod"]
+
+        [monitors.web]
+        period = "1h"
+        tags = ["web"]
+
+        [maintenance.db-patching]
+        schedule = "0 3 * * sun"
+        duration = "1h"
+        tags = ["db"]
+        monitors = ["web"]
+        """
+    )
+    assert {slug: [w.name for w in m.windows] for slug, m in config.monitors.items()} == {
+        "db-1": ["db-patching"],
+        "db-2": ["db-patching"],
+        "web": ["db-patching"],
+    }

@@ -173,7 +173,14 @@ def _ask(api: DaemonAPI, path: str, method: str = "GET", body: Any = None) -> An
 
 @click.command()
 @daemon_options
-@click.option("-v", "--verbose", is_flag=True, help="Also show each monitor's uuid.")
+@click.option("-v", "--verbose", is_flag=True, help="Also show each monitor's uuid and tags.")
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="TAG",
+    help="Only monitors carrying TAG (repeat it: monitors carrying every one).",
+)
 def status(
     config_path: str | None,
     url: str | None,
@@ -181,11 +188,13 @@ def status(
     user: str | None,
     password_file: Path | None,
     verbose: bool,
+    tags: tuple[str, ...],
 ) -> None:
-    """Show every monitor; exit 1 when any is down."""
+    """Show every monitor (or those with --tag); exit 1 when any shown is down."""
     api = _connect(config_path, url, token_file, user, password_file)
     answer = _ask(api, "/api/v1/monitors")["monitors"]
     monitors = [MonitorView.from_json(m) for m in answer]
+    monitors = [m for m in monitors if set(tags) <= set(m.tags)]
     now = Clock().now()
     rows = [["MONITOR", "STATUS", "LAST PING", "NEXT EXPECTED"]]
     for m in monitors:
@@ -194,9 +203,9 @@ def status(
             status_text += f" (held by {m.held_by})"
         rows.append([m.slug, status_text, _age(m.last_ping, now), _next(m, now)])
         if verbose:
-            rows[-1].append(m.uuid or "-")
+            rows[-1] += [m.uuid or "-", ",".join(m.tags) or "-"]
     if verbose:
-        rows[0].append("UUID")
+        rows[0] += ["UUID", "TAGS"]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -282,11 +291,27 @@ def history(
         click.echo(f"  {f['at']}  {f['old']} -> {f['new']}  ({f['reason']}){held}")
 
 
+def _targets(api: DaemonAPI, slug: str | None, tag: str | None) -> list[str]:
+    """The slug given, or every monitor carrying the tag (exactly one of them)."""
+    if (slug is None) == (tag is None):
+        click.echo("give a monitor's SLUG or --tag TAG (not both)", err=True)
+        sys.exit(EXIT_CONFIG)
+    if slug is not None:
+        return [slug]
+    answer = _ask(api, "/api/v1/monitors")["monitors"]
+    slugs = [m["slug"] for m in answer if tag in m.get("tags", ())]
+    if not slugs:
+        click.echo(f'no monitor carries the tag "{tag}"', err=True)
+        sys.exit(EXIT_REFUSED)
+    return slugs
+
+
 @click.command()
 @daemon_options
 @click.option("--for", "for_", required=True, help='How long, e.g. "2h" or "30m".')
 @click.option("--reason", default="", help="Why, shown on the page and in the API.")
-@click.argument("slug")
+@click.option("--tag", default=None, metavar="TAG", help="Every monitor carrying TAG.")
+@click.argument("slug", required=False)
 def snooze(
     config_path: str | None,
     url: str | None,
@@ -295,27 +320,33 @@ def snooze(
     password_file: Path | None,
     for_: str,
     reason: str,
-    slug: str,
+    tag: str | None,
+    slug: str | None,
 ) -> None:
-    """Hold a monitor's down alerts and reminders for a while."""
+    """Hold the down alerts and reminders of a monitor (or of every monitor
+    with --tag) for a while."""
     api = _connect(config_path, url, token_file, user, password_file)
     body = {"for": for_, "reason": reason}
-    result = _ask(api, f"/api/v1/monitors/{slug}/snooze", method="POST", body=body)
-    click.echo(f"{slug}: snoozed until {result['snoozed_until']}")
+    for one in _targets(api, slug, tag):
+        result = _ask(api, f"/api/v1/monitors/{one}/snooze", method="POST", body=body)
+        click.echo(f"{one}: snoozed until {result['snoozed_until']}")
 
 
 @click.command()
 @daemon_options
-@click.argument("slug")
+@click.option("--tag", default=None, metavar="TAG", help="Every monitor carrying TAG.")
+@click.argument("slug", required=False)
 def unsnooze(
     config_path: str | None,
     url: str | None,
     token_file: Path | None,
     user: str | None,
     password_file: Path | None,
-    slug: str,
+    tag: str | None,
+    slug: str | None,
 ) -> None:
     """End a snooze now; a down alert it held goes out."""
     api = _connect(config_path, url, token_file, user, password_file)
-    result = _ask(api, f"/api/v1/monitors/{slug}/unsnooze", method="POST")
-    click.echo(f"{slug}: {result['status']}, alert {result['alert']}")
+    for one in _targets(api, slug, tag):
+        result = _ask(api, f"/api/v1/monitors/{one}/unsnooze", method="POST")
+        click.echo(f"{one}: {result['status']}, alert {result['alert']}")

@@ -21,7 +21,7 @@ from heartbeatd.config.files import (
 )
 from heartbeatd.config.maintenance import read_maintenance
 from heartbeatd.config.monitors import read_defaults, read_monitors
-from heartbeatd.config.values import Config
+from heartbeatd.config.values import Config, index_tags
 from heartbeatd.config.warnings import find_ignored_options, find_inline_secrets
 from heartbeatd.tables import ConfigError, Problems, Table, show
 
@@ -107,6 +107,7 @@ def parse_config(
         monitors=monitors,
         inline_secrets=tuple(find_inline_secrets(data)),
         ignored_options=tuple(find_ignored_options(data)),
+        tagged=index_tags(monitors),
         maintenance=windows,
     )
 

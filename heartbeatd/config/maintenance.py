@@ -77,6 +77,6 @@ def _selected(window: Window, monitors: Mapping[str, Monitor]) -> list[str]:
         chosen += [
             slug
             for slug, monitor in monitors.items()
-            if wanted.intersection(getattr(monitor, "tags", ())) and slug not in chosen
+            if wanted.intersection(monitor.tags) and slug not in chosen
         ]
     return chosen

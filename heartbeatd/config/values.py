@@ -88,6 +88,7 @@ class Monitor:
     repeat: int | None = None
     repeat_limit: int | None = None
     description: str = ""
+    tags: tuple[str, ...] = ()
     # Consecutive failed runs before the down alert, and successes before the
     # up alert (policy.py).
     alert_after: int = 1
@@ -113,8 +114,20 @@ class Config:
     inline_secrets: tuple[str, ...] = ()
     # Key paths of options that are valid but change nothing, for check_warnings().
     ignored_options: tuple[str, ...] = ()
+    # tag -> the slugs carrying it, in file order, so a tag's badge or
+    # filter reads its monitors without walking all of them.
+    tagged: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # [maintenance.<name>] windows, by name.
     maintenance: Mapping[str, Window] = field(default_factory=dict)
+
+
+def index_tags(monitors: Mapping[str, Monitor]) -> dict[str, tuple[str, ...]]:
+    """tag -> the slugs of the monitors carrying it, in file order."""
+    index: dict[str, list[str]] = {}
+    for slug, monitor in monitors.items():
+        for tag in monitor.tags:
+            index.setdefault(tag, []).append(slug)
+    return {tag: tuple(slugs) for tag, slugs in index.items()}
 
 
 def ping_urls(config: Config, monitor: Monitor) -> list[str]:

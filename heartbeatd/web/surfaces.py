@@ -103,23 +103,34 @@ async def _metrics_snapshot(app: web.Application) -> metrics.Snapshot:
     )
 
 
-def _badge_target(engine: Engine, tail: str) -> tuple[str, str] | None:
-    """(slug, "svg" | "json") for the path after /badge/, or None for a 404."""
+def _badge_target(engine: Engine, tail: str) -> tuple[str, str, str] | None:
+    """("monitor" | "tag", name, "svg" | "json") for the path after /badge/, or None for a 404.
+
+    /badge/<slug>.svg and /badge/tag/<tag>.svg, each behind /<badge_key> when
+    one is set. A slug badge has one part less than a tag badge, so a
+    monitor named "tag" keeps its badge.
+    """
     key = engine.config.server.badge_key
     parts = tail.split("/")
     if key is not None:
-        # /badge/<badge_key>/<slug>.svg; compared in constant time.
-        if len(parts) != 2 or not hmac.compare_digest(parts[0].encode(), key.reveal().encode()):
+        # Compared in constant time.
+        if len(parts) < 2 or not hmac.compare_digest(parts[0].encode(), key.reveal().encode()):
             return None
-        name = parts[1]
+        parts = parts[1:]
+    if len(parts) == 2 and parts[0] == "tag":
+        kind, name = "tag", parts[1]
     elif len(parts) == 1:
-        name = parts[0]
+        kind, name = "monitor", parts[0]
     else:
         return None
-    slug, dot, ext = name.rpartition(".")
-    if not dot or ext not in ("svg", "json") or engine.monitor(slug) is None:
+    stem, dot, ext = name.rpartition(".")
+    if not dot or ext not in ("svg", "json"):
         return None
-    return slug, ext
+    if kind == "monitor" and engine.monitor(stem) is None:
+        return None
+    if kind == "tag" and stem not in engine.config.tagged:
+        return None
+    return kind, stem, ext
 
 
 async def handle_badge(request: web.Request) -> web.Response:
@@ -127,8 +138,12 @@ async def handle_badge(request: web.Request) -> web.Response:
     target = _badge_target(engine, request.match_info["tail"])
     if target is None:
         return web.Response(status=404, text="not found")
-    slug, ext = target
-    label, status = engine.config.monitors[slug].name, engine.state(slug).status.value
+    kind, name, ext = target
+    if kind == "tag":
+        slugs = engine.config.tagged[name]
+        label, status = name, pages.tag_status(engine.state(s).status.value for s in slugs)
+    else:
+        label, status = engine.config.monitors[name].name, engine.state(name).status.value
     # Embedded in READMEs and dashboards: let caches ask again every time.
     headers = {"Cache-Control": "no-cache, max-age=0", "Access-Control-Allow-Origin": "*"}
     if ext == "json":

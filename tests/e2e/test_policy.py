@@ -204,3 +204,24 @@ def test_a_parent_down_holds_20_dependents_and_its_recovery_releases_them(
     one = downs["job-15"]
     assert one["held_by"] == "dependency:vps" and one["held_since"] is not None
     assert webhook_sink.delivered("up") == webhook_sink.delivered("up", "vps")
+
+
+def test_the_cli_snoozes_every_monitor_with_a_tag(daemon: DaemonProcess) -> None:
+    tagged = '[monitors.{slug}]\nperiod = "1h"\ntags = ["{tag}"]\n'
+    daemon.write_config(
+        tagged.format(slug="db-1", tag="db")
+        + tagged.format(slug="db-2", tag="db")
+        + tagged.format(slug="web", tag="web"),
+        server='api_token = "t0ken"',
+    )
+    daemon.config_path.chmod(0o600)
+    daemon.start()
+    config = str(daemon.config_path)
+    out = cli("snooze", "--tag", "db", "--for", "1h", "-c", config).splitlines()
+    assert [line.split(":")[0] for line in out] == ["db-1", "db-2"]
+    shown = {s: daemon.monitor(s, token="t0ken")["snoozed_until"] for s in ("db-1", "db-2", "web")}
+    assert shown["db-1"] is not None and shown["db-2"] is not None and shown["web"] is None
+    assert cli("unsnooze", "--tag", "db", "-c", config).splitlines() == [
+        "db-1: new, alert quiet",
+        "db-2: new, alert quiet",
+    ]
