@@ -26,14 +26,19 @@ def flip_alerts(
     new: MonitorState,
     body: str | None,
 ) -> list[tuple[str, Alert]]:
-    """One alert per channel of the monitor for a flip that has an event."""
+    """One alert per channel of the monitor that hears the flip's event (a
+    held flip's event is `held`)."""
     monitor = config.monitors[slug]
-    assert flip.event is not None
+    event = flip.event or (AlertEvent.HELD if flip.held_by else None)
+    assert event is not None
+    channels = [c for c in monitor.channels if _hears(config, c, event)]
+    if not channels:
+        return []
     downtime = None
     if flip.event is AlertEvent.UP and old.down_at is not None:
         downtime = max(0.0, (flip.at - old.down_at).total_seconds())
     alert = Alert(
-        event=flip.event,
+        event=event,
         monitor=slug,
         name=monitor.name,
         status=new.status,
@@ -46,10 +51,21 @@ def flip_alerts(
         body=new.body_preview if body is None else body,
         downtime=downtime,
         exit_status=new.last_exit_status,
-        held_by=flip.held_by if flip.event is AlertEvent.DOWN else None,
-        held_since=flip.held_since if flip.event is AlertEvent.DOWN else None,
+        held_by=flip.held_by if event in (AlertEvent.DOWN, AlertEvent.HELD) else None,
+        held_since=flip.held_since if event is AlertEvent.DOWN else None,
     )
-    return [(channel, alert) for channel in monitor.channels]
+    return [(channel, alert) for channel in channels]
+
+
+def _hears(config: Config, channel: str, event: AlertEvent) -> bool:
+    found = config.channels.get(channel)
+    # A channel a reload removed: the outbox moves its alerts (as before).
+    return found is None or event in found.events
+
+
+def hears_late(config: Config, monitor: Monitor) -> bool:
+    """Whether any channel of the monitor has opted in to `late`."""
+    return any(_hears(config, c, AlertEvent.LATE) for c in monitor.channels)
 
 
 def monitor_view(

@@ -28,10 +28,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from heartbeatd import policy, states
-from heartbeatd.announce import flip_alerts, monitor_view
+from heartbeatd.announce import flip_alerts, hears_late, monitor_view
 from heartbeatd.commits import Rederive, Staged, StartupSave, derive_again, failure
 from heartbeatd.config import Config, Monitor
-from heartbeatd.model import Alert, Flip, MonitorState, MonitorView, Ping, Status
+from heartbeatd.model import Alert, AlertEvent, Flip, MonitorState, MonitorView, Ping, Status
 from heartbeatd.store import PingRecord, Store
 from heartbeatd.times import isoformat
 from heartbeatd.wheel import TimerWheel
@@ -197,6 +197,10 @@ class Engine:
         old = self.states[slug]
         step = states.on_tick(old, monitor, now)
         step = policy.on_tick(old, step, monitor, now, self._context(monitor))
+        late = step.flip is not None and step.flip.event is AlertEvent.LATE
+        if late and not hears_late(self.config, monitor):
+            # Only channels that opted in hear it: none, no flip to log.
+            step = states.Step(step.state)
         # A state re-derived after a rollback is stored again by the next
         # change, or here, at the retry, if no change is on its way.
         if step.state != old or (slug in self._unsaved and slug not in self._tail):
@@ -314,7 +318,7 @@ class Engine:
         the first time, which has no flip."""
         self.states[slug] = new
         alerts: list[tuple[str, Alert]] = []
-        if flip is not None and flip.event is not None and old is not None:
+        if flip is not None and (flip.event or flip.held_by) and old is not None:
             alerts = flip_alerts(self.config, slug, flip, old, new, body)
         if flip is not None:
             _log_flip(slug, flip)

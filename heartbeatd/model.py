@@ -43,6 +43,10 @@ class AlertEvent(str, Enum):
     REMINDER = "reminder"
     # Sent only by `heartbeatd test-alert`, never by a monitor.
     TEST = "test"
+    # Opt-in per channel ([channels.x] events): the monitor went late (a
+    # warning before down), and a flip whose alert the policy held.
+    LATE = "late"
+    HELD = "held"
 
 
 class AlertState(str, Enum):

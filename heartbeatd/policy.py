@@ -150,6 +150,14 @@ def on_tick(
     miss = _miss_deadline(old, rules)
     if miss is not None and now >= miss[0]:
         return _count_miss(old, rules, miss[0], miss[1], ctx)
+    if old.status is Status.UP and step.state.status is Status.LATE and flip is None:
+        # Late is a status, not a flip (no flips row: old == new), but a
+        # channel may opt in to hear it, as a warning before down.
+        at = step.state.expected_at or now
+        late = Flip(
+            at=at, old=Status.LATE, new=Status.LATE, reason=Reason.MISSED, event=AlertEvent.LATE
+        )
+        return replace(_carry(old, step), flip=late)
     return _carry(old, step)
 
 

@@ -88,7 +88,8 @@ class Monitor:
 
     def _take(self, step: states.Step) -> None:
         self.state = step.state
-        if step.flip is not None:
+        # A late warning goes only to channels that opt in (test_events.py).
+        if step.flip is not None and step.flip.event is not AlertEvent.LATE:
             self.flips.append(step.flip)
 
     def events(self) -> list[tuple[AlertEvent, datetime]]:

@@ -17,6 +17,8 @@ COLOURS = {
     AlertEvent.REMINDER: RED,
     AlertEvent.UP: GREEN,
     AlertEvent.TEST: GREY,
+    AlertEvent.LATE: 0xF2C744,
+    AlertEvent.HELD: GREY,
 }
 # Discord's limits: title 256, description 4096, field value 1024 characters.
 OUTPUT_CHARS = 3000

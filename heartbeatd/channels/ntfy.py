@@ -21,6 +21,8 @@ TAGS = {
     AlertEvent.REMINDER: "rotating_light",
     AlertEvent.UP: "white_check_mark",
     AlertEvent.TEST: "test_tube",
+    AlertEvent.LATE: "warning",
+    AlertEvent.HELD: "zzz",
 }
 _TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")
 # ntfy keeps messages up to 4096 bytes; the output excerpt must leave room.

@@ -16,6 +16,8 @@ EMOJI = {
     AlertEvent.REMINDER: ":red_circle:",
     AlertEvent.UP: ":large_green_circle:",
     AlertEvent.TEST: ":white_circle:",
+    AlertEvent.LATE: ":large_yellow_circle:",
+    AlertEvent.HELD: ":white_circle:",
 }
 # A section's text may hold 3000 characters; leave room for the fences.
 OUTPUT_CHARS = 2500

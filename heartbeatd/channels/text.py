@@ -26,6 +26,10 @@ def title(alert: Alert) -> str:
         return f"UP: {name}"
     if alert.event is AlertEvent.REMINDER:
         return f"REMINDER: {name} is still down"
+    if alert.event is AlertEvent.LATE:
+        return f"LATE: {name}"
+    if alert.event is AlertEvent.HELD:
+        return f"HELD: {name} ({alert.held_by})"
     return "TEST: heartbeatd test alert"
 
 
@@ -74,4 +78,8 @@ def headline(alert: Alert) -> str:
         if alert.downtime is None:
             return f"{name} is up again."
         return f"{name} is up again after {humanize.duration(alert.downtime)}."
+    if alert.event is AlertEvent.LATE:
+        return f"{name} is late: no ping since it was expected; it goes down after its grace."
+    if alert.event is AlertEvent.HELD:
+        return f"{name} went {alert.status.value}; its alert is held by {alert.held_by}."
     return "This is a test alert from heartbeatd: if you can read it, the channel works."

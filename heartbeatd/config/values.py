@@ -12,11 +12,22 @@ from typing import Any
 from heartbeatd import pingurl
 from heartbeatd.addresses import DEFAULT_LISTEN
 from heartbeatd.channels.email import SmtpOptions
-from heartbeatd.model import Secret
+from heartbeatd.model import AlertEvent, Secret
 from heartbeatd.schedule import Schedule
 from heartbeatd.windows import Window
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# What a channel hears unless its `events` says otherwise; late and held
+# are opt-in.
+CHANNEL_EVENTS = (
+    AlertEvent.DOWN,
+    AlertEvent.UP,
+    AlertEvent.REMINDER,
+    AlertEvent.LATE,
+    AlertEvent.HELD,
+)
+DEFAULT_EVENTS = frozenset(CHANNEL_EVENTS[:3])
 
 # As Healthchecks: an hour after the expected time before a monitor goes down.
 DEFAULT_GRACE = 3600
@@ -73,6 +84,8 @@ class Channel:
     type: str
     # The channel module's own frozen Options.
     options: Any
+    # The events it hears ([channels.<name>] events).
+    events: frozenset[AlertEvent] = DEFAULT_EVENTS
 
 
 # slots: a config may hold 100,000 of these, and a __dict__ each doubles that.

@@ -3,6 +3,8 @@ and the CLI reading its API. Polls with timeouts, never fixed sleeps."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from click.testing import CliRunner
 
 from heartbeatd.cli import main
@@ -225,3 +227,37 @@ def test_the_cli_snoozes_every_monitor_with_a_tag(daemon: DaemonProcess) -> None
         "db-1: new, alert quiet",
         "db-2: new, alert quiet",
     ]
+
+
+def test_channels_hear_their_events_late_and_held_included(
+    daemon: DaemonProcess, webhook_sink: WebhookSink
+) -> None:
+    audit = (
+        f'[channels.audit]\ntype = "webhook"\nurl = "{webhook_sink.url}/audit"\n'
+        'events = ["late", "held"]\n'
+    )
+    daemon.write_config(
+        '[monitors.a]\nperiod = 2\ngrace = 2\nalert_after = 2\nchannels = ["hook", "audit"]\n',
+        hook=webhook_sink.url,
+        channels=audit,
+    )
+    daemon.start()
+    assert daemon.ping("a").status == 200
+
+    def at_audit(event: str) -> list[Any]:
+        return [
+            r.payload() for r in webhook_sink.received("/audit") if r.payload()["event"] == event
+        ]
+
+    # Late at +2 s (a warning), held down at +4 s (1 of 2), down at +6 s.
+    [late] = wait_for(lambda: at_audit("late"), 6)
+    assert (late["monitor"], late["status"]) == ("a", "late")
+    [held] = wait_for(lambda: at_audit("held"), 6)
+    assert (held["status"], held["held_by"]) == ("down", "threshold")
+    wait_for(lambda: webhook_sink.delivered("down", "a"), 8)
+
+    def paths(event: str) -> list[str]:
+        return [r.path for r in webhook_sink.received() if r.payload()["event"] == event]
+
+    # The default channel hears neither late nor held; audit hears no down.
+    assert (paths("late"), paths("held"), paths("down")) == (["/audit"], ["/audit"], ["/"])
