@@ -22,6 +22,10 @@ A /fail, a non-zero exit status, a run that ran too long and a missed
 deadline each count one failed run. While a monitor is down and its alert
 still held, silence keeps counting: the next expected time is armed from the
 missed one, so a job that stays silent counts once per period.
+
+A due down alert may also be held beyond the thresholds (holds.py: a snooze,
+a maintenance window, a parent that is down); it is judged again when the
+hold ends, and goes out once if the monitor is still down then.
 """
 
 from __future__ import annotations
@@ -31,7 +35,13 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Protocol
 
-from heartbeatd import states
+from heartbeatd import holds, states
+from heartbeatd.holds import NO_CONTEXT as NO_CONTEXT
+from heartbeatd.holds import Context as Context
+from heartbeatd.holds import on_parent_up as on_parent_up
+from heartbeatd.holds import on_reload as on_reload
+from heartbeatd.holds import open_window as open_window
+from heartbeatd.holds import snooze as snooze
 from heartbeatd.model import (
     AlertEvent,
     AlertState,
@@ -45,20 +55,6 @@ from heartbeatd.model import (
 from heartbeatd.windows import Window
 
 HELD_BY_THRESHOLD = "threshold"
-HELD_BY_SNOOZE = "snooze"
-HELD_BY_DEPENDENCY = "dependency:"
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    """What the policy needs to know of other monitors: which of this one's
-    parents (depends_on) are down now, and [alerts] dependency_wait."""
-
-    down_parents: tuple[str, ...] = ()
-    dependency_wait: int = 60
-
-
-NO_CONTEXT = Context()
 
 
 class Rules(states.Rules, Protocol):
@@ -142,7 +138,7 @@ def on_tick(
     flip = step.flip
     if flip is not None and flip.event is AlertEvent.REMINDER:
         # Reminders remind of an alert that went out; none while it is held.
-        if old.alert is AlertState.ALERTING and _holder(old, rules, flip.at, ctx) is None:
+        if old.alert is AlertState.ALERTING and holds.holder(old, rules, flip.at, ctx) is None:
             return _carry(old, step)
         return states.Step(_carry(old, step).state)
     if flip is not None and flip.new is Status.DOWN and flip.old is not Status.DOWN:
@@ -193,12 +189,6 @@ def on_startup(state: MonitorState, rules: Rules, now: datetime) -> MonitorState
     return state
 
 
-def snooze(state: MonitorState, until: datetime, reason: str) -> MonitorState:
-    """Hold down alerts and reminders until `until` (a new snooze replaces
-    the one before). Up alerts of an incident already told still go out."""
-    return replace(state, snoozed_until=until, snooze_reason=reason)
-
-
 def unsnooze(
     state: MonitorState, rules: Rules, now: datetime, ctx: Context = NO_CONTEXT
 ) -> states.Step:
@@ -208,22 +198,6 @@ def unsnooze(
     return _end_snooze(state, rules, min(now, state.snoozed_until), ctx)
 
 
-def on_parent_up(state: MonitorState, rules: Rules, at: datetime) -> MonitorState:
-    """A parent recovered at `at`: a dependent whose down alert it held gets
-    its own grace to ping, then is judged (nothing goes out if it did)."""
-    if not state.held_reason.startswith(HELD_BY_DEPENDENCY) or state.held_until is not None:
-        return state
-    return replace(state, held_until=at + timedelta(seconds=rules.grace))
-
-
-def on_reload(state: MonitorState, now: datetime) -> MonitorState:
-    """The rules changed: an alert held until a parent's recovery is judged
-    again now (its parents may have changed)."""
-    if state.held_reason and state.held_until is None:
-        return replace(state, held_until=now)
-    return state
-
-
 def held_by(
     state: MonitorState, rules: Rules, now: datetime | None, ctx: Context = NO_CONTEXT
 ) -> str | None:
@@ -231,7 +205,7 @@ def held_by(
     `now`, only what the thresholds hold)."""
     down = state.status is Status.DOWN
     if down and (state.alert is AlertState.ALERTING or state.fails >= rules.alert_after):
-        holder = _holder(state, rules, now, ctx) if now is not None else None
+        holder = holds.holder(state, rules, now, ctx) if now is not None else None
         if holder is None and state.held_reason and state.alert is AlertState.QUIET:
             # Held until its parent's recovery is judged.
             return state.held_reason
@@ -244,15 +218,6 @@ def held_by(
 
 
 # -- plumbing -------------------------------------------------------------------
-
-
-def open_window(rules: Rules, at: datetime) -> tuple[str, datetime] | None:
-    """(name, end) of a maintenance window of the monitor open at `at`."""
-    for window in rules.windows:
-        span = window.span_at(at)
-        if span is not None:
-            return window.name, span[1]
-    return None
 
 
 def _policy_fields(state: MonitorState) -> tuple[object, ...]:
@@ -291,26 +256,6 @@ def _carry(old: MonitorState, step: states.Step) -> states.Step:
     return step if new is step.state else replace(step, state=new)
 
 
-def _holder(
-    state: MonitorState, rules: Rules, at: datetime, ctx: Context, *, fresh: bool = False
-) -> tuple[str, datetime | None] | None:
-    """(held_by, until when) of what holds a down alert due at `at`, beyond
-    the thresholds: a snooze, a maintenance window, a parent that is down
-    (until it recovers: None), and for a `fresh` alert of a monitor with
-    parents, [alerts] dependency_wait, so a parent's own deadline can catch up."""
-    if state.snoozed_until is not None and at < state.snoozed_until:
-        return HELD_BY_SNOOZE, state.snoozed_until
-    window = open_window(rules, at)
-    if window is not None:
-        return f"maintenance:{window[0]}", window[1]
-    if ctx.down_parents:
-        return HELD_BY_DEPENDENCY + ctx.down_parents[0], None
-    if fresh and rules.depends_on and ctx.dependency_wait > 0:
-        wait = timedelta(seconds=ctx.dependency_wait)
-        return HELD_BY_DEPENDENCY + rules.depends_on[0], at + wait
-    return None
-
-
 def _end_snooze(old: MonitorState, rules: Rules, at: datetime, ctx: Context) -> states.Step:
     return _rejudge(replace(old, snoozed_until=None, snooze_reason=""), rules, at, ctx)
 
@@ -325,10 +270,10 @@ def _rejudge(new: MonitorState, rules: Rules, at: datetime, ctx: Context) -> sta
         and new.fails >= rules.alert_after
     )
     if not due:
-        return states.Step(_unheld(new))
-    holder = _holder(new, rules, at, ctx)
+        return states.Step(holds.unheld(new))
+    holder = holds.holder(new, rules, at, ctx)
     if holder is not None:
-        return states.Step(_hold(new, holder, at))
+        return states.Step(holds.hold(new, holder, at))
     first = at + timedelta(seconds=rules.repeat) if rules.repeat else None
     reason = new.reason or Reason.MISSED
     # The alert says what held it, and since when.
@@ -354,30 +299,13 @@ def _rejudge(new: MonitorState, rules: Rules, at: datetime, ctx: Context) -> sta
     return states.Step(new, flip)
 
 
-def _hold(new: MonitorState, holder: tuple[str, datetime | None], at: datetime) -> MonitorState:
-    """`new` with a due down alert held by `holder` (until its time, or
-    until a parent recovers when that is None)."""
-    return replace(
-        new,
-        held_until=holder[1],
-        held_reason=holder[0],
-        held_since=new.held_since or at,
-    )
-
-
-def _unheld(new: MonitorState) -> MonitorState:
-    if new.held_until is None and new.held_since is None and not new.held_reason:
-        return new
-    return replace(new, held_until=None, held_since=None, held_reason="")
-
-
 def _judge(
     old: MonitorState, step: states.Step, run: Run, at: datetime, rules: Rules, ctx: Context
 ) -> states.Step:
     after, event = count(counters(old), run, rules.alert_after, rules.recover_after)
     held = holder = None
     if event is AlertEvent.DOWN:
-        holder = _holder(old, rules, at, ctx, fresh=old.held_since is None)
+        holder = holds.holder(old, rules, at, ctx, fresh=old.held_since is None)
         if holder is not None:
             # Due, but held: it stays quiet, and is judged again when the
             # hold ends (or at the next failed run).
@@ -389,10 +317,10 @@ def _judge(
     if (new.alert, new.fails, new.oks) != (after.alert, after.fails, after.oks):
         new = replace(new, alert=after.alert, fails=after.fails, oks=after.oks)
     if holder is not None:
-        new = _hold(new, holder, at)
+        new = holds.hold(new, holder, at)
     elif run is Run.OK:
         # Back before a hold ended: what it held is not due any more.
-        new = _unheld(new)
+        new = holds.unheld(new)
     flip = step.flip
     if flip is not None and flip.old is not flip.new:
         # A status flip: it carries the policy's event, or says what held it.
@@ -466,7 +394,7 @@ def _count_miss(
     after, event = count(counters(old), Run.FAILED, rules.alert_after, rules.recover_after)
     holder = None
     if event is not None:
-        holder = _holder(old, rules, when, ctx, fresh=old.held_since is None)
+        holder = holds.holder(old, rules, when, ctx, fresh=old.held_since is None)
     if holder is not None:
         after, event = replace(after, alert=AlertState.QUIET), None
     assert old.expected_at is not None
@@ -486,7 +414,7 @@ def _count_miss(
         start_rid=None if reason is Reason.RAN_TOO_LONG else old.start_rid,
     )
     if holder is not None:
-        new = _hold(new, holder, when)
+        new = holds.hold(new, holder, when)
     if event is None:
         return states.Step(new)
     first = when + timedelta(seconds=rules.repeat) if rules.repeat else None

@@ -80,7 +80,8 @@ def test_a_silent_job_alerts_after_its_third_missed_period(
     pinged = daemon.monitor("s")["last_ping"]
     # Down at +3 s (1), then +5 s (2) and +7 s (3): one count per period.
     wait_for(lambda: daemon.monitor("s")["status"] == "down", 8)
-    assert daemon.monitor("s")["held_by"] == "threshold"
+    # Read from the flip, not the monitor: by now it may have alerted.
+    assert daemon.api("monitors/s/flips")["flips"][0]["held_by"] == "threshold"
     [down] = wait_for(lambda: webhook_sink.delivered("down", "s"), 12)
     assert (down["reason"], down["last_ping"]) == ("missed", pinged)
     assert_never(lambda: len(webhook_sink.delivered("down")) > 1, 3, "one down alert only")
@@ -181,7 +182,7 @@ def test_a_parent_down_holds_20_dependents_and_its_recovery_releases_them(
 ) -> None:
     dependents = [f"job-{i}" for i in range(20)]
     monitors = SLOW.format(slug="vps") + "".join(
-        f'[monitors.{slug}]\nperiod = "1h"\ngrace = 3\ndepends_on = ["vps"]\n'
+        f'[monitors.{slug}]\nperiod = "1h"\ngrace = 8\ndepends_on = ["vps"]\n'
         for slug in dependents
     )
     daemon.write_config(monitors, hook=webhook_sink.url)
@@ -195,10 +196,11 @@ def test_a_parent_down_holds_20_dependents_and_its_recovery_releases_them(
 
     assert daemon.ping("vps").status == 200
     wait_for(lambda: webhook_sink.delivered("up", "vps"), 5)
-    # Half of them ping within their grace (3 s) after the parent's recovery.
+    # Half of them ping within their grace (8 s, room for a loaded machine)
+    # after the parent's recovery.
     for slug in dependents[:10]:
         assert daemon.ping(slug).status == 200
-    late = wait_for(lambda: len(webhook_sink.delivered("down")) >= 11 or None, 10)
+    late = wait_for(lambda: len(webhook_sink.delivered("down")) >= 11 or None, 20)
     assert late
     assert_never(lambda: len(webhook_sink.delivered("down")) > 11, 2, "one alert each")
     downs = {d["monitor"]: d for d in webhook_sink.delivered("down") if d["monitor"] != "vps"}
