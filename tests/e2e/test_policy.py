@@ -146,8 +146,12 @@ def _open_for(daemon: DaemonProcess, seconds: float) -> dict[str, str]:
         [window] = daemon.api("maintenance")["maintenance"]
         if not window["open"]:
             return None
-        left = (parse_time(window["ends_at"]) - utcnow()).total_seconds()
-        return window if left >= seconds else None
+        now = utcnow()
+        left = (parse_time(window["ends_at"]) - now).total_seconds()
+        # Open for a few seconds already: a monitor's view is as of the
+        # daemon's last tick (once a second), which must be inside it too.
+        opened = (now - parse_time(window["started_at"])).total_seconds()
+        return window if left >= seconds and opened >= 3 else None
 
     return wait_for(open_long_enough, 70, "the window open with time left")
 
