@@ -4,8 +4,9 @@ of a monitor that the API, the status page and /metrics show (DESIGN §6)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from heartbeatd import states
+from heartbeatd import policy, states
 from heartbeatd.config import Config, Monitor, ping_urls
 from heartbeatd.model import (
     Alert,
@@ -27,14 +28,19 @@ def flip_alerts(
     new: MonitorState,
     body: str | None,
 ) -> list[tuple[str, Alert]]:
-    """One alert per channel of the monitor for a flip that has an event."""
+    """One alert per channel of the monitor that hears the flip's event (a
+    held flip's event is `held`)."""
     monitor = config.monitors[slug]
-    assert flip.event is not None
+    event = flip.event or (AlertEvent.HELD if flip.held_by else None)
+    assert event is not None
+    channels = [c for c in monitor.channels if _hears(config, c, event)]
+    if not channels:
+        return []
     downtime = None
     if flip.event is AlertEvent.UP and old.down_at is not None:
         downtime = max(0.0, (flip.at - old.down_at).total_seconds())
     alert = Alert(
-        event=flip.event,
+        event=event,
         monitor=slug,
         name=monitor.name,
         status=new.status,
@@ -49,8 +55,10 @@ def flip_alerts(
         exit_status=new.last_exit_status,
         duration=flip.duration,
         min_runtime=flip.reference if flip.reason is Reason.RAN_TOO_SHORT else None,
+        held_by=flip.held_by if event in (AlertEvent.DOWN, AlertEvent.HELD) else None,
+        held_since=flip.held_since if event is AlertEvent.DOWN else None,
     )
-    return [(channel, alert) for channel in monitor.channels]
+    return [(channel, alert) for channel in channels]
 
 
 def notice_alerts(
@@ -77,20 +85,32 @@ def notice_alerts(
             duration=notice.duration,
             median=notice.reference,
         )
-        found += [(channel, alert) for channel in _notice_channels(monitor, notice.event)]
+        found += [(channel, alert) for channel in _notice_channels(config, monitor, notice.event)]
     return found
 
 
-def _notice_channels(monitor: Monitor, event: AlertEvent) -> tuple[str, ...]:
-    # Every channel of the monitor for now: a per-channel choice of events
-    # ([channels.<name>] events) is the one place to filter here.
-    del event
-    return monitor.channels
+def _notice_channels(config: Config, monitor: Monitor, event: AlertEvent) -> tuple[str, ...]:
+    # The monitor's channels that take the event ([channels.<name>] events).
+    return tuple(c for c in monitor.channels if _hears(config, c, event))
 
 
-def monitor_view(config: Config, slug: str, state: MonitorState) -> MonitorView:
+def _hears(config: Config, channel: str, event: AlertEvent) -> bool:
+    found = config.channels.get(channel)
+    # A channel a reload removed: the outbox moves its alerts (as before).
+    return found is None or event in found.events
+
+
+def hears_late(config: Config, monitor: Monitor) -> bool:
+    """Whether any channel of the monitor has opted in to `late`."""
+    return any(_hears(config, c, AlertEvent.LATE) for c in monitor.channels)
+
+
+def monitor_view(
+    config: Config, slug: str, state: MonitorState, now: datetime | None = None
+) -> MonitorView:
     """The monitor as the API, the status page and /metrics show it (DESIGN §6)."""
     monitor = config.monitors[slug]
+    window = policy.open_window(monitor, now) if now is not None else None
     return MonitorView(
         slug=slug,
         name=monitor.name,
@@ -112,6 +132,12 @@ def monitor_view(config: Config, slug: str, state: MonitorState) -> MonitorView:
         ping_url=_ping_url(config, monitor),
         tags=monitor.tags,
         source=monitor.source,
+        alert=state.alert,
+        held_by=policy.held_by(state, monitor, now),
+        snoozed_until=to_the_second(state.snoozed_until),
+        snooze_reason=state.snooze_reason,
+        maintenance=window[0] if window else None,
+        maintenance_until=to_the_second(window[1]) if window else None,
     )
 
 

@@ -51,10 +51,16 @@ def daemon_url(config: Config) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def call(api: DaemonAPI, path: str, *, method: str = "GET", timeout: float = 10) -> Any:
+def call(
+    api: DaemonAPI, path: str, *, method: str = "GET", timeout: float = 10, body: Any = None
+) -> Any:
     base = api.url.rstrip("/")
     data = b"" if method == "POST" else None
+    if body is not None:
+        data = json.dumps(body).encode()
     request = urllib.request.Request(base + path, method=method, data=data)
+    if body is not None:
+        request.add_header("Content-Type", "application/json")
     if api.authorization is not None:
         request.add_header("Authorization", api.authorization)
     try:

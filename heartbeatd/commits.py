@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from heartbeatd import states
+from heartbeatd import policy, states
 from heartbeatd.config import Monitor
 from heartbeatd.model import MonitorState
 
@@ -76,7 +76,7 @@ def derive_again(
     if how.rules_changed:
         state = states.on_rules_changed(state, monitor)
     if how.startup:
-        state = states.on_startup(state, monitor, how.now)
+        state = policy.on_startup(states.on_startup(state, monitor, how.now), monitor, how.now)
     return state
 
 

@@ -25,13 +25,13 @@ import functools
 import logging
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from heartbeatd import keywords, states
-from heartbeatd.announce import flip_alerts, monitor_view, notice_alerts
+from heartbeatd import keywords, policy, states
+from heartbeatd.announce import flip_alerts, hears_late, monitor_view, notice_alerts
 from heartbeatd.commits import Rederive, Staged, StartupSave, derive_again, failure
 from heartbeatd.config import Config, Monitor
-from heartbeatd.model import Alert, Flip, MonitorState, MonitorView, Ping, Status
+from heartbeatd.model import Alert, AlertEvent, Flip, MonitorState, MonitorView, Ping, Status
 from heartbeatd.roster import Roster
 from heartbeatd.store import PingRecord, Store
 from heartbeatd.times import isoformat
@@ -71,6 +71,7 @@ class Engine:
         # The monitors by status, for pages and API lists; kept as statuses change.
         self.roster = Roster()
         self._index_uuids()
+        self._index_dependents()
 
     # -- lookups ------------------------------------------------------------------
 
@@ -85,6 +86,40 @@ class Engine:
 
     def _index_uuids(self) -> None:
         self._uuids = {m.uuid: slug for slug, m in self.config.monitors.items() if m.uuid}
+
+    def _index_dependents(self) -> None:
+        self._dependents: dict[str, list[str]] = {}
+        for slug, monitor in self.config.monitors.items():
+            for parent in monitor.depends_on:
+                self._dependents.setdefault(parent, []).append(slug)
+
+    def _context(self, monitor: Monitor) -> policy.Context:
+        """What the policy needs of other monitors; nothing for most."""
+        if not monitor.depends_on:
+            return policy.NO_CONTEXT
+        down = tuple(
+            parent
+            for parent in monitor.depends_on
+            if parent in self.states and self.states[parent].status is Status.DOWN
+        )
+        return policy.Context(down, self.config.alerts.dependency_wait)
+
+    def _parent_up(self, slug: str, at: datetime) -> None:
+        """`slug` is no longer down: its dependents' held alerts get their grace."""
+        for dependent in self._dependents.get(slug, ()):
+            monitor = self.config.monitors.get(dependent)
+            old = self.states.get(dependent)
+            if monitor is None or old is None:
+                continue
+            new = policy.on_parent_up(old, monitor, at)
+            if new != old:
+                self._stage(dependent, old, new)
+                self._schedule(dependent)
+
+    def _tick_time(self) -> datetime | None:
+        if not self._last_tick_epoch:
+            return None
+        return datetime.fromtimestamp(self._last_tick_epoch, timezone.utc)
 
     # -- start-up -----------------------------------------------------------------
 
@@ -105,6 +140,7 @@ class Engine:
                 )
             else:
                 new = states.on_startup(states.on_rules_changed(old, monitor), monitor, now)
+                new = policy.on_startup(new, monitor, now)
             self.states[slug] = new
             self._schedule(slug)
             if new != old:
@@ -130,7 +166,7 @@ class Engine:
         again = Rederive(now, startup=True)
         for slug, monitor in self.config.monitors.items():
             old = self.states[slug]
-            new = states.on_startup(old, monitor, now)
+            new = policy.on_startup(states.on_startup(old, monitor, now), monitor, now)
             if new != old:
                 self._stage(slug, old, new, rederive=again)
                 self._schedule(slug)
@@ -144,6 +180,7 @@ class Engine:
         # Keyword and method rules may make it another kind of ping, or ignore it.
         ping = keywords.classify(ping, monitor.ping_filter)
         step = states.on_ping(old, ping, monitor)
+        step = policy.on_ping(old, step, ping, monitor, self._context(monitor))
         self.pings_by_kind[ping.kind.value] += 1
         self.on_ping()
         record = PingRecord(ping=ping, duration=step.duration)
@@ -163,6 +200,8 @@ class Engine:
             slug, old, step.state, ping=record, flip=step.flip, body=ping.body, notices=notices
         )
         self._schedule(slug)
+        if old.status is Status.DOWN and step.state.status is not Status.DOWN:
+            self._parent_up(slug, ping.at)
         return self._answer(staged)
 
     def tick(self, now: datetime) -> int:
@@ -183,6 +222,11 @@ class Engine:
             return
         old = self.states[slug]
         step = states.on_tick(old, monitor, now)
+        step = policy.on_tick(old, step, monitor, now, self._context(monitor))
+        late = step.flip is not None and step.flip.event is AlertEvent.LATE
+        if late and not hears_late(self.config, monitor):
+            # Only channels that opted in hear it: none, no flip to log.
+            step = states.Step(step.state)
         # A state re-derived after a rollback is stored again by the next
         # change, or here, at the retry, if no change is on its way.
         if step.state != old or (slug in self._unsaved and slug not in self._tail):
@@ -191,13 +235,32 @@ class Engine:
 
     def pause(self, slug: str) -> asyncio.Future[None]:
         old = self.states[slug]
-        staged = self._stage(slug, old, states.pause(old))
+        staged = self._stage(slug, old, policy.pause(states.pause(old)))
         self._schedule(slug)
+        at = self._tick_time() or old.down_at or old.first_seen
+        if old.status is Status.DOWN and at is not None:
+            self._parent_up(slug, at)
         return self._answer(staged)
 
     def resume(self, slug: str, now: datetime) -> asyncio.Future[None]:
         old = self.states[slug]
         staged = self._stage(slug, old, states.resume(old, self.config.monitors[slug], now))
+        self._schedule(slug)
+        return self._answer(staged)
+
+    def snooze(self, slug: str, until: datetime, reason: str) -> asyncio.Future[None]:
+        """Hold the monitor's down alerts and reminders until `until`."""
+        old = self.states[slug]
+        staged = self._stage(slug, old, policy.snooze(old, until, reason))
+        self._schedule(slug)
+        return self._answer(staged)
+
+    def unsnooze(self, slug: str, now: datetime) -> asyncio.Future[None]:
+        """End a snooze now; a down alert it held goes out."""
+        old = self.states[slug]
+        monitor = self.config.monitors[slug]
+        step = policy.unsnooze(old, monitor, now, self._context(monitor))
+        staged = self._stage(slug, old, step.state, flip=step.flip)
         self._schedule(slug)
         return self._answer(staged)
 
@@ -223,6 +286,7 @@ class Engine:
             elif before is None:
                 # Back after being removed: it was not watched meanwhile.
                 new = states.on_startup(states.on_rules_changed(old, monitor), monitor, now)
+                new = policy.on_startup(new, monitor, now)
                 again = Rederive(now, rules_changed=True, startup=True)
                 diff["added"].append(slug)
             elif before.schedule != monitor.schedule:
@@ -233,11 +297,14 @@ class Engine:
                 # Unchanged (the common case): nothing to recompute or move.
                 continue
             else:
-                new, again = old, None
+                # A changed policy: an alert held until a parent's recovery
+                # is judged again at the next tick.
+                new, again = policy.on_reload(old, now), None
                 diff["changed"].append(slug)
             if new != old:
                 self._stage(slug, old, new, rederive=again)
             self._schedule(slug)
+        self._index_dependents()
         for key in diff:
             diff[key].sort()
         for slug in diff["removed"]:
@@ -251,7 +318,7 @@ class Engine:
 
     def _schedule(self, slug: str, *, retry: bool = False) -> None:
         monitor = self.config.monitors.get(slug)
-        when = states.next_deadline(self.states[slug], monitor) if monitor else None
+        when = policy.next_deadline(self.states[slug], monitor) if monitor else None
         at = when.timestamp() if when is not None else None
         if retry:
             # A deadline already behind us would be retried on every tick
@@ -286,7 +353,7 @@ class Engine:
         if old is None or old.status is not new.status:
             self.roster.set_status(slug, new.status)
         alerts: list[tuple[str, Alert]] = []
-        if flip is not None and flip.event is not None and old is not None:
+        if flip is not None and (flip.event or flip.held_by) and old is not None:
             alerts = flip_alerts(self.config, slug, flip, old, new, body)
         if notices:
             alerts = alerts + notices
@@ -413,7 +480,9 @@ class Engine:
 
     def view(self, slug: str) -> MonitorView:
         """The monitor as the API, the status page and /metrics show it (DESIGN §6)."""
-        return monitor_view(self.config, slug, self.states[slug])
+        # The last tick's time: surfaces ask without a clock, and the ticker
+        # runs every second.
+        return monitor_view(self.config, slug, self.states[slug], self._tick_time())
 
 
 def _log_flip(slug: str, flip: Flip) -> None:
@@ -421,11 +490,12 @@ def _log_flip(slug: str, flip: Flip) -> None:
     event = flip.event.value if flip.event else "none"
     log.log(
         level,
-        "flip monitor=%s old=%s new=%s reason=%s event=%s at=%s",
+        "flip monitor=%s old=%s new=%s reason=%s event=%s at=%s%s",
         slug,
         flip.old.value,
         flip.new.value,
         flip.reason.value,
         event,
         isoformat(flip.at),
+        f" held_by={flip.held_by}" if flip.held_by else "",
     )

@@ -161,6 +161,13 @@ def _monitor_families(out: list[str], monitors: Sequence[MonitorView]) -> None:
         "When the monitor went down (while down), or will go down without a ping (Unix time).",
         times(lambda m: m.down_at),
     )
+    _family(
+        out,
+        "heartbeatd_monitor_held",
+        "gauge",
+        "1 while the monitor's alerts are held (a threshold, a snooze, a maintenance window).",
+        [(labels(m), int(m.is_held)) for m in monitors],
+    )
 
 
 def _reload_families(out: list[str], snap: Snapshot) -> None:

@@ -58,6 +58,10 @@ class AlertEvent(str, Enum):
     # About heartbeatd itself, not a monitor (DAEMON_EVENTS).
     DAEMON_GAP = "daemon_gap"
     SILENCE = "silence"
+    # Opt-in per channel ([channels.x] events): the monitor went late (a
+    # warning before down), and a flip whose alert the policy held.
+    LATE = "late"
+    HELD = "held"
 
 
 # Events about heartbeatd itself: their alerts name no monitor (`monitor` is
@@ -65,6 +69,13 @@ class AlertEvent(str, Enum):
 DAEMON_EVENTS = frozenset({AlertEvent.DAEMON_GAP, AlertEvent.SILENCE})
 # Not a valid slug, so it never names a monitor's line in the outbox.
 DAEMON = "(heartbeatd)"
+
+
+class AlertState(str, Enum):
+    """What a human has been told (policy.py), apart from what `status` is."""
+
+    QUIET = "quiet"
+    ALERTING = "alerting"
 
 
 class Secret:
@@ -161,6 +172,20 @@ class MonitorState:
     # Seconds of the latest measured runs, oldest first; kept only for
     # monitors with `runtime_anomaly` (see states.RECENT_RUNS).
     recent_durations: tuple[float, ...] = ()
+    # The alert state and the consecutive failed runs and successes that
+    # alert_after and recover_after count (policy.py).
+    alert: AlertState = AlertState.QUIET
+    fails: int = 0
+    oks: int = 0
+    # A snooze holds the monitor's down alerts and reminders until then.
+    snoozed_until: datetime | None = None
+    snooze_reason: str = ""
+    # A down alert that is due but held (a snooze, a maintenance window) is
+    # judged again at this time (None with a held_reason: when a parent
+    # recovers); what holds it and since when, for the alert that goes out.
+    held_until: datetime | None = None
+    held_since: datetime | None = None
+    held_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The stored form: fields at their default are left out and times are
@@ -216,9 +241,17 @@ _STATE_TIMES = frozenset(
         "down_at",
         "grace_until",
         "next_reminder_at",
+        "snoozed_until",
+        "held_until",
+        "held_since",
     }
 )
-_STATE_ENUMS: dict[str, type[Enum]] = {"status": Status, "last_kind": PingKind, "reason": Reason}
+_STATE_ENUMS: dict[str, type[Enum]] = {
+    "status": Status,
+    "last_kind": PingKind,
+    "reason": Reason,
+    "alert": AlertState,
+}
 _STATE_READERS: dict[str, Any] = {
     name: _STATE_ENUMS.get(name) or (_read_time if name in _STATE_TIMES else _same)
     for name in _STATE_FIELDS
@@ -247,6 +280,10 @@ class Flip:
     # against (min_runtime, or the median of recent runs).
     duration: float | None = None
     reference: float | None = None
+    # Why the policy held back this flip's alert: "threshold", ...; on a
+    # down alert that was held, what held it, and since when.
+    held_by: str | None = None
+    held_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -282,6 +319,11 @@ class Alert:
     # job's output, which the channels show as such).
     note: str = ""
 
+    # A down alert the policy held: what held it ("dependency:vps-web1") and
+    # since when; it was held until `at`.
+    held_by: str | None = None
+    held_since: datetime | None = None
+
     @property
     def is_daemon_event(self) -> bool:
         return self.event in DAEMON_EVENTS
@@ -299,7 +341,12 @@ class Alert:
                 "url": self.url,
                 "text": self.note,
             }
-        return self._base_json() | self._run_json()
+        out = self._base_json() | self._run_json()
+        if self.held_by is not None:
+            # Only on held alerts: every other payload stays as it was.
+            out["held_by"] = self.held_by
+            out["held_since"] = isoformat(self.held_since)
+        return out
 
     def _run_json(self) -> dict[str, Any]:
         # Only alerts about a run's length carry these: payloads of the other
@@ -354,6 +401,8 @@ class Alert:
             duration=data.get("duration"),
             median=data.get("median"),
             min_runtime=data.get("min_runtime"),
+            held_by=data.get("held_by"),
+            held_since=parse_isoformat(data.get("held_since")),
         )
 
 
@@ -428,6 +477,19 @@ class MonitorView:
     tags: tuple[str, ...] = ()
     # "file" (declared in the config file) or "api" (created at run time).
     source: str = "file"
+    # What a human has been told (quiet/alerting), and why an alert is held now.
+    alert: AlertState = AlertState.QUIET
+    held_by: str | None = None
+    snoozed_until: datetime | None = None
+    snooze_reason: str = ""
+    # The maintenance window open over it now, and when that one ends.
+    maintenance: str | None = None
+    maintenance_until: datetime | None = None
+
+    @property
+    def is_held(self) -> bool:
+        """Whether its alerts are held now: a hold, a snooze or a window."""
+        return bool(self.held_by or self.snoozed_until or self.maintenance)
 
     def to_json(self) -> dict[str, Any]:
         """The API's monitor object; its keys and their order are the contract."""
@@ -452,6 +514,12 @@ class MonitorView:
             "ping_url": self.ping_url,
             "tags": list(self.tags),
             "source": self.source,
+            "alert": self.alert.value,
+            "held_by": self.held_by,
+            "snoozed_until": isoformat(self.snoozed_until),
+            "snooze_reason": self.snooze_reason,
+            "maintenance": self.maintenance,
+            "maintenance_until": isoformat(self.maintenance_until),
         }
 
     @classmethod
@@ -480,4 +548,10 @@ class MonitorView:
             ping_url=data.get("ping_url"),
             tags=tuple(data.get("tags", ())),
             source=data.get("source", "file"),
+            alert=AlertState(data.get("alert", AlertState.QUIET.value)),
+            held_by=data.get("held_by"),
+            snoozed_until=parse_isoformat(data.get("snoozed_until")),
+            snooze_reason=data.get("snooze_reason", ""),
+            maintenance=data.get("maintenance"),
+            maintenance_until=parse_isoformat(data.get("maintenance_until")),
         )

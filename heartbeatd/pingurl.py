@@ -4,6 +4,7 @@
     /ping/<ping_key>/<slug>[/<action>]   when [server] ping_key is set
     /ping/<slug>[/<action>]              when it is not
     <action> = start | fail | log | <exit status, 0-255>        ?rid=<uuid>
+    /ping/<address>/snooze/<duration>    hold the monitor's alerts (policy.py)
 
 The server parses what a job sent (`parse`); `heartbeatd check` and
 `heartbeatd exec` build what a job should send (`build`, `extend`). Both sides
@@ -153,6 +154,34 @@ def parse_rid(rid: str | None) -> str | None:
     if not UUID_SHAPE.fullmatch(rid):
         raise PingUrlError(400, "rid must be a UUID")
     return rid.lower()
+
+
+SNOOZE = "snooze"
+
+
+def parse_snooze(
+    tail: str, *, ping_key: str | None, exists: Callable[[By, str], bool] = _anything
+) -> tuple[PingTarget, str] | None:
+    """(target, duration text) of `<address>/snooze/<duration>`, None when
+    `tail` is not of that form (then it is an ordinary ping, e.g. of a
+    monitor named "snooze"), or PingUrlError(404) for an unknown monitor."""
+    parts = tail.split("/")
+    if len(parts) < 3 or parts[-2] != SNOOZE or not all(parts):
+        return None
+    head = parts[:-2]
+    by_uuid = UUID_SHAPE.fullmatch(head[0]) is not None
+    # The address has the length a ping's has: with a ping_key, a 3-part
+    # path is <key>/<slug>/<action> (the slug may be "snooze").
+    if len(head) == 1 and not (by_uuid or ping_key is None):
+        return None
+    if len(head) == 2 and (by_uuid or ping_key is None):
+        return None
+    if len(head) > 2:
+        return None
+    by, monitor, key, _ = _address(head, ping_key)
+    if not exists(by, monitor):
+        raise PingUrlError(404, "not found")
+    return PingTarget(by, monitor, ping_key=key), parts[-1]
 
 
 # -- writing ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from heartbeatd.model import MonitorView, Reason, Status, to_the_second
+from heartbeatd.model import AlertState, MonitorView, Reason, Status, to_the_second
 
 NOW = datetime(2026, 1, 14, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -37,6 +37,12 @@ VIEWS = st.builds(
     uuid=st.none() | st.uuids().map(str),
     ping_url=st.none() | st.just("https://hb.example.com/ping/backup"),
     tags=st.lists(st.sampled_from(["db", "web"]), max_size=2).map(tuple),
+    alert=st.sampled_from(AlertState),
+    held_by=st.none() | st.just("threshold"),
+    snoozed_until=TIMES,
+    snooze_reason=st.text(max_size=20),
+    maintenance=st.none() | st.just("sunday-patching"),
+    maintenance_until=TIMES,
 )
 
 
@@ -88,6 +94,12 @@ def test_its_json_has_the_keys_of_the_contract_in_order():
         "ping_url": "https://hb.example.com/ping/9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b",
         "tags": ["db", "nightly"],
         "source": "file",
+        "alert": "quiet",
+        "held_by": None,
+        "snoozed_until": None,
+        "snooze_reason": "",
+        "maintenance": None,
+        "maintenance_until": None,
     }
     assert list(view.to_json()) == list(MonitorView.__dataclass_fields__)
 

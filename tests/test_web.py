@@ -283,7 +283,8 @@ async def test_the_api_monitor_object_is_exactly_this(client, clock):
         ' "last_exit_status": 0, "expected_at": "2026-01-14T13:01:24Z",'
         ' "down_at": "2026-01-14T14:01:24Z", "n_pings": 2, "last_duration": 83.6,'
         f' "channels": ["log"], "uuid": "{UUID}", "ping_url": "http://127.0.0.1:8080/ping/{UUID}",'
-        ' "tags": [], "source": "file",'
+        ' "tags": [], "source": "file", "alert": "quiet", "held_by": null, "snoozed_until": null,'
+        ' "snooze_reason": "", "maintenance": null, "maintenance_until": null,'
         ' "runs": {"runs": 1, "median": 83.6, "p95": 83.6}}'
     )
     # The list leaves out the run statistics, which are read from the database.

@@ -21,6 +21,8 @@ COLOURS = {
     AlertEvent.ANOMALY: AMBER,
     AlertEvent.DAEMON_GAP: RED,
     AlertEvent.SILENCE: RED,
+    AlertEvent.LATE: 0xF2C744,
+    AlertEvent.HELD: GREY,
 }
 # Discord's limits: title 256, description 4096, field value 1024 characters.
 OUTPUT_CHARS = 3000

@@ -25,6 +25,8 @@ TAGS = {
     AlertEvent.ANOMALY: "warning",
     AlertEvent.DAEMON_GAP: "warning",
     AlertEvent.SILENCE: "warning",
+    AlertEvent.LATE: "warning",
+    AlertEvent.HELD: "zzz",
 }
 _TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")
 # ntfy keeps messages up to 4096 bytes; the output excerpt must leave room.

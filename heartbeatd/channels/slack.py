@@ -20,6 +20,8 @@ EMOJI = {
     AlertEvent.ANOMALY: ":warning:",
     AlertEvent.DAEMON_GAP: ":warning:",
     AlertEvent.SILENCE: ":warning:",
+    AlertEvent.LATE: ":large_yellow_circle:",
+    AlertEvent.HELD: ":white_circle:",
 }
 # A section's text may hold 3000 characters; leave room for the fences.
 OUTPUT_CHARS = 2500

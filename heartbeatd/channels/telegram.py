@@ -26,6 +26,8 @@ EMOJI = {
     AlertEvent.ANOMALY: "🟡",
     AlertEvent.DAEMON_GAP: "⚠️",
     AlertEvent.SILENCE: "⚠️",
+    AlertEvent.LATE: "🟡",
+    AlertEvent.HELD: "⚪",
 }
 # A message may hold 4096 characters; the output excerpt leaves room for the rest.
 OUTPUT_CHARS = 1500

@@ -34,6 +34,10 @@ def title(alert: Alert) -> str:
         return f"OVERLAP: {name}"
     if alert.event is AlertEvent.ANOMALY:
         return f"ANOMALY: {name}"
+    if alert.event is AlertEvent.LATE:
+        return f"LATE: {name}"
+    if alert.event is AlertEvent.HELD:
+        return f"HELD: {name} ({alert.held_by})"
     return "TEST: heartbeatd test alert"
 
 
@@ -125,4 +129,8 @@ def headline(alert: Alert) -> str:
     if alert.event in (AlertEvent.OVERLAP, AlertEvent.ANOMALY):
         # A notice: the monitor's status did not change.
         return f"{name}: {explain(alert)}."
+    if alert.event is AlertEvent.LATE:
+        return f"{name} is late: no ping since it was expected; it goes down after its grace."
+    if alert.event is AlertEvent.HELD:
+        return f"{name} went {alert.status.value}; its alert is held by {alert.held_by}."
     return "This is a test alert from heartbeatd: if you can read it, the channel works."

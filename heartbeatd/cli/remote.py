@@ -149,11 +149,11 @@ def _password(user: str, password_file: Path | None) -> str:
     sys.exit(EXIT_CONFIG)
 
 
-def _ask(api: DaemonAPI, path: str, method: str = "GET") -> Any:
+def _ask(api: DaemonAPI, path: str, method: str = "GET", body: Any = None) -> Any:
     from heartbeatd.client import ClientError, call
 
     try:
-        return call(api, path, method=method)
+        return call(api, path, method=method, body=body)
     except ClientError as exc:
         click.echo(str(exc), err=True)
         if exc.status == 403 and method == "POST":
@@ -216,6 +216,8 @@ def status(
     rows = [["MONITOR", "STATUS", "LAST PING", "NEXT EXPECTED"]]
     for m in monitors:
         status_text = m.status.value + (" (running)" if m.started_at else "")
+        if m.held_by:
+            status_text += f" (held by {m.held_by})"
         slug = m.slug + (" (api)" if m.source == "api" else "")
         rows.append([slug, status_text, _age(m.last_ping, now), _next(m, now)])
         if verbose:
@@ -303,4 +305,66 @@ def history(
                 click.echo(f"      | {line}")
     click.echo("FLIPS")
     for f in flips:
-        click.echo(f"  {f['at']}  {f['old']} -> {f['new']}  ({f['reason']})")
+        held = f" held by {f['held_by']}" if f.get("held_by") else ""
+        click.echo(f"  {f['at']}  {f['old']} -> {f['new']}  ({f['reason']}){held}")
+
+
+def _targets(api: DaemonAPI, slug: str | None, tag: str | None) -> list[str]:
+    """The slug given, or every monitor carrying the tag (exactly one of them)."""
+    if (slug is None) == (tag is None):
+        click.echo("give a monitor's SLUG or --tag TAG (not both)", err=True)
+        sys.exit(EXIT_CONFIG)
+    if slug is not None:
+        return [slug]
+    answer = _ask(api, "/api/v1/monitors")["monitors"]
+    slugs = [m["slug"] for m in answer if tag in m.get("tags", ())]
+    if not slugs:
+        click.echo(f'no monitor carries the tag "{tag}"', err=True)
+        sys.exit(EXIT_REFUSED)
+    return slugs
+
+
+@click.command()
+@daemon_options
+@click.option("--for", "for_", required=True, help='How long, e.g. "2h" or "30m".')
+@click.option("--reason", default="", help="Why, shown on the page and in the API.")
+@click.option("--tag", default=None, metavar="TAG", help="Every monitor carrying TAG.")
+@click.argument("slug", required=False)
+def snooze(
+    config_path: str | None,
+    url: str | None,
+    token_file: Path | None,
+    user: str | None,
+    password_file: Path | None,
+    for_: str,
+    reason: str,
+    tag: str | None,
+    slug: str | None,
+) -> None:
+    """Hold the down alerts and reminders of a monitor (or of every monitor
+    with --tag) for a while."""
+    api = _connect(config_path, url, token_file, user, password_file)
+    body = {"for": for_, "reason": reason}
+    for one in _targets(api, slug, tag):
+        result = _ask(api, f"/api/v1/monitors/{one}/snooze", method="POST", body=body)
+        click.echo(f"{one}: snoozed until {result['snoozed_until']}")
+
+
+@click.command()
+@daemon_options
+@click.option("--tag", default=None, metavar="TAG", help="Every monitor carrying TAG.")
+@click.argument("slug", required=False)
+def unsnooze(
+    config_path: str | None,
+    url: str | None,
+    token_file: Path | None,
+    user: str | None,
+    password_file: Path | None,
+    tag: str | None,
+    slug: str | None,
+) -> None:
+    """End a snooze now; a down alert it held goes out."""
+    api = _connect(config_path, url, token_file, user, password_file)
+    for one in _targets(api, slug, tag):
+        result = _ask(api, f"/api/v1/monitors/{one}/unsnooze", method="POST")
+        click.echo(f"{one}: {result['status']}, alert {result['alert']}")

@@ -9,6 +9,7 @@ from typing import Any
 
 from heartbeatd.channels.base import ParseEnv
 from heartbeatd.config import sections
+from heartbeatd.config.dependencies import check_dependencies
 from heartbeatd.config.files import (
     describe_unexpected,
     find_big_integers,
@@ -18,6 +19,7 @@ from heartbeatd.config.files import (
     state_directory,
     without_monitors,
 )
+from heartbeatd.config.maintenance import read_maintenance
 from heartbeatd.config.monitors import read_defaults, read_monitors
 from heartbeatd.config.values import Config, index_tags
 from heartbeatd.config.warnings import find_ignored_options, find_inline_secrets
@@ -91,6 +93,9 @@ def parse_config(
     defaults = read_defaults(root.table("defaults"), declared)
     reuse = previous.monitors if previous is not None else {}
     monitors = read_monitors(root.table("monitors"), defaults, declared, reuse)
+    windows, monitors = read_maintenance(root.table("maintenance"), monitors, defaults.timezone)
+    if any(m.depends_on for m in monitors.values()):
+        check_dependencies(root.table("monitors"), monitors)
     root.done()
     problems.raise_if_any()
     return Config(
@@ -108,6 +113,7 @@ def parse_config(
         api=api,
         defaults_data=data["defaults"] if isinstance(data.get("defaults"), dict) else {},
         selfping=selfping,
+        maintenance=windows,
     )
 
 

@@ -110,10 +110,13 @@ _MONITOR_KEYS = frozenset(
         "repeat_limit",
         "tags",
         *_RUN_KEYS,
+        "alert_after",
+        "recover_after",
+        "depends_on",
     )
 )
 # Keys the fast path leaves to the full reader: rare, and read in one place.
-_SLOW_KEYS = frozenset(_RUN_KEYS)
+_SLOW_KEYS = frozenset((*_RUN_KEYS, "alert_after", "recover_after", "depends_on"))
 
 
 class _Bad(enum.Enum):
@@ -329,6 +332,10 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
     if table.has("repeat_limit") and repeat is None:
         table.error("repeat_limit", 'needs repeat, the reminder interval (e.g. repeat = "1h")')
     rules = _read_run_rules(table)
+    alert_after = table.integer("alert_after", 1, at_least=1)
+    recover_after = table.integer("recover_after", 1, at_least=1)
+    # Checked against the other monitors (and for cycles) in dependencies.py.
+    depends_on = tuple(table.text_list("depends_on", []))
     if schedule is None or name is None or grace is None or description is None:
         return None
     return Monitor(
@@ -344,6 +351,9 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
         repeat_limit=repeat_limit if repeat is not None else None,
         tags=defaults.tags if tags is None else shared.tags(tags),
         **rules,
+        alert_after=alert_after,
+        recover_after=recover_after,
+        depends_on=depends_on,
     )
 
 

@@ -16,6 +16,8 @@ from heartbeatd.channels import CHANNEL_TYPES
 from heartbeatd.channels.base import ParseEnv
 from heartbeatd.channels.email import SmtpOptions
 from heartbeatd.config.values import (
+    CHANNEL_EVENTS,
+    DEFAULT_EVENTS,
     DEFAULT_RELOAD_MAX_REMOVED,
     MAX_BODY_LIMIT,
     AlertsConfig,
@@ -26,7 +28,7 @@ from heartbeatd.config.values import (
     StorageConfig,
     WebConfig,
 )
-from heartbeatd.model import Secret
+from heartbeatd.model import AlertEvent, Secret
 from heartbeatd.names import UUID, channel_name_problem
 from heartbeatd.tables import Table, not_a_directory, show
 
@@ -151,6 +153,7 @@ def path_problem(path: str) -> str | None:
 def read_alerts(table: Table, declared: tuple[str, ...] = ()) -> AlertsConfig:
     give_up_after = table.duration("give_up_after", 86400)
     send_timeout = table.duration("send_timeout", 30)
+    dependency_wait = table.duration("dependency_wait", 60)
     gap_notice = table.duration("gap_notice", 300)
     silence = table.duration("silence", None)
     channels = table.text_list("channels", None)
@@ -165,6 +168,7 @@ def read_alerts(table: Table, declared: tuple[str, ...] = ()) -> AlertsConfig:
         gap_notice=gap_notice,
         silence=silence,
         channels=tuple(channels) if channels is not None else None,
+        dependency_wait=dependency_wait,
     )
 
 
@@ -244,9 +248,10 @@ def read_channels(table: Table, env: ParseEnv) -> dict[str, Channel]:
             sub.error("type", f'unknown channel type "{kind}"; known types: {known}')
             # Its other keys mean nothing without a type: don't call them unknown.
             continue
+        events = _read_events(sub)
         options = CHANNEL_TYPES[kind].parse_options(sub, env)
         sub.done()
-        channels[name] = Channel(name=name, type=kind, options=options)
+        channels[name] = Channel(name=name, type=kind, options=options, events=events)
     table.done()
     return channels
 
@@ -265,3 +270,17 @@ def read_api(table: Table) -> ApiConfig:
             keys = found
     table.done()
     return ApiConfig(keys=tuple(keys))
+
+
+def _read_events(table: Table) -> frozenset[AlertEvent]:
+    names = table.text_list("events", None)
+    if names is None:
+        return DEFAULT_EVENTS
+    known = {event.value: event for event in CHANNEL_EVENTS}
+    events = set()
+    for name in names:
+        if name in known:
+            events.add(known[name])
+        else:
+            table.error("events", f'unknown event "{name}"; known events: {", ".join(known)}')
+    return frozenset(events)

@@ -14,10 +14,26 @@ from heartbeatd.addresses import DEFAULT_LISTEN
 from heartbeatd.apikeys import ApiKey
 from heartbeatd.channels.email import SmtpOptions
 from heartbeatd.keywords import PingFilter
-from heartbeatd.model import Secret
+from heartbeatd.model import AlertEvent, Secret
 from heartbeatd.schedule import Schedule
+from heartbeatd.windows import Window
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# The events a channel's `events` may name.
+CHANNEL_EVENTS = (
+    AlertEvent.DOWN,
+    AlertEvent.UP,
+    AlertEvent.REMINDER,
+    AlertEvent.OVERLAP,
+    AlertEvent.ANOMALY,
+    AlertEvent.LATE,
+    AlertEvent.HELD,
+)
+# What a channel hears unless its `events` says otherwise; late and held are
+# opt-in. Overlap and anomaly are raised only for monitors that asked for
+# them (max_concurrent, runtime_anomaly), so every channel hears them.
+DEFAULT_EVENTS = frozenset(CHANNEL_EVENTS[:5])
 
 # As Healthchecks: an hour after the expected time before a monitor goes down.
 DEFAULT_GRACE = 3600
@@ -69,6 +85,9 @@ class AlertsConfig:
     # Where daemon_gap and silence alerts go; None: every channel.
     channels: tuple[str, ...] | None = None
 
+    # Seconds a dependent's down alert waits for its parents to catch up.
+    dependency_wait: int = 60
+
 
 @dataclass(frozen=True, slots=True)
 class SelfPingConfig:
@@ -93,6 +112,8 @@ class Channel:
     type: str
     # The channel module's own frozen Options.
     options: Any
+    # The events it hears ([channels.<name>] events).
+    events: frozenset[AlertEvent] = DEFAULT_EVENTS
 
 
 # slots: a config may hold 100,000 of these, and a __dict__ each doubles that.
@@ -117,6 +138,15 @@ class Monitor:
     # "file": declared in the config file; "api": created through the
     # Healthchecks-compatible API or by auto-provisioning, stored in SQLite.
     source: str = "file"
+    # Consecutive failed runs before the down alert, and successes before the
+    # up alert (policy.py).
+    alert_after: int = 1
+    recover_after: int = 1
+    # The [maintenance.<name>] windows that select this monitor.
+    windows: tuple[Window, ...] = ()
+    # Slugs of the monitors this one depends on (policy.py holds its alerts
+    # while one of them is down).
+    depends_on: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +177,8 @@ class Config:
     # against it as if they were in the file.
     defaults_data: Mapping[str, Any] = field(default_factory=dict)
     selfping: SelfPingConfig = SelfPingConfig()
+    # [maintenance.<name>] windows, by name.
+    maintenance: Mapping[str, Window] = field(default_factory=dict)
 
 
 def index_tags(monitors: Mapping[str, Monitor]) -> dict[str, tuple[str, ...]]:

@@ -30,7 +30,8 @@ INSERT_PING = (
     " body, truncated, duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_FLIP = (
-    "INSERT INTO flips (id, monitor, at, old, new, reason, event) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO flips (id, monitor, at, old, new, reason, event, held_by)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Keeps the newest `keep` pings of one monitor; the subquery is NULL (nothing
 # deleted) while the monitor has no more than `keep`.
@@ -70,7 +71,15 @@ def ping_row(slug: str, record: PingRecord) -> PingRow:
 
 def flip_row(slug: str, flip: Flip) -> FlipRow:
     event = flip.event.value if flip.event is not None else None
-    return (slug, format_stored(flip.at), flip.old.value, flip.new.value, flip.reason.value, event)
+    return (
+        slug,
+        format_stored(flip.at),
+        flip.old.value,
+        flip.new.value,
+        flip.reason.value,
+        event,
+        flip.held_by,
+    )
 
 
 # The status and reason a monitor's history shows for a time heartbeatd did
@@ -250,7 +259,7 @@ async def run_durations(reader: Reader, slug: str, limit: int) -> list[float]:
 async def flips(reader: Reader, slug: str, limit: int) -> list[dict[str, Any]]:
     """The newest flips of a monitor, newest first, each with its deliveries."""
     rows = await reader.fetch(
-        "SELECT id, at, old, new, reason, event FROM flips WHERE monitor = ?"
+        "SELECT id, at, old, new, reason, event, held_by FROM flips WHERE monitor = ?"
         " ORDER BY id DESC LIMIT ?",
         (slug, limit),
     )
@@ -262,6 +271,7 @@ async def flips(reader: Reader, slug: str, limit: int) -> list[dict[str, Any]]:
             "new": row[3],
             "reason": row[4],
             "event": row[5],
+            "held_by": row[6],
             "deliveries": [],
         }
         for row in rows

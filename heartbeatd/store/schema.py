@@ -63,6 +63,10 @@ MIGRATIONS: list[str] = [
         slug TEXT PRIMARY KEY, uuid TEXT NOT NULL UNIQUE, definition TEXT NOT NULL,
         created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
     """,
+    # held_by: why the alert policy held back a flip's alert (policy.py).
+    """
+    ALTER TABLE flips ADD COLUMN held_by TEXT;
+    """,
 ]
 # The schema version of a database once it is open.
 VERSION = len(MIGRATIONS)

@@ -12,7 +12,7 @@ from heartbeatd.engine import Engine
 from heartbeatd.outbox import Outbox
 from heartbeatd.provision import Provisioner
 from heartbeatd.strays import StrayPings
-from heartbeatd.web import api, hcapi, ping, surfaces
+from heartbeatd.web import api, hcapi, maintenance, ping, snooze, surfaces
 from heartbeatd.web.guards import MAX_CONCURRENT_LOGINS, guard_page, guard_read, guard_write
 from heartbeatd.web.keys import (
     BODY_TIMEOUT_KEY,
@@ -67,6 +67,9 @@ def make_app(
     app.router.add_post("/api/v1/monitors/{slug}/pause", guard_write(api.api_pause))
     app.router.add_post("/api/v1/monitors/{slug}/resume", guard_write(api.api_resume))
     app.router.add_get("/api/v1/unknown-pings", guard_read(api.api_unknown_pings))
+    app.router.add_post("/api/v1/monitors/{slug}/snooze", guard_write(snooze.api_snooze))
+    app.router.add_post("/api/v1/monitors/{slug}/unsnooze", guard_write(snooze.api_unsnooze))
+    app.router.add_get("/api/v1/maintenance", guard_read(maintenance.api_maintenance))
     # The Healthchecks management API (/api/v1|v2|v3/checks/ ...), keyed by [api].
     hcapi.add_routes(app.router)
     # After every API route: the rest of /api answers JSON errors too.

@@ -24,6 +24,7 @@ from heartbeatd.names import name_problem
 from heartbeatd.provision import ProvisionError
 from heartbeatd.store import StoreError
 from heartbeatd.strays import PATH_LIMIT, StrayPing
+from heartbeatd.web import snooze
 from heartbeatd.web.keys import BODY_TIMEOUT_KEY, CLOCK, ENGINE, PROVISIONER, STRAYS
 
 # One logger for the package: its lines keep the name "heartbeatd.web".
@@ -35,6 +36,8 @@ CHUNK = 64 * 1024
 # that stops half-way would otherwise hold its handler (and, for as long as it
 # likes, its connection) open; it gets 408 and the ping does not count.
 BODY_TIMEOUT = 10.0
+# A substring test keeps the snooze verb off the path of every other ping.
+SNOOZE_MARK = "/" + pingurl.SNOOZE + "/"
 
 
 class PingError(Exception):
@@ -207,6 +210,10 @@ def _stray(request: web.Request, engine: Engine) -> None:
 async def handle_ping(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     headers = _ping_headers(engine)
+    if SNOOZE_MARK in request.match_info["tail"]:
+        snoozed = await snooze.ping_snooze(request, headers)
+        if snoozed is not None:
+            return snoozed
     try:
         if engine.config.server.auto_provision and request.query.get("create") == "1":
             await _provision(request)

@@ -1,0 +1,426 @@
+"""The alert policy: when the alert state follows the status (DESIGN §8).
+
+`status` (states.py) says what *is*; the alert state (`quiet`/`alerting`)
+says what a human has been told. Down, up and reminder events are
+transitions of the alert state. This module sits on top of states.py: it
+takes the step the state machine made and decides which alert, if any, goes
+out; a status flip whose alert it holds back carries `held_by`.
+
+Pure, like states.py: time comes in as an argument.
+
+The core is `count`, a table over (alert state, run outcome):
+
+    alert     run     counters              -> alert     event
+    quiet     failed  fails+1 >= alert_after   alerting  down
+    quiet     failed  fails+1 <  alert_after   quiet     (held: threshold)
+    quiet     ok      fails = 0                quiet     -
+    alerting  failed  oks = 0                  alerting  -
+    alerting  ok      oks+1 >= recover_after   quiet     up
+    alerting  ok      oks+1 <  recover_after   alerting  (held: threshold)
+
+A /fail, a non-zero exit status, a run that ran too long and a missed
+deadline each count one failed run. While a monitor is down and its alert
+still held, silence keeps counting: the next expected time is armed from the
+missed one, so a job that stays silent counts once per period.
+
+A due down alert may also be held beyond the thresholds (holds.py: a snooze,
+a maintenance window, a parent that is down); it is judged again when the
+hold ends, and goes out once if the monitor is still down then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Protocol
+
+from heartbeatd import holds, states
+from heartbeatd.holds import NO_CONTEXT as NO_CONTEXT
+from heartbeatd.holds import Context as Context
+from heartbeatd.holds import on_parent_up as on_parent_up
+from heartbeatd.holds import on_reload as on_reload
+from heartbeatd.holds import open_window as open_window
+from heartbeatd.holds import snooze as snooze
+from heartbeatd.model import (
+    AlertEvent,
+    AlertState,
+    Flip,
+    MonitorState,
+    Ping,
+    PingKind,
+    Reason,
+    Status,
+)
+from heartbeatd.windows import Window
+
+HELD_BY_THRESHOLD = "threshold"
+
+
+class Rules(states.Rules, Protocol):
+    @property
+    def alert_after(self) -> int: ...
+    @property
+    def recover_after(self) -> int: ...
+    @property
+    def windows(self) -> tuple[Window, ...]: ...
+    @property
+    def depends_on(self) -> tuple[str, ...]: ...
+
+
+class Run(Enum):
+    """How one run of the job ended, as thresholds count it."""
+
+    OK = "ok"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    alert: AlertState = AlertState.QUIET
+    fails: int = 0
+    oks: int = 0
+
+
+def count(
+    before: Counters, run: Run, alert_after: int, recover_after: int
+) -> tuple[Counters, AlertEvent | None]:
+    """One run through the table in the module docstring."""
+    if run is Run.FAILED:
+        fails = before.fails + 1
+        if before.alert is AlertState.QUIET and fails >= alert_after:
+            return Counters(AlertState.ALERTING, fails, 0), AlertEvent.DOWN
+        return Counters(before.alert, fails, 0), None
+    if before.alert is AlertState.ALERTING:
+        oks = before.oks + 1
+        if oks >= recover_after:
+            return Counters(AlertState.QUIET, 0, 0), AlertEvent.UP
+        return Counters(AlertState.ALERTING, 0, oks), None
+    return Counters(AlertState.QUIET, 0, 0), None
+
+
+def counters(state: MonitorState) -> Counters:
+    return Counters(state.alert, state.fails, state.oks)
+
+
+# -- the state machine's steps, judged ------------------------------------------
+
+
+def on_ping(
+    old: MonitorState, step: states.Step, ping: Ping, rules: Rules, ctx: Context = NO_CONTEXT
+) -> states.Step:
+    """Judge a ping's step: a success or a failure counts one run."""
+    if ping.kind is PingKind.SUCCESS:
+        # A success the run rules call a failure (ran_too_short: the state
+        # machine flipped it down) counts as a failed run.
+        failed = step.flip is not None and step.flip.new is Status.DOWN
+        run = Run.FAILED if failed else Run.OK
+    elif ping.kind is PingKind.FAIL:
+        run = Run.FAILED
+    else:
+        # start and log are no runs; carry the policy's fields over.
+        return _carry(old, step)
+    return _judge(old, step, run, ping.at, rules, ctx)
+
+
+def on_tick(
+    old: MonitorState,
+    step: states.Step,
+    rules: Rules,
+    now: datetime,
+    ctx: Context = NO_CONTEXT,
+) -> states.Step:
+    """Judge a tick's step: a down flip (missed, ran too long) counts one
+    failed run, and so does a missed period while the alert is held."""
+    # A hold ends first; the state machine's own deadline, if one was due
+    # too, comes up again at the next tick (at its rule time).
+    if old.snoozed_until is not None and now >= old.snoozed_until:
+        return _end_snooze(old, rules, old.snoozed_until, ctx)
+    if old.held_until is not None and now >= old.held_until:
+        return _rejudge(replace(old, held_until=None), rules, old.held_until, ctx)
+    flip = step.flip
+    if flip is not None and flip.event is AlertEvent.REMINDER:
+        # Reminders remind of an alert that went out; none while it is held.
+        if old.alert is AlertState.ALERTING and holds.holder(old, rules, flip.at, ctx) is None:
+            return _carry(old, step)
+        return states.Step(_carry(old, step).state)
+    if flip is not None and flip.new is Status.DOWN and flip.old is not Status.DOWN:
+        return _judge(old, step, Run.FAILED, flip.at, rules, ctx)
+    miss = _miss_deadline(old, rules)
+    if miss is not None and now >= miss[0]:
+        return _count_miss(old, rules, miss[0], miss[1], ctx)
+    if old.status is Status.UP and step.state.status is Status.LATE and flip is None:
+        # Late is a status, not a flip (no flips row: old == new), but a
+        # channel may opt in to hear it, as a warning before down.
+        at = step.state.expected_at or now
+        late = Flip(
+            at=at, old=Status.LATE, new=Status.LATE, reason=Reason.MISSED, event=AlertEvent.LATE
+        )
+        return replace(_carry(old, step), flip=late)
+    return _carry(old, step)
+
+
+def next_deadline(state: MonitorState, rules: Rules) -> datetime | None:
+    """The next time on_tick (states' or ours) has something to do."""
+    times = [states.next_deadline(state, rules), state.snoozed_until, state.held_until]
+    miss = _miss_deadline(state, rules)
+    if miss is not None:
+        times.append(miss[0])
+    return min((t for t in times if t is not None), default=None)
+
+
+def pause(state: MonitorState) -> MonitorState:
+    """A paused monitor alerts nobody: its incident, if any, is over."""
+    return replace(state, alert=AlertState.QUIET, fails=0, oks=0, held_until=None)
+
+
+def on_startup(state: MonitorState, rules: Rules, now: datetime) -> MonitorState:
+    """After heartbeatd was not running: a period missed meanwhile is not
+    the job's fault (as states.on_startup), and a monitor that went down
+    before the alert state existed had its down alert sent."""
+    if state.status is Status.DOWN and state.alert is AlertState.QUIET and state.fails == 0:
+        # Only a database from before the policy holds a down monitor that
+        # counted no failed run.
+        return replace(state, alert=AlertState.ALERTING, fails=1)
+    if state.held_reason and state.held_until is None:
+        # Held until a parent's recovery, which may have happened while we
+        # were not running: judged after a grace, as a missed deadline is.
+        state = replace(state, held_until=now + timedelta(seconds=rules.grace))
+    miss = _miss_deadline(state, rules)
+    if miss is not None and miss[0] <= now:
+        return replace(state, grace_until=now + timedelta(seconds=rules.grace))
+    return state
+
+
+def unsnooze(
+    state: MonitorState, rules: Rules, now: datetime, ctx: Context = NO_CONTEXT
+) -> states.Step:
+    """End a snooze now: what it held is judged as at its end."""
+    if state.snoozed_until is None:
+        return states.Step(state)
+    return _end_snooze(state, rules, min(now, state.snoozed_until), ctx)
+
+
+def held_by(
+    state: MonitorState, rules: Rules, now: datetime | None, ctx: Context = NO_CONTEXT
+) -> str | None:
+    """What holds the monitor's alert back at `now`, if anything (without
+    `now`, only what the thresholds hold)."""
+    down = state.status is Status.DOWN
+    if down and (state.alert is AlertState.ALERTING or state.fails >= rules.alert_after):
+        holder = holds.holder(state, rules, now, ctx) if now is not None else None
+        if holder is None and state.held_reason and state.alert is AlertState.QUIET:
+            # Held until its parent's recovery is judged.
+            return state.held_reason
+        return holder[0] if holder is not None else None
+    if down and state.alert is AlertState.QUIET:
+        return HELD_BY_THRESHOLD
+    if state.status is Status.UP and state.alert is AlertState.ALERTING:
+        return HELD_BY_THRESHOLD
+    return None
+
+
+# -- plumbing -------------------------------------------------------------------
+
+
+def _policy_fields(state: MonitorState) -> tuple[object, ...]:
+    return (
+        state.alert,
+        state.fails,
+        state.oks,
+        state.snoozed_until,
+        state.snooze_reason,
+        state.held_until,
+        state.held_since,
+        state.held_reason,
+    )
+
+
+def _with_policy(new: MonitorState, old: MonitorState) -> MonitorState:
+    """`new` with the policy's fields of `old` (states.on_ping builds a
+    fresh state, which has them at their defaults)."""
+    if _policy_fields(new) == _policy_fields(old):
+        return new
+    return replace(
+        new,
+        alert=old.alert,
+        fails=old.fails,
+        oks=old.oks,
+        snoozed_until=old.snoozed_until,
+        snooze_reason=old.snooze_reason,
+        held_until=old.held_until,
+        held_since=old.held_since,
+        held_reason=old.held_reason,
+    )
+
+
+def _carry(old: MonitorState, step: states.Step) -> states.Step:
+    new = _with_policy(step.state, old)
+    return step if new is step.state else replace(step, state=new)
+
+
+def _end_snooze(old: MonitorState, rules: Rules, at: datetime, ctx: Context) -> states.Step:
+    return _rejudge(replace(old, snoozed_until=None, snooze_reason=""), rules, at, ctx)
+
+
+def _rejudge(new: MonitorState, rules: Rules, at: datetime, ctx: Context) -> states.Step:
+    """A hold is over: a monitor still down as the thresholds count it
+    alerts once now, unless another hold has begun; one that came back
+    meanwhile sends nothing."""
+    due = (
+        new.status is Status.DOWN
+        and new.alert is AlertState.QUIET
+        and new.fails >= rules.alert_after
+    )
+    if not due:
+        return states.Step(holds.unheld(new))
+    holder = holds.holder(new, rules, at, ctx)
+    if holder is not None:
+        return states.Step(holds.hold(new, holder, at))
+    first = at + timedelta(seconds=rules.repeat) if rules.repeat else None
+    reason = new.reason or Reason.MISSED
+    # The alert says what held it, and since when.
+    flip = Flip(
+        at=at,
+        old=Status.DOWN,
+        new=Status.DOWN,
+        reason=reason,
+        event=AlertEvent.DOWN,
+        held_by=new.held_reason or None,
+        held_since=new.held_since,
+    )
+    new = replace(
+        new,
+        alert=AlertState.ALERTING,
+        oks=0,
+        next_reminder_at=first,
+        reminders_sent=0,
+        held_until=None,
+        held_since=None,
+        held_reason="",
+    )
+    return states.Step(new, flip)
+
+
+def _judge(
+    old: MonitorState, step: states.Step, run: Run, at: datetime, rules: Rules, ctx: Context
+) -> states.Step:
+    after, event = count(counters(old), run, rules.alert_after, rules.recover_after)
+    held = holder = None
+    if event is AlertEvent.DOWN:
+        holder = holds.holder(old, rules, at, ctx, fresh=old.held_since is None)
+        if holder is not None:
+            # Due, but held: it stays quiet, and is judged again when the
+            # hold ends (or at the next failed run).
+            after, event = replace(after, alert=AlertState.QUIET), None
+            held = holder[0]
+    elif event is None and _is_held(run, old):
+        held = HELD_BY_THRESHOLD
+    new = _with_policy(step.state, old)
+    if (new.alert, new.fails, new.oks) != (after.alert, after.fails, after.oks):
+        new = replace(new, alert=after.alert, fails=after.fails, oks=after.oks)
+    if holder is not None:
+        new = holds.hold(new, holder, at)
+    elif run is Run.OK:
+        # Back before a hold ended: what it held is not due any more.
+        new = holds.unheld(new)
+    flip = step.flip
+    if flip is not None and flip.old is not flip.new:
+        # A status flip: it carries the policy's event, or says what held it.
+        flip = replace(flip, event=event, held_by=held)
+    elif event is not None:
+        # The threshold is reached without a status flip: the alert goes out
+        # now, as a reminder does (old == new, no flips row).
+        status = new.status
+        reason = Reason.RECOVERED if event is AlertEvent.UP else (new.reason or Reason.FAILED)
+        flip = Flip(at=at, old=status, new=status, reason=reason, event=event)
+    if new.status is Status.DOWN:
+        new = _arm(old, new, flip, event, rules, at)
+    if new is step.state and flip is step.flip:
+        # Every success of a healthy monitor: the hot path.
+        return step
+    return replace(step, state=new, flip=flip)
+
+
+def _is_held(run: Run, old: MonitorState) -> bool:
+    # A failure while the alert is already out is part of that incident;
+    # a success while quiet has no down before it: neither is held back.
+    if run is Run.FAILED:
+        return old.alert is AlertState.QUIET
+    return old.alert is AlertState.ALERTING
+
+
+def _arm(
+    old: MonitorState,
+    new: MonitorState,
+    flip: Flip | None,
+    event: AlertEvent | None,
+    rules: Rules,
+    at: datetime,
+) -> MonitorState:
+    """Reminders follow the down alert, not the down flip; and while the
+    alert is held, silence counts from the next expected time."""
+    if new.alert is AlertState.QUIET:
+        expected = new.expected_at
+        if flip is not None and flip.reason is Reason.MISSED and old.expected_at is not None:
+            # Armed from the missed time, so silence counts once per period.
+            expected = rules.schedule.next_after(old.expected_at)
+        elif flip is not None and flip.reason is Reason.RAN_TOO_LONG:
+            expected = rules.schedule.next_after(at)
+        return replace(new, expected_at=expected, next_reminder_at=None, reminders_sent=0)
+    if event is AlertEvent.DOWN and flip is not None and flip.old is flip.new:
+        first = at + timedelta(seconds=rules.repeat) if rules.repeat else None
+        return replace(new, next_reminder_at=first, reminders_sent=0)
+    return new
+
+
+def _miss_deadline(state: MonitorState, rules: Rules) -> tuple[datetime, Reason] | None:
+    """While down with the alert held: when silence counts one more failed run."""
+    if state.status is not Status.DOWN or state.alert is not AlertState.QUIET:
+        return None
+    if state.expected_at is None:
+        return None
+    when, reason = state.expected_at + timedelta(seconds=rules.grace), Reason.MISSED
+    if state.started_at is not None:
+        # A run in progress gets its max_runtime, as it does while up.
+        limit = state.started_at + timedelta(seconds=rules.max_runtime)
+        if limit > when:
+            when, reason = limit, Reason.RAN_TOO_LONG
+    if state.grace_until is not None and state.grace_until > when:
+        when = state.grace_until
+    return when, reason
+
+
+def _count_miss(
+    old: MonitorState, rules: Rules, when: datetime, reason: Reason, ctx: Context
+) -> states.Step:
+    after, event = count(counters(old), Run.FAILED, rules.alert_after, rules.recover_after)
+    holder = None
+    if event is not None:
+        holder = holds.holder(old, rules, when, ctx, fresh=old.held_since is None)
+    if holder is not None:
+        after, event = replace(after, alert=AlertState.QUIET), None
+    assert old.expected_at is not None
+    # The next period is armed from the missed one (or from the end of a
+    # run that ran too long), never from the tick that noticed it.
+    base = old.expected_at if reason is Reason.MISSED else when
+    expected = rules.schedule.next_after(base)
+    new = replace(
+        old,
+        alert=after.alert,
+        fails=after.fails,
+        oks=after.oks,
+        reason=reason,
+        expected_at=expected,
+        grace_until=None,
+        started_at=None if reason is Reason.RAN_TOO_LONG else old.started_at,
+        start_rid=None if reason is Reason.RAN_TOO_LONG else old.start_rid,
+    )
+    if holder is not None:
+        new = holds.hold(new, holder, when)
+    if event is None:
+        return states.Step(new)
+    first = when + timedelta(seconds=rules.repeat) if rules.repeat else None
+    new = replace(new, next_reminder_at=first, reminders_sent=0)
+    flip = Flip(at=when, old=Status.DOWN, new=Status.DOWN, reason=reason, event=event)
+    return states.Step(new, flip)
