@@ -24,6 +24,7 @@ from heartbeatd.config import Config, load_config, reload_problem
 from heartbeatd.engine import Engine
 from heartbeatd.housekeeping import housekeeping, report_downtime
 from heartbeatd.lockfile import DatabaseLock
+from heartbeatd.looplag import LoopLag
 from heartbeatd.outbox import Outbox
 from heartbeatd.process import (
     LISTEN_BACKLOG,
@@ -89,6 +90,8 @@ class Daemon:
         self.reload = reload
         self.notifier = notifier or Notifier()
         self.reloads = Reloads()
+        # The event loop's stall meter, shown in /metrics.
+        self.loop_lag = LoopLag(clock)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_tick = clock.monotonic()
         self._outbox_stop = asyncio.Event()
@@ -153,6 +156,7 @@ class Daemon:
                 health=self.health,
                 outbox=self.outbox,
                 reloads=self.reloads,
+                loop_lag=self.loop_lag,
             )
             self.runner = web.AppRunner(
                 app,
@@ -176,6 +180,7 @@ class Daemon:
             housekeeping(self.store, self.clock, lambda: self.config.storage), "housekeeping"
         )
         self._spawn(self.outbox.run(self._outbox_stop), "outbox")
+        self._spawn(self.loop_lag.run(), "loop-lag")
         interval = watchdog_interval()
         if interval:
             self._spawn(self._watchdog(interval), "watchdog")

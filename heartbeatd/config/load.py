@@ -79,6 +79,7 @@ def parse_config(
     storage = sections.read_storage(root.table("storage"), state_directory() or base_dir)
     alerts = sections.read_alerts(root.table("alerts"))
     web = sections.read_web(root.table("web"))
+    metrics = sections.read_metrics(root.table("metrics"))
     smtp_table = root.table("smtp")
     smtp = sections.read_smtp(smtp_table) if isinstance(data.get("smtp"), dict) else None
     channels_table = root.table("channels")
@@ -102,6 +103,7 @@ def parse_config(
         monitors=monitors,
         inline_secrets=tuple(find_inline_secrets(data)),
         ignored_options=tuple(find_ignored_options(data)),
+        metrics=metrics,
     )
 
 

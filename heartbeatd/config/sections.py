@@ -19,6 +19,7 @@ from heartbeatd.config.values import (
     MAX_BODY_LIMIT,
     AlertsConfig,
     Channel,
+    MetricsConfig,
     ServerConfig,
     StorageConfig,
     WebConfig,
@@ -216,3 +217,9 @@ def read_channels(table: Table, env: ParseEnv) -> dict[str, Channel]:
         channels[name] = Channel(name=name, type=kind, options=options)
     table.done()
     return channels
+
+
+def read_metrics(table: Table) -> MetricsConfig:
+    per_monitor = table.boolean("per_monitor", True)
+    table.done()
+    return MetricsConfig(per_monitor=per_monitor)

@@ -10,6 +10,7 @@ from aiohttp import web
 from heartbeatd import metrics
 from heartbeatd.clock import Clock
 from heartbeatd.engine import Engine
+from heartbeatd.looplag import LoopLag
 from heartbeatd.outbox import Outbox
 
 # Returns None when healthy, else what is wrong.
@@ -25,3 +26,5 @@ RELOADS = web.AppKey("reloads", metrics.ReloadStats)
 LOGINS = web.AppKey("logins", asyncio.Semaphore)
 # Seconds a ping's body may take to arrive (ping.py).
 BODY_TIMEOUT_KEY = web.AppKey("body_timeout", float)
+# The daemon's stall meter, for /metrics (optional).
+LOOP_LAG = web.AppKey("loop_lag", LoopLag)
