@@ -21,7 +21,7 @@ from aiohttp import web
 from heartbeatd import __version__, humanize
 from heartbeatd.clock import Clock
 from heartbeatd.config import Config, load_config, reload_problem
-from heartbeatd.engine import Engine
+from heartbeatd.engine import Engine, plan_reload
 from heartbeatd.housekeeping import housekeeping, report_downtime
 from heartbeatd.lockfile import DatabaseLock
 from heartbeatd.looplag import LoopLag
@@ -273,7 +273,10 @@ class Daemon:
             # until the new one is whole; a SIGHUP meanwhile sets `reload`
             # again, and main_loop reloads once more after this one.
             new = await asyncio.to_thread(load_config, self.path, self.config)
-            problem = None if forced else reload_problem(self.config, new)
+            # Compared in a thread too: at 100,000 monitors that takes longer
+            # than a ping should wait.
+            plan = await asyncio.to_thread(plan_reload, self.config, new, list(self.engine.states))
+            problem = None if forced else await asyncio.to_thread(reload_problem, self.config, new)
             if problem is not None:
                 raise ConfigError([problem])
         except ConfigError as exc:
@@ -283,7 +286,7 @@ class Daemon:
             return
         for what in needs_restart(self.config, new):
             log.warning("reload cannot change %s; restart heartbeatd to apply it", what)
-        diff = self.engine.apply_config(new, self.clock.now())
+        diff = self.engine.apply_config(new, self.clock.now(), plan)
         self.outbox.set_channels(new.channels, new.monitors)
         self.config = new
         log.info(
