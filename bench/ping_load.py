@@ -29,6 +29,12 @@ one core. A gen% near 100 means the generator, not the daemon, was the limit:
 then trust the wrk rows. `stored` is the growth of the pings table during the
 scenario (read-only count while the daemon runs).
 
+After heartbeatd, the same scenarios run against a ceiling server (skip with
+--no-ceiling): a minimal aiohttp handler that inserts the same ping row with
+group commit (WAL, the same synchronous), on the same core; its stored count
+is checked the same way, and the run ends with heartbeatd / ceiling, by
+pings/s and by server CPU per answered ping.
+
 All traffic goes to 127.0.0.1; every loop is bounded by --duration.
 """
 
