@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -110,6 +111,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"outbox count ({args.outbox} rows) {name:<15} {ms(time.perf_counter() - t0)}")
     daemon.stop.set()
     await daemon.shutdown()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def fill_outbox(path: Path, rows: int) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -105,6 +106,7 @@ async def main(n: int) -> None:
     size = sum(len(p) for p in metrics.render_pieces(snapshot(engine)))
     print(f"page {size / 1e6:.1f} MB in {time.perf_counter() - t0:.2f} s (pieces, no waits)")
     await store.close()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
