@@ -70,6 +70,8 @@ def monitor_view(config: Config, slug: str, state: MonitorState) -> MonitorView:
         channels=tuple(monitor.channels),
         uuid=monitor.uuid,
         ping_url=_ping_url(config, monitor),
+        tags=monitor.tags,
+        source=monitor.source,
     )
 
 
@@ -79,3 +81,12 @@ def _ping_url(config: Config, monitor: Monitor) -> str | None:
         # anyone the key is meant to keep out.
         return None
     return ping_urls(config, monitor)[0]
+
+
+def daemon_alerts(config: Config, alert: Alert) -> list[tuple[str, Alert]]:
+    """An alert about heartbeatd itself, once for each of [alerts] channels
+    (by default every channel)."""
+    channels = config.alerts.channels
+    if channels is None:
+        channels = tuple(config.channels)
+    return [(channel, alert) for channel in channels]

@@ -21,7 +21,8 @@ from aiohttp import web
 from heartbeatd import __version__, humanize
 from heartbeatd.clock import Clock
 from heartbeatd.config import Config, load_config, reload_problem
-from heartbeatd.engine import Engine, plan_reload
+from heartbeatd.engine import Engine, ReloadPlan, plan_reload
+from heartbeatd.gaps import notice_downtime, notice_jump
 from heartbeatd.housekeeping import housekeeping, report_downtime
 from heartbeatd.lockfile import DatabaseLock
 from heartbeatd.looplag import LoopLag
@@ -34,7 +35,10 @@ from heartbeatd.process import (
     release_memory,
     return_big_blocks,
 )
+from heartbeatd.provision import Provisioner, merge
 from heartbeatd.reloading import Reloads, needs_restart, report_reload, some
+from heartbeatd.selfping import SelfPing
+from heartbeatd.silence import SilenceWatch
 from heartbeatd.store import Store, StoreError
 from heartbeatd.systemd import (
     APPLIED,
@@ -134,10 +138,15 @@ class Daemon:
             raise
         try:
             await report_downtime(self.store, self.clock)
+            await notice_downtime(self.store, self.config, self.clock.now())
             released = await self.store.release_claims()
             if released:
                 log.warning("alerts interrupted mid-send will be sent again count=%d", released)
+            # The file's monitors plus those created through the API (provision.py).
+            definitions = await Provisioner.load(self.store)
+            self.config = merge(self.config, definitions)
             self.engine = Engine(self.config, self.store)
+            self.provisioner = Provisioner(self.engine, definitions)
             await self.engine.recover(self.clock.now())
             # Parsing the config and loading states leave much garbage behind.
             release_memory()
@@ -150,6 +159,10 @@ class Daemon:
                 send_timeout=self.config.alerts.send_timeout,
             )
             self.engine.on_alert = self.outbox.wake
+            self.silence = SilenceWatch(
+                self.engine, self.clock, lambda: self.config, self.outbox.wake
+            )
+            self.engine.on_ping = self.silence.pinged
             app = make_app(
                 self.engine,
                 self.clock,
@@ -157,6 +170,7 @@ class Daemon:
                 outbox=self.outbox,
                 reloads=self.reloads,
                 loop_lag=self.loop_lag,
+                provisioner=self.provisioner,
             )
             self.runner = web.AppRunner(
                 app,
@@ -181,6 +195,12 @@ class Daemon:
         )
         self._spawn(self.outbox.run(self._outbox_stop), "outbox")
         self._spawn(self.loop_lag.run(), "loop-lag")
+        self._spawn(self.silence.run(), "silence")
+        if self.config.selfping.ping_url is not None:
+            selfping = SelfPing(
+                self.store, self.clock, lambda: self.config.selfping, lambda: self._last_tick
+            )
+            self._spawn(selfping.run(), "selfping")
         interval = watchdog_interval()
         if interval:
             self._spawn(self._watchdog(interval), "watchdog")
@@ -272,13 +292,23 @@ class Daemon:
             # the loop answers pings meanwhile. The running config stays in use
             # until the new one is whole; a SIGHUP meanwhile sets `reload`
             # again, and main_loop reloads once more after this one.
-            new = await asyncio.to_thread(load_config, self.path, self.config)
+            from_file = await asyncio.to_thread(load_config, self.path, self.config)
+            # The monitors created through the API stay: read again against
+            # the new [defaults], after the file's, which win a clash.
+            new = self.provisioner.merged(from_file)
             # Compared in a thread too: at 100,000 monitors that takes longer
             # than a ping should wait.
-            plan = await asyncio.to_thread(plan_reload, self.config, new, list(self.engine.states))
-            problem = None if forced else await asyncio.to_thread(reload_problem, self.config, new)
+            running = self.engine.config
+            plan: ReloadPlan | None = await asyncio.to_thread(
+                plan_reload, running, new, list(self.engine.states)
+            )
+            problem = None if forced else await asyncio.to_thread(reload_problem, running, new)
             if problem is not None:
                 raise ConfigError([problem])
+            if self.engine.config is not running:
+                # A monitor was created through the API meanwhile: merged
+                # again, and compared on the loop (apply_config makes its plan).
+                new, plan = self.provisioner.merged(from_file), None
         except ConfigError as exc:
             for line in exc.problems:
                 log.error("reload rejected, keeping the running config: %s", line)
@@ -289,6 +319,7 @@ class Daemon:
         diff = self.engine.apply_config(new, self.clock.now(), plan)
         self.outbox.set_channels(new.channels, new.monitors)
         self.config = new
+        self.silence.config_changed()
         log.info(
             "config reloaded monitors=%d added=%s removed=%s changed=%s forced=%s",
             len(new.monitors),
@@ -354,6 +385,9 @@ class Daemon:
             drift = (now - wall).total_seconds() - (now_mono - mono)
             if drift > CLOCK_JUMP:
                 log.warning("wall clock jumped forward seconds=%d; deadlines get grace", drift)
+                notice_jump(
+                    self.store, self.config, self.engine.states, wall, now, self.outbox.wake
+                )
                 self.engine.forgive(now)
                 self.outbox.clock_stepped(drift)
             elif drift < -CLOCK_JUMP:

@@ -33,6 +33,7 @@ from heartbeatd.announce import flip_alerts, monitor_view
 from heartbeatd.commits import Rederive, Staged, StartupSave, derive_again, failure
 from heartbeatd.config import Config, Monitor
 from heartbeatd.model import Alert, Flip, MonitorState, MonitorView, Ping, Status
+from heartbeatd.roster import Roster
 from heartbeatd.store import PingRecord, Store
 from heartbeatd.times import isoformat
 from heartbeatd.wheel import TimerWheel
@@ -50,6 +51,8 @@ class Engine:
         self.config = config
         self.store = store
         self.on_alert = on_alert
+        # Told of every ping, of any kind (the silence alert's timer).
+        self.on_ping: Callable[[], None] = lambda: None
         self.wheel: TimerWheel[str] = TimerWheel()
         self.states: dict[str, MonitorState] = {}
         self.pings_by_kind: Counter[str] = Counter()
@@ -64,6 +67,8 @@ class Engine:
         # Re-derivations rolled back and not yet stored again, per monitor.
         self._unsaved: dict[str, tuple[Rederive, ...]] = {}
         self._startup: StartupSave | None = None
+        # The monitors by status, for pages and API lists; kept as statuses change.
+        self.roster = Roster()
         self._index_uuids()
 
     # -- lookups ------------------------------------------------------------------
@@ -113,6 +118,10 @@ class Engine:
             again = Rederive(now, rules_changed=True, startup=True)
             self._startup = StartupSave(future, changed, before, again, {})
             future.add_done_callback(self._settle_startup)
+        self.roster.rebuild(
+            (slug, m.name, m.tags, self.states[slug].status)
+            for slug, m in self.config.monitors.items()
+        )
         log.info("monitors loaded count=%d stored=%d", len(self.config.monitors), stored)
 
     def forgive(self, now: datetime) -> None:
@@ -133,6 +142,7 @@ class Engine:
         old = self.states[slug]
         step = states.on_ping(old, ping, monitor)
         self.pings_by_kind[ping.kind.value] += 1
+        self.on_ping()
         record = PingRecord(ping=ping, duration=step.duration)
         # The alert of a ping's flip carries the ping's whole body, not the
         # preview kept in memory.
@@ -223,6 +233,11 @@ class Engine:
             self._schedule(slug)
         for key in diff:
             diff[key].sort()
+        for slug in diff["removed"]:
+            self.roster.remove(slug)
+        for slug in diff["added"] + diff["changed"]:
+            monitor = config.monitors[slug]
+            self.roster.put(slug, monitor.name, monitor.tags, self.states[slug].status)
         return diff
 
     # -- plumbing -----------------------------------------------------------------
@@ -260,6 +275,8 @@ class Engine:
         write (or one it builds on) fails. `old` is None for a monitor seen for
         the first time, which has no flip."""
         self.states[slug] = new
+        if old is None or old.status is not new.status:
+            self.roster.set_status(slug, new.status)
         alerts: list[tuple[str, Alert]] = []
         if flip is not None and flip.event is not None and old is not None:
             alerts = flip_alerts(self.config, slug, flip, old, new, body)
@@ -372,8 +389,10 @@ class Engine:
         if state is None:
             self.states.pop(slug, None)
             self.wheel.cancel(slug)
+            self.roster.remove(slug)
             return True
         self.states[slug] = state
+        self.roster.set_status(slug, state.status)
         if state != stored:
             self._committed[slug] = stored
             self._unsaved[slug] = again

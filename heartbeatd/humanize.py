@@ -71,6 +71,7 @@ REASONS = {
     "exit_status": "the job exited with a non-zero status",
     "ran_too_long": "the job started but did not finish in time",
     "recovered": "a success ping came in",
+    "daemon_gap": "heartbeatd itself was not watching (not running, or its clock jumped)",
 }
 
 

@@ -87,6 +87,8 @@ class Snapshot:
     # [metrics] per_monitor: False leaves out every per-monitor family.
     per_monitor: bool = True
     loop: LoopFigures | None = None
+    # Pings to a uuid or slug no monitor has, since the daemon started.
+    unknown_pings: int = 0
 
 
 Sample = tuple[Mapping[str, str], float]
@@ -127,6 +129,13 @@ def _aggregate_families(snap: Snapshot) -> str:
         "counter",
         "Pings received since the daemon started, by kind.",
         [({"kind": kind}, n) for kind, n in sorted(kinds.items())],
+    )
+    _family(
+        out,
+        "heartbeatd_unknown_pings_total",
+        "counter",
+        "Pings to a uuid or slug that no monitor has, since the daemon started.",
+        [({}, snap.unknown_pings)],
     )
     # Every configured channel gets a series from the start, so rate() works
     # from the first alert on.

@@ -43,6 +43,16 @@ class AlertEvent(str, Enum):
     REMINDER = "reminder"
     # Sent only by `heartbeatd test-alert`, never by a monitor.
     TEST = "test"
+    # About heartbeatd itself, not a monitor (DAEMON_EVENTS).
+    DAEMON_GAP = "daemon_gap"
+    SILENCE = "silence"
+
+
+# Events about heartbeatd itself: their alerts name no monitor (`monitor` is
+# DAEMON), and their status and reason are placeholders no channel shows.
+DAEMON_EVENTS = frozenset({AlertEvent.DAEMON_GAP, AlertEvent.SILENCE})
+# Not a valid slug, so it never names a monitor's line in the outbox.
+DAEMON = "(heartbeatd)"
 
 
 class Secret:
@@ -231,8 +241,33 @@ class Alert:
     # Seconds the monitor was down, on an `up` alert.
     downtime: float | None = None
     exit_status: int | None = None
+    # Daemon events: since when (the gap's start, the last ping), and the
+    # monitors concerned (deadlines moved, monitors expected); `at` is the end.
+    since: datetime | None = None
+    monitors: tuple[str, ...] = ()
+    # How many monitors are concerned: `monitors` may list only some of them.
+    count: int = 0
+    # A daemon event's message in words (its `body` stays empty: that is a
+    # job's output, which the channels show as such).
+    note: str = ""
+
+    @property
+    def is_daemon_event(self) -> bool:
+        return self.event in DAEMON_EVENTS
 
     def to_json(self) -> dict[str, Any]:
+        if self.is_daemon_event:
+            return {
+                "event": self.event.value,
+                "from": isoformat(self.since),
+                "to": isoformat(self.at),
+                # As in every alert's JSON: when it was raised.
+                "at": isoformat(self.at),
+                "count": self.count,
+                "monitors": list(self.monitors),
+                "url": self.url,
+                "text": self.note,
+            }
         return {
             "event": self.event.value,
             "monitor": self.monitor,
@@ -251,6 +286,17 @@ class Alert:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Alert:
+        event = AlertEvent(data["event"])
+        if event in DAEMON_EVENTS:
+            return daemon_alert(
+                event,
+                since=parse_isoformat(data.get("from")),
+                at=parse_isoformat(data["to"]),
+                monitors=tuple(data.get("monitors", ())),
+                count=data.get("count", 0),
+                url=data.get("url", ""),
+                text=data.get("text", ""),
+            )
         return cls(
             event=AlertEvent(data["event"]),
             monitor=data["monitor"],
@@ -266,6 +312,32 @@ class Alert:
             downtime=data.get("downtime"),
             exit_status=data.get("exit_status"),
         )
+
+
+def daemon_alert(
+    event: AlertEvent,
+    *,
+    since: datetime | None,
+    at: datetime,
+    monitors: tuple[str, ...],
+    count: int,
+    url: str,
+    text: str,
+) -> Alert:
+    """An alert about heartbeatd itself; `text` is its message in words."""
+    return Alert(
+        event=event,
+        monitor=DAEMON,
+        name="heartbeatd",
+        status=Status.DOWN,
+        reason=Reason.MISSED,
+        at=at,
+        url=url,
+        since=since,
+        monitors=monitors,
+        count=count,
+        note=text,
+    )
 
 
 def to_the_second(when: datetime | None) -> datetime | None:
@@ -310,6 +382,9 @@ class MonitorView:
     # The URL a job pings: by uuid if it has one, else by slug; None when a
     # slug URL would show [server] ping_key, the secret that guards it.
     ping_url: str | None = None
+    tags: tuple[str, ...] = ()
+    # "file" (declared in the config file) or "api" (created at run time).
+    source: str = "file"
 
     def to_json(self) -> dict[str, Any]:
         """The API's monitor object; its keys and their order are the contract."""
@@ -332,6 +407,8 @@ class MonitorView:
             "channels": list(self.channels),
             "uuid": self.uuid,
             "ping_url": self.ping_url,
+            "tags": list(self.tags),
+            "source": self.source,
         }
 
     @classmethod
@@ -358,4 +435,6 @@ class MonitorView:
             channels=tuple(data.get("channels", ())),
             uuid=data.get("uuid"),
             ping_url=data.get("ping_url"),
+            tags=tuple(data.get("tags", ())),
+            source=data.get("source", "file"),
         )

@@ -52,6 +52,15 @@ def name_problem(name: str, what: str = "a slug") -> str | None:
     return None
 
 
+def tag_problem(tag: str) -> str | None:
+    """None if `tag` may label monitors, else why not.
+
+    Tags appear in URLs (`?tag=`, /badge/tag/<tag>.svg) and metric labels,
+    so they follow the channel-name rules.
+    """
+    return _charset_problem(tag, "a tag")
+
+
 def uuid_problem(text: str) -> str | None:
     """None if `text` may be a monitor's `uuid` (any spelling `uuid.UUID` reads), else why not."""
     try:

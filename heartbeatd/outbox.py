@@ -31,6 +31,7 @@ import aiohttp
 from heartbeatd.channels import CHANNEL_TYPES
 from heartbeatd.channels.base import DeliveryError, SendContext, describe_failure
 from heartbeatd.clock import Clock
+from heartbeatd.model import DAEMON
 from heartbeatd.store import Move, OutboxItem, Store, StoreError
 from heartbeatd.times import isoformat
 
@@ -302,6 +303,11 @@ class Outbox:
         self._log_moves(moves)
 
     def _channels_of(self, slug: str) -> Sequence[str] | None:
+        if slug == DAEMON:
+            # An alert about heartbeatd itself has no monitor to follow:
+            # rather than wait on a channel that is gone, it goes to every
+            # current channel that does not have it yet.
+            return tuple(self._channels)
         monitor = self._monitors.get(slug)
         return None if monitor is None else monitor.channels
 

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from heartbeatd import humanize
+from heartbeatd import humanize, roster
+from heartbeatd.charts import chart_top, runs_svg, strip_svg
 from heartbeatd.model import MonitorView
+from heartbeatd.timeline import Cell
 from heartbeatd.times import isoformat, parse_isoformat
 
 # Worst first: what needs attention is at the top of the page.
-STATUS_ORDER = ("down", "late", "new", "up", "paused")
+STATUS_ORDER = tuple(status.value for status in roster.STATUS_ORDER)
 REFRESH_SECONDS = 30
 
 # Colours of shields.io's named palette, so the SVG and the JSON badge agree.
@@ -70,6 +74,17 @@ def size(text: str) -> str:
     return f"{n / 1024:.1f} KiB"
 
 
+def percent(share: float | None) -> str:
+    """99.95 %: two decimals, never "100 %" for a share short of 1 (nor 0 % above 0)."""
+    if share is None:
+        return "\u2013"
+    if 0.9999 < share < 1:
+        return "99.99 %"
+    if 0 < share < 0.0001:
+        return "0.01 %"
+    return f"{share * 100:.2f} %".replace(".00 %", " %")
+
+
 _env.globals.update(
     ago=ago,
     span=humanize.span,
@@ -79,10 +94,71 @@ _env.globals.update(
     reason=humanize.reason,
     iso=isoformat,
     parse=parse_isoformat,
+    percent=percent,
+    # 100,000 monitors, not 100000.
+    number="{:,}".format,
 )
 
 
 # -- pages ------------------------------------------------------------------------
+
+PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class IndexQuery:
+    """What the overview shows: its filters and page, as in its URL
+    (`/?status=down&tag=db&q=backup&page=2`)."""
+
+    status: str | None = None
+    tag: str | None = None
+    q: str = ""
+    page: int = 1
+
+    @classmethod
+    def parse(cls, args: Mapping[str, str]) -> IndexQuery:
+        """From a URL's query; ValueError says what is wrong with it."""
+        status = args.get("status") or None
+        if status is not None and status not in STATUS_ORDER:
+            raise ValueError(f"status must be one of {', '.join(STATUS_ORDER)}")
+        text = args.get("page", "1") or "1"
+        if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) < 1:
+            raise ValueError("page must be a number from 1 on")
+        q = " ".join(args.get("q", "").split())[:200]
+        return cls(status, args.get("tag") or None, q, int(text))
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * PAGE_SIZE
+
+    def link(self, **changes: Any) -> str:
+        """The relative URL of this view with `changes`; a new filter starts at page 1."""
+        if changes.keys() - {"page"}:
+            changes.setdefault("page", 1)
+        view = replace(self, **changes)
+        args = [("status", view.status), ("tag", view.tag), ("q", view.q)]
+        pairs = [(key, value) for key, value in args if value]
+        if view.page != 1:
+            pairs.append(("page", str(view.page)))
+        return "?" + urlencode(pairs) if pairs else "./"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One page of the overview, gathered by the web layer."""
+
+    # In page order, each with the cells of its history strip.
+    rows: Sequence[tuple[MonitorView, Sequence[Cell]]]
+    # Monitors by status (within the tag filter, if any), worst first.
+    counts: Mapping[str, int]
+    # How many monitors match the filters, on every page.
+    total: int
+    query: IndexQuery = IndexQuery()
+    tags: Sequence[str] = ()
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // PAGE_SIZE))
 
 
 def sort_monitors(monitors: Sequence[MonitorView]) -> list[MonitorView]:
@@ -91,28 +167,50 @@ def sort_monitors(monitors: Sequence[MonitorView]) -> list[MonitorView]:
     def key(m: MonitorView) -> tuple[int, str, str]:
         status = m.status.value
         rank = STATUS_ORDER.index(status) if status in STATUS_ORDER else len(STATUS_ORDER)
-        return rank, m.name.lower(), m.slug
+        return rank, m.name.casefold(), m.slug
 
     return sorted(monitors, key=key)
 
 
-def count_by_status(monitors: Sequence[MonitorView]) -> list[tuple[str, int]]:
-    """[("down", 2), ("up", 5)]: the statuses present, worst first."""
+def count_by_status(monitors: Sequence[MonitorView]) -> dict[str, int]:
+    """{"down": 2, "up": 5}: how many have each status, worst first."""
     counts = {s: 0 for s in STATUS_ORDER}
     for m in monitors:
         counts[m.status.value] = counts.get(m.status.value, 0) + 1
-    return [(s, n) for s, n in counts.items() if n]
+    return counts
 
 
-def render_index(monitors: Sequence[MonitorView], now: datetime) -> str:
-    """The overview at `/`: one row per monitor, worst first."""
+def render_index(listing: Listing, now: datetime, strays: Sequence[Any] = ()) -> str:
+    """The overview at `/`: the counts, the filters, and one page of monitors;
+    then the last pings to no known monitor (strays.StrayPing), if any."""
     return _env.get_template("index.html").render(
-        monitors=sort_monitors(monitors),
-        counts=count_by_status(monitors),
+        rows=[(m, strip_svg(cells) if cells else "") for m, cells in listing.rows],
+        listing=listing,
+        strays=strays,
+        query=listing.query,
+        counts=[(s, n) for s, n in listing.counts.items() if n],
+        all_counts=listing.counts,
         now=now,
         refresh=REFRESH_SECONDS,
         root="",
     )
+
+
+@dataclass(frozen=True)
+class Detail:
+    """What the monitor page shows beyond its facts, pings and flips."""
+
+    # Its history strip, oldest cell first.
+    cells: Sequence[Cell] = ()
+    # The last measured runs (pings with a duration), newest first.
+    runs: Sequence[Mapping[str, Any]] = ()
+    # Seconds; drawn as a line over the runs.
+    max_runtime: float | None = None
+    # Shares of 1 (None: never watched in that time), from the flips.
+    uptime_30d: float | None = None
+    uptime_90d: float | None = None
+    # (what, URL): by uuid, by slug.
+    ping_urls: Sequence[tuple[str, str]] = ()
 
 
 def render_monitor(
@@ -120,13 +218,18 @@ def render_monitor(
     pings: Sequence[Mapping[str, Any]],
     flips: Sequence[Mapping[str, Any]],
     now: datetime,
+    detail: Detail = Detail(),
 ) -> str:
-    """One monitor at `/monitors/<slug>`: its facts, flips and ping log (newest first)."""
+    """One monitor at `/monitors/<slug>`: its facts, pictures, flips and ping log (newest first)."""
     return _env.get_template("monitor.html").render(
         m=monitor,
         pings=pings,
         flips=flip_rows(flips, monitor.status.value, now),
-        counts=count_by_status([monitor]),
+        counts=[(monitor.status.value, 1)],
+        detail=detail,
+        strip=strip_svg(detail.cells) if detail.cells else None,
+        chart=runs_svg(detail.runs, detail.max_runtime) if detail.runs else None,
+        chart_top=chart_top(detail.runs, detail.max_runtime) if detail.runs else None,
         now=now,
         refresh=REFRESH_SECONDS,
         root="../",
@@ -143,11 +246,18 @@ def flip_rows(
     still_down = status == "down"
     for i, row in enumerate(rows):
         at = parse_isoformat(row["at"])
-        if row["old"] == row["new"] or at is None:
+        # A gap in heartbeatd's watch (into unknown and back) is no change
+        # of the monitor's: a downtime across it counts from the real flip.
+        if row["old"] == row["new"] or at is None or row.get("reason") == "daemon_gap":
             continue
         if row["old"] == "down":
             went_down = next(
-                (f for f in rows[i + 1 :] if f["new"] == "down" and f["old"] != "down"), None
+                (
+                    f
+                    for f in rows[i + 1 :]
+                    if f["new"] == "down" and f["old"] not in ("down", "unknown")
+                ),
+                None,
             )
             if went_down is not None:
                 start = parse_isoformat(went_down["at"])
@@ -161,6 +271,23 @@ def flip_rows(
 
 
 # -- badges -----------------------------------------------------------------------
+
+
+def tag_status(statuses: Iterable[str]) -> str:
+    """One status for a tag's badge: the worst of its monitors that are not
+    paused (a new monitor counts as up, as Healthchecks counts it), or
+    "paused" when every one of them is."""
+    worst = None
+    for status in statuses:
+        if status == "paused":
+            continue
+        rank = _TAG_RANK.get(status, 0)
+        if worst is None or rank > _TAG_RANK[worst]:
+            worst = "up" if status == "new" else status
+    return worst or "paused"
+
+
+_TAG_RANK = {"up": 0, "new": 0, "late": 1, "down": 2}
 
 
 def badge_json(label: str, status: str) -> dict[str, Any]:

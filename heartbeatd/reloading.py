@@ -47,6 +47,10 @@ def needs_restart(old: Config, new: Config) -> list[str]:
         changed.append("storage.path")
     if old.storage.synchronous != new.storage.synchronous:
         changed.append("storage.synchronous")
+    # The self-ping's worker starts with the daemon; a reload may change its
+    # URL or stop its pings, not start it.
+    if old.selfping.ping_url is None and new.selfping.ping_url is not None:
+        changed.append("self.ping_url")
     return changed
 
 

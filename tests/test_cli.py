@@ -564,10 +564,46 @@ def test_status_says_a_paused_monitor_waits_and_shows_uuids_with_v(
 
     assert result.exit_code == 0, result.output
     header, row_a, row_b = result.stdout.splitlines()
-    assert header.split() == ["MONITOR", "STATUS", "LAST", "PING", "NEXT", "EXPECTED", "UUID"]
-    assert row_a.split()[0] == "a" and row_a.endswith(uuid)
+    assert header.split() == [
+        *["MONITOR", "STATUS", "LAST", "PING", "NEXT", "EXPECTED", "UUID", "TAGS"]
+    ]
+    assert row_a.split()[0] == "a" and row_a.endswith(f"{uuid}  -")
     assert row_b.split()[:2] == ["b", "paused"]
-    assert row_b.endswith("paused: until resumed or pinged  -")
+    assert "paused: until resumed or pinged  -" in row_b and row_b.split()[-2:] == ["-", "-"]
+
+
+def test_status_with_tags_shows_only_monitors_carrying_every_tag(daemon: DaemonProcess) -> None:
+    daemon.write_config(
+        SLOW.format(slug="a")
+        + 'tags = ["db", "nightly"]\n'
+        + SLOW.format(slug="b")
+        + 'tags = ["db"]\n'
+        + SLOW.format(slug="c")
+    )
+    daemon.start()
+    config = str(daemon.config_path)
+    assert daemon.ping("a/1").status == 200
+
+    one = cli("status", "--tag", "db", "-c", config)
+    both = cli("status", "--tag", "db", "--tag", "nightly", "-v", "-c", config)
+    healthy = cli("status", "--tag", "db", "--tag", "x", "-c", config)
+
+    assert [line.split()[0] for line in one.stdout.splitlines()[1:]] == ["a", "b"]
+    assert one.exit_code == 1  # a is down
+    assert both.stdout.splitlines()[1].split()[0] == "a"
+    assert both.stdout.splitlines()[1].endswith("db,nightly")
+    assert healthy.stdout.splitlines()[1:] == [] and healthy.exit_code == 0
+
+
+def test_status_lists_every_monitor_past_one_page_of_the_api(daemon: DaemonProcess) -> None:
+    # The API answers 1000 at most (100 unless asked): status follows its cursor.
+    daemon.write_config("".join(SLOW.format(slug=f"job-{i:04d}") for i in range(1205)))
+    daemon.start()
+
+    shown = cli("status", "-c", str(daemon.config_path))
+
+    slugs = [line.split()[0] for line in shown.stdout.splitlines()[1:]]
+    assert slugs == [f"job-{i:04d}" for i in range(1205)]
 
 
 def test_history_honours_n_0_and_shows_bodies(daemon: DaemonProcess) -> None:

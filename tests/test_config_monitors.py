@@ -41,6 +41,7 @@ GOOD = {
     "uuid": UUIDS,
     "repeat": DURATIONS | st.just(False),
     "repeat_limit": st.integers(1, 10),
+    "tags": st.lists(st.sampled_from(["db", "backup", "web", "x" * 64]), max_size=4),
 }
 BAD = {
     "period": BAD_DURATIONS,
@@ -54,6 +55,7 @@ BAD = {
     "uuid": BAD_UUIDS,
     "repeat": BAD_DURATIONS,
     "repeat_limit": st.sampled_from([0, -1, 2**64, True, "3"]),
+    "tags": st.sampled_from(["db", ["DB"], ["a b"], [""], ["x" * 65], [1], ["db", None]]),
     "graec": st.just("1h"),
 }
 
@@ -98,6 +100,7 @@ DEFAULTS = st.builds(
     max_runtime=st.none() | st.integers(1, 10**6),
     repeat=st.none() | st.integers(1, 10**6),
     repeat_limit=st.none() | st.integers(1, 10),
+    tags=st.sampled_from([(), ("prod",), ("prod", "db")]),
 )
 
 

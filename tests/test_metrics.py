@@ -179,6 +179,7 @@ def test_every_family_has_help_and_type_before_its_samples():
         "heartbeatd_alerts_sent_total",
         "heartbeatd_alerts_failed_total",
         "heartbeatd_config_reloads_total",
+        "heartbeatd_unknown_pings_total",
     }
     assert text.endswith("\n")
 

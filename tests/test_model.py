@@ -36,6 +36,7 @@ VIEWS = st.builds(
     channels=st.lists(st.from_regex(r"[a-z0-9_-]{1,10}", fullmatch=True)).map(tuple),
     uuid=st.none() | st.uuids().map(str),
     ping_url=st.none() | st.just("https://hb.example.com/ping/backup"),
+    tags=st.lists(st.sampled_from(["db", "web"]), max_size=2).map(tuple),
 )
 
 
@@ -64,6 +65,7 @@ def test_its_json_has_the_keys_of_the_contract_in_order():
         channels=("ops", "hook"),
         uuid="9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b",
         ping_url="https://hb.example.com/ping/9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b",
+        tags=("db", "nightly"),
     )
     assert view.to_json() == {
         "slug": "backup",
@@ -84,6 +86,8 @@ def test_its_json_has_the_keys_of_the_contract_in_order():
         "channels": ["ops", "hook"],
         "uuid": "9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b",
         "ping_url": "https://hb.example.com/ping/9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b",
+        "tags": ["db", "nightly"],
+        "source": "file",
     }
     assert list(view.to_json()) == list(MonitorView.__dataclass_fields__)
 

@@ -97,6 +97,18 @@ def words(html: str) -> str:
     return " ".join(" ".join(parse(html).text).split())
 
 
+def index(monitors: list[MonitorView], **listing: object) -> str:
+    """The overview of `monitors` as the web layer gathers it: in page order,
+    without history strips unless given."""
+    ordered = pages.sort_monitors(monitors)
+    fields = {
+        "rows": [(m, ()) for m in ordered],
+        "counts": pages.count_by_status(monitors),
+        "total": len(monitors),
+    }
+    return pages.render_index(pages.Listing(**(fields | listing)), NOW)
+
+
 def status_words(html: str) -> list[str]:
     return re.findall(r'<span class="pill s-\w+">(\w+)</span>', html)
 
@@ -113,7 +125,7 @@ def test_it_lists_down_first_then_late_new_up_paused():
         monitor("e-late", "late"),
         monitor("f-down", "down"),
     ]
-    html = pages.render_index(monitors, NOW)
+    html = index(monitors)
     assert status_words(html) == ["down", "down", "late", "new", "up", "paused"]
     links = [a["href"] for tag, a in parse(html).tags if tag == "a" and a.get("class") == "row"]
     assert links == [
@@ -127,13 +139,13 @@ def test_it_lists_down_first_then_late_new_up_paused():
 
 
 def test_it_shows_the_state_as_a_word_and_a_colour_class():
-    html = pages.render_index([monitor("db", "down")], NOW)
+    html = index([monitor("db", "down")])
     assert '<span class="pill s-down">down</span>' in html
     assert ".s-down { --c: var(--down)" in html
 
 
 def test_it_shows_times_relative_with_the_iso_time_in_a_title():
-    html = pages.render_index([monitor("db")], NOW)
+    html = index([monitor("db")])
     last, expected = at(minutes=-3), at(minutes=57)
     assert f'<time datetime="{last}" title="{last}">3 min ago</time>' in html
     assert f'<time datetime="{expected}" title="{expected}">in 57 min</time>' in html
@@ -143,7 +155,7 @@ def test_it_shows_times_relative_with_the_iso_time_in_a_title():
 
 def test_it_says_since_when_a_down_monitor_is_down():
     down = monitor("db", "down", down_at=at(hours=-2, minutes=-5), expected_at=at(hours=-3))
-    text = words(pages.render_index([down], NOW))
+    text = words(index([down]))
     assert "Down since 2 h 5 min ago" in text
     assert "Next expected" not in text
 
@@ -159,37 +171,44 @@ def test_it_says_since_when_a_down_monitor_is_down():
 )
 def test_it_says_why_a_monitor_is_down(reason, exit_status, shown):
     down = monitor("db", "down", reason=reason, last_exit_status=exit_status)
-    assert f'<span class="why">{shown}</span>' in pages.render_index([down], NOW)
+    assert f'<span class="why">{shown}</span>' in index([down])
 
 
 def test_it_says_when_a_late_monitor_was_expected():
     late = monitor("db", "late", expected_at=at(minutes=-2))
-    assert "Was expected 2 min ago" in words(pages.render_index([late], NOW))
+    assert "Was expected 2 min ago" in words(index([late]))
 
 
 def test_it_marks_a_running_job():
     running = monitor("db", started_at=at(minutes=-4))
-    assert "running 4 min" in words(pages.render_index([running], NOW))
-    assert "running" not in words(pages.render_index([monitor("db")], NOW))
+    assert "running 4 min" in words(index([running]))
+    assert "running" not in words(index([monitor("db")]))
 
 
-def test_it_shows_never_for_a_monitor_never_pinged():
+def test_it_shows_never_for_a_monitor_never_pinged_and_when_it_goes_down():
     new = monitor("db", "new", last_ping=None, last_success=None, last_duration=None)
-    text = words(pages.render_index([new], NOW))
+    text = words(index([new]))
     assert "Last ping never" in text
-    assert "Last run \u2013" in text
+    assert "Goes down in 1 h 2 min" in text
+    # Nothing ran yet: the room goes to when it will go down.
+    assert "Last run" not in text
+
+
+def test_it_says_when_a_late_monitor_goes_down():
+    late = monitor("db", "late", expected_at=at(minutes=-2), down_at=at(minutes=3))
+    assert "Was expected 2 min ago Goes down in 3 min" in words(index([late]))
 
 
 def test_it_counts_monitors_by_status_in_the_heading_and_the_title():
     monitors = [monitor("a", "down"), monitor("b", "down"), monitor("c", "up")]
-    html = pages.render_index(monitors, NOW)
+    html = index(monitors)
     assert "<title>(2 down) heartbeatd</title>" in html
     assert "2 down · 1 up" in words(html)
-    assert "<title>heartbeatd</title>" in pages.render_index([monitor("c")], NOW)
+    assert "<title>heartbeatd</title>" in index([monitor("c")])
 
 
 def test_it_refreshes_itself_and_fits_a_phone():
-    html = pages.render_index([monitor()], NOW)
+    html = index([monitor()])
     metas = [attrs for tag, attrs in parse(html).tags if tag == "meta"]
     assert {"http-equiv": "refresh", "content": "30"} in metas
     assert {"name": "viewport", "content": "width=device-width, initial-scale=1"} in metas
@@ -197,14 +216,14 @@ def test_it_refreshes_itself_and_fits_a_phone():
 
 
 def test_it_needs_no_javascript_and_no_outside_resources():
-    html = pages.render_index([monitor()], NOW)
+    html = index([monitor()])
     tags = {tag for tag, _ in parse(html).tags}
     assert not tags & {"script", "link", "img", "iframe"}
 
 
 def test_it_escapes_a_monitor_name():
     evil = monitor("x", name='<script>alert("hi")</script>', description="<b>bold</b>")
-    html = pages.render_index([evil], NOW)
+    html = index([evil])
     assert "<script>" not in html
     assert "&lt;script&gt;alert(&#34;hi&#34;)&lt;/script&gt;" in html
     detail = pages.render_monitor(evil, [], [], NOW)
@@ -214,7 +233,7 @@ def test_it_escapes_a_monitor_name():
 
 
 def test_it_says_so_when_there_are_no_monitors():
-    assert "No monitors yet" in words(pages.render_index([], NOW))
+    assert "No monitors yet" in words(index([]))
 
 
 # -- one monitor --------------------------------------------------------------------

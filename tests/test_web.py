@@ -282,7 +282,8 @@ async def test_the_api_monitor_object_is_exactly_this(client, clock):
         ' "last_ping": "2026-01-14T12:01:24Z", "last_success": "2026-01-14T12:01:24Z",'
         ' "last_exit_status": 0, "expected_at": "2026-01-14T13:01:24Z",'
         ' "down_at": "2026-01-14T14:01:24Z", "n_pings": 2, "last_duration": 83.6,'
-        f' "channels": ["log"], "uuid": "{UUID}", "ping_url": "http://127.0.0.1:8080/ping/{UUID}"}}'
+        f' "channels": ["log"], "uuid": "{UUID}", "ping_url": "http://127.0.0.1:8080/ping/{UUID}",'
+        ' "tags": [], "source": "file"}'
     )
     listed = await (await client.get("/api/v1/monitors")).json()
     assert listed["monitors"][0] == await response.json()

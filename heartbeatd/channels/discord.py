@@ -17,6 +17,8 @@ COLOURS = {
     AlertEvent.REMINDER: RED,
     AlertEvent.UP: GREEN,
     AlertEvent.TEST: GREY,
+    AlertEvent.DAEMON_GAP: RED,
+    AlertEvent.SILENCE: RED,
 }
 # Discord's limits: title 256, description 4096, field value 1024 characters.
 OUTPUT_CHARS = 3000

@@ -27,6 +27,12 @@ def parse_options(table: Table, env: ParseEnv) -> Options:
 
 
 def render(alert: Alert, opts: Options) -> str:
+    if alert.is_daemon_event:
+        # About heartbeatd itself: no monitor, status or reason to tell.
+        return (
+            f"alert event={alert.event.value} from={isoformat(alert.since) or 'none'}"
+            f' to={isoformat(alert.at)} count={alert.count} text="{_escape(alert.note)}"'
+        )
     fields = {
         "event": alert.event.value,
         "monitor": alert.monitor,

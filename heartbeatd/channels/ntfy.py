@@ -21,6 +21,8 @@ TAGS = {
     AlertEvent.REMINDER: "rotating_light",
     AlertEvent.UP: "white_check_mark",
     AlertEvent.TEST: "test_tube",
+    AlertEvent.DAEMON_GAP: "warning",
+    AlertEvent.SILENCE: "warning",
 }
 _TOPIC = re.compile(r"[-_A-Za-z0-9]{1,64}")
 # ntfy keeps messages up to 4096 bytes; the output excerpt must leave room.
@@ -59,7 +61,7 @@ def parse_options(table: Table, env: ParseEnv) -> Options:
 
 
 def render(alert: Alert, opts: Options) -> dict[str, Any]:
-    urgent = alert.event in (AlertEvent.DOWN, AlertEvent.REMINDER)
+    urgent = alert.event is not AlertEvent.UP and alert.event is not AlertEvent.TEST
     lines = [text.headline(alert), ""]
     lines += [f"{label}: {value}" for label, value in text.facts(alert)[1:]]
     if alert.body.strip():

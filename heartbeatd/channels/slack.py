@@ -16,6 +16,8 @@ EMOJI = {
     AlertEvent.REMINDER: ":red_circle:",
     AlertEvent.UP: ":large_green_circle:",
     AlertEvent.TEST: ":white_circle:",
+    AlertEvent.DAEMON_GAP: ":warning:",
+    AlertEvent.SILENCE: ":warning:",
 }
 # A section's text may hold 3000 characters; leave room for the fences.
 OUTPUT_CHARS = 2500

@@ -22,6 +22,8 @@ EMOJI = {
     AlertEvent.REMINDER: "🔴",
     AlertEvent.UP: "🟢",
     AlertEvent.TEST: "⚪",
+    AlertEvent.DAEMON_GAP: "⚠️",
+    AlertEvent.SILENCE: "⚠️",
 }
 # A message may hold 4096 characters; the output excerpt leaves room for the rest.
 OUTPUT_CHARS = 1500

@@ -19,6 +19,10 @@ def display_name(alert: Alert) -> str:
 
 def title(alert: Alert) -> str:
     """The one-line headline, also the email subject (DESIGN §5)."""
+    if alert.event is AlertEvent.DAEMON_GAP:
+        return "HEARTBEATD WAS NOT RUNNING"
+    if alert.event is AlertEvent.SILENCE:
+        return "SILENCE: no pings reach heartbeatd"
     name = display_name(alert)
     if alert.event is AlertEvent.DOWN:
         return f"DOWN: {name}"
@@ -33,11 +37,15 @@ def explain(alert: Alert) -> str:
     """The reason in words a person paged at night understands."""
     if alert.event is AlertEvent.TEST:
         return "a test alert: if you can read this, the channel works"
+    if alert.is_daemon_event:
+        return alert.note
     return humanize.reason(alert.reason.value, alert.exit_status)
 
 
 def facts(alert: Alert) -> list[tuple[str, str]]:
     """Labelled lines for a message body; absent values are left out."""
+    if alert.is_daemon_event:
+        return daemon_facts(alert)
     rows = [
         ("Monitor", alert.monitor),
         ("Status", alert.status.value),
@@ -55,6 +63,29 @@ def facts(alert: Alert) -> list[tuple[str, str]]:
     return rows
 
 
+def daemon_facts(alert: Alert) -> list[tuple[str, str]]:
+    # The first row is the event: ntfy leaves the first row out (its title
+    # says it), as it does a monitor's name.
+    rows = [("Event", alert.event.value)]
+    if alert.event is AlertEvent.DAEMON_GAP:
+        rows += [
+            ("Not running from", isoformat(alert.since) or "unknown"),
+            ("Until", isoformat(alert.at) or ""),
+        ]
+        label = "Deadlines moved"
+    else:
+        rows += [
+            ("Last ping", isoformat(alert.since) or "none since heartbeatd started"),
+            ("Noticed at", isoformat(alert.at) or ""),
+        ]
+        label = "Monitors expected"
+    if alert.count:
+        shown = ", ".join(alert.monitors)
+        more = alert.count - len(alert.monitors)
+        rows.append((label, f"{shown} and {more} more" if more > 0 else shown))
+    return rows
+
+
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     """The last `limit` characters of `text`, marked when cut."""
     text = text.rstrip()
@@ -65,6 +96,8 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
 
 def headline(alert: Alert) -> str:
     """The first sentence of a message: what happened, in a line."""
+    if alert.is_daemon_event:
+        return alert.note
     name = display_name(alert)
     if alert.event is AlertEvent.DOWN:
         return f"{name} is down: {explain(alert)}."

@@ -13,6 +13,7 @@ import-linter keeps it so):
                  running daemon through its API, and how they log in to it
     jobs.py      exec, and its forwarding of signals to the job
     admin.py     test-alert, hash-password, verify-db
+    export.py    export (the monitors created through the API, as TOML)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import click
 
 from heartbeatd import __version__
-from heartbeatd.cli import admin, jobs, remote, serve
+from heartbeatd.cli import admin, export, jobs, remote, serve
 
 
 @click.group()
@@ -41,6 +42,7 @@ for _command in (
     admin.test_alert,
     admin.verify_db,
     admin.hash_password,
+    export.export,
 ):
     main.add_command(_command)
 

@@ -8,6 +8,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import click
 
@@ -171,9 +172,30 @@ def _ask(api: DaemonAPI, path: str, method: str = "GET") -> Any:
         sys.exit(EXIT_REFUSED if refused else EXIT_UNREACHABLE)
 
 
+def _every_monitor(api: DaemonAPI, tag: str | None = None) -> list[Any]:
+    """Every monitor (with `tag`), a page of 1000 at a time, following the
+    API's cursor (a daemon that answers without one answered all of them)."""
+    monitors: list[Any] = []
+    query = {"limit": "1000"} | ({"tag": tag} if tag else {})
+    while True:
+        answer = _ask(api, "/api/v1/monitors?" + urlencode(query))
+        monitors.extend(answer["monitors"])
+        cursor = answer.get("next_cursor")
+        if not cursor:
+            return monitors
+        query["cursor"] = cursor
+
+
 @click.command()
 @daemon_options
-@click.option("-v", "--verbose", is_flag=True, help="Also show each monitor's uuid.")
+@click.option("-v", "--verbose", is_flag=True, help="Also show each monitor's uuid and tags.")
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="TAG",
+    help="Only monitors carrying TAG (repeat it: monitors carrying every one).",
+)
 def status(
     config_path: str | None,
     url: str | None,
@@ -181,20 +203,25 @@ def status(
     user: str | None,
     password_file: Path | None,
     verbose: bool,
+    tags: tuple[str, ...],
 ) -> None:
-    """Show every monitor; exit 1 when any is down."""
+    """Show every monitor (or those with --tag); exit 1 when any shown is down."""
     api = _connect(config_path, url, token_file, user, password_file)
-    answer = _ask(api, "/api/v1/monitors")["monitors"]
+    # The daemon filters by the first tag; a daemon older than tags does
+    # not, so every tag is checked here too.
+    answer = _every_monitor(api, tags[0] if tags else None)
     monitors = [MonitorView.from_json(m) for m in answer]
+    monitors = [m for m in monitors if set(tags) <= set(m.tags)]
     now = Clock().now()
     rows = [["MONITOR", "STATUS", "LAST PING", "NEXT EXPECTED"]]
     for m in monitors:
         status_text = m.status.value + (" (running)" if m.started_at else "")
-        rows.append([m.slug, status_text, _age(m.last_ping, now), _next(m, now)])
+        slug = m.slug + (" (api)" if m.source == "api" else "")
+        rows.append([slug, status_text, _age(m.last_ping, now), _next(m, now)])
         if verbose:
-            rows[-1].append(m.uuid or "-")
+            rows[-1] += [m.uuid or "-", ",".join(m.tags) or "-"]
     if verbose:
-        rows[0].append("UUID")
+        rows[0] += ["UUID", "TAGS"]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

@@ -7,9 +7,11 @@ import contextlib
 import logging
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 import click
 
@@ -22,8 +24,18 @@ from heartbeatd.cli.app import (
     setup_logging,
 )
 from heartbeatd.clock import Clock
-from heartbeatd.config import check_warnings, find_database, load_config, ping_urls
+from heartbeatd.config import (
+    AlertsConfig,
+    Config,
+    SelfPingConfig,
+    check_warnings,
+    find_database,
+    load_config,
+    ping_urls,
+)
 from heartbeatd.durations import format_duration
+from heartbeatd.provision import shadowed
+from heartbeatd.store.provisioned import read_file
 from heartbeatd.systemd import (
     APPLIED,
     ReloadStatus,
@@ -118,11 +130,59 @@ def check(config_path: str, credentials: Path | None) -> None:
         click.echo(f"  channels: {', '.join(monitor.channels) or '(none: no alerts)'}")
         for i, url in enumerate(ping_urls(config, monitor)):
             click.echo(f"  {'ping:    ' if i == 0 else '         '} {url}")
-    warnings = check_warnings(config)
+    for line in daemon_checks(config):
+        click.echo(line)
+    warnings = check_warnings(config) + _shadowed_warnings(config)
+    if config.server.auto_provision and config.server.ping_key is None:
+        warnings.append(
+            f"{config.path}: server.auto_provision: without ping_key anyone who reaches"
+            " /ping/ can create monitors; Healthchecks provisions only under the ping key"
+        )
     if warnings:
         click.echo("")
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
+
+
+def _shadowed_warnings(config: Config) -> list[str]:
+    """API-created monitors (in the database) that a monitor of the file hides."""
+    try:
+        definitions = {d.slug: d for d in read_file(config.storage.path)}
+    except sqlite3.Error as exc:
+        return [f"{config.storage.path}: cannot read the API-created monitors: {exc}"]
+    return [
+        f"{config.path}: monitors.{slug}: also created through the API; the file's"
+        " monitor wins and the API's is not watched (`heartbeatd export` shows it)"
+        for slug in shadowed(config, definitions)
+    ]
+
+
+def daemon_checks(config: Config) -> list[str]:
+    """What [self] and [alerts] make heartbeatd tell about itself, in words;
+    nothing while they are at their defaults."""
+    alerts, selfping = config.alerts, config.selfping
+    if alerts == AlertsConfig(alerts.give_up_after, alerts.send_timeout) and selfping == (
+        SelfPingConfig()
+    ):
+        return []
+    to = ", ".join(alerts.channels) if alerts.channels is not None else "every channel"
+    silence = format_duration(alerts.silence) if alerts.silence else "off"
+    lines = [
+        "",
+        "heartbeatd itself",
+        f"  downtime alert: after {format_duration(alerts.gap_notice)}; silence alert: {silence};"
+        f" to {to}",
+    ]
+    if selfping.ping_url is None:
+        lines.append("  self-ping: off")
+    else:
+        # Scheme and host only: the path usually holds the check's key.
+        url = urlsplit(selfping.ping_url.reveal())
+        lines.append(
+            f"  self-ping: every {format_duration(selfping.every)} to {url.scheme}://{url.hostname}/…,"
+            f" outbox stuck after {format_duration(selfping.stuck_after)}"
+        )
+    return lines
 
 
 @click.command(name="reload")

@@ -19,7 +19,7 @@ from heartbeatd.config.files import (
     without_monitors,
 )
 from heartbeatd.config.monitors import read_defaults, read_monitors
-from heartbeatd.config.values import Config
+from heartbeatd.config.values import Config, index_tags
 from heartbeatd.config.warnings import find_ignored_options, find_inline_secrets
 from heartbeatd.tables import ConfigError, Problems, Table, show
 
@@ -77,9 +77,9 @@ def parse_config(
     root = Table(data, "", problems)
     server = sections.read_server(root.table("server"))
     storage = sections.read_storage(root.table("storage"), state_directory() or base_dir)
-    alerts = sections.read_alerts(root.table("alerts"))
     web = sections.read_web(root.table("web"))
     metrics = sections.read_metrics(root.table("metrics"))
+    api = sections.read_api(root.table("api"))
     smtp_table = root.table("smtp")
     smtp = sections.read_smtp(smtp_table) if isinstance(data.get("smtp"), dict) else None
     channels_table = root.table("channels")
@@ -87,6 +87,8 @@ def parse_config(
     # error (on the channel), not one more for every monitor that uses it.
     declared = tuple(sorted(channels_table.data))
     channels = sections.read_channels(channels_table, ParseEnv(base_dir=base_dir, smtp=smtp))
+    alerts = sections.read_alerts(root.table("alerts"), declared)
+    selfping = sections.read_self(root.table("self"))
     defaults = read_defaults(root.table("defaults"), declared)
     reuse = previous.monitors if previous is not None else {}
     monitors = read_monitors(root.table("monitors"), defaults, declared, reuse)
@@ -104,6 +106,10 @@ def parse_config(
         inline_secrets=tuple(find_inline_secrets(data)),
         ignored_options=tuple(find_ignored_options(data)),
         metrics=metrics,
+        tagged=index_tags(monitors),
+        api=api,
+        defaults_data=data["defaults"] if isinstance(data.get("defaults"), dict) else {},
+        selfping=selfping,
     )
 
 

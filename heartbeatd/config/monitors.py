@@ -12,12 +12,13 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from heartbeatd.config.values import DEFAULT_GRACE, Monitor
 from heartbeatd.durations import DurationError, parse_duration, quote
-from heartbeatd.names import canonical_uuid, name_problem, uuid_problem
+from heartbeatd.names import canonical_uuid, name_problem, tag_problem, uuid_problem
+from heartbeatd.problems import Problems
 from heartbeatd.schedule import CRON_FIELDS, Schedule, cron_problem, timezone_problem
 from heartbeatd.tables import INT64, Table
 
@@ -32,6 +33,7 @@ class Defaults:
     max_runtime: int | None
     repeat: int | None
     repeat_limit: int | None
+    tags: tuple[str, ...] = ()
 
 
 def read_defaults(table: Table, declared: tuple[str, ...]) -> Defaults:
@@ -45,6 +47,7 @@ def read_defaults(table: Table, declared: tuple[str, ...]) -> Defaults:
         max_runtime=table.duration("max_runtime", None),
         repeat=table.duration("repeat", None),
         repeat_limit=table.integer("repeat_limit", None, at_least=1),
+        tags=_tag_list(table) or (),
     )
     table.done()
     return defaults
@@ -61,6 +64,16 @@ def _channel_list(table: Table, key: str, declared: tuple[str, ...]) -> tuple[st
     return tuple(names)
 
 
+def _tag_list(table: Table) -> tuple[str, ...] | None:
+    tags = table.text_list("tags", None)
+    if tags is None:
+        return None
+    for tag in tags:
+        table.check("tags", tag, tag_problem)
+    # Order kept as written, duplicates dropped: the API shows them as given.
+    return tuple(dict.fromkeys(tags))
+
+
 # Every key a [monitors.<slug>] table may have.
 _MONITOR_KEYS = frozenset(
     (
@@ -75,6 +88,7 @@ _MONITOR_KEYS = frozenset(
         "uuid",
         "repeat",
         "repeat_limit",
+        "tags",
     )
 )
 
@@ -100,6 +114,7 @@ class _Shared:
         self._schedules: dict[tuple[int | None, str | None, str], Schedule] = {}
         self._channel_lists: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._zones: dict[str, bool] = {defaults.timezone: True}
+        self._tag_lists: dict[tuple[str, ...], tuple[str, ...]] = {defaults.tags: defaults.tags}
 
     def schedule(self, period: int | None, cron: str | None, zone: str) -> Schedule:
         key = (period, cron, zone)
@@ -110,6 +125,9 @@ class _Shared:
 
     def channels(self, names: tuple[str, ...]) -> tuple[str, ...]:
         return self._channel_lists.setdefault(names, names)
+
+    def tags(self, tags: tuple[str, ...]) -> tuple[str, ...]:
+        return self._tag_lists.setdefault(tags, tags)
 
     def is_zone(self, name: str) -> bool:
         known = self._zones.get(name)
@@ -211,6 +229,14 @@ def _read_plain_monitor(slug: str, data: dict[str, Any], shared: _Shared) -> Mon
         if type(uuid_text) is not str or uuid_problem(uuid_text) is not None:
             return None
         uuid_text = canonical_uuid(uuid_text)
+    tags = defaults.tags
+    if "tags" in data:
+        given = data["tags"]
+        if type(given) is not list or not all(
+            type(t) is str and tag_problem(t) is None for t in given
+        ):
+            return None
+        tags = shared.tags(tuple(dict.fromkeys(given)))
     return Monitor(
         slug=slug,
         name=name,
@@ -222,6 +248,7 @@ def _read_plain_monitor(slug: str, data: dict[str, Any], shared: _Shared) -> Mon
         uuid=uuid_text,
         repeat=repeat,
         repeat_limit=repeat_limit if repeat is not None else None,
+        tags=tags,
     )
 
 
@@ -262,6 +289,7 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
     uuid_text = table.check("uuid", table.text("uuid", None), uuid_problem)
     repeat = _read_repeat(table, defaults)
     repeat_limit = table.integer("repeat_limit", defaults.repeat_limit, at_least=1)
+    tags = _tag_list(table)
     if table.has("repeat_limit") and repeat is None:
         table.error("repeat_limit", 'needs repeat, the reminder interval (e.g. repeat = "1h")')
     if schedule is None or name is None or grace is None or description is None:
@@ -277,6 +305,7 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
         uuid=None if uuid_text is None else canonical_uuid(uuid_text),
         repeat=repeat,
         repeat_limit=repeat_limit if repeat is not None else None,
+        tags=defaults.tags if tags is None else shared.tags(tags),
     )
 
 
@@ -323,3 +352,22 @@ def _cron_problem(expr: str) -> str | None:
     problem = cron_problem(expr)
     # schedule.py echoes the expression whole; a long one is cut short here.
     return problem and problem.replace(f'"{expr}"', quote(expr))
+
+
+def read_api_monitor(
+    slug: str,
+    data: Mapping[str, Any],
+    defaults_data: Mapping[str, Any],
+    declared: tuple[str, ...],
+    where: str,
+) -> tuple[Monitor | None, list[str]]:
+    """A monitor created at run time (source "api"), read as if it were the
+    table [monitors.<slug>] of a file whose [defaults] is `defaults_data`:
+    (the monitor, []) or (None, every problem, each prefixed with `where`)."""
+    problems = Problems(filename=where)
+    defaults = read_defaults(Table(dict(defaults_data), "defaults", problems), declared)
+    table = Table({slug: dict(data)}, "monitors", problems)
+    found = read_monitors(table, defaults, declared, {})
+    if problems.lines:
+        return None, problems.lines
+    return replace(found[slug], source="api"), []

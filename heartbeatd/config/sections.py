@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from heartbeatd.addresses import DEFAULT_LISTEN, split_address
+from heartbeatd.apikeys import parse_keys
 from heartbeatd.auth import HashError, parse_hash
 from heartbeatd.channels import CHANNEL_TYPES
 from heartbeatd.channels.base import ParseEnv
@@ -18,8 +19,10 @@ from heartbeatd.config.values import (
     DEFAULT_RELOAD_MAX_REMOVED,
     MAX_BODY_LIMIT,
     AlertsConfig,
+    ApiConfig,
     Channel,
     MetricsConfig,
+    SelfPingConfig,
     ServerConfig,
     StorageConfig,
     WebConfig,
@@ -72,6 +75,7 @@ def read_server(table: Table) -> ServerConfig:
     api_token = _secret(table, "api_token")
     badge_key = _secret(table, "badge_key")
     reload_max_removed = _read_percent(table, "reload_max_removed", DEFAULT_RELOAD_MAX_REMOVED)
+    auto_provision = table.boolean("auto_provision", False)
     table.done()
     return ServerConfig(
         listen=tuple(listen),
@@ -81,6 +85,7 @@ def read_server(table: Table) -> ServerConfig:
         api_token=api_token,
         badge_key=badge_key,
         reload_max_removed=reload_max_removed,
+        auto_provision=auto_provision,
     )
 
 
@@ -144,11 +149,39 @@ def path_problem(path: str) -> str | None:
     return "must not be empty" if not path.strip() else None
 
 
-def read_alerts(table: Table) -> AlertsConfig:
+def read_alerts(table: Table, declared: tuple[str, ...] = ()) -> AlertsConfig:
     give_up_after = table.duration("give_up_after", 86400)
     send_timeout = table.duration("send_timeout", 30)
+    gap_notice = table.duration("gap_notice", 300)
+    silence = table.duration("silence", None)
+    channels = table.text_list("channels", None)
+    for name in channels or ():
+        if name not in declared:
+            known = ", ".join(declared) or "none"
+            table.error("channels", f'no channel named "{name}" (configured: {known})')
     table.done()
-    return AlertsConfig(give_up_after=give_up_after, send_timeout=send_timeout)
+    return AlertsConfig(
+        give_up_after=give_up_after,
+        send_timeout=send_timeout,
+        gap_notice=gap_notice,
+        silence=silence,
+        channels=tuple(channels) if channels is not None else None,
+    )
+
+
+def read_self(table: Table) -> SelfPingConfig:
+    """[self]: ping_url (or ping_url_file), every, stuck_after."""
+    ping_url = _secret(table, "ping_url")
+    if ping_url is not None:
+        problem = _url_problem(ping_url.reveal())
+        if problem is not None:
+            # The URL usually holds the check's key: never echo it.
+            table.error("ping_url", "expected an http:// or https:// URL (not shown: a secret)")
+            ping_url = None
+    every = table.duration("every", 60)
+    stuck_after = table.duration("stuck_after", 600)
+    table.done()
+    return SelfPingConfig(ping_url=ping_url, every=every, stuck_after=stuck_after)
 
 
 def read_web(table: Table) -> WebConfig:
@@ -223,3 +256,19 @@ def read_metrics(table: Table) -> MetricsConfig:
     per_monitor = table.boolean("per_monitor", True)
     table.done()
     return MetricsConfig(per_monitor=per_monitor)
+
+
+def read_api(table: Table) -> ApiConfig:
+    """[api]: the keys of the Healthchecks-compatible management API."""
+    keys = []
+    if table.has("keys_file"):
+        text = table.file_text("keys_file")
+        if text is not None:
+            found, problems = parse_keys(text)
+            for problem in problems:
+                table.error("keys_file", problem)
+            if not found and not problems:
+                table.error("keys_file", "holds no key")
+            keys = found
+    table.done()
+    return ApiConfig(keys=tuple(keys))

@@ -11,6 +11,7 @@ from typing import Any
 
 from heartbeatd import pingurl
 from heartbeatd.addresses import DEFAULT_LISTEN
+from heartbeatd.apikeys import ApiKey
 from heartbeatd.channels.email import SmtpOptions
 from heartbeatd.model import Secret
 from heartbeatd.schedule import Schedule
@@ -35,6 +36,8 @@ class ServerConfig:
     badge_key: Secret | None = None
     # Percent of the running monitors a reload may remove without --force.
     reload_max_removed: int = DEFAULT_RELOAD_MAX_REMOVED
+    # A ping to an unknown slug with ?create=1 creates the monitor (source "api").
+    auto_provision: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,25 @@ class AlertsConfig:
     give_up_after: int = 86400
     # Seconds one delivery attempt may take.
     send_timeout: int = 30
+    # Seconds heartbeatd may be not running (or its clock jump) before it
+    # sends a daemon_gap alert about it.
+    gap_notice: int = 300
+    # Seconds without any ping, while monitors were expected, before a
+    # silence alert; None: off.
+    silence: int | None = None
+    # Where daemon_gap and silence alerts go; None: every channel.
+    channels: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SelfPingConfig:
+    """[self]: the Healthchecks-style check heartbeatd pings while it is healthy."""
+
+    # None: no outbound self-ping.
+    ping_url: Secret | None = None
+    every: int = 60
+    # An alert pending longer than this makes heartbeatd unhealthy.
+    stuck_after: int = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +113,16 @@ class Monitor:
     repeat: int | None = None
     repeat_limit: int | None = None
     description: str = ""
+    tags: tuple[str, ...] = ()
+    # "file": declared in the config file; "api": created through the
+    # Healthchecks-compatible API or by auto-provisioning, stored in SQLite.
+    source: str = "file"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    # Keys of the Healthchecks-compatible API; none: that API is off.
+    keys: tuple[ApiKey, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +140,23 @@ class Config:
     # Key paths of options that are valid but change nothing, for check_warnings().
     ignored_options: tuple[str, ...] = ()
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    # tag -> the slugs carrying it, in file order, so a tag's badge or
+    # filter reads its monitors without walking all of them.
+    tagged: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    # The [defaults] table as written: monitors created at run time are read
+    # against it as if they were in the file.
+    defaults_data: Mapping[str, Any] = field(default_factory=dict)
+    selfping: SelfPingConfig = SelfPingConfig()
+
+
+def index_tags(monitors: Mapping[str, Monitor]) -> dict[str, tuple[str, ...]]:
+    """tag -> the slugs of the monitors carrying it, in file order."""
+    index: dict[str, list[str]] = {}
+    for slug, monitor in monitors.items():
+        for tag in monitor.tags:
+            index.setdefault(tag, []).append(slug)
+    return {tag: tuple(slugs) for tag, slugs in index.items()}
 
 
 def ping_urls(config: Config, monitor: Monitor) -> list[str]:

@@ -33,6 +33,9 @@ def find_inline_secrets(data: dict[str, Any]) -> list[str]:
         for key in options if isinstance(options, dict) else ():
             if key in SECRET_KEYS:
                 found.append(f"channels.{name}.{key}")
+    selfping = data.get("self", {})
+    if isinstance(selfping, dict) and "ping_url" in selfping:
+        found.append("self.ping_url")
     return found
 
 

@@ -16,6 +16,8 @@ the modules behind it, from the bottom up:
   move to other channels, prune finished ones (`OutboxItem`, `Move`).
 - `facade`: `Store`, which turns each call into a writer job or a read made
   of history's and outbox's SQL, and writes monitor changes.
+- `provisioned`: monitors created at run time (the api_monitors table),
+  and the ping-body and flip-range reads of the Healthchecks API.
 - `verify`: beside the rest, not behind `Store`: the read-only checks of
   `heartbeatd verify-db` on a file no daemon may have opened (`verify`).
 
@@ -27,6 +29,7 @@ from heartbeatd.store.errors import StoreError
 from heartbeatd.store.facade import PRUNE_BATCH, Store
 from heartbeatd.store.history import PingRecord
 from heartbeatd.store.outbox import Move, OutboxItem
+from heartbeatd.store.provisioned import Definition
 from heartbeatd.store.schema import BUSY_TIMEOUT_MS, MIGRATIONS, SYNCHRONOUS_MODES
 from heartbeatd.store.writer import MAX_BATCH
 
@@ -36,6 +39,7 @@ __all__ = [
     "MIGRATIONS",
     "PRUNE_BATCH",
     "SYNCHRONOUS_MODES",
+    "Definition",
     "Move",
     "OutboxItem",
     "PingRecord",

@@ -19,10 +19,11 @@ from typing import Any
 
 from heartbeatd.clock import Clock
 from heartbeatd.model import Alert, Flip, MonitorState
-from heartbeatd.store import history, outbox, schema
+from heartbeatd.store import history, outbox, provisioned, schema
 from heartbeatd.store.errors import StoreError
 from heartbeatd.store.history import PingRecord
 from heartbeatd.store.outbox import Move, OutboxItem
+from heartbeatd.store.provisioned import Definition
 from heartbeatd.store.writer import Writer
 from heartbeatd.times import format_stored
 
@@ -195,6 +196,16 @@ class Store:
         """The newest flips of a monitor, newest first, each with its deliveries."""
         return await history.flips(self._reader, slug, limit)
 
+    async def flips_since(self, since: Mapping[str, datetime]) -> dict[str, list[dict[str, Any]]]:
+        """Per monitor: its flips from `since[slug]` on, oldest first, with the
+        one before them; `at` in the stored form. One query for all of them."""
+        stored = {slug: format_stored(when) for slug, when in since.items()}
+        return await history.flips_since(self._reader, stored)
+
+    async def runs(self, slug: str, limit: int = 60) -> list[dict[str, Any]]:
+        """The newest pings that ended a measured run (with a duration), newest first."""
+        return await history.runs(self._reader, slug, limit)
+
     async def trim_pings(self, keep: int) -> int:
         """Delete all but the newest `keep` pings of every monitor; return how many."""
         if keep < 0:
@@ -320,9 +331,59 @@ class Store:
         """When the earliest pending row can next be claimed, or None."""
         return await outbox.next_due(self._reader)
 
+    async def oldest_pending(self) -> datetime | None:
+        """When the longest-waiting pending alert was queued, or None."""
+        return await outbox.oldest_pending(self._reader)
+
+    def queue_daemon_event(
+        self,
+        alerts: Sequence[tuple[str, Alert]],
+        *,
+        flips: Sequence[history.FlipRow] = (),
+        meta: Mapping[str, str] | None = None,
+    ) -> asyncio.Future[None]:
+        """Queue alerts about heartbeatd itself, with flips and meta values,
+        in one transaction: a daemon_gap's alerts are stored together with
+        the new `last_alive` that ends the gap, so a crash loses neither."""
+        now = format_stored(self._clock.now())
+        rows = [
+            (None, *outbox.alert_row(alert.monitor, channel, alert, now, now))
+            for channel, alert in alerts
+        ]
+        values = dict(meta or {})
+
+        def write(db: sqlite3.Connection) -> None:
+            history.add_flips(db, list(flips))
+            outbox.add_alerts(db, rows)
+            for key, value in values.items():
+                history.set_meta(db, key, value)
+
+        return self._writer.queue(write)
+
     async def outbox_counts(self) -> dict[str, int]:
         return await outbox.counts(self._reader)
 
     async def outbox_pending(self) -> int:
         """Alerts waiting for delivery; cheap whatever the outbox holds."""
         return await outbox.count_pending(self._reader)
+
+    # --- monitors created at run time ----------------------------------------
+
+    async def api_monitors(self) -> list[Definition]:
+        return await provisioned.load(self._reader)
+
+    async def save_api_monitor(self, definition: Definition) -> None:
+        """Resolves once the definition is committed (a 201 means it is on disk)."""
+        now = format_stored(self._clock.now())
+        await self._writer.queue(lambda db: provisioned.save(db, definition, now))
+
+    async def delete_api_monitor(self, slug: str) -> bool:
+        return await self._writer.queue(lambda db: provisioned.delete(db, slug))
+
+    async def ping_body(self, slug: str, ping_id: int) -> str | None:
+        return await provisioned.ping_body(self._reader, slug, ping_id)
+
+    async def flips_between(
+        self, slug: str, start: datetime | None, end: datetime | None, limit: int = 1000
+    ) -> list[tuple[datetime, str]]:
+        return await provisioned.flips_between(self._reader, slug, start, end, limit)

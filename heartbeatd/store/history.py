@@ -12,6 +12,7 @@ import logging
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from heartbeatd.model import Flip, MonitorState, Ping
@@ -70,6 +71,20 @@ def ping_row(slug: str, record: PingRecord) -> PingRow:
 def flip_row(slug: str, flip: Flip) -> FlipRow:
     event = flip.event.value if flip.event is not None else None
     return (slug, format_stored(flip.at), flip.old.value, flip.new.value, flip.reason.value, event)
+
+
+# The status and reason a monitor's history shows for a time heartbeatd did
+# not watch it (not running, or its wall clock jumped): no ping could be seen.
+UNKNOWN = "unknown"
+DAEMON_GAP = "daemon_gap"
+
+
+def unknown_rows(slug: str, status: str, since: datetime, until: datetime) -> list[FlipRow]:
+    """Two flips: into `unknown` at `since`, back to `status` at `until`."""
+    return [
+        (slug, format_stored(since), status, UNKNOWN, DAEMON_GAP, None),
+        (slug, format_stored(until), UNKNOWN, status, DAEMON_GAP, None),
+    ]
 
 
 # --- writes (on the writer's thread) ------------------------------------------
@@ -260,3 +275,40 @@ async def flips(reader: Reader, slug: str, limit: int) -> list[dict[str, Any]]:
                 }
             )
     return list(found.values())
+
+
+async def flips_since(reader: Reader, since: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """For each monitor, its flips from its stored time `since[slug]` on and
+    the one before them (what it was at that time), oldest first: one query
+    for a whole page of monitors."""
+    found: dict[str, list[dict[str, Any]]] = {slug: [] for slug in since}
+    if not since:
+        return found
+    values = ",".join("(?, ?)" for _ in since)
+    # The first id per monitor walks its flips back from the newest (the
+    # (monitor, id) index) only as far as the first one before `since`.
+    rows = await reader.fetch(
+        f"WITH w (monitor, since) AS (VALUES {values}),"
+        " b (monitor, first) AS MATERIALIZED (SELECT monitor, coalesce((SELECT id FROM flips"
+        " WHERE flips.monitor = w.monitor AND at < w.since ORDER BY id DESC LIMIT 1), 0)"
+        " FROM w)"
+        " SELECT f.monitor, f.at, f.old, f.new, f.reason FROM b JOIN flips f"
+        " ON f.monitor = b.monitor AND f.id >= b.first ORDER BY f.id",
+        tuple(part for pair in since.items() for part in pair),
+    )
+    for slug, at, old, new, reason in rows:
+        found[slug].append({"at": at, "old": old, "new": new, "reason": reason})
+    return found
+
+
+async def runs(reader: Reader, slug: str, limit: int) -> list[dict[str, Any]]:
+    """The newest pings that ended a measured run, newest first."""
+    rows = await reader.fetch(
+        "SELECT at, kind, exit_status, duration FROM pings"
+        " WHERE monitor = ? AND duration IS NOT NULL ORDER BY id DESC LIMIT ?",
+        (slug, limit),
+    )
+    return [
+        {"at": publish_stored(at), "kind": kind, "exit_status": status, "duration": duration}
+        for at, kind, status, duration in rows
+    ]

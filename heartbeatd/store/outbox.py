@@ -295,6 +295,12 @@ async def next_due(reader: Reader) -> datetime | None:
     return parse_stored(rows[0][0]) if rows and rows[0][0] is not None else None
 
 
+async def oldest_pending(reader: Reader) -> datetime | None:
+    """When the longest-waiting pending alert was queued, or None."""
+    rows = await reader.fetch("SELECT min(created_at) FROM outbox WHERE state = 'pending'")
+    return parse_stored(rows[0][0]) if rows and rows[0][0] is not None else None
+
+
 async def counts(reader: Reader) -> dict[str, int]:
     found = {"pending": 0, "sent": 0, "failed": 0}
     for state, n in await reader.fetch("SELECT state, count(*) FROM outbox GROUP BY state"):

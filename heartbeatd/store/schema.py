@@ -56,6 +56,13 @@ MIGRATIONS: list[str] = [
     UPDATE outbox SET finished_at = coalesce(delivered_at, failed_at) WHERE state != 'pending';
     CREATE INDEX outbox_finished ON outbox (finished_at) WHERE finished_at IS NOT NULL;
     """,
+    # Monitors created through the API or by auto-provisioning: `definition`
+    # is the monitor's table as JSON, read against [defaults] like a file's.
+    """
+    CREATE TABLE api_monitors (
+        slug TEXT PRIMARY KEY, uuid TEXT NOT NULL UNIQUE, definition TEXT NOT NULL,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    """,
 ]
 # The schema version of a database once it is open.
 VERSION = len(MIGRATIONS)

@@ -11,7 +11,9 @@ from heartbeatd.clock import Clock
 from heartbeatd.engine import Engine
 from heartbeatd.looplag import LoopLag
 from heartbeatd.outbox import Outbox
-from heartbeatd.web import api, ping, surfaces
+from heartbeatd.provision import Provisioner
+from heartbeatd.strays import StrayPings
+from heartbeatd.web import api, hcapi, ping, surfaces
 from heartbeatd.web.guards import MAX_CONCURRENT_LOGINS, guard_page, guard_read, guard_write
 from heartbeatd.web.keys import (
     BODY_TIMEOUT_KEY,
@@ -21,7 +23,9 @@ from heartbeatd.web.keys import (
     LOGINS,
     LOOP_LAG,
     OUTBOX,
+    PROVISIONER,
     RELOADS,
+    STRAYS,
     Health,
 )
 
@@ -35,17 +39,23 @@ def make_app(
     reloads: metrics.ReloadStats | None = None,
     body_timeout: float = ping.BODY_TIMEOUT,
     loop_lag: LoopLag | None = None,
+    provisioner: Provisioner | None = None,
+    strays: StrayPings | None = None,
 ) -> web.Application:
     """The application; tests build it directly with a FakeClock.
 
     `outbox` and `reloads` feed /metrics (alert and reload counters);
-    `body_timeout` bounds the wait for a ping's body (seconds of `clock`)."""
+    `body_timeout` bounds the wait for a ping's body (seconds of `clock`);
+    `provisioner` holds the monitors created at run time (none yet if not
+    given), `strays` the pings to unknown monitors."""
     app = web.Application()
     app[ENGINE] = engine
     app[CLOCK] = clock
     app[HEALTH] = health
     app[LOGINS] = asyncio.Semaphore(MAX_CONCURRENT_LOGINS)
     app[BODY_TIMEOUT_KEY] = body_timeout
+    app[PROVISIONER] = provisioner or Provisioner(engine)
+    app[STRAYS] = strays or StrayPings()
     if outbox is not None:
         app[OUTBOX] = outbox
     if reloads is not None:
@@ -61,6 +71,11 @@ def make_app(
     app.router.add_get("/api/v1/monitors/{slug}/flips", guard_read(api.api_flips))
     app.router.add_post("/api/v1/monitors/{slug}/pause", guard_write(api.api_pause))
     app.router.add_post("/api/v1/monitors/{slug}/resume", guard_write(api.api_resume))
+    app.router.add_get("/api/v1/unknown-pings", guard_read(api.api_unknown_pings))
+    # The Healthchecks management API (/api/v1|v2|v3/checks/ ...), keyed by [api].
+    hcapi.add_routes(app.router)
+    # After every API route: the rest of /api answers JSON errors too.
+    app.router.add_route("*", "/api/{tail:.*}", api.api_unknown)
     app.router.add_get("/", guard_page(surfaces.page_index))
     app.router.add_get("/monitors/{slug}", guard_page(surfaces.page_monitor))
     app.router.add_get("/metrics", guard_page(surfaces.handle_metrics))

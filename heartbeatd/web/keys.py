@@ -12,6 +12,8 @@ from heartbeatd.clock import Clock
 from heartbeatd.engine import Engine
 from heartbeatd.looplag import LoopLag
 from heartbeatd.outbox import Outbox
+from heartbeatd.provision import Provisioner
+from heartbeatd.strays import StrayPings
 
 # Returns None when healthy, else what is wrong.
 Health = Callable[[], Awaitable["str | None"]]
@@ -28,3 +30,7 @@ LOGINS = web.AppKey("logins", asyncio.Semaphore)
 BODY_TIMEOUT_KEY = web.AppKey("body_timeout", float)
 # The daemon's stall meter, for /metrics (optional).
 LOOP_LAG = web.AppKey("loop_lag", LoopLag)
+# Monitors created at run time (hcapi.py, and ping.py's ?create=1).
+PROVISIONER = web.AppKey("provisioner", Provisioner)
+# Pings to no known monitor (ping.py counts them; page, API and /metrics show them).
+STRAYS = web.AppKey("strays", StrayPings)

@@ -20,8 +20,11 @@ from heartbeatd import pingurl
 from heartbeatd.clock import Clock
 from heartbeatd.engine import Engine
 from heartbeatd.model import Ping
+from heartbeatd.names import name_problem
+from heartbeatd.provision import ProvisionError
 from heartbeatd.store import StoreError
-from heartbeatd.web.keys import BODY_TIMEOUT_KEY, CLOCK, ENGINE
+from heartbeatd.strays import PATH_LIMIT, StrayPing
+from heartbeatd.web.keys import BODY_TIMEOUT_KEY, CLOCK, ENGINE, PROVISIONER, STRAYS
 
 # One logger for the package: its lines keep the name "heartbeatd.web".
 log = logging.getLogger(__package__)
@@ -155,10 +158,58 @@ def _ping_headers(engine: Engine) -> dict[str, str]:
     }
 
 
+async def _provision(request: web.Request) -> None:
+    """Create the monitor a slug ping names, when it has ?create=1 and
+    [server] auto_provision is on (Healthchecks' auto-provisioning, runitor's
+    -create). It takes [defaults], and is expected daily, as in Healthchecks."""
+    engine = request.app[ENGINE]
+    ping_key = engine.config.server.ping_key
+    try:
+        target = pingurl.parse(
+            request.match_info["tail"],
+            ping_key=None if ping_key is None else ping_key.reveal(),
+        )
+    except pingurl.PingUrlError:
+        return
+    slug = target.monitor
+    if target.by is not pingurl.By.SLUG or engine.monitor(slug) is not None:
+        return
+    if name_problem(slug) is not None:
+        return
+    provisioner = request.app[PROVISIONER]
+    try:
+        async with provisioner.lock:
+            # Another ping may have made it while this one waited.
+            if engine.monitor(slug) is not None:
+                return
+            await provisioner.save(slug, {"period": "1d"}, request.app[CLOCK].now())
+    except ProvisionError as exc:
+        log.error("auto-provisioning failed monitor=%s problem=%s", slug, exc)
+    except StoreError as exc:
+        log.error("auto-provisioned monitor not stored monitor=%s error=%s", slug, exc)
+        raise PingError(503, "storage unavailable") from None
+    else:
+        log.info("auto-provisioned monitor=%s remote=%s", slug, request.remote)
+
+
+def _stray(request: web.Request, engine: Engine) -> None:
+    request.app[STRAYS].record(
+        StrayPing(
+            at=request.app[CLOCK].now(),
+            method=request.method,
+            path=request.path[:PATH_LIMIT],
+            remote_addr=_remote_addr(request, engine.config.server.trusted_proxies),
+            user_agent=request.headers.get("User-Agent", "")[:USER_AGENT_LIMIT],
+        )
+    )
+
+
 async def handle_ping(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     headers = _ping_headers(engine)
     try:
+        if engine.config.server.auto_provision and request.query.get("create") == "1":
+            await _provision(request)
         slug, target = _resolve(engine, request)
         # Nearly every ping's body (if any) came with its headers: reading it
         # does not wait, and nothing else runs meanwhile.
@@ -173,6 +224,8 @@ async def handle_ping(request: web.Request) -> web.Response:
             # Again: a reload during a slow body may have removed the monitor.
             slug, _ = _resolve(engine, request)
     except PingError as exc:
+        if exc.status == 404:
+            _stray(request, engine)
         response = web.Response(status=exc.status, text=exc.text, headers=headers)
         if exc.close:
             # A client that stalled or broke its body gets no keep-alive to do

@@ -23,7 +23,7 @@ from heartbeatd import __version__, metrics, states
 from heartbeatd.config import Config, Monitor
 from heartbeatd.model import MonitorState, Status
 from heartbeatd.store import StoreError
-from heartbeatd.web.keys import CLOCK, ENGINE, LOOP_LAG, OUTBOX, RELOADS
+from heartbeatd.web.keys import CLOCK, ENGINE, LOOP_LAG, OUTBOX, RELOADS, STRAYS
 
 # One logger for the package: its lines keep the name "heartbeatd.web".
 log = logging.getLogger(__package__)
@@ -141,6 +141,7 @@ async def _snapshot(app: web.Application) -> metrics.Snapshot:
         alerts_sent=dict(outbox.stats.sent) if outbox else {},
         alerts_failed=dict(outbox.stats.failed) if outbox else {},
         channels=tuple(config.channels),
+        unknown_pings=app[STRAYS].total,
         outbox_pending=pending,
         reloads_ok=reloads.ok if reloads else 0,
         reloads_failed=reloads.failed if reloads else 0,

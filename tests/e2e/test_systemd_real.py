@@ -39,6 +39,7 @@ from tests.e2e.nspawn import (
     preflight,
     tail,
 )
+from tests.e2e.test_pyz import obtain_pyz
 
 if os.environ.get("RUN_SYSTEMD_TEST") != "1":
     pytest.skip(
@@ -426,3 +427,51 @@ def test_the_service_and_its_state_outlive_a_reboot(box: Box) -> None:
     after = api(box, "monitors/queue-worker")
     assert (after["n_pings"], after["last_ping"]) == (before["n_pings"], before["last_ping"])
     assert api(box, "monitors/queue-worker/pings?limit=1")["pings"][0]["body"] == "reboot-marker"
+
+
+# -- the single-file build under its own unit (after the rest: it swaps the units) -------
+
+PYZ_UNIT = "heartbeatd-pyz"
+
+
+def test_the_single_file_build_runs_under_its_hardened_unit(
+    box: Box, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    pyz = obtain_pyz(tmp_path_factory.mktemp("pyz"))
+    n_pings = api(box, "monitors/queue-worker")["n_pings"]
+    # As "Single-file build" in the README installs them.
+    (box.container.root / "opt/heartbeatd/heartbeatd.pyz").write_bytes(pyz.read_bytes())
+    unit = (REPO / "systemd" / f"{PYZ_UNIT}.service").read_bytes()
+    (box.container.root / f"etc/systemd/system/{PYZ_UNIT}.service").write_bytes(unit)
+
+    def props(*names: str) -> dict[str, str]:
+        args = [a for n in names for a in ("-p", n)]
+        out = box.container.run("systemctl", "show", PYZ_UNIT, *args).stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    try:
+        # Type=notify: start returns once the archive has unpacked into the
+        # cache directory and the daemon answers.
+        box.container.sh(
+            f"systemctl stop heartbeatd && systemctl daemon-reload && systemctl start {PYZ_UNIT}"
+        )
+        assert props("ActiveState", "StatusText") == {
+            "ActiveState": "active",
+            "StatusText": "watching 2 monitors",
+        }
+        assert curl(box, "/ping/queue-worker", "--data", "pyz-marker") == (200, "OK")
+        # The same state directory and database as heartbeatd.service.
+        assert api(box, "monitors/queue-worker")["n_pings"] == n_pings + 1
+        # Unpacked under CacheDirectory=, as the dynamic user: ~/.shiv is hidden.
+        cache = box.container.sh("ls /var/cache/private/heartbeatd").split()
+        assert len(cache) == 1 and cache[0].startswith("heartbeatd.pyz_"), cache
+        out = box.container.run("systemd-analyze", "security", PYZ_UNIT, "--no-pager").stdout
+        found = re.search(r"Overall exposure level for heartbeatd-pyz\.service: (\d+\.\d+)", out)
+        assert found and float(found.group(1)) <= 2.0, out
+        box.container.run("systemctl", "reload", PYZ_UNIT)
+        box.container.run("systemctl", "stop", PYZ_UNIT)
+        assert props("ActiveState", "Result") == {"ActiveState": "inactive", "Result": "success"}
+        logged = box.container.run("journalctl", "-u", PYZ_UNIT, "--no-pager").stdout
+        assert "heartbeatd.daemon: stopped" in logged and "Traceback" not in logged, logged
+    finally:
+        box.container.sh(f"systemctl stop {PYZ_UNIT}; systemctl start heartbeatd", check=False)
