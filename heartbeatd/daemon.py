@@ -21,7 +21,7 @@ from aiohttp import web
 from heartbeatd import __version__, humanize
 from heartbeatd.clock import Clock
 from heartbeatd.config import Config, load_config, reload_problem
-from heartbeatd.engine import Engine, ReloadPlan, plan_reload
+from heartbeatd.engine import Engine
 from heartbeatd.gaps import notice_downtime, notice_jump
 from heartbeatd.housekeeping import housekeeping, report_downtime
 from heartbeatd.lockfile import DatabaseLock
@@ -292,23 +292,13 @@ class Daemon:
             # the loop answers pings meanwhile. The running config stays in use
             # until the new one is whole; a SIGHUP meanwhile sets `reload`
             # again, and main_loop reloads once more after this one.
-            from_file = await asyncio.to_thread(load_config, self.path, self.config)
+            new = await asyncio.to_thread(load_config, self.path, self.config)
             # The monitors created through the API stay: read again against
             # the new [defaults], after the file's, which win a clash.
-            new = self.provisioner.merged(from_file)
-            # Compared in a thread too: at 100,000 monitors that takes longer
-            # than a ping should wait.
-            running = self.engine.config
-            plan: ReloadPlan | None = await asyncio.to_thread(
-                plan_reload, running, new, list(self.engine.states)
-            )
-            problem = None if forced else await asyncio.to_thread(reload_problem, running, new)
+            new = self.provisioner.merged(new)
+            problem = None if forced else reload_problem(self.engine.config, new)
             if problem is not None:
                 raise ConfigError([problem])
-            if self.engine.config is not running:
-                # A monitor was created through the API meanwhile: merged
-                # again, and compared on the loop (apply_config makes its plan).
-                new, plan = self.provisioner.merged(from_file), None
         except ConfigError as exc:
             for line in exc.problems:
                 log.error("reload rejected, keeping the running config: %s", line)
@@ -316,7 +306,7 @@ class Daemon:
             return
         for what in needs_restart(self.config, new):
             log.warning("reload cannot change %s; restart heartbeatd to apply it", what)
-        diff = self.engine.apply_config(new, self.clock.now(), plan)
+        diff = self.engine.apply_config(new, self.clock.now())
         self.outbox.set_channels(new.channels, new.monitors)
         self.config = new
         self.silence.config_changed()
