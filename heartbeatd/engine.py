@@ -408,9 +408,9 @@ class Engine:
 
 @dataclass(frozen=True)
 class ReloadPlan:
-    """What a reload changes, found by comparing the two configs; made in a
-    thread, since at 100,000 monitors the comparison takes a good part of a
-    second that pings would otherwise wait for."""
+    """What a reload changes, found by comparing the two configs. Pure, so a
+    caller may make it in a thread: at 100,000 monitors the comparison takes
+    a good part of a second that pings would otherwise wait for."""
 
     old: Config
     new: Config
