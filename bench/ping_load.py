@@ -29,6 +29,12 @@ one core. A gen% near 100 means the generator, not the daemon, was the limit:
 then trust the wrk rows. `stored` is the growth of the pings table during the
 scenario (read-only count while the daemon runs).
 
+After heartbeatd, the same scenarios run against a ceiling server (skip with
+--no-ceiling): a minimal aiohttp handler that inserts the same ping row with
+group commit (WAL, the same synchronous), on the same core; its stored count
+is checked the same way, and the run ends with heartbeatd / ceiling, by
+pings/s and by server CPU per answered ping.
+
 All traffic goes to 127.0.0.1; every loop is bounded by --duration.
 """
 
@@ -40,9 +46,11 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -309,6 +317,130 @@ def run_wrk(
     )
 
 
+# -- the ceiling: a minimal aiohttp server with the same durability ----------------
+
+CEILING_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pings (
+    id INTEGER PRIMARY KEY, monitor TEXT NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL,
+    exit_status INTEGER, rid TEXT, method TEXT, remote_addr TEXT, user_agent TEXT,
+    body TEXT, truncated INTEGER NOT NULL DEFAULT 0, duration REAL);
+CREATE INDEX IF NOT EXISTS pings_monitor_id ON pings (monitor, id);
+"""
+CEILING_INSERT = (
+    "INSERT INTO pings (monitor, at, kind, exit_status, rid, method, remote_addr, user_agent,"
+    " body, truncated, duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+async def ceiling_serve(port: int, db_path: str, synchronous: str) -> None:
+    """What a ping must cost at least: answer 200 once the same ping row is
+    committed (WAL, the same synchronous), many requests to a transaction."""
+    import concurrent.futures
+    import sqlite3
+    from datetime import datetime, timezone
+
+    from aiohttp import web
+
+    db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode = wal")
+    db.execute(f"PRAGMA synchronous = {synchronous}")
+    db.executescript(CEILING_SCHEMA)
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+    loop = asyncio.get_running_loop()
+    queued: list[tuple[tuple, asyncio.Future[None]]] = []
+    wake = asyncio.Event()
+
+    def commit(rows: list[tuple]) -> None:
+        db.execute("BEGIN")
+        db.executemany(CEILING_INSERT, rows)
+        db.execute("COMMIT")
+
+    async def writer() -> None:
+        nonlocal queued
+        while True:
+            await wake.wait()
+            wake.clear()
+            batch, queued = queued, []
+            if not batch:
+                continue
+            await loop.run_in_executor(executor, commit, [row for row, _ in batch])
+            for _, fut in batch:
+                fut.set_result(None)
+
+    async def ping(request: web.Request) -> web.Response:
+        body = (await request.read())[:10240].decode("utf-8", errors="replace")
+        row = (
+            request.match_info["slug"],
+            datetime.now(timezone.utc).isoformat(),
+            "success",
+            None,
+            None,
+            request.method,
+            request.remote,
+            request.headers.get("User-Agent", "")[:200],
+            body,
+            0,
+            None,
+        )
+        fut = loop.create_future()
+        queued.append((row, fut))
+        wake.set()
+        await fut
+        return web.Response(text="OK")
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_route("*", "/ping/{slug}", ping)
+    app.router.add_get("/healthz", healthz)
+    task = asyncio.ensure_future(writer())
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+    task.cancel()
+    db.close()
+
+
+def ceiling_main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="ping_load.py _ceiling")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--db", required=True)
+    p.add_argument("--synchronous", default="full")
+    p.add_argument("--uvloop", action="store_true")
+    args = p.parse_args(argv)
+    if args.uvloop:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.run(ceiling_serve(args.port, args.db, args.synchronous))
+
+
+class Ceiling(Daemon):
+    """The ceiling server as a subprocess, pinned and stopped as the daemon is."""
+
+    ceiling_args: list[str]
+
+    def start(self) -> None:
+        cmd = [sys.executable, __file__, "_ceiling", *self.ceiling_args]
+        if self.loop == "uvloop":
+            cmd.append("--uvloop")
+        cores = set(self.cores)
+        self.spawned_at = time.monotonic()
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=lambda: os.sched_setaffinity(0, cores),
+        )
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+
+
 # -- the run ---------------------------------------------------------------------------
 
 
@@ -328,9 +460,116 @@ def print_table(results: list[Result]) -> None:
             print(f"{'':<9} errors: {r.error_kinds}")
 
 
+def drive(
+    names: list[str],
+    port: int,
+    db: Path,
+    pid: int,
+    args: argparse.Namespace,
+    use_wrk: bool,
+    workdir: Path,
+) -> list[Result]:
+    """Every scenario against the server on `port`, with its stored-row growth."""
+    results: list[Result] = []
+    stored = count_rows(db)
+    for name in names:
+        runs = []
+        if not args.no_python:
+            runs.append(
+                lambda n=name: run_python(
+                    n, port, args.monitors, args.duration, args.gen_uvloop, pid
+                )
+            )
+        if use_wrk:
+            runs.append(lambda n=name: run_wrk(n, port, args.monitors, args.duration, workdir, pid))
+        for run in runs:
+            result = run()
+            # Let pings still in flight when the generator stopped commit,
+            # so they count for this scenario, not the next.
+            time.sleep(0.5)
+            now_stored = count_rows(db)
+            result.stored = now_stored - stored
+            stored = now_stored
+            results.append(result)
+            print(
+                f"  {result.scenario} ({result.generator}): {result.rate:.0f} pings/s",
+                flush=True,
+            )
+    return results
+
+
+def check_stored(db: Path, results: list[Result]) -> None:
+    """Every 200 answered is a row in pings (wrk may lose answers in flight)."""
+    answered = sum(r.ok_total for r in results)
+    slack = sum(r.inflight_slack for r in results)
+    in_db = count_rows(db)
+    print(f"pings answered 200: {answered}")
+    print(f"rows in pings:      {in_db}")
+    diff = in_db - answered
+    if diff == 0:
+        verdict = "OK"
+    elif 0 < diff <= slack:
+        verdict = f"OK (+{diff} rows: requests in flight when wrk stopped, at most {slack})"
+    else:
+        verdict = f"MISMATCH ({diff:+d})"
+    print(verdict)
+    mismatched = [r for r in results if not 0 <= r.stored - r.ok_total <= r.inflight_slack]
+    for r in mismatched:
+        print(
+            f"  per scenario: {r.scenario}/{r.generator} answered {r.ok_total}, stored {r.stored}"
+        )
+
+
+def run_ceiling(
+    names: list[str], args: argparse.Namespace, use_wrk: bool, workdir: Path, loop_name: str
+) -> list[Result]:
+    """The same scenarios against the ceiling server, on the same cores."""
+    db = workdir / "ceiling.db"
+    port = free_port()
+    loop = "uvloop" if loop_name == "uvloop" else "asyncio"
+    server = Ceiling(config=db, workdir=workdir, loop=loop, cores=(DAEMON_CORE,))
+    server.ceiling_args = [f"--port={port}", f"--db={db}", f"--synchronous={args.synchronous}"]
+    print(f"\nceiling: minimal aiohttp + group commit, loop {loop}, synchronous={args.synchronous}")
+    results: list[Result] = []
+    try:
+        server.start()
+        server.wait_healthy(port)
+        results = drive(names, port, db, server.pid, args, use_wrk, workdir)
+        print()
+        print_table(results)
+    finally:
+        server.stop()
+    check_stored(db, results)
+    return results
+
+
+def print_ratios(daemon: list[Result], ceiling: list[Result]) -> None:
+    # When fsync, not the CPU, is the limit (daemon% well under 100), the
+    # rates follow the disk; the CPU each ping costs still compares the code.
+    print("\nheartbeatd / ceiling, same generator, same run:")
+    print(f"  {'scenario':<8} {'generator':<14} {'pings/s':>24}  {'CPU µs per ping':>26}")
+    tops = {(r.scenario, r.generator): r for r in ceiling}
+    for r in daemon:
+        top = tops.get((r.scenario, r.generator))
+        if top is not None and top.rate and r.rate:
+            cpu, top_cpu = cpu_per_ping(r), cpu_per_ping(top)
+            print(
+                f"  {r.scenario:<8} {r.generator:<14} {r.rate:>6.0f} / {top.rate:>6.0f} = "
+                f"{r.rate / top.rate:.2f}   {cpu:>5.0f} / {top_cpu:>5.0f} = {top_cpu / cpu:.2f}"
+            )
+
+
+def cpu_per_ping(r: Result) -> float:
+    """Microseconds of the server's CPU (all threads) per answered ping."""
+    return r.daemon_cpu / 100 / r.rate * 1e6
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_loadgen":
         loadgen_main(sys.argv[2:])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "_ceiling":
+        ceiling_main(sys.argv[2:])
         return
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -350,6 +589,7 @@ def main() -> None:
     p.add_argument("--gen-uvloop", action="store_true", help="Python generator on uvloop")
     p.add_argument("--dir", help="work directory (default: a new temp dir, removed after)")
     p.add_argument("--hold", type=float, default=0, help="keep the daemon up N s after the run")
+    p.add_argument("--no-ceiling", action="store_true", help="skip the minimal ceiling server")
     args = p.parse_args()
     names = [s for s in args.scenarios.split(",") if s]
     for name in names:
@@ -377,6 +617,7 @@ def main() -> None:
     )
     daemon = Daemon(config=config, workdir=workdir, loop=args.loop, cores=(DAEMON_CORE,))
     results: list[Result] = []
+    loop_name = "?"
     try:
         daemon.start()
         ready = daemon.wait_healthy(port)
@@ -391,34 +632,7 @@ def main() -> None:
             f"{args.duration:g}s per scenario"
         )
         print()
-        stored = count_rows(db)
-        for name in names:
-            runs = []
-            if not args.no_python:
-                runs.append(
-                    lambda n=name: run_python(
-                        n, port, args.monitors, args.duration, args.gen_uvloop, daemon.pid
-                    )
-                )
-            if use_wrk:
-                runs.append(
-                    lambda n=name: run_wrk(
-                        n, port, args.monitors, args.duration, workdir, daemon.pid
-                    )
-                )
-            for run in runs:
-                result = run()
-                # Let pings still in flight when the generator stopped commit,
-                # so they count for this scenario, not the next.
-                time.sleep(0.5)
-                now_stored = count_rows(db)
-                result.stored = now_stored - stored
-                stored = now_stored
-                results.append(result)
-                print(
-                    f"  {result.scenario} ({result.generator}): {result.rate:.0f} pings/s",
-                    flush=True,
-                )
+        results = drive(names, port, db, daemon.pid, args, use_wrk, workdir)
         print()
         print_table(results)
         if args.hold:
@@ -427,24 +641,10 @@ def main() -> None:
     finally:
         code, took = daemon.stop()
     print(f"\ndaemon stopped: exit {code} after SIGTERM in {took:.2f}s")
-    answered = sum(r.ok_total for r in results)
-    slack = sum(r.inflight_slack for r in results)
-    in_db = count_rows(db)
-    print(f"pings answered 200: {answered}")
-    print(f"rows in pings:      {in_db}")
-    diff = in_db - answered
-    if diff == 0:
-        verdict = "OK"
-    elif 0 < diff <= slack:
-        verdict = f"OK (+{diff} rows: requests in flight when wrk stopped, at most {slack})"
-    else:
-        verdict = f"MISMATCH ({diff:+d})"
-    print(verdict)
-    mismatched = [r for r in results if not 0 <= r.stored - r.ok_total <= r.inflight_slack]
-    for r in mismatched:
-        print(
-            f"  per scenario: {r.scenario}/{r.generator} answered {r.ok_total}, stored {r.stored}"
-        )
+    check_stored(db, results)
+    if not args.no_ceiling:
+        ceiling = run_ceiling(names, args, use_wrk, workdir, loop_name)
+        print_ratios(results, ceiling)
     if not args.dir:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -30,6 +30,11 @@ process runs on core 1):
          timer wheel's slot (heartbeatd.wheel.SLOTS_PER_SECOND; whole seconds
          before it existed), so this is the processing part.
 
+  D. surfaces (bench/surfaces.py): a pinger alone, then the same pinger while
+     /metrics is scraped every second and the status page and the API list
+     are loaded; the worst event-loop stall measured inside the daemon, ping
+     p50/p99 both ways, each surface's response time, RSS after, start-up.
+
 Usage:
 
     python bench/scale.py                      # all phases, 100,000 monitors
@@ -78,6 +83,7 @@ from harness import (
     proc_uses_uvloop,
     write_config,
 )
+from surfaces import run_surfaces_phase
 
 DAEMON_CORE = 0
 BENCH_CORE = 1
@@ -87,6 +93,9 @@ TARGETS = {
     "idle CPU (% of a core)": 1.0,
     "reload (s)": 2.0,
     "alert lag p99 (s)": 1.0,
+    "worst loop stall in window (s)": 0.05,
+    "ping p99 during / idle": 2.0,
+    "RSS after surfaces (MB)": 200.0,
 }
 
 
@@ -480,7 +489,11 @@ def main() -> None:
     p.add_argument("--hot", type=int, default=1000, help="monitors expiring at once (C)")
     p.add_argument("--hot-period", type=int, default=10, help="their period in seconds")
     p.add_argument("--alert-timeout", type=float, default=60, help="extra wait for alerts")
-    p.add_argument("--phases", default="A,B,C")
+    p.add_argument("--surface-seconds", type=float, default=20, help="each window of D")
+    p.add_argument(
+        "--surfaces", default="page,api", help="D: also load these once (page, api, or none)"
+    )
+    p.add_argument("--phases", default="A,B,C,D")
     p.add_argument("--synchronous", choices=("full", "normal", "extra"), default="full")
     p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     p.add_argument("--cprofile", help="path prefix: run phase A/B daemons under cProfile")
@@ -519,6 +532,9 @@ def main() -> None:
         results.append(run_phase("B", args, workdir, config, port, trim_window=True))
     if "C" in phases:
         results.append(asyncio.run(alert_lag(args, workdir)))
+    if "D" in phases:
+        results.append(PhaseResult("D"))
+        run_surfaces_phase(config, workdir, port, args, results[-1])
     print_summary(results)
     if not args.dir:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -25,6 +25,7 @@ from heartbeatd.engine import Engine
 from heartbeatd.gaps import notice_downtime, notice_jump
 from heartbeatd.housekeeping import housekeeping, report_downtime
 from heartbeatd.lockfile import DatabaseLock
+from heartbeatd.looplag import LoopLag
 from heartbeatd.outbox import Outbox
 from heartbeatd.process import (
     LISTEN_BACKLOG,
@@ -93,6 +94,8 @@ class Daemon:
         self.reload = reload
         self.notifier = notifier or Notifier()
         self.reloads = Reloads()
+        # The event loop's stall meter, shown in /metrics.
+        self.loop_lag = LoopLag(clock)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_tick = clock.monotonic()
         self._outbox_stop = asyncio.Event()
@@ -166,6 +169,7 @@ class Daemon:
                 health=self.health,
                 outbox=self.outbox,
                 reloads=self.reloads,
+                loop_lag=self.loop_lag,
                 provisioner=self.provisioner,
             )
             self.runner = web.AppRunner(
@@ -190,6 +194,7 @@ class Daemon:
             housekeeping(self.store, self.clock, lambda: self.config.storage), "housekeeping"
         )
         self._spawn(self.outbox.run(self._outbox_stop), "outbox")
+        self._spawn(self.loop_lag.run(), "loop-lag")
         self._spawn(self.silence.run(), "silence")
         if self.config.selfping.ping_url is not None:
             selfping = SelfPing(

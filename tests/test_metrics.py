@@ -9,7 +9,14 @@ from datetime import datetime, timezone
 
 import pytest
 
-from heartbeatd.metrics import Snapshot, escape_label_value, render_metrics
+from heartbeatd.metrics import (
+    CHUNK,
+    LoopFigures,
+    Snapshot,
+    escape_label_value,
+    render_metrics,
+    render_pieces,
+)
 from heartbeatd.model import MonitorView
 
 NOW = datetime(2026, 1, 14, 12, 0, 0, tzinfo=timezone.utc)
@@ -229,5 +236,59 @@ def test_promtool_accepts_the_output():
         check=False,
     )
     # promtool prints lint problems (and exits non-zero) for bad names, units or HELP.
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_it_counts_monitors_by_status():
+    got = samples(render_metrics(snapshot()))
+    assert {k: v for k, v in got.items() if k.startswith("heartbeatd_monitors{")} == {
+        'heartbeatd_monitors{status="new"}': 0,
+        'heartbeatd_monitors{status="up"}': 1,
+        'heartbeatd_monitors{status="late"}': 0,
+        'heartbeatd_monitors{status="down"}': 1,
+        'heartbeatd_monitors{status="paused"}': 0,
+    }
+
+
+def test_it_leaves_out_the_per_monitor_families_when_told():
+    text = render_metrics(snapshot(per_monitor=False))
+    assert "monitor=" not in text
+    assert 'heartbeatd_monitors{status="down"} 1\n' in text
+    assert 'heartbeatd_pings_total{kind="success"} 7\n' in text
+    assert "heartbeatd_outbox_pending 2\n" in text
+
+
+def test_it_reports_the_event_loop_lag():
+    got = samples(render_metrics(snapshot(loop=LoopFigures(last=0.002, worst=0.25, stalls=3))))
+    assert got["heartbeatd_loop_lag_seconds"] == 0.002
+    assert got["heartbeatd_loop_lag_max_seconds"] == 0.25
+    assert got["heartbeatd_loop_stalls_total"] == 3
+
+
+def test_it_comes_in_pieces_of_a_bounded_number_of_monitors():
+    many = [monitor(f"m{i}") for i in range(3 * CHUNK)]
+    pieces = list(render_pieces(snapshot(monitors=many)))
+    assert "".join(pieces) == render_metrics(snapshot(monitors=many))
+    # 5 lines a monitor in the status family, the longest.
+    assert max(piece.count("\n") for piece in pieces) <= 5 * CHUNK
+
+
+@pytest.mark.skipif(
+    PROMTOOL is None, reason="promtool not installed (Debian: apt install prometheus)"
+)
+@pytest.mark.parametrize("per_monitor", [True, False], ids=["per-monitor", "aggregate"])
+def test_promtool_accepts_the_output_with_the_loop_figures(per_monitor):
+    loop = LoopFigures(last=0.001, worst=0.04, stalls=0)
+    text = render_metrics(snapshot(per_monitor=per_monitor, loop=loop))
+    assert PROMTOOL is not None
+    result = subprocess.run(
+        [PROMTOOL, "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == ""

@@ -312,6 +312,7 @@ async def test_it_records_delivery_retry_and_failure(store: Store, clock: FakeCl
     await store.mark_failed(chat, "hooks.slack.com: 404", NOW)
 
     assert await store.outbox_counts() == {"pending": 1, "sent": 1, "failed": 1}
+    assert await store.outbox_pending() == 1
     assert await store.next_due() == later
     assert await store.claim_due(NOW) == []
     [retry] = await store.claim_due(later)
@@ -328,6 +329,7 @@ async def test_it_records_delivery_retry_and_failure(store: Store, clock: FakeCl
 async def test_it_has_nothing_due_when_the_outbox_is_empty(store: Store):
     assert await store.next_due() is None
     assert await store.outbox_counts() == {"pending": 0, "sent": 0, "failed": 0}
+    assert await store.outbox_pending() == 0
 
 
 def break_writes(path: Path, body: str) -> None:

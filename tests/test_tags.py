@@ -139,3 +139,17 @@ async def test_a_monitor_named_tag_keeps_its_badge(client):
     badge = await (await client.get("/badge/tag.json")).json()
 
     assert badge["label"] == "tag"
+
+
+async def test_metrics_carry_a_series_per_monitor_and_tag(client):
+    text = await (await client.get("/metrics")).text()
+
+    tagged = sorted(
+        line for line in text.splitlines() if line.startswith("heartbeatd_monitor_tag{")
+    )
+    assert tagged == [
+        'heartbeatd_monitor_tag{monitor="backup",tag="backup"} 1',
+        'heartbeatd_monitor_tag{monitor="backup",tag="db"} 1',
+        'heartbeatd_monitor_tag{monitor="dump",tag="db"} 1',
+        'heartbeatd_monitor_tag{monitor="web",tag="prod"} 1',
+    ]

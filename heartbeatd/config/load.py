@@ -80,6 +80,7 @@ def parse_config(
     server = sections.read_server(root.table("server"))
     storage = sections.read_storage(root.table("storage"), state_directory() or base_dir)
     web = sections.read_web(root.table("web"))
+    metrics = sections.read_metrics(root.table("metrics"))
     api = sections.read_api(root.table("api"))
     smtp_table = root.table("smtp")
     smtp = sections.read_smtp(smtp_table) if isinstance(data.get("smtp"), dict) else None
@@ -109,6 +110,7 @@ def parse_config(
         monitors=monitors,
         inline_secrets=tuple(find_inline_secrets(data)),
         ignored_options=tuple(find_ignored_options(data)),
+        metrics=metrics,
         tagged=index_tags(monitors),
         api=api,
         defaults_data=data["defaults"] if isinstance(data.get("defaults"), dict) else {},

@@ -23,6 +23,7 @@ from heartbeatd.config.values import (
     AlertsConfig,
     ApiConfig,
     Channel,
+    MetricsConfig,
     SelfPingConfig,
     ServerConfig,
     StorageConfig,
@@ -254,6 +255,12 @@ def read_channels(table: Table, env: ParseEnv) -> dict[str, Channel]:
         channels[name] = Channel(name=name, type=kind, options=options, events=events)
     table.done()
     return channels
+
+
+def read_metrics(table: Table) -> MetricsConfig:
+    per_monitor = table.boolean("per_monitor", True)
+    table.done()
+    return MetricsConfig(per_monitor=per_monitor)
 
 
 def read_api(table: Table) -> ApiConfig:

@@ -106,6 +106,12 @@ class WebConfig:
     users: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class MetricsConfig:
+    # False: /metrics has only the aggregate families, not 100,000 series.
+    per_monitor: bool = True
+
+
 @dataclass(frozen=True, slots=True)
 class Channel:
     name: str
@@ -169,6 +175,7 @@ class Config:
     inline_secrets: tuple[str, ...] = ()
     # Key paths of options that are valid but change nothing, for check_warnings().
     ignored_options: tuple[str, ...] = ()
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     # tag -> the slugs carrying it, in file order, so a tag's badge or
     # filter reads its monitors without walking all of them.
     tagged: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

@@ -367,6 +367,10 @@ class Store:
     async def outbox_counts(self) -> dict[str, int]:
         return await outbox.counts(self._reader)
 
+    async def outbox_pending(self) -> int:
+        """Alerts waiting for delivery; cheap whatever the outbox holds."""
+        return await outbox.count_pending(self._reader)
+
     # --- monitors created at run time ----------------------------------------
 
     async def api_monitors(self) -> list[Definition]:

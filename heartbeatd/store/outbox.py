@@ -308,6 +308,13 @@ async def counts(reader: Reader) -> dict[str, int]:
     return found
 
 
+async def count_pending(reader: Reader) -> int:
+    # Only the pending rows: the (state, next_attempt_at) index finds them
+    # without reading the finished ones, which retention keeps for weeks.
+    rows = await reader.fetch("SELECT count(*) FROM outbox WHERE state = 'pending'")
+    return int(rows[0][0])
+
+
 def _outbox_item(row: Any) -> OutboxItem:
     item_id, flip_id, monitor, channel, payload, attempts, created_at, next_attempt_at, claim = row
     return OutboxItem(

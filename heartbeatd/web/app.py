@@ -9,6 +9,7 @@ from aiohttp import web
 from heartbeatd import metrics
 from heartbeatd.clock import Clock
 from heartbeatd.engine import Engine
+from heartbeatd.looplag import LoopLag
 from heartbeatd.outbox import Outbox
 from heartbeatd.provision import Provisioner
 from heartbeatd.strays import StrayPings
@@ -20,6 +21,7 @@ from heartbeatd.web.keys import (
     ENGINE,
     HEALTH,
     LOGINS,
+    LOOP_LAG,
     OUTBOX,
     PROVISIONER,
     RELOADS,
@@ -36,6 +38,7 @@ def make_app(
     outbox: Outbox | None = None,
     reloads: metrics.ReloadStats | None = None,
     body_timeout: float = ping.BODY_TIMEOUT,
+    loop_lag: LoopLag | None = None,
     provisioner: Provisioner | None = None,
     strays: StrayPings | None = None,
 ) -> web.Application:
@@ -57,6 +60,8 @@ def make_app(
         app[OUTBOX] = outbox
     if reloads is not None:
         app[RELOADS] = reloads
+    if loop_lag is not None:
+        app[LOOP_LAG] = loop_lag
     for method in ("GET", "POST", "HEAD"):
         app.router.add_route(method, "/ping/{tail:.*}", ping.handle_ping)
     app.router.add_get("/healthz", surfaces.handle_healthz)

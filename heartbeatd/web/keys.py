@@ -10,6 +10,7 @@ from aiohttp import web
 from heartbeatd import metrics
 from heartbeatd.clock import Clock
 from heartbeatd.engine import Engine
+from heartbeatd.looplag import LoopLag
 from heartbeatd.outbox import Outbox
 from heartbeatd.provision import Provisioner
 from heartbeatd.strays import StrayPings
@@ -27,6 +28,8 @@ RELOADS = web.AppKey("reloads", metrics.ReloadStats)
 LOGINS = web.AppKey("logins", asyncio.Semaphore)
 # Seconds a ping's body may take to arrive (ping.py).
 BODY_TIMEOUT_KEY = web.AppKey("body_timeout", float)
+# The daemon's stall meter, for /metrics (optional).
+LOOP_LAG = web.AppKey("loop_lag", LoopLag)
 # Monitors created at run time (hcapi.py, and ping.py's ?create=1).
 PROVISIONER = web.AppKey("provisioner", Provisioner)
 # Pings to no known monitor (ping.py counts them; page, API and /metrics show them).

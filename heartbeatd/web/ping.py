@@ -218,14 +218,18 @@ async def handle_ping(request: web.Request) -> web.Response:
         if engine.config.server.auto_provision and request.query.get("create") == "1":
             await _provision(request)
         slug, target = _resolve(engine, request)
+        # Nearly every ping's body (if any) came with its headers: reading it
+        # does not wait, and nothing else runs meanwhile.
+        waits = request.body_exists and not request.content.is_eof()
         body, truncated = await _read_body_in_time(
             request,
             engine.config.storage.max_body,
             request.app[CLOCK],
             request.app[BODY_TIMEOUT_KEY],
         )
-        # Again: a reload during a slow body may have removed the monitor.
-        slug, _ = _resolve(engine, request)
+        if waits:
+            # Again: a reload during a slow body may have removed the monitor.
+            slug, _ = _resolve(engine, request)
     except PingError as exc:
         if exc.status == 404:
             _stray(request, engine)

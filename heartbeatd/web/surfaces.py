@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import hmac
 import logging
-import platform
 from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from heartbeatd import __version__, metrics, pages, pingurl, timeline
+from heartbeatd import pages, pingurl, timeline
 from heartbeatd.config import Config, Monitor
 from heartbeatd.engine import Engine
 from heartbeatd.model import MonitorView, Status
 from heartbeatd.runs import duration_stats
 from heartbeatd.store import StoreError
-from heartbeatd.web.keys import CLOCK, ENGINE, HEALTH, OUTBOX, RELOADS, STRAYS
+from heartbeatd.web.keys import CLOCK, ENGINE, HEALTH, STRAYS
+
+# Served from its own module (it streams); the routes name it here.
+from heartbeatd.web.scrape import handle_metrics as handle_metrics
 
 # One logger for the package: its lines keep the name "heartbeatd.web".
 log = logging.getLogger(__package__)
@@ -175,41 +177,6 @@ def _ping_urls(config: Config, monitor: Monitor) -> list[tuple[str, str]]:
     what = "by slug (PING_KEY is [server] ping_key)" if key else "by slug"
     urls.append((what, pingurl.build(base, target)))
     return urls
-
-
-async def handle_metrics(request: web.Request) -> web.Response:
-    snapshot = await _metrics_snapshot(request.app)
-    return web.Response(
-        body=metrics.render_metrics(snapshot).encode("utf-8"),
-        headers={"Content-Type": metrics.CONTENT_TYPE, "Cache-Control": "no-store"},
-    )
-
-
-async def _metrics_snapshot(app: web.Application) -> metrics.Snapshot:
-    engine = app[ENGINE]
-    outbox, reloads = app.get(OUTBOX), app.get(RELOADS)
-    try:
-        pending: int | None = (await engine.store.outbox_counts())["pending"]
-    except StoreError as exc:
-        # The other series are still worth having; this one is left out.
-        log.error("metrics without outbox figures error=%s", exc)
-        pending = None
-    return metrics.Snapshot(
-        monitors=[engine.view(slug) for slug in engine.config.monitors],
-        pings_by_kind=dict(engine.pings_by_kind),
-        notices=dict(engine.notices_by_event),
-        alerts_sent=dict(outbox.stats.sent) if outbox else {},
-        alerts_failed=dict(outbox.stats.failed) if outbox else {},
-        channels=tuple(engine.config.channels),
-        unknown_pings=app[STRAYS].total,
-        outbox_pending=pending,
-        reloads_ok=reloads.ok if reloads else 0,
-        reloads_failed=reloads.failed if reloads else 0,
-        last_reload_at=reloads.last_at if reloads else None,
-        last_reload_ok=reloads.last_ok if reloads else True,
-        version=__version__,
-        python=platform.python_version(),
-    )
 
 
 def _badge_target(engine: Engine, tail: str) -> tuple[str, str, str] | None:

@@ -1,0 +1,77 @@
+"""No surface holds the event loop for a whole render (20,000 monitors).
+
+The daemon's stall meter (looplag.LoopLag, on the real Clock: a stall is
+real time) runs in the test's loop beside the app, served by aiohttp on
+loopback; the page is requested and read to the end meanwhile. A render
+done in one piece stalls the loop for about as long as the whole request
+takes; one that yields between chunks stalls it for one chunk. The bound is
+set between the two, with room for a busy machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from heartbeatd.clock import Clock
+from heartbeatd.looplag import LoopLag
+
+MONITORS = 20_000
+# A stall this short is machine noise, not one whole render.
+NOISE = 0.1
+
+
+def many_monitors(n: int) -> str:
+    lines = ['[storage]\npath = "hb.db"\n']
+    lines += [f'[monitors.m{i:05d}]\nperiod = "1h"\n' for i in range(n)]
+    return "\n".join(lines)
+
+
+@pytest.fixture
+async def big_client(make_client):
+    return await make_client(many_monitors(MONITORS))
+
+
+async def worst_stall_while(coro) -> tuple[float, float]:
+    """(worst loop stall, seconds the request took) while `coro` runs."""
+    clock = Clock()
+    probe = LoopLag(clock, interval=0.005, warn_above=10.0)
+    task = asyncio.ensure_future(probe.run())
+    try:
+        # One wake-up first, so the probe is sleeping when the request starts.
+        await clock.sleep(0.02)
+        probe.reset_worst()
+        started = clock.monotonic()
+        await coro
+        took = clock.monotonic() - started
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return probe.worst, took
+
+
+async def read(client, path: str) -> bytes:
+    resp = await client.get(path)
+    assert resp.status == 200
+    return await resp.read()
+
+
+async def test_metrics_never_holds_the_loop_for_the_whole_render(big_client):
+    body = []
+
+    async def scrape() -> None:
+        body.append(await read(big_client, "/metrics"))
+
+    worst, took = await worst_stall_while(scrape())
+    assert body[0].count(b"\nheartbeatd_monitor_up{") == MONITORS
+    assert worst < max(NOISE, took / 2), f"loop stalled {worst:.3f}s of a {took:.3f}s scrape"
+
+
+async def test_metrics_without_per_monitor_families_count_them_by_status(make_client):
+    client = await make_client(many_monitors(3) + "\n[metrics]\nper_monitor = false\n")
+    text = (await read(client, "/metrics")).decode()
+    assert "monitor=" not in text
+    assert 'heartbeatd_monitors{status="new"} 3\n' in text
