@@ -42,7 +42,9 @@ TRIM_PINGS = (
 
 # A row of the pings table (without its id), and of the flips table (without its id).
 PingRow = tuple[Any, ...]
-FlipRow = tuple[Any, ...]
+# (monitor, at, old, new, reason, event, held_by): typed, so a column added
+# to the table cannot be left out of a row that some other code builds.
+FlipRow = tuple[str, str, str, str, str, str | None, str | None]
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,8 @@ DAEMON_GAP = "daemon_gap"
 def unknown_rows(slug: str, status: str, since: datetime, until: datetime) -> list[FlipRow]:
     """Two flips: into `unknown` at `since`, back to `status` at `until`."""
     return [
-        (slug, format_stored(since), status, UNKNOWN, DAEMON_GAP, None),
-        (slug, format_stored(until), UNKNOWN, status, DAEMON_GAP, None),
+        (slug, format_stored(since), status, UNKNOWN, DAEMON_GAP, None, None),
+        (slug, format_stored(until), UNKNOWN, status, DAEMON_GAP, None, None),
     ]
 
 
