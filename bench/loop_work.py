@@ -31,8 +31,8 @@ from heartbeatd import process
 from heartbeatd.clock import Clock
 from heartbeatd.config import load_config
 from heartbeatd.daemon import Daemon
-from heartbeatd.engine import plan_reload
 from heartbeatd.housekeeping import trim
+from heartbeatd.reloadplan import plan_reload
 from heartbeatd.systemd import Notifier
 
 

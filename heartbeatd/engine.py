@@ -24,8 +24,7 @@ import asyncio
 import functools
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from heartbeatd import keywords, policy, states
@@ -33,6 +32,7 @@ from heartbeatd.announce import flip_alerts, hears_late, monitor_view, notice_al
 from heartbeatd.commits import Rederive, Staged, StartupSave, derive_again, failure
 from heartbeatd.config import Config, Monitor
 from heartbeatd.model import Alert, AlertEvent, Flip, MonitorState, MonitorView, Ping, Status
+from heartbeatd.reloadplan import ReloadPlan, plan_reload
 from heartbeatd.roster import Roster
 from heartbeatd.store import PingRecord, Store
 from heartbeatd.times import isoformat
@@ -492,36 +492,6 @@ class Engine:
         # The last tick's time: surfaces ask without a clock, and the ticker
         # runs every second.
         return monitor_view(self.config, slug, self.states[slug], self._tick_time())
-
-
-@dataclass(frozen=True)
-class ReloadPlan:
-    """What a reload changes, found by comparing the two configs. Pure, so a
-    caller may make it in a thread: at 100,000 monitors the comparison takes
-    a good part of a second that pings would otherwise wait for."""
-
-    old: Config
-    new: Config
-    removed: list[str]
-    # Monitors added, whose settings differ, or without a state (their first
-    # write was rolled back); the others keep everything.
-    touched: list[str]
-    uuids: dict[str, str]
-
-
-def plan_reload(old: Config, new: Config, with_state: Iterable[str]) -> ReloadPlan:
-    """Pure: reads two immutable configs and a copy of the engine's slugs with
-    a state (`list(engine.states)`), so it may run in any thread."""
-    before = old.monitors
-    stated = set(with_state)
-    touched = [
-        slug
-        for slug, monitor in new.monitors.items()
-        if ((was := before.get(slug)) is not monitor and was != monitor) or slug not in stated
-    ]
-    removed = [slug for slug in before if slug not in new.monitors]
-    uuids = {m.uuid: slug for slug, m in new.monitors.items() if m.uuid}
-    return ReloadPlan(old, new, removed, touched, uuids)
 
 
 def _log_flip(slug: str, flip: Flip) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import textwrap
 
 from heartbeatd.config import load_config
-from heartbeatd.engine import plan_reload
+from heartbeatd.reloadplan import plan_reload
 from tests.conftest import NOW
 
 BEFORE = """

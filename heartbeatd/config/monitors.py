@@ -15,11 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from heartbeatd.config.runrules import RUN_KEYS, read_run_rules
 from heartbeatd.config.values import DEFAULT_GRACE, Monitor
 from heartbeatd.durations import DurationError, parse_duration, quote
-from heartbeatd.keywords import PingFilter
 from heartbeatd.names import canonical_uuid, name_problem, tag_problem, uuid_problem
-from heartbeatd.problems import Problems, show
+from heartbeatd.problems import Problems
 from heartbeatd.schedule import (
     CRON_FIELDS,
     Schedule,
@@ -81,19 +81,6 @@ def _tag_list(table: Table) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(tags))
 
 
-# Keys of OnCalendar schedules, early pings, run rules and ping filters.
-_RUN_KEYS = (
-    "oncalendar",
-    "early",
-    "min_runtime",
-    "max_concurrent",
-    "runtime_anomaly",
-    "failure_keywords",
-    "success_keywords",
-    "start_keywords",
-    "keywords_default",
-    "methods",
-)
 # Every key a [monitors.<slug>] table may have.
 _MONITOR_KEYS = frozenset(
     (
@@ -109,14 +96,14 @@ _MONITOR_KEYS = frozenset(
         "repeat",
         "repeat_limit",
         "tags",
-        *_RUN_KEYS,
+        *RUN_KEYS,
         "alert_after",
         "recover_after",
         "depends_on",
     )
 )
 # Keys the fast path leaves to the full reader: rare, and read in one place.
-_SLOW_KEYS = frozenset((*_RUN_KEYS, "alert_after", "recover_after", "depends_on"))
+_SLOW_KEYS = frozenset((*RUN_KEYS, "alert_after", "recover_after", "depends_on"))
 
 
 class _Bad(enum.Enum):
@@ -331,7 +318,7 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
     tags = _tag_list(table)
     if table.has("repeat_limit") and repeat is None:
         table.error("repeat_limit", 'needs repeat, the reminder interval (e.g. repeat = "1h")')
-    rules = _read_run_rules(table)
+    rules = read_run_rules(table)
     alert_after = table.integer("alert_after", 1, at_least=1)
     recover_after = table.integer("recover_after", 1, at_least=1)
     # Checked against the other monitors (and for cycles) in dependencies.py.
@@ -420,53 +407,6 @@ def _expressions(
             bad = True
         found.append(" ".join(text.split()))
     return None if bad else tuple(found)
-
-
-def _read_run_rules(table: Table) -> dict[str, Any]:
-    """min_runtime, max_concurrent, runtime_anomaly and the ping filter."""
-    min_runtime = table.duration("min_runtime", None)
-    max_concurrent = table.integer("max_concurrent", None, at_least=1, at_most=1000)
-    return {
-        "min_runtime": min_runtime,
-        "max_concurrent": max_concurrent,
-        "runtime_anomaly": _read_factor(table, "runtime_anomaly"),
-        "ping_filter": _read_ping_filter(table),
-    }
-
-
-def _read_factor(table: Table, key: str) -> float | None:
-    value = table.raw(key, None)
-    if value is None:
-        return None
-    # bool is an int; NaN is no factor (and fails every comparison).
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and 1 < value < 1000:
-        return float(value)
-    table.error(
-        key,
-        "expected a factor greater than 1 like 3 (a run 3 times longer or shorter"
-        f" than usual), got {show(value)}",
-    )
-    return None
-
-
-def _keywords(table: Table, key: str) -> tuple[str, ...]:
-    words = tuple(table.text_list(key, [], allow_text=True))
-    if "" in words:
-        # An empty keyword is in every body: it would match everything.
-        table.error(key, 'expected keywords that are not empty, got ""')
-    return words
-
-
-def _read_ping_filter(table: Table) -> PingFilter | None:
-    failure, success, start = (
-        _keywords(table, key) for key in ("failure_keywords", "success_keywords", "start_keywords")
-    )
-    default = table.choice("keywords_default", ("ignore", "fail"), "ignore")
-    methods = table.choice("methods", ("any", "post"), "any")
-    found = PingFilter(
-        failure, success, start, default_fail=default == "fail", post_only=methods == "post"
-    )
-    return None if found == PingFilter() else found
 
 
 def _read_repeat(table: Table, defaults: Defaults) -> int | None:
