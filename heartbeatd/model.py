@@ -47,6 +47,9 @@ class AlertEvent(str, Enum):
     # warning before down), and a flip whose alert the policy held.
     LATE = "late"
     HELD = "held"
+    # The down alert, to a channel listed as {channel = "x", after = "30m"},
+    # when the incident is still alerting and unacknowledged by then.
+    ESCALATION = "escalation"
 
 
 class AlertState(str, Enum):
@@ -158,6 +161,15 @@ class MonitorState:
     held_until: datetime | None = None
     held_since: datetime | None = None
     held_reason: str = ""
+    # The incident (escalation.py): when its down alert first went out, how
+    # many escalation steps went out since, the secret of its ack link, and
+    # who acknowledged it, when, with what note.
+    alerted_at: datetime | None = None
+    escalated: int = 0
+    ack_token: str = ""
+    acked_at: datetime | None = None
+    acked_by: str = ""
+    ack_note: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The stored form: fields at their default are left out and times are
@@ -214,6 +226,8 @@ _STATE_TIMES = frozenset(
         "snoozed_until",
         "held_until",
         "held_since",
+        "alerted_at",
+        "acked_at",
     }
 )
 _STATE_ENUMS: dict[str, type[Enum]] = {
@@ -248,6 +262,8 @@ class Flip:
     # down alert that was held, what held it, and since when.
     held_by: str | None = None
     held_since: datetime | None = None
+    # An escalation's channels (they hear nothing else of the incident).
+    channels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -272,6 +288,9 @@ class Alert:
     # since when; it was held until `at`.
     held_by: str | None = None
     held_since: datetime | None = None
+    # The incident's acknowledgement link, on down, reminder and escalation
+    # alerts of an incident not acknowledged yet.
+    ack_url: str = ""
 
     def to_json(self) -> dict[str, Any]:
         out = self._core_json()
@@ -279,6 +298,8 @@ class Alert:
             # Only on held alerts: every other payload stays as it was.
             out["held_by"] = self.held_by
             out["held_since"] = isoformat(self.held_since)
+        if self.ack_url:
+            out["ack_url"] = self.ack_url
         return out
 
     def _core_json(self) -> dict[str, Any]:
@@ -316,6 +337,7 @@ class Alert:
             exit_status=data.get("exit_status"),
             held_by=data.get("held_by"),
             held_since=parse_isoformat(data.get("held_since")),
+            ack_url=data.get("ack_url", ""),
         )
 
 
@@ -370,6 +392,10 @@ class MonitorView:
     # The maintenance window open over it now, and when that one ends.
     maintenance: str | None = None
     maintenance_until: datetime | None = None
+    # Who acknowledged the current incident, when, and their note.
+    acked_at: datetime | None = None
+    acked_by: str = ""
+    ack_note: str = ""
 
     @property
     def is_held(self) -> bool:
@@ -404,6 +430,9 @@ class MonitorView:
             "snooze_reason": self.snooze_reason,
             "maintenance": self.maintenance,
             "maintenance_until": isoformat(self.maintenance_until),
+            "acked_at": isoformat(self.acked_at),
+            "acked_by": self.acked_by,
+            "ack_note": self.ack_note,
         }
 
     @classmethod
@@ -437,4 +466,7 @@ class MonitorView:
             snooze_reason=data.get("snooze_reason", ""),
             maintenance=data.get("maintenance"),
             maintenance_until=parse_isoformat(data.get("maintenance_until")),
+            acked_at=parse_isoformat(data.get("acked_at")),
+            acked_by=data.get("acked_by", ""),
+            ack_note=data.get("ack_note", ""),
         )

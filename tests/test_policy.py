@@ -47,6 +47,7 @@ class Rules:
     recover_after: int = 1
     windows: tuple[Window, ...] = ()
     depends_on: tuple[str, ...] = ()
+    escalations: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass

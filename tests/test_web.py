@@ -284,7 +284,8 @@ async def test_the_api_monitor_object_is_exactly_this(client, clock):
         ' "down_at": "2026-01-14T14:01:24Z", "n_pings": 2, "last_duration": 83.6,'
         f' "channels": ["log"], "uuid": "{UUID}", "ping_url": "http://127.0.0.1:8080/ping/{UUID}",'
         ' "tags": [], "alert": "quiet", "held_by": null, "snoozed_until": null,'
-        ' "snooze_reason": "", "maintenance": null, "maintenance_until": null}'
+        ' "snooze_reason": "", "maintenance": null, "maintenance_until": null,'
+        ' "acked_at": null, "acked_by": "", "ack_note": ""}'
     )
     listed = await (await client.get("/api/v1/monitors")).json()
     assert listed["monitors"][0] == await response.json()

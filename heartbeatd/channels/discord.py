@@ -14,6 +14,7 @@ from heartbeatd.times import isoformat
 RED, GREEN, GREY = 0xD83C3E, 0x2EB67D, 0x95A5A6
 COLOURS = {
     AlertEvent.DOWN: RED,
+    AlertEvent.ESCALATION: RED,
     AlertEvent.REMINDER: RED,
     AlertEvent.UP: GREEN,
     AlertEvent.TEST: GREY,

@@ -18,6 +18,7 @@ from heartbeatd.tables import Table
 PRIORITIES = {"min": 1, "low": 2, "default": 3, "high": 4, "max": 5}
 TAGS = {
     AlertEvent.DOWN: "rotating_light",
+    AlertEvent.ESCALATION: "rotating_light",
     AlertEvent.REMINDER: "rotating_light",
     AlertEvent.UP: "white_check_mark",
     AlertEvent.TEST: "test_tube",

@@ -13,6 +13,7 @@ from heartbeatd.tables import Table
 # Blocks cannot be coloured; the emoji in the first line carries the colour.
 EMOJI = {
     AlertEvent.DOWN: ":red_circle:",
+    AlertEvent.ESCALATION: ":rotating_light:",
     AlertEvent.REMINDER: ":red_circle:",
     AlertEvent.UP: ":large_green_circle:",
     AlertEvent.TEST: ":white_circle:",
@@ -51,6 +52,8 @@ def render(alert: Alert, opts: Options) -> dict[str, Any]:
         blocks.append(_section(f"*Last output*\n```{output}```"))
     if alert.url:
         link = f"<{escape(alert.url)}|Open in heartbeatd>"
+        if alert.ack_url:
+            link += f" · <{escape(alert.ack_url)}|Acknowledge>"
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": link}]})
     # `text` is what notifications and old clients show instead of the blocks.
     return {"text": f"{title}: {text.explain(alert)}", "blocks": blocks}

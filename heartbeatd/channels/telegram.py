@@ -19,6 +19,7 @@ from heartbeatd.tables import Table
 
 EMOJI = {
     AlertEvent.DOWN: "🔴",
+    AlertEvent.ESCALATION: "🚨",
     AlertEvent.REMINDER: "🔴",
     AlertEvent.UP: "🟢",
     AlertEvent.TEST: "⚪",

@@ -26,6 +26,8 @@ def title(alert: Alert) -> str:
         return f"UP: {name}"
     if alert.event is AlertEvent.REMINDER:
         return f"REMINDER: {name} is still down"
+    if alert.event is AlertEvent.ESCALATION:
+        return f"ESCALATION: {name} is down, unacknowledged"
     if alert.event is AlertEvent.LATE:
         return f"LATE: {name}"
     if alert.event is AlertEvent.HELD:
@@ -56,6 +58,9 @@ def facts(alert: Alert) -> list[tuple[str, str]]:
         rows.append(("Down for", humanize.duration(alert.downtime)))
     if alert.exit_status is not None and alert.reason is not Reason.EXIT_STATUS:
         rows.append(("Exit status", str(alert.exit_status)))
+    if alert.ack_url:
+        # Opens a confirmation page; only its button acknowledges.
+        rows.append(("Acknowledge", alert.ack_url))
     return rows
 
 
@@ -74,6 +79,8 @@ def headline(alert: Alert) -> str:
         return f"{name} is down: {explain(alert)}."
     if alert.event is AlertEvent.REMINDER:
         return f"{name} is still down: {explain(alert)}."
+    if alert.event is AlertEvent.ESCALATION:
+        return f"{name} is down and nobody has acknowledged it yet: {explain(alert)}."
     if alert.event is AlertEvent.UP:
         if alert.downtime is None:
             return f"{name} is up again."

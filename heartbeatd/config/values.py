@@ -24,10 +24,11 @@ CHANNEL_EVENTS = (
     AlertEvent.DOWN,
     AlertEvent.UP,
     AlertEvent.REMINDER,
+    AlertEvent.ESCALATION,
     AlertEvent.LATE,
     AlertEvent.HELD,
 )
-DEFAULT_EVENTS = frozenset(CHANNEL_EVENTS[:3])
+DEFAULT_EVENTS = frozenset(CHANNEL_EVENTS[:4])
 
 # As Healthchecks: an hour after the expected time before a monitor goes down.
 DEFAULT_GRACE = 3600
@@ -111,6 +112,9 @@ class Monitor:
     # Slugs of the monitors this one depends on (policy.py holds its alerts
     # while one of them is down).
     depends_on: tuple[str, ...] = ()
+    # (channel, seconds after the first down alert) of each
+    # {channel = "x", after = "30m"} in `channels`, soonest first.
+    escalations: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

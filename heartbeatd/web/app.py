@@ -10,7 +10,7 @@ from heartbeatd import metrics
 from heartbeatd.clock import Clock
 from heartbeatd.engine import Engine
 from heartbeatd.outbox import Outbox
-from heartbeatd.web import api, maintenance, ping, snooze, surfaces
+from heartbeatd.web import ack, api, maintenance, ping, snooze, surfaces
 from heartbeatd.web.guards import MAX_CONCURRENT_LOGINS, guard_page, guard_read, guard_write
 from heartbeatd.web.keys import (
     BODY_TIMEOUT_KEY,
@@ -58,6 +58,10 @@ def make_app(
     app.router.add_post("/api/v1/monitors/{slug}/resume", guard_write(api.api_resume))
     app.router.add_post("/api/v1/monitors/{slug}/snooze", guard_write(snooze.api_snooze))
     app.router.add_post("/api/v1/monitors/{slug}/unsnooze", guard_write(snooze.api_unsnooze))
+    app.router.add_post("/api/v1/monitors/{slug}/ack", guard_write(ack.api_ack))
+    # No login: the incident's token in the link is the guard (web/ack.py).
+    app.router.add_get("/ack/{token}", ack.page_ack)
+    app.router.add_post("/ack/{token}", ack.post_ack)
     app.router.add_get("/api/v1/maintenance", guard_read(maintenance.api_maintenance))
     app.router.add_get("/", guard_page(surfaces.page_index))
     app.router.add_get("/monitors/{slug}", guard_page(surfaces.page_monitor))
