@@ -11,7 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 from aiosmtpd.controller import Controller
+from click.testing import CliRunner
 
+from heartbeatd.cli import main
 from tests.harness import DaemonProcess, WebhookSink, assert_never, free_port, http, wait_for
 from tests.harness.smtp import SmtpSink
 
@@ -112,3 +114,25 @@ def test_no_escalation_after_an_ack_through_the_emailed_link(
     assert_never(lambda: at_pager(webhook_sink), 10, "an escalation after the ack")
     # The link now says who acknowledged.
     assert "Acknowledged by ana" in http(link).body.decode()
+
+
+def test_the_cli_acks_through_the_write_api(
+    daemon: DaemonProcess, webhook_sink: WebhookSink
+) -> None:
+    daemon.write_config(
+        SLOW.format(slug="db", channels='["hook"]'),
+        hook=webhook_sink.url,
+        server='api_token = "t0ken"',
+    )
+    daemon.config_path.chmod(0o600)
+    daemon.start()
+    config = str(daemon.config_path)
+    assert daemon.ping("db/fail").status == 200
+    wait_for(lambda: webhook_sink.delivered("down", "db"), 5)
+    result = CliRunner().invoke(
+        main, ["ack", "db", "--note", "disk full", "--by", "bo", "-c", config]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("db: acknowledged at ") and result.stdout.endswith(" by bo\n")
+    shown = daemon.monitor("db", token="t0ken")
+    assert (shown["acked_by"], shown["ack_note"]) == ("bo", "disk full")
