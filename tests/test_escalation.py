@@ -4,6 +4,7 @@ real HTTP with a real SQLite file."""
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from dataclasses import replace
@@ -12,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from heartbeatd import escalation, policy, states
+from heartbeatd.channels import discord, email, slack, text
 from heartbeatd.config import ConfigError, load_config
-from heartbeatd.model import AlertEvent, AlertState, Ping, PingKind
+from heartbeatd.model import AlertEvent, AlertState, Ping, PingKind, Secret
+from tests.channels.samples import DOWN
 from tests.harness import open_stack
 from tests.test_policy import HOUR, MIN, NOW, Monitor, Rules
 
@@ -277,3 +280,28 @@ async def test_the_down_alert_carries_the_link_and_the_escalation_goes_to_pager_
     rows = await client.stack.store.claim_due(clock.now())
     escalated = [r for r in rows if r.alert.event is ESC]
     assert [r.channel for r in escalated] == ["pager"]
+
+
+# -- how channels show the link and the escalation ------------------------------------
+
+LINK = "https://hb.example.com/ack/s3cret-t0ken"
+
+
+@pytest.mark.parametrize(
+    ("name", "render"),
+    [
+        ("email", lambda a: email.render_body(a)),
+        ("slack", lambda a: json.dumps(slack.render(a, slack.Options(url=Secret("https://x"))))),
+        (
+            "discord",
+            lambda a: json.dumps(discord.render(a, discord.Options(url=Secret("https://x")))),
+        ),
+    ],
+)
+def test_prose_channels_carry_the_ack_link_and_name_the_escalation(name, render):
+    down = replace(DOWN, ack_url=LINK)
+    assert LINK in render(down), name
+    assert LINK not in render(DOWN), name
+    escalated = replace(down, event=ESC)
+    assert "ESCALATION" in text.title(escalated)
+    assert "nobody has acknowledged" in render(escalated), name
