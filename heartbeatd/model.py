@@ -50,6 +50,8 @@ class AlertEvent(str, Enum):
     # The down alert, to a channel listed as {channel = "x", after = "30m"},
     # when the incident is still alerting and unacknowledged by then.
     ESCALATION = "escalation"
+    # Several alerts to a channel with [channels.x] group_wait, in one message.
+    GROUP = "group"
 
 
 class AlertState(str, Enum):
@@ -291,8 +293,26 @@ class Alert:
     # The incident's acknowledgement link, on down, reminder and escalation
     # alerts of an incident not acknowledged yet.
     ack_url: str = ""
+    # The alerts of a group (event `group`), each with its usual object.
+    members: tuple[Alert, ...] = ()
+
+    @classmethod
+    def group(cls, members: tuple[Alert, ...]) -> Alert:
+        """One alert standing for `members`, as the outbox sends a group."""
+        first = members[0]
+        return cls(
+            event=AlertEvent.GROUP,
+            monitor=",".join(dict.fromkeys(m.monitor for m in members)),
+            name=f"{len(members)} alerts",
+            status=first.status,
+            reason=first.reason,
+            at=max(m.at for m in members),
+            members=members,
+        )
 
     def to_json(self) -> dict[str, Any]:
+        if self.event is AlertEvent.GROUP:
+            return {"event": "group", "alerts": [m.to_json() for m in self.members]}
         out = self._core_json()
         if self.held_by is not None:
             # Only on held alerts: every other payload stays as it was.
@@ -321,6 +341,8 @@ class Alert:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Alert:
+        if data["event"] == AlertEvent.GROUP.value:
+            return cls.group(tuple(cls.from_json(a) for a in data["alerts"]))
         return cls(
             event=AlertEvent(data["event"]),
             monitor=data["monitor"],

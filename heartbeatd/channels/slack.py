@@ -14,6 +14,7 @@ from heartbeatd.tables import Table
 EMOJI = {
     AlertEvent.DOWN: ":red_circle:",
     AlertEvent.ESCALATION: ":rotating_light:",
+    AlertEvent.GROUP: ":clipboard:",
     AlertEvent.REMINDER: ":red_circle:",
     AlertEvent.UP: ":large_green_circle:",
     AlertEvent.TEST: ":white_circle:",
@@ -36,6 +37,11 @@ def parse_options(table: Table, env: ParseEnv) -> Options:
 
 def render(alert: Alert, opts: Options) -> dict[str, Any]:
     title = text.title(alert)
+    if alert.event is AlertEvent.GROUP:
+        # A section holds at most 3000 characters, and ten fields.
+        listed = escape(text.member_list(alert, 2800))
+        group = [_section(f"{EMOJI[alert.event]} *{escape(title)}*\n{listed}")]
+        return {"text": title, "blocks": group}
     blocks: list[dict[str, Any]] = [
         _section(f"{EMOJI[alert.event]} *{escape(title)}*\n{escape(text.headline(alert))}"),
         {

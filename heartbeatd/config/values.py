@@ -87,6 +87,8 @@ class Channel:
     options: Any
     # The events it hears ([channels.<name>] events).
     events: frozenset[AlertEvent] = DEFAULT_EVENTS
+    # Seconds alerts to it wait to go out together as one message (0: alone).
+    group_wait: int = 0
 
 
 # slots: a config may hold 100,000 of these, and a __dict__ each doubles that.
