@@ -33,7 +33,9 @@ def flip_alerts(
     monitor = config.monitors[slug]
     event = flip.event or (AlertEvent.HELD if flip.held_by else None)
     assert event is not None
-    channels = [c for c in monitor.channels if _hears(config, c, event)]
+    # An escalation goes only to its own channels; they hear nothing else.
+    targets = flip.channels if event is AlertEvent.ESCALATION else monitor.channels
+    channels = [c for c in targets if _hears(config, c, event)]
     if not channels:
         return []
     downtime = None
@@ -57,6 +59,7 @@ def flip_alerts(
         min_runtime=flip.reference if flip.reason is Reason.RAN_TOO_SHORT else None,
         held_by=flip.held_by if event in (AlertEvent.DOWN, AlertEvent.HELD) else None,
         held_since=flip.held_since if event is AlertEvent.DOWN else None,
+        ack_url=ack_url(config, new) if event in _ACKABLE else "",
     )
     return [(channel, alert) for channel in channels]
 
@@ -92,6 +95,18 @@ def notice_alerts(
 def _notice_channels(config: Config, monitor: Monitor, event: AlertEvent) -> tuple[str, ...]:
     # The monitor's channels that take the event ([channels.<name>] events).
     return tuple(c for c in monitor.channels if _hears(config, c, event))
+
+
+_ACKABLE = (AlertEvent.DOWN, AlertEvent.REMINDER, AlertEvent.ESCALATION)
+
+
+def ack_url(config: Config, state: MonitorState) -> str:
+    """The link that acknowledges the incident: a confirmation page whose
+    form POSTs, guarded by the incident's token alone (no login), so it
+    works from a phone."""
+    if not state.ack_token or state.acked_at is not None:
+        return ""
+    return f"{config.server.base_url}/ack/{state.ack_token}"
 
 
 def _hears(config: Config, channel: str, event: AlertEvent) -> bool:
@@ -138,6 +153,9 @@ def monitor_view(
         snooze_reason=state.snooze_reason,
         maintenance=window[0] if window else None,
         maintenance_until=to_the_second(window[1]) if window else None,
+        acked_at=to_the_second(state.acked_at),
+        acked_by=state.acked_by,
+        ack_note=state.ack_note,
     )
 
 

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import logging
+import secrets
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from heartbeatd import keywords, policy, states
+from heartbeatd import escalation, keywords, policy, states
 from heartbeatd.announce import flip_alerts, hears_late, monitor_view, notice_alerts
 from heartbeatd.commits import Rederive, Staged, StartupSave, derive_again, failure
 from heartbeatd.config import Config, Monitor
@@ -256,6 +259,28 @@ class Engine:
         self._schedule(slug)
         return self._answer(staged)
 
+    def ack(self, slug: str, now: datetime, by: str, note: str) -> asyncio.Future[None] | None:
+        """Acknowledge the monitor's incident; None when there is none."""
+        old = self.states[slug]
+        new = policy.acknowledge(old, now, by, note)
+        if new is None:
+            return None
+        staged = self._stage(slug, old, new)
+        self._schedule(slug)
+        if new is not old:
+            log.info("acknowledged monitor=%s by=%s", slug, by or "-")
+        return self._answer(staged)
+
+    def slug_for_ack_token(self, token: str) -> str | None:
+        """The monitor whose incident's ack link holds `token`, compared in
+        constant time (only monitors with an open incident have one)."""
+        found = None
+        given = token.encode()
+        for slug, state in self.states.items():
+            if state.ack_token and hmac.compare_digest(state.ack_token.encode(), given):
+                found = slug
+        return found if found is not None and found in self.config.monitors else None
+
     def unsnooze(self, slug: str, now: datetime) -> asyncio.Future[None]:
         """End a snooze now; a down alert it held goes out."""
         old = self.states[slug]
@@ -358,6 +383,9 @@ class Engine:
         """Put `new` in memory and queue it for the disk; it rolls back if the
         write (or one it builds on) fails. `old` is None for a monitor seen for
         the first time, which has no flip."""
+        if flip is not None and escalation.needs_token(new):
+            # A new incident: the secret of its ack link, stored with it.
+            new = replace(new, ack_token=secrets.token_urlsafe(24))
         self.states[slug] = new
         if old is None or old.status is not new.status:
             self.roster.set_status(slug, new.status)

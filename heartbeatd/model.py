@@ -62,6 +62,11 @@ class AlertEvent(str, Enum):
     # warning before down), and a flip whose alert the policy held.
     LATE = "late"
     HELD = "held"
+    # The down alert, to a channel listed as {channel = "x", after = "30m"},
+    # when the incident is still alerting and unacknowledged by then.
+    ESCALATION = "escalation"
+    # Several alerts to a channel with [channels.x] group_wait, in one message.
+    GROUP = "group"
 
 
 # Events about heartbeatd itself: their alerts name no monitor (`monitor` is
@@ -186,6 +191,15 @@ class MonitorState:
     held_until: datetime | None = None
     held_since: datetime | None = None
     held_reason: str = ""
+    # The incident (escalation.py): when its down alert first went out, how
+    # many escalation steps went out since, the secret of its ack link, and
+    # who acknowledged it, when, with what note.
+    alerted_at: datetime | None = None
+    escalated: int = 0
+    ack_token: str = ""
+    acked_at: datetime | None = None
+    acked_by: str = ""
+    ack_note: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The stored form: fields at their default are left out and times are
@@ -244,6 +258,8 @@ _STATE_TIMES = frozenset(
         "snoozed_until",
         "held_until",
         "held_since",
+        "alerted_at",
+        "acked_at",
     }
 )
 _STATE_ENUMS: dict[str, type[Enum]] = {
@@ -284,6 +300,8 @@ class Flip:
     # down alert that was held, what held it, and since when.
     held_by: str | None = None
     held_since: datetime | None = None
+    # An escalation's channels (they hear nothing else of the incident).
+    channels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -323,6 +341,25 @@ class Alert:
     # since when; it was held until `at`.
     held_by: str | None = None
     held_since: datetime | None = None
+    # The incident's acknowledgement link, on down, reminder and escalation
+    # alerts of an incident not acknowledged yet.
+    ack_url: str = ""
+    # The alerts of a group (event `group`), each with its usual object.
+    members: tuple[Alert, ...] = ()
+
+    @classmethod
+    def group(cls, members: tuple[Alert, ...]) -> Alert:
+        """One alert standing for `members`, as the outbox sends a group."""
+        first = members[0]
+        return cls(
+            event=AlertEvent.GROUP,
+            monitor=",".join(dict.fromkeys(m.monitor for m in members)),
+            name=f"{len(members)} alerts",
+            status=first.status,
+            reason=first.reason,
+            at=max(m.at for m in members),
+            members=members,
+        )
 
     @property
     def is_daemon_event(self) -> bool:
@@ -341,11 +378,15 @@ class Alert:
                 "url": self.url,
                 "text": self.note,
             }
+        if self.event is AlertEvent.GROUP:
+            return {"event": "group", "alerts": [m.to_json() for m in self.members]}
         out = self._base_json() | self._run_json()
         if self.held_by is not None:
             # Only on held alerts: every other payload stays as it was.
             out["held_by"] = self.held_by
             out["held_since"] = isoformat(self.held_since)
+        if self.ack_url:
+            out["ack_url"] = self.ack_url
         return out
 
     def _run_json(self) -> dict[str, Any]:
@@ -373,6 +414,8 @@ class Alert:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Alert:
+        if data["event"] == AlertEvent.GROUP.value:
+            return cls.group(tuple(cls.from_json(a) for a in data["alerts"]))
         event = AlertEvent(data["event"])
         if event in DAEMON_EVENTS:
             return daemon_alert(
@@ -403,6 +446,7 @@ class Alert:
             min_runtime=data.get("min_runtime"),
             held_by=data.get("held_by"),
             held_since=parse_isoformat(data.get("held_since")),
+            ack_url=data.get("ack_url", ""),
         )
 
 
@@ -485,6 +529,10 @@ class MonitorView:
     # The maintenance window open over it now, and when that one ends.
     maintenance: str | None = None
     maintenance_until: datetime | None = None
+    # Who acknowledged the current incident, when, and their note.
+    acked_at: datetime | None = None
+    acked_by: str = ""
+    ack_note: str = ""
 
     @property
     def is_held(self) -> bool:
@@ -520,6 +568,9 @@ class MonitorView:
             "snooze_reason": self.snooze_reason,
             "maintenance": self.maintenance,
             "maintenance_until": isoformat(self.maintenance_until),
+            "acked_at": isoformat(self.acked_at),
+            "acked_by": self.acked_by,
+            "ack_note": self.ack_note,
         }
 
     @classmethod
@@ -554,4 +605,7 @@ class MonitorView:
             snooze_reason=data.get("snooze_reason", ""),
             maintenance=data.get("maintenance"),
             maintenance_until=parse_isoformat(data.get("maintenance_until")),
+            acked_at=parse_isoformat(data.get("acked_at")),
+            acked_by=data.get("acked_by", ""),
+            ack_note=data.get("ack_note", ""),
         )

@@ -58,6 +58,15 @@ CONCURRENCY = 100
 LEASE_MARGIN = 60.0
 
 
+def _group_waits(channels: Mapping[str, Any]) -> dict[str, int]:
+    """[channels.x] group_wait of the channels that group their alerts."""
+    return {
+        name: wait
+        for name, channel in channels.items()
+        if (wait := getattr(channel, "group_wait", 0))
+    }
+
+
 def backoff(attempts: int, rng: random.Random) -> float:
     """Seconds before retry number `attempts` (1-based): 10 s doubling, up to 30 min."""
     base = min(FIRST_RETRY * 2 ** min(max(attempts, 1) - 1, 32), MAX_RETRY)
@@ -108,6 +117,7 @@ class Outbox:
         self._drain_timeout = drain_timeout
         self._wake = asyncio.Event()
         self.stats = DeliveryStats()
+        self._store.group_waits = _group_waits(self._channels)
 
     def set_channels(
         self, channels: Mapping[str, Any], monitors: Mapping[str, Any] | None = None
@@ -119,6 +129,7 @@ class Outbox:
         alert raised under the new config.
         """
         self._channels = dict(channels)
+        self._store.group_waits = _group_waits(self._channels)
         if monitors is not None:
             self._monitors = monitors
         moving = self._store.move_alerts(

@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Protocol
 
-from heartbeatd import holds, states
+from heartbeatd import escalation, holds, states
 from heartbeatd.holds import NO_CONTEXT as NO_CONTEXT
 from heartbeatd.holds import Context as Context
 from heartbeatd.holds import on_parent_up as on_parent_up
@@ -66,6 +66,8 @@ class Rules(states.Rules, Protocol):
     def windows(self) -> tuple[Window, ...]: ...
     @property
     def depends_on(self) -> tuple[str, ...]: ...
+    @property
+    def escalations(self) -> tuple[tuple[str, int], ...]: ...
 
 
 class Run(Enum):
@@ -120,7 +122,7 @@ def on_ping(
     else:
         # start and log are no runs; carry the policy's fields over.
         return _carry(old, step)
-    return _judge(old, step, run, ping.at, rules, ctx)
+    return _incident(old, _judge(old, step, run, ping.at, rules, ctx))
 
 
 def on_tick(
@@ -131,17 +133,40 @@ def on_tick(
     ctx: Context = NO_CONTEXT,
 ) -> states.Step:
     """Judge a tick's step: a down flip (missed, ran too long) counts one
-    failed run, and so does a missed period while the alert is held."""
+    failed run, and so does a missed period while the alert is held; an
+    unacknowledged incident escalates when its time comes."""
+    return _incident(old, _on_tick(old, step, rules, now, ctx))
+
+
+def _on_tick(
+    old: MonitorState,
+    step: states.Step,
+    rules: Rules,
+    now: datetime,
+    ctx: Context,
+) -> states.Step:
     # A hold ends first; the state machine's own deadline, if one was due
     # too, comes up again at the next tick (at its rule time).
     if old.snoozed_until is not None and now >= old.snoozed_until:
         return _end_snooze(old, rules, old.snoozed_until, ctx)
     if old.held_until is not None and now >= old.held_until:
         return _rejudge(replace(old, held_until=None), rules, old.held_until, ctx)
+    escalated = None
+    if _escalation_held(old, rules, now) is None:
+        escalated = escalation.escalate(old, rules, now)
+    if escalated is not None:
+        # The state machine's own deadline, if one was due too, comes up
+        # again at the next tick (at its rule time).
+        return states.Step(*escalated)
     flip = step.flip
     if flip is not None and flip.event is AlertEvent.REMINDER:
-        # Reminders remind of an alert that went out; none while it is held.
-        if old.alert is AlertState.ALERTING and holds.holder(old, rules, flip.at, ctx) is None:
+        # Reminders remind of an alert that went out; none while it is held,
+        # nor once a human acknowledged it.
+        if (
+            old.alert is AlertState.ALERTING
+            and old.acked_at is None
+            and holds.holder(old, rules, flip.at, ctx) is None
+        ):
             return _carry(old, step)
         return states.Step(_carry(old, step).state)
     if flip is not None and flip.new is Status.DOWN and flip.old is not Status.DOWN:
@@ -162,7 +187,12 @@ def on_tick(
 
 def next_deadline(state: MonitorState, rules: Rules) -> datetime | None:
     """The next time on_tick (states' or ours) has something to do."""
-    times = [states.next_deadline(state, rules), state.snoozed_until, state.held_until]
+    times = [
+        states.next_deadline(state, rules),
+        state.snoozed_until,
+        state.held_until,
+        _escalation_due(state, rules),
+    ]
     miss = _miss_deadline(state, rules)
     if miss is not None:
         times.append(miss[0])
@@ -171,7 +201,13 @@ def next_deadline(state: MonitorState, rules: Rules) -> datetime | None:
 
 def pause(state: MonitorState) -> MonitorState:
     """A paused monitor alerts nobody: its incident, if any, is over."""
-    return replace(state, alert=AlertState.QUIET, fails=0, oks=0, held_until=None)
+    state = replace(state, alert=AlertState.QUIET, fails=0, oks=0, held_until=None)
+    return escalation.end(state)
+
+
+def acknowledge(state: MonitorState, at: datetime, by: str, note: str) -> MonitorState | None:
+    """A human has seen the incident: reminders and escalations stop."""
+    return escalation.acknowledge(state, at, by, note)
 
 
 def on_startup(state: MonitorState, rules: Rules, now: datetime) -> MonitorState:
@@ -198,7 +234,7 @@ def unsnooze(
     """End a snooze now: what it held is judged as at its end."""
     if state.snoozed_until is None:
         return states.Step(state)
-    return _end_snooze(state, rules, min(now, state.snoozed_until), ctx)
+    return _incident(state, _end_snooze(state, rules, min(now, state.snoozed_until), ctx))
 
 
 def held_by(
@@ -233,6 +269,12 @@ def _policy_fields(state: MonitorState) -> tuple[object, ...]:
         state.held_until,
         state.held_since,
         state.held_reason,
+        state.alerted_at,
+        state.escalated,
+        state.ack_token,
+        state.acked_at,
+        state.acked_by,
+        state.ack_note,
     )
 
 
@@ -251,11 +293,42 @@ def _with_policy(new: MonitorState, old: MonitorState) -> MonitorState:
         held_until=old.held_until,
         held_since=old.held_since,
         held_reason=old.held_reason,
+        alerted_at=old.alerted_at,
+        escalated=old.escalated,
+        ack_token=old.ack_token,
+        acked_at=old.acked_at,
+        acked_by=old.acked_by,
+        ack_note=old.ack_note,
     )
 
 
 def _carry(old: MonitorState, step: states.Step) -> states.Step:
     new = _with_policy(step.state, old)
+    return step if new is step.state else replace(step, state=new)
+
+
+def _escalation_held(state: MonitorState, rules: Rules, at: datetime) -> datetime | None:
+    """Until when a snooze or a maintenance window holds an escalation due
+    at `at` (as it holds a down alert), if one does."""
+    if state.snoozed_until is not None and at < state.snoozed_until:
+        return state.snoozed_until
+    window = holds.open_window(rules, at)
+    return window[1] if window is not None else None
+
+
+def _escalation_due(state: MonitorState, rules: Rules) -> datetime | None:
+    when = escalation.due(state, rules)
+    while when is not None:
+        until = _escalation_held(state, rules, when)
+        if until is None or until <= when:
+            return when
+        when = until
+    return when
+
+
+def _incident(old: MonitorState, step: states.Step) -> states.Step:
+    """The incident's fields (escalation.py) follow the step's alert."""
+    new = escalation.track(old, step.state, step.flip)
     return step if new is step.state else replace(step, state=new)
 
 

@@ -113,5 +113,5 @@ def test_an_unknown_event_is_a_config_error_naming_the_key(tmp_path: Path):
         load_config(path)
     assert caught.value.problems == [
         f'{path}: channels.ops.events: unknown event "dwn"; known events:'
-        " down, up, reminder, overlap, anomaly, late, held"
+        " down, up, reminder, escalation, overlap, anomaly, late, held"
     ]

@@ -100,6 +100,9 @@ def test_its_json_has_the_keys_of_the_contract_in_order():
         "snooze_reason": "",
         "maintenance": None,
         "maintenance_until": None,
+        "acked_at": None,
+        "acked_by": "",
+        "ack_note": "",
     }
     assert list(view.to_json()) == list(MonitorView.__dataclass_fields__)
 

@@ -50,6 +50,7 @@ class Rules:
     min_runtime: int | None = None
     max_concurrent: int | None = None
     runtime_anomaly: float | None = None
+    escalations: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass

@@ -285,6 +285,7 @@ async def test_the_api_monitor_object_is_exactly_this(client, clock):
         f' "channels": ["log"], "uuid": "{UUID}", "ping_url": "http://127.0.0.1:8080/ping/{UUID}",'
         ' "tags": [], "source": "file", "alert": "quiet", "held_by": null, "snoozed_until": null,'
         ' "snooze_reason": "", "maintenance": null, "maintenance_until": null,'
+        ' "acked_at": null, "acked_by": "", "ack_note": "",'
         ' "runs": {"runs": 1, "median": 83.6, "p95": 83.6}}'
     )
     # The list leaves out the run statistics, which are read from the database.

@@ -14,6 +14,8 @@ from heartbeatd.times import isoformat
 RED, GREEN, GREY, AMBER = 0xD83C3E, 0x2EB67D, 0x95A5A6, 0xF1C40F
 COLOURS = {
     AlertEvent.DOWN: RED,
+    AlertEvent.ESCALATION: RED,
+    AlertEvent.GROUP: GREY,
     AlertEvent.REMINDER: RED,
     AlertEvent.UP: GREEN,
     AlertEvent.TEST: GREY,
@@ -40,6 +42,9 @@ def parse_options(table: Table, env: ParseEnv) -> Options:
 
 def render(alert: Alert, opts: Options) -> dict[str, Any]:
     description = text.headline(alert)
+    if alert.event is AlertEvent.GROUP:
+        # An embed holds at most 25 fields and 4096 characters of description.
+        description += "\n" + text.member_list(alert, 3900)
     if alert.body.strip():
         output = text.excerpt(alert.body, OUTPUT_CHARS).replace("```", "'''")
         description += f"\n\n**Last output**\n```\n{output}\n```"
@@ -50,7 +55,9 @@ def render(alert: Alert, opts: Options) -> dict[str, Any]:
         "fields": [
             {"name": label, "value": value[:1024], "inline": True}
             for label, value in text.facts(alert)
-        ],
+        ]
+        if alert.event is not AlertEvent.GROUP
+        else [],
         "timestamp": isoformat(alert.at),
     }
     if alert.url:

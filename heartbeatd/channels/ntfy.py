@@ -18,6 +18,8 @@ from heartbeatd.tables import Table
 PRIORITIES = {"min": 1, "low": 2, "default": 3, "high": 4, "max": 5}
 TAGS = {
     AlertEvent.DOWN: "rotating_light",
+    AlertEvent.ESCALATION: "rotating_light",
+    AlertEvent.GROUP: "clipboard",
     AlertEvent.REMINDER: "rotating_light",
     AlertEvent.UP: "white_check_mark",
     AlertEvent.TEST: "test_tube",
@@ -67,7 +69,10 @@ def parse_options(table: Table, env: ParseEnv) -> Options:
 def render(alert: Alert, opts: Options) -> dict[str, Any]:
     urgent = alert.event is not AlertEvent.UP and alert.event is not AlertEvent.TEST
     lines = [text.headline(alert), ""]
-    lines += [f"{label}: {value}" for label, value in text.facts(alert)[1:]]
+    if alert.event is AlertEvent.GROUP:
+        lines.append(text.member_list(alert, 3500))
+    else:
+        lines += [f"{label}: {value}" for label, value in text.facts(alert)[1:]]
     if alert.body.strip():
         lines += ["", "Last output:", text.excerpt(alert.body, OUTPUT_CHARS)]
     payload: dict[str, Any] = {

@@ -13,6 +13,8 @@ from heartbeatd.tables import Table
 # Blocks cannot be coloured; the emoji in the first line carries the colour.
 EMOJI = {
     AlertEvent.DOWN: ":red_circle:",
+    AlertEvent.ESCALATION: ":rotating_light:",
+    AlertEvent.GROUP: ":clipboard:",
     AlertEvent.REMINDER: ":red_circle:",
     AlertEvent.UP: ":large_green_circle:",
     AlertEvent.TEST: ":white_circle:",
@@ -39,6 +41,11 @@ def parse_options(table: Table, env: ParseEnv) -> Options:
 
 def render(alert: Alert, opts: Options) -> dict[str, Any]:
     title = text.title(alert)
+    if alert.event is AlertEvent.GROUP:
+        # A section holds at most 3000 characters, and ten fields.
+        listed = escape(text.member_list(alert, 2800))
+        group = [_section(f"{EMOJI[alert.event]} *{escape(title)}*\n{listed}")]
+        return {"text": title, "blocks": group}
     blocks: list[dict[str, Any]] = [
         _section(f"{EMOJI[alert.event]} *{escape(title)}*\n{escape(text.headline(alert))}"),
         {
@@ -55,6 +62,8 @@ def render(alert: Alert, opts: Options) -> dict[str, Any]:
         blocks.append(_section(f"*Last output*\n```{output}```"))
     if alert.url:
         link = f"<{escape(alert.url)}|Open in heartbeatd>"
+        if alert.ack_url:
+            link += f" · <{escape(alert.ack_url)}|Acknowledge>"
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": link}]})
     # `text` is what notifications and old clients show instead of the blocks.
     return {"text": f"{title}: {text.explain(alert)}", "blocks": blocks}

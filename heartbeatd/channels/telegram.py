@@ -19,6 +19,8 @@ from heartbeatd.tables import Table
 
 EMOJI = {
     AlertEvent.DOWN: "🔴",
+    AlertEvent.ESCALATION: "🚨",
+    AlertEvent.GROUP: "📋",
     AlertEvent.REMINDER: "🔴",
     AlertEvent.UP: "🟢",
     AlertEvent.TEST: "⚪",
@@ -60,7 +62,11 @@ def render(alert: Alert, opts: Options) -> dict[str, Any]:
         html.escape(text.headline(alert)),
         "",
     ]
-    lines += [f"<b>{label}:</b> {html.escape(value)}" for label, value in text.facts(alert)]
+    if alert.event is AlertEvent.GROUP:
+        # A message holds at most 4096 characters.
+        lines.append(html.escape(text.member_list(alert, 3500)))
+    else:
+        lines += [f"<b>{label}:</b> {html.escape(value)}" for label, value in text.facts(alert)]
     if alert.url:
         lines.append(f'<a href="{html.escape(alert.url)}">Open in heartbeatd</a>')
     if alert.body.strip():

@@ -24,6 +24,8 @@ def title(alert: Alert) -> str:
     if alert.event is AlertEvent.SILENCE:
         return "SILENCE: no pings reach heartbeatd"
     name = display_name(alert)
+    if alert.event is AlertEvent.GROUP:
+        return f"{len(alert.members)} alerts: " + _tally(alert.members)
     if alert.event is AlertEvent.DOWN:
         return f"DOWN: {name}"
     if alert.event is AlertEvent.UP:
@@ -34,6 +36,8 @@ def title(alert: Alert) -> str:
         return f"OVERLAP: {name}"
     if alert.event is AlertEvent.ANOMALY:
         return f"ANOMALY: {name}"
+    if alert.event is AlertEvent.ESCALATION:
+        return f"ESCALATION: {name} is down, unacknowledged"
     if alert.event is AlertEvent.LATE:
         return f"LATE: {name}"
     if alert.event is AlertEvent.HELD:
@@ -59,6 +63,9 @@ def facts(alert: Alert) -> list[tuple[str, str]]:
     """Labelled lines for a message body; absent values are left out."""
     if alert.is_daemon_event:
         return daemon_facts(alert)
+    if alert.event is AlertEvent.GROUP:
+        # One line a monitor: the table of a grouped message.
+        return [(display_name(m), _member_line(m)) for m in alert.members]
     rows = [
         ("Monitor", alert.monitor),
         ("Status", alert.status.value),
@@ -79,6 +86,9 @@ def facts(alert: Alert) -> list[tuple[str, str]]:
         rows.append(("Minimum run time", humanize.duration(alert.min_runtime)))
     if alert.median is not None:
         rows.append(("Median run", humanize.duration(alert.median)))
+    if alert.ack_url:
+        # Opens a confirmation page; only its button acknowledges.
+        rows.append(("Acknowledge", alert.ack_url))
     return rows
 
 
@@ -118,10 +128,14 @@ def headline(alert: Alert) -> str:
     if alert.is_daemon_event:
         return alert.note
     name = display_name(alert)
+    if alert.event is AlertEvent.GROUP:
+        return f"{len(alert.members)} alerts at once ({_tally(alert.members)}):"
     if alert.event is AlertEvent.DOWN:
         return f"{name} is down: {explain(alert)}."
     if alert.event is AlertEvent.REMINDER:
         return f"{name} is still down: {explain(alert)}."
+    if alert.event is AlertEvent.ESCALATION:
+        return f"{name} is down and nobody has acknowledged it yet: {explain(alert)}."
     if alert.event is AlertEvent.UP:
         if alert.downtime is None:
             return f"{name} is up again."
@@ -134,3 +148,34 @@ def headline(alert: Alert) -> str:
     if alert.event is AlertEvent.HELD:
         return f"{name} went {alert.status.value}; its alert is held by {alert.held_by}."
     return "This is a test alert from heartbeatd: if you can read it, the channel works."
+
+
+def _tally(members: tuple[Alert, ...]) -> str:
+    """ "3 down, 1 up": the events of a group, most common first."""
+    counts: dict[str, int] = {}
+    for m in members:
+        counts[m.event.value] = counts.get(m.event.value, 0) + 1
+    return ", ".join(f"{n} {event}" for event, n in sorted(counts.items(), key=lambda e: -e[1]))
+
+
+def _member_line(alert: Alert) -> str:
+    line = f"{alert.event.value.upper()}, {explain(alert)}, at {isoformat(alert.at)}"
+    if alert.ack_url:
+        line += f"; acknowledge: {alert.ack_url}"
+    return line
+
+
+def member_list(alert: Alert, limit: int) -> str:
+    """A group's monitors, one line each, as many as fit in `limit`
+    characters (chat messages have a size limit; an email lists them all)."""
+    lines: list[str] = []
+    used = 0
+    for i, member in enumerate(alert.members):
+        line = f"- {display_name(member)}: {_member_line(member)}"
+        rest = len(alert.members) - i
+        if used + len(line) + 40 > limit and rest > 0:
+            lines.append(f"… and {rest} more")
+            break
+        lines.append(line)
+        used += len(line) + 1
+    return "\n".join(lines)

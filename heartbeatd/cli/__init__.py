@@ -9,7 +9,7 @@ import-linter keeps it so):
                  its errors
     serve.py     run (installs SIGTERM, SIGINT and SIGHUP handlers), check,
                  reload (signals the daemon and waits for its answer)
-    remote.py    status, pause, resume, history, snooze, unsnooze: the commands that talk to a
+    remote.py    status, pause, resume, history, snooze, unsnooze, ack: the commands that talk to a
                  running daemon through its API, and how they log in to it
     jobs.py      exec, and its forwarding of signals to the job
     admin.py     test-alert, hash-password, verify-db
@@ -41,6 +41,7 @@ for _command in (
     remote.history,
     remote.snooze,
     remote.unsnooze,
+    remote.ack,
     jobs.exec_command,
     admin.test_alert,
     admin.verify_db,

@@ -368,3 +368,30 @@ def unsnooze(
     for one in _targets(api, slug, tag):
         result = _ask(api, f"/api/v1/monitors/{one}/unsnooze", method="POST")
         click.echo(f"{one}: {result['status']}, alert {result['alert']}")
+
+
+@click.command()
+@daemon_options
+@click.option("--note", default="", help="Shown on the page and in the API with the ack.")
+@click.option("--by", default=None, help="Who acknowledges (default: user@host).")
+@click.argument("slug")
+def ack(
+    config_path: str | None,
+    url: str | None,
+    token_file: Path | None,
+    user: str | None,
+    password_file: Path | None,
+    note: str,
+    by: str | None,
+    slug: str,
+) -> None:
+    """Acknowledge a monitor's incident: its reminders and escalations stop
+    until the next incident."""
+    import getpass
+    import socket
+
+    api = _connect(config_path, url, token_file, user, password_file)
+    who = by if by is not None else f"{getpass.getuser()}@{socket.gethostname()}"
+    body = {"note": note, "by": who}
+    result = _ask(api, f"/api/v1/monitors/{slug}/ack", method="POST", body=body)
+    click.echo(f"{slug}: acknowledged at {result['acked_at']} by {result['acked_by']}")

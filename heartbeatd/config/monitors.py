@@ -311,7 +311,7 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
     schedule = _read_schedule(table, shared)
     grace = table.duration("grace", defaults.grace)
     max_runtime = table.duration("max_runtime", defaults.max_runtime) or grace
-    names = _channel_list(table, "channels", shared.declared)
+    names, escalations = _read_channels(table, shared.declared)
     uuid_text = table.check("uuid", table.text("uuid", None), uuid_problem)
     repeat = _read_repeat(table, defaults)
     repeat_limit = table.integer("repeat_limit", defaults.repeat_limit, at_least=1)
@@ -341,7 +341,50 @@ def _read_monitor(slug: str, table: Table, shared: _Shared) -> Monitor | None:
         alert_after=alert_after,
         recover_after=recover_after,
         depends_on=depends_on,
+        escalations=escalations,
     )
+
+
+def _read_channels(
+    table: Table, declared: tuple[str, ...]
+) -> tuple[tuple[str, ...] | None, tuple[tuple[str, int], ...]]:
+    """`channels` of a monitor: plain names hear every alert; an entry
+    {channel = "pager", after = "30m"} hears the down alert only as an
+    escalation, if the incident is still unacknowledged that long after it."""
+    value = table.raw("channels", None)
+    if not isinstance(value, list) or all(isinstance(v, str) for v in value):
+        return _channel_list(table, "channels", declared), ()
+    names: list[str] = []
+    escalations: list[tuple[str, int]] = []
+    known = ", ".join(declared) or "none"
+    for i, entry in enumerate(value):
+        if isinstance(entry, str):
+            names.append(entry)
+            continue
+        where = f"entry {i + 1}"
+        if not isinstance(entry, dict) or set(entry) != {"channel", "after"}:
+            table.error(
+                "channels",
+                f'{where}: expected a channel name or {{channel = "pager", after = "30m"}}',
+            )
+            continue
+        name, after = entry["channel"], entry["after"]
+        if not isinstance(name, str) or name not in declared:
+            table.error(
+                "channels", f'{where}: no channel named "{name}" in [channels] (known: {known})'
+            )
+            continue
+        try:
+            seconds = parse_duration(after)
+        except DurationError as exc:
+            table.error("channels", f"{where}: after: {exc}")
+            continue
+        escalations.append((name, seconds))
+    for name in names:
+        if name not in declared:
+            table.error("channels", f'no channel named "{name}" in [channels] (known: {known})')
+    escalations.sort(key=lambda e: e[1])
+    return tuple(names), tuple(escalations)
 
 
 def _read_schedule(table: Table, shared: _Shared) -> Schedule | None:

@@ -250,9 +250,12 @@ def read_channels(table: Table, env: ParseEnv) -> dict[str, Channel]:
             # Its other keys mean nothing without a type: don't call them unknown.
             continue
         events = _read_events(sub)
+        group_wait = sub.duration("group_wait", 0)
         options = CHANNEL_TYPES[kind].parse_options(sub, env)
         sub.done()
-        channels[name] = Channel(name=name, type=kind, options=options, events=events)
+        channels[name] = Channel(
+            name=name, type=kind, options=options, events=events, group_wait=group_wait
+        )
     table.done()
     return channels
 

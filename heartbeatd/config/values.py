@@ -25,6 +25,7 @@ CHANNEL_EVENTS = (
     AlertEvent.DOWN,
     AlertEvent.UP,
     AlertEvent.REMINDER,
+    AlertEvent.ESCALATION,
     AlertEvent.OVERLAP,
     AlertEvent.ANOMALY,
     AlertEvent.LATE,
@@ -33,7 +34,7 @@ CHANNEL_EVENTS = (
 # What a channel hears unless its `events` says otherwise; late and held are
 # opt-in. Overlap and anomaly are raised only for monitors that asked for
 # them (max_concurrent, runtime_anomaly), so every channel hears them.
-DEFAULT_EVENTS = frozenset(CHANNEL_EVENTS[:5])
+DEFAULT_EVENTS = frozenset(CHANNEL_EVENTS[:6])
 
 # As Healthchecks: an hour after the expected time before a monitor goes down.
 DEFAULT_GRACE = 3600
@@ -120,6 +121,8 @@ class Channel:
     options: Any
     # The events it hears ([channels.<name>] events).
     events: frozenset[AlertEvent] = DEFAULT_EVENTS
+    # Seconds alerts to it wait to go out together as one message (0: alone).
+    group_wait: int = 0
 
 
 # slots: a config may hold 100,000 of these, and a __dict__ each doubles that.
@@ -153,6 +156,9 @@ class Monitor:
     # Slugs of the monitors this one depends on (policy.py holds its alerts
     # while one of them is down).
     depends_on: tuple[str, ...] = ()
+    # (channel, seconds after the first down alert) of each
+    # {channel = "x", after = "30m"} in `channels`, soonest first.
+    escalations: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,9 @@ class _Change:
     ping: history.PingRow | None
     flip: history.FlipRow | None
     alerts: list[outbox.AlertRow]
+    # Alerts to channels with a group_wait, with its seconds: they wait in
+    # the outbox for their channel's window to close (outbox.flush_groups).
+    grouped: tuple[tuple[outbox.AlertRow, int], ...] = ()
 
 
 def _write_changes(
@@ -59,10 +62,13 @@ def _write_changes(
     trims.note(change.slug for change in pinged)
     flip_ids = iter(history.add_flips(db, [c.flip for c in changes if c.flip is not None]))
     rows: list[outbox.AlertRow] = []
+    grouped: list[tuple[outbox.AlertRow, int]] = []
     for change in changes:
         flip_id = next(flip_ids) if change.flip is not None else None
         rows.extend((flip_id, *row) for row in change.alerts)
+        grouped.extend(((flip_id, *row), wait) for row, wait in change.grouped)
     outbox.add_alerts(db, rows)
+    outbox.add_grouped(db, grouped)
 
 
 class Store:
@@ -81,6 +87,9 @@ class Store:
         self._trims = trims
         self._clock = clock
         self._closing = False
+        # [channels.x] group_wait in seconds, of the channels that group
+        # (Outbox.set_channels keeps it current).
+        self.group_waits: Mapping[str, int] = {}
 
     @classmethod
     async def open(
@@ -162,7 +171,16 @@ class Store:
             flip=history.flip_row(slug, flip)
             if flip is not None and flip.old != flip.new
             else None,
-            alerts=[outbox.alert_row(slug, channel, alert, now, due) for channel, alert in alerts],
+            alerts=[
+                outbox.alert_row(slug, channel, alert, now, due)
+                for channel, alert in alerts
+                if not self.group_waits.get(channel)
+            ],
+            grouped=tuple(
+                (outbox.alert_row(slug, channel, alert, now, due), self.group_waits[channel])
+                for channel, alert in alerts
+                if self.group_waits.get(channel)
+            ),
         )
         return self._writer.queue_changes([change], after=after)
 
@@ -254,7 +272,14 @@ class Store:
         until = now + timedelta(seconds=lease)
         # Copied now: the caller's set changes while the job waits in the queue.
         skip = frozenset(exclude)
-        return await self._writer.queue(lambda db: outbox.claim_due(db, now, until, limit, skip))
+
+        def claim(db: sqlite3.Connection) -> list[OutboxItem]:
+            # A group whose window has closed becomes one row first, in the
+            # same transaction.
+            outbox.flush_groups(db, now)
+            return outbox.claim_due(db, now, until, limit, skip)
+
+        return await self._writer.queue(claim)
 
     async def mark_delivered(self, item: OutboxItem, at: datetime) -> bool:
         """Record a delivery; False (nothing changed) if `item`'s claim is no longer current."""

@@ -35,6 +35,9 @@ HEADS_OF_LINE = (
     " WHERE place = 1"
 )
 
+# The monitor column of a group's row: its alerts stand in line together.
+GROUP_MONITOR = "*"
+
 # A new row of the outbox table, from flip_id on (see INSERT_OUTBOX).
 AlertRow = tuple[Any, ...]
 
@@ -86,6 +89,64 @@ def add_alerts(db: sqlite3.Connection, rows: list[AlertRow]) -> None:
     """Insert (flip_id, *alert_row) rows."""
     if rows:
         db.executemany(INSERT_OUTBOX, rows)
+
+
+def add_grouped(db: sqlite3.Connection, rows: list[tuple[AlertRow, int]]) -> None:
+    """Insert (flip_id, *alert_row) rows of channels that group, with their
+    group_wait: each waits, as state 'grouping', until its channel's window
+    closes. The first alert to a channel opens a window of group_wait; the
+    alerts that come before it closes join it."""
+    for row, wait in rows:
+        channel, created_at = row[2], row[5]
+        found = db.execute(
+            "SELECT min(next_attempt_at) FROM outbox WHERE state = 'grouping' AND channel = ?",
+            (channel,),
+        ).fetchone()
+        due = found[0] if found and found[0] is not None else None
+        if due is None:
+            due = format_stored(parse_stored(created_at) + timedelta(seconds=wait))
+        db.execute(
+            "INSERT INTO outbox (flip_id, monitor, channel, event, payload, created_at,"
+            " next_attempt_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, 'grouping')",
+            (*row[:6], due),
+        )
+
+
+def flush_groups(db: sqlite3.Connection, now: datetime) -> int:
+    """Every channel's closed window becomes one pending row: a lone alert
+    as it is, several as one `group` alert listing them (GROUP_MONITOR
+    stands in line for them). Returns how many rows were made."""
+    at = format_stored(now)
+    channels = [
+        c
+        for (c,) in db.execute(
+            "SELECT DISTINCT channel FROM outbox WHERE state = 'grouping' AND next_attempt_at <= ?",
+            (at,),
+        )
+    ]
+    for channel in channels:
+        members = db.execute(
+            "SELECT id, flip_id, monitor, event, payload, created_at FROM outbox"
+            " WHERE state = 'grouping' AND channel = ? ORDER BY id",
+            (channel,),
+        ).fetchall()
+        if len(members) == 1:
+            db.execute(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ? WHERE id = ?",
+                (at, members[0][0]),
+            )
+            continue
+        payload = {"event": "group", "alerts": [json.loads(m[4]) for m in members]}
+        db.execute(
+            "INSERT INTO outbox (flip_id, monitor, channel, event, payload, created_at,"
+            " next_attempt_at) VALUES (NULL, ?, ?, 'group', ?, ?, ?)",
+            (GROUP_MONITOR, channel, json.dumps(payload), members[0][5], at),
+        )
+        db.executemany(
+            "UPDATE outbox SET state = 'grouped', finished_at = ? WHERE id = ?",
+            [(at, m[0]) for m in members],
+        )
+    return len(channels)
 
 
 def claim_due(
@@ -263,7 +324,10 @@ def _move_note(channel: str, to: tuple[str, ...], superseded: tuple[str, ...]) -
 def shift_pending(db: sqlite3.Connection, step: timedelta, columns: tuple[str, ...]) -> int:
     """Move `columns` of every pending row by `step`; return how many rows."""
     names = ", ".join(columns)
-    rows = db.execute(f"SELECT id, {names} FROM outbox WHERE state = 'pending'").fetchall()
+    # A group's window (state 'grouping') is a due time too.
+    rows = db.execute(
+        f"SELECT id, {names} FROM outbox WHERE state IN ('pending', 'grouping')"
+    ).fetchall()
     assign = ", ".join(f"{c} = ?" for c in columns)
     db.executemany(
         f"UPDATE outbox SET {assign} WHERE id = ?",
@@ -291,8 +355,11 @@ async def next_due(reader: Reader) -> datetime | None:
     rows = await reader.fetch(
         "SELECT min(CASE WHEN claimed_until > next_attempt_at THEN claimed_until"
         f" ELSE next_attempt_at END) FROM outbox WHERE id IN ({HEADS_OF_LINE})"
+        # A group's window closes: its row is made then (flush_groups).
+        " UNION ALL SELECT min(next_attempt_at) FROM outbox WHERE state = 'grouping'"
     )
-    return parse_stored(rows[0][0]) if rows and rows[0][0] is not None else None
+    times = [parse_stored(row[0]) for row in rows if row[0] is not None]
+    return min(times, default=None)
 
 
 async def oldest_pending(reader: Reader) -> datetime | None:

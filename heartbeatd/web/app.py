@@ -13,7 +13,7 @@ from heartbeatd.looplag import LoopLag
 from heartbeatd.outbox import Outbox
 from heartbeatd.provision import Provisioner
 from heartbeatd.strays import StrayPings
-from heartbeatd.web import api, hcapi, maintenance, ping, snooze, surfaces
+from heartbeatd.web import ack, api, hcapi, maintenance, ping, snooze, surfaces
 from heartbeatd.web.guards import MAX_CONCURRENT_LOGINS, guard_page, guard_read, guard_write
 from heartbeatd.web.keys import (
     BODY_TIMEOUT_KEY,
@@ -74,6 +74,10 @@ def make_app(
     app.router.add_get("/api/v1/unknown-pings", guard_read(api.api_unknown_pings))
     app.router.add_post("/api/v1/monitors/{slug}/snooze", guard_write(snooze.api_snooze))
     app.router.add_post("/api/v1/monitors/{slug}/unsnooze", guard_write(snooze.api_unsnooze))
+    app.router.add_post("/api/v1/monitors/{slug}/ack", guard_write(ack.api_ack))
+    # No login: the incident's token in the link is the guard (web/ack.py).
+    app.router.add_get("/ack/{token}", ack.page_ack)
+    app.router.add_post("/ack/{token}", ack.post_ack)
     app.router.add_get("/api/v1/maintenance", guard_read(maintenance.api_maintenance))
     # The Healthchecks management API (/api/v1|v2|v3/checks/ ...), keyed by [api].
     hcapi.add_routes(app.router)
