@@ -144,6 +144,11 @@ def build_wheels(repo: Path, into: Path) -> list[Path]:
     return sorted(wheels.glob("*.whl"))
 
 
+# Dependencies PyPI has no wheel of (oncalendar 1.1); .ci/build-pyz builds
+# them the same way.
+SDIST_ONLY = ("oncalendar",)
+
+
 def _download_dependencies(own: Path, deps: Path) -> None:
     """Wheels of what `own` needs, for CPython CONTAINER_PYTHON on glibc Linux."""
     partial = deps.with_name(deps.name + ".partial")
@@ -153,11 +158,17 @@ def _download_dependencies(own: Path, deps: Path) -> None:
     for minor in range(CONTAINER_GLIBC_MINOR, 4, -1):
         platforms += ["--platform", f"manylinux_2_{minor}_x86_64"]
     platforms += ["--platform", "manylinux2014_x86_64", "--platform", "manylinux1_x86_64"]
+    # A download for another platform takes wheels only; these pure-Python
+    # dependencies come from PyPI as sdists alone, so they are built here.
+    pure = deps.with_name(deps.name + ".sdists")
+    shutil.rmtree(pure, ignore_errors=True)
+    _run([*PIP, "wheel", "--no-deps", "-w", str(pure), *SDIST_ONLY], 300)
     _run(
         [
             *PIP,
             "download",
             "--only-binary=:all:",
+            *("--find-links", str(pure)),
             *platforms,
             *("--python-version", CONTAINER_PYTHON, "--implementation", "cp", "--abi", tag),
             *("-d", str(partial), str(own)),
@@ -166,6 +177,7 @@ def _download_dependencies(own: Path, deps: Path) -> None:
     )
     (partial / own.name).unlink()
     partial.replace(deps)
+    shutil.rmtree(pure, ignore_errors=True)
 
 
 def _run(command: list[str], timeout: float) -> None:
