@@ -7,17 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from heartbeatd import policy, states
+from heartbeatd.alerts import Alert
 from heartbeatd.config import Config, Monitor, ping_urls
-from heartbeatd.model import (
-    Alert,
-    AlertEvent,
-    Flip,
-    MonitorState,
-    MonitorView,
-    Reason,
-    Status,
-    to_the_second,
-)
+from heartbeatd.model import AlertEvent, Flip, MonitorState, Reason, Status, to_the_second
+from heartbeatd.views import MonitorView
 
 
 def flip_alerts(

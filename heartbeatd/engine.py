@@ -31,14 +31,16 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from heartbeatd import escalation, keywords, policy, states
+from heartbeatd.alerts import Alert
 from heartbeatd.announce import flip_alerts, hears_late, monitor_view, notice_alerts
 from heartbeatd.commits import Rederive, Staged, StartupSave, derive_again, failure
 from heartbeatd.config import Config, Monitor
-from heartbeatd.model import Alert, AlertEvent, Flip, MonitorState, MonitorView, Ping, Status
+from heartbeatd.model import AlertEvent, Flip, MonitorState, Ping, Status
 from heartbeatd.reloadplan import ReloadPlan, plan_reload
 from heartbeatd.roster import Roster
 from heartbeatd.store import PingRecord, Store
 from heartbeatd.times import isoformat
+from heartbeatd.views import MonitorView
 from heartbeatd.wheel import TimerWheel
 
 log = logging.getLogger(__name__)

@@ -20,9 +20,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from heartbeatd import humanize, states
+from heartbeatd.alerts import daemon_alert
 from heartbeatd.announce import daemon_alerts
 from heartbeatd.config import Config
-from heartbeatd.model import AlertEvent, MonitorState, Status, daemon_alert
+from heartbeatd.model import AlertEvent, MonitorState, Status
 from heartbeatd.store import Store, history
 from heartbeatd.times import isoformat, parse_isoformat
 

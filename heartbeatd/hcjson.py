@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from heartbeatd.config import Monitor
-from heartbeatd.model import MonitorView, Status
+from heartbeatd.model import Status
+from heartbeatd.views import MonitorView
 
 # Healthchecks' names of our statuses; "started" is added in v1 (below).
 _STATUS = {

@@ -19,9 +19,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from heartbeatd import humanize, roster
 from heartbeatd.charts import chart_top, runs_svg, strip_svg
-from heartbeatd.model import MonitorView
 from heartbeatd.timeline import Cell
 from heartbeatd.times import isoformat, parse_isoformat
+from heartbeatd.views import MonitorView
 
 # Worst first: what needs attention is at the top of the page.
 STATUS_ORDER = tuple(status.value for status in roster.STATUS_ORDER)

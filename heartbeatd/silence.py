@@ -19,11 +19,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from heartbeatd import humanize
+from heartbeatd.alerts import daemon_alert
 from heartbeatd.announce import daemon_alerts
 from heartbeatd.clock import Clock
 from heartbeatd.config import Config
 from heartbeatd.engine import Engine
-from heartbeatd.model import AlertEvent, Status, daemon_alert
+from heartbeatd.model import AlertEvent, Status
 from heartbeatd.store import StoreError
 from heartbeatd.times import isoformat
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from heartbeatd.model import Alert, AlertEvent, Flip, MonitorState, Reason, Status
+from heartbeatd.alerts import Alert
+from heartbeatd.model import AlertEvent, Flip, MonitorState, Reason, Status
 
 # A fixed "now" for tests: a Wednesday, away from any DST change.
 NOW = datetime(2026, 1, 14, 12, 0, 0, tzinfo=timezone.utc)

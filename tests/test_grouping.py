@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from heartbeatd.alerts import Alert
 from heartbeatd.channels import email, webhook
 from heartbeatd.clock import FakeClock
 from heartbeatd.config import load_config
-from heartbeatd.model import Alert, AlertEvent, Secret
+from heartbeatd.model import AlertEvent, Secret
 from heartbeatd.store import Store
 from tests.samples import DOWN, DOWN_ALERT, DOWN_FLIP
 

@@ -9,8 +9,9 @@ import pytest
 
 from heartbeatd import hcjson
 from heartbeatd.config import Monitor
-from heartbeatd.model import MonitorView, Status
+from heartbeatd.model import Status
 from heartbeatd.schedule import Schedule
+from heartbeatd.views import MonitorView
 from tests.samples import NOW
 
 UUID = "9c4a2f4e-1d5b-4c2e-8f3a-0b6d7e8f9a1b"

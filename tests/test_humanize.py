@@ -8,7 +8,8 @@ import pytest
 
 from heartbeatd import humanize, pages
 from heartbeatd.channels import text
-from heartbeatd.model import MonitorView, Reason
+from heartbeatd.model import Reason
+from heartbeatd.views import MonitorView
 from tests.channels.samples import DOWN
 
 

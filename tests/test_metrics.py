@@ -17,7 +17,7 @@ from heartbeatd.metrics import (
     render_metrics,
     render_pieces,
 )
-from heartbeatd.model import MonitorView
+from heartbeatd.views import MonitorView
 
 NOW = datetime(2026, 1, 14, 12, 0, 0, tzinfo=timezone.utc)
 T = int(NOW.timestamp())  # 1768392000

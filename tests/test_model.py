@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from heartbeatd.model import AlertState, MonitorView, Reason, Status, to_the_second
+from heartbeatd.model import AlertState, Reason, Status, to_the_second
+from heartbeatd.views import MonitorView
 
 NOW = datetime(2026, 1, 14, 12, 0, 0, tzinfo=timezone.utc)
 

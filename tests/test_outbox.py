@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
+from heartbeatd.alerts import Alert
 from heartbeatd.channels import CHANNEL_TYPES
 from heartbeatd.channels import log as log_channel
 from heartbeatd.channels.base import DeliveryError, SendContext, describe_failure
 from heartbeatd.clock import FakeClock
-from heartbeatd.model import Alert, AlertEvent, Flip, Reason, Status
+from heartbeatd.model import AlertEvent, Flip, Reason, Status
 from heartbeatd.outbox import LEASE_MARGIN, Outbox, backoff
 from heartbeatd.store import Store
 from tests.conftest import NOW

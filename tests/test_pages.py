@@ -10,8 +10,8 @@ from html.parser import HTMLParser
 import pytest
 
 from heartbeatd import pages
-from heartbeatd.model import MonitorView
 from heartbeatd.times import isoformat, parse_isoformat
+from heartbeatd.views import MonitorView
 
 NOW = datetime(2026, 1, 14, 12, 0, 0, tzinfo=timezone.utc)
 

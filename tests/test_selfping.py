@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from heartbeatd.alerts import daemon_alert
 from heartbeatd.clock import FakeClock
 from heartbeatd.config import SelfPingConfig
-from heartbeatd.model import AlertEvent, Secret, daemon_alert
+from heartbeatd.model import AlertEvent, Secret
 from heartbeatd.selfping import SelfPing
 from heartbeatd.store import Store
 from tests.harness import WebhookSink

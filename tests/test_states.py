@@ -8,15 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from heartbeatd import states
-from heartbeatd.model import (
-    BODY_PREVIEW,
-    AlertEvent,
-    MonitorState,
-    Ping,
-    PingKind,
-    Reason,
-    Status,
-)
+from heartbeatd.model import BODY_PREVIEW, AlertEvent, MonitorState, Ping, PingKind, Reason, Status
 from heartbeatd.schedule import Schedule
 
 NOW = datetime(2026, 1, 14, 12, 0, 0, tzinfo=timezone.utc)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from heartbeatd.alerts import Alert
 from heartbeatd.clock import FakeClock
 from heartbeatd.model import (
     BODY_PREVIEW,
-    Alert,
     AlertEvent,
     Flip,
     MonitorState,

@@ -13,8 +13,8 @@ from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
+from heartbeatd.alerts import Alert
 from heartbeatd.clock import Clock
-from heartbeatd.model import Alert
 from heartbeatd.tables import Table
 
 

@@ -14,8 +14,8 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from heartbeatd.alerts import Alert
 from heartbeatd.channels.base import DeliveryError, ParseEnv, SendContext
-from heartbeatd.model import Alert
 from heartbeatd.tables import Table
 from heartbeatd.times import isoformat
 

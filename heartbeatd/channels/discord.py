@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from heartbeatd.alerts import Alert
 from heartbeatd.channels import http, text
 from heartbeatd.channels.base import ParseEnv, SendContext
-from heartbeatd.model import Alert, AlertEvent, Secret
+from heartbeatd.model import AlertEvent, Secret
 from heartbeatd.tables import Table
 from heartbeatd.times import isoformat
 

@@ -11,9 +11,10 @@ from email.utils import format_datetime, make_msgid, parseaddr
 
 import aiosmtplib
 
+from heartbeatd.alerts import Alert
 from heartbeatd.channels import text
 from heartbeatd.channels.base import DeliveryError, ParseEnv, SendContext, describe_failure
-from heartbeatd.model import Alert, Secret
+from heartbeatd.model import Secret
 from heartbeatd.tables import Table
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,9 @@ import logging
 import re
 from dataclasses import dataclass
 
+from heartbeatd.alerts import Alert
 from heartbeatd.channels.base import ParseEnv, SendContext
-from heartbeatd.model import Alert, AlertEvent
+from heartbeatd.model import AlertEvent
 from heartbeatd.tables import Table
 from heartbeatd.times import isoformat
 

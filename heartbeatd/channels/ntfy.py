@@ -10,9 +10,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from heartbeatd.alerts import Alert
 from heartbeatd.channels import http, text
 from heartbeatd.channels.base import ParseEnv, SendContext
-from heartbeatd.model import Alert, AlertEvent, Secret
+from heartbeatd.model import AlertEvent, Secret
 from heartbeatd.tables import Table
 
 PRIORITIES = {"min": 1, "low": 2, "default": 3, "high": 4, "max": 5}

@@ -6,7 +6,8 @@ Pure functions of an Alert, so every channel says the same thing the same way.
 from __future__ import annotations
 
 from heartbeatd import humanize
-from heartbeatd.model import Alert, AlertEvent, Reason
+from heartbeatd.alerts import Alert
+from heartbeatd.model import AlertEvent, Reason
 from heartbeatd.times import isoformat
 
 # The last output of a job is most useful at its end, where errors are printed.

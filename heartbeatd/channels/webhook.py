@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import quote
 
+from heartbeatd.alerts import Alert
 from heartbeatd.channels import http
 from heartbeatd.channels.base import ParseEnv, SendContext
-from heartbeatd.model import Alert, AlertEvent, Reason, Secret, Status
+from heartbeatd.model import AlertEvent, Reason, Secret, Status
 from heartbeatd.tables import Table
 from heartbeatd.times import isoformat
 

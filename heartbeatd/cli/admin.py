@@ -39,9 +39,10 @@ async def _send_test_alert(config: Config, name: str, clock: Clock) -> str | Non
     """One real attempt through the channel; the classified error, or None."""
     import aiohttp
 
+    from heartbeatd.alerts import Alert
     from heartbeatd.channels import CHANNEL_TYPES
     from heartbeatd.channels.base import DeliveryError, SendContext
-    from heartbeatd.model import Alert, AlertEvent, Reason, Status
+    from heartbeatd.model import AlertEvent, Reason, Status
 
     channel = config.channels[name]
     alert = Alert(

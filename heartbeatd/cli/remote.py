@@ -23,8 +23,9 @@ from heartbeatd.cli.app import (
 )
 from heartbeatd.clock import Clock
 from heartbeatd.durations import format_duration
-from heartbeatd.model import MonitorView, Status
+from heartbeatd.model import Status
 from heartbeatd.times import isoformat
+from heartbeatd.views import MonitorView
 
 if TYPE_CHECKING:
     from heartbeatd.client import DaemonAPI

@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from heartbeatd.alerts import Alert
 from heartbeatd.clock import Clock
-from heartbeatd.model import Alert, Flip, MonitorState
+from heartbeatd.model import Flip, MonitorState
 from heartbeatd.store import history, outbox, provisioned, schema
 from heartbeatd.store.errors import StoreError
 from heartbeatd.store.history import PingRecord

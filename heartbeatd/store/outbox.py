@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from heartbeatd.model import Alert
+from heartbeatd.alerts import Alert
 from heartbeatd.store.schema import Reader
 from heartbeatd.times import format_stored, parse_stored
 

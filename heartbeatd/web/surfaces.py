@@ -16,9 +16,10 @@ from aiohttp import web
 from heartbeatd import pages, pingurl, timeline
 from heartbeatd.config import Config, Monitor
 from heartbeatd.engine import Engine
-from heartbeatd.model import MonitorView, Status
+from heartbeatd.model import Status
 from heartbeatd.runs import duration_stats
 from heartbeatd.store import StoreError
+from heartbeatd.views import MonitorView
 from heartbeatd.web.keys import CLOCK, ENGINE, HEALTH, STRAYS
 
 # Served from its own module (it streams); the routes name it here.

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from heartbeatd.alerts import Alert
 from heartbeatd.channels import command
 from heartbeatd.channels.base import DeliveryError, SendContext
 from heartbeatd.clock import Clock, FakeClock
-from heartbeatd.model import Alert
 from tests.channels.samples import DOWN, TEST, advance_until_done, parse
 from tests.harness import POLL, PROMPT
 

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from heartbeatd.alerts import Alert, daemon_alert
 from heartbeatd.channels import (
     command,
     discord,
@@ -20,7 +21,7 @@ from heartbeatd.channels import (
     webhook,
 )
 from heartbeatd.channels.email import SmtpOptions
-from heartbeatd.model import Alert, AlertEvent, daemon_alert
+from heartbeatd.model import AlertEvent
 from tests.channels.samples import parse
 
 SINCE = datetime(2026, 1, 14, 12, 0, tzinfo=timezone.utc)

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from heartbeatd.alerts import Alert
 from heartbeatd.channels import CHANNEL_TYPES, text
 from heartbeatd.channels.email import SmtpOptions
-from heartbeatd.model import Alert, AlertEvent, Reason, Status
+from heartbeatd.model import AlertEvent, Reason, Status
 from tests.channels.samples import parse
 
 AT = datetime(2026, 1, 14, 2, 0, 5, tzinfo=timezone.utc)
