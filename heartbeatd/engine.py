@@ -326,15 +326,15 @@ class Engine:
                 again = Rederive(now, rules_changed=True, startup=True)
                 diff["added"].append(slug)
             elif before.schedule != monitor.schedule:
-                new = states.on_rules_changed(old, monitor)
+                new = policy.on_reload(states.on_rules_changed(old, monitor), now)
                 again = Rederive(now, rules_changed=True)
                 diff["changed"].append(slug)
             elif before is monitor or before == monitor:
                 # Unchanged (the common case): nothing to recompute or move.
                 continue
             else:
-                # A changed policy: an alert held until a parent's recovery
-                # is judged again at the next tick.
+                # A changed policy: a down alert held back (by a parent, or
+                # by the threshold) is judged again at the next tick.
                 new, again = policy.on_reload(old, now), None
                 diff["changed"].append(slug)
             if new != old:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from heartbeatd.model import MonitorState
+from heartbeatd.model import AlertState, MonitorState, Status
 from heartbeatd.windows import Window
 
 HELD_BY_SNOOZE = "snooze"
@@ -56,11 +56,17 @@ def on_parent_up(state: MonitorState, rules: Rules, at: datetime) -> MonitorStat
 
 
 def on_reload(state: MonitorState, now: datetime) -> MonitorState:
-    """The rules changed: an alert held until a parent's recovery is judged
-    again now (its parents may have changed)."""
-    if state.held_reason and state.held_until is None:
+    """The rules changed: a down alert still held back is judged again at
+    the next tick. One held until a parent's recovery (its parents may have
+    changed), and one held by the threshold (alert_after may now be lower:
+    the failed runs already counted may be enough). A hold with an end of
+    its own (a window) keeps it."""
+    if state.held_until is not None:
+        return state
+    if state.held_reason:
         return replace(state, held_until=now)
-    return state
+    counted = state.status is Status.DOWN and state.alert is AlertState.QUIET and state.fails > 0
+    return replace(state, held_until=now) if counted else state
 
 
 def open_window(rules: Rules, at: datetime) -> tuple[str, datetime] | None:

@@ -115,3 +115,42 @@ def test_an_unknown_event_is_a_config_error_naming_the_key(tmp_path: Path):
         f'{path}: channels.ops.events: unknown event "dwn"; known events:'
         " down, up, reminder, escalation, overlap, anomaly, late, held"
     ]
+
+
+async def test_a_reload_that_lowers_alert_after_alerts_a_monitor_already_past_it(
+    make_engine, tmp_path, clock
+):
+    engine, store = await make_engine(alert_after=3)
+    for _ in range(2):
+        await engine.handle_ping("backup", Ping(PingKind.FAIL, clock.now()))
+        clock.advance(minutes=1)
+    await store.flush()
+    await store.claim_due(clock.now() + timedelta(days=1))  # the two "held" to audit
+    path = tmp_path / "heartbeatd.toml"
+    path.write_text(CONFIG.format(alert_after=2))
+
+    engine.apply_config(load_config(path), clock.now())
+    clock.advance(seconds=1)
+    engine.tick(clock.now())
+
+    # Two failed runs, and two are now enough: the down alert goes out once.
+    assert await sent(store, clock) == [("ops", "down"), ("pager", "down")]
+    engine.apply_config(load_config(path), clock.now())
+    clock.advance(seconds=1)
+    engine.tick(clock.now())
+    assert await sent(store, clock) == []
+
+
+async def test_a_reload_that_raises_alert_after_sends_nothing(make_engine, tmp_path, clock):
+    engine, store = await make_engine(alert_after=3)
+    await engine.handle_ping("backup", Ping(PingKind.FAIL, clock.now()))
+    await store.flush()
+    await store.claim_due(clock.now() + timedelta(days=1))
+    path = tmp_path / "heartbeatd.toml"
+    path.write_text(CONFIG.format(alert_after=5))
+
+    engine.apply_config(load_config(path), clock.now())
+    clock.advance(seconds=1)
+    engine.tick(clock.now())
+
+    assert await sent(store, clock) == []
