@@ -5,6 +5,7 @@ Enum values are the wire strings of the design contract (API, payloads, SQLite).
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -204,15 +205,16 @@ class MonitorState:
         """The stored form: fields at their default are left out and times are
         epoch seconds, since it is written on every ping."""
         out: dict[str, Any] = {}
-        for name, default in _STATE_DEFAULTS:
-            value = getattr(self, name)
+        # Every field in one call, then a precomputed kind per field: this
+        # runs for each monitor a batch of pings changed.
+        for (name, default, kind), value in zip(_STATE_SPEC, _all_fields(self), strict=True):
             if value is default or value == default:
                 continue
-            if name in _STATE_TIMES:
+            if kind is _TIME:
                 value = value.timestamp()
-            elif name in _STATE_ENUMS:
+            elif kind is _ENUM:
                 value = value.value
-            elif name == "open_runs":
+            elif kind is _RUNS:
                 value = [[rid, at.timestamp()] for rid, at in value]
             out[name] = value
         return out
@@ -267,6 +269,22 @@ _STATE_ENUMS: dict[str, type[Enum]] = {
     "reason": Reason,
     "alert": AlertState,
 }
+_TIME, _ENUM, _RUNS, _PLAIN = "time", "enum", "runs", "plain"
+_STATE_SPEC = tuple(
+    (
+        name,
+        default,
+        _TIME
+        if name in _STATE_TIMES
+        else _ENUM
+        if name in _STATE_ENUMS
+        else _RUNS
+        if name == "open_runs"
+        else _PLAIN,
+    )
+    for name, default in _STATE_DEFAULTS
+)
+_all_fields = operator.attrgetter(*(name for name, _ in _STATE_DEFAULTS))
 _STATE_READERS: dict[str, Any] = {
     name: _STATE_ENUMS.get(name) or (_read_time if name in _STATE_TIMES else _same)
     for name in _STATE_FIELDS

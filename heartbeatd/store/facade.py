@@ -161,13 +161,16 @@ class Store:
         is unknown. Cancelling the future does not withdraw the change: it is
         written anyway.
         """
-        now = format_stored(self._clock.now())
+        row = history.ping_row(slug, ping) if ping is not None else None
+        # A ping's change is stamped with the ping's time, already formatted:
+        # one clock read and one formatting less on every ping.
+        now = row[1] if row is not None else format_stored(self._clock.now())
         due = format_stored(flip.at) if flip is not None else now
         change = _Change(
             slug=slug,
             state=state,
             updated_at=now,
-            ping=history.ping_row(slug, ping) if ping is not None else None,
+            ping=row,
             # A reminder (old == new) alerts but is not a flip.
             flip=history.flip_row(slug, flip)
             if flip is not None and flip.old != flip.new

@@ -101,11 +101,16 @@ def unknown_rows(slug: str, status: str, since: datetime, until: datetime) -> li
 # --- writes (on the writer's thread) ------------------------------------------
 
 
+# Written for every monitor a batch changed: compact, and no cycle check (a
+# state's JSON is flat).
+_encode_state = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
+
+
 def save_states(db: sqlite3.Connection, states: Iterable[tuple[str, MonitorState, str]]) -> None:
     """Upsert (slug, state, updated_at) rows."""
     db.executemany(
         UPSERT_STATE,
-        [(slug, json.dumps(state.to_json()), updated_at) for slug, state, updated_at in states],
+        [(slug, _encode_state(state.to_json()), updated_at) for slug, state, updated_at in states],
     )
 
 

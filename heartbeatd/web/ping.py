@@ -64,7 +64,8 @@ def _resolve(engine: Engine, request: web.Request) -> tuple[str, pingurl.PingTar
         target = pingurl.parse(
             request.match_info["tail"],
             ping_key=None if ping_key is None else ping_key.reveal(),
-            rid=request.query.get("rid"),
+            # Most pings have no query string: no query dict to parse then.
+            rid=request.query.get("rid") if request.query_string else None,
             exists=lambda by, monitor: _slug_for(engine, by, monitor) is not None,
         )
     except pingurl.PingUrlError as exc:
