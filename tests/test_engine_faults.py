@@ -226,8 +226,8 @@ async def test_a_failed_missed_flip_is_not_buried_by_a_later_failure(
     with sqlite3.connect(db) as conn:
         conn.execute(
             "CREATE TRIGGER missed BEFORE INSERT ON monitors"
-            ' WHEN NEW.state LIKE \'%"status": "down"%\''
-            ' AND NEW.state LIKE \'%"last_kind": "success"%\''
+            " WHEN json_extract(NEW.state, '$.status') = 'down'"
+            " AND json_extract(NEW.state, '$.last_kind') = 'success'"
             " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
         )
     clock.advance(hours=1, minutes=5)
