@@ -37,6 +37,7 @@ from heartbeatd.process import (
 )
 from heartbeatd.provision import Provisioner, merge
 from heartbeatd.reloading import Reloads, needs_restart, report_reload, some
+from heartbeatd.reloadplan import ReloadPlan, plan_reload
 from heartbeatd.selfping import SelfPing
 from heartbeatd.silence import SilenceWatch
 from heartbeatd.store import Store, StoreError
@@ -76,6 +77,14 @@ HEALTH_WRITE_TIMEOUT = 5.0
 # headers (slowloris). 75 s is nginx's client keep-alive default and outlasts
 # nginx's upstream keep-alive (60 s), so a proxy in front closes idle ones first.
 KEEPALIVE_TIMEOUT = 75.0
+
+
+def _plan_reload(
+    running: Config, new: Config, with_state: list[str], forced: bool
+) -> tuple[ReloadPlan, str | None]:
+    """In a thread: what the reload changes, and why it needs --force (or None)."""
+    problem = None if forced else reload_problem(running, new)
+    return plan_reload(running, new, with_state), problem
 
 
 class Daemon:
@@ -292,21 +301,36 @@ class Daemon:
             # the loop answers pings meanwhile. The running config stays in use
             # until the new one is whole; a SIGHUP meanwhile sets `reload`
             # again, and main_loop reloads once more after this one.
-            new = await asyncio.to_thread(load_config, self.path, self.config)
+            from_file = await asyncio.to_thread(load_config, self.path, self.config)
+        except ConfigError as exc:
+            self._reload_rejected(forced, exc)
+            return
+        # Every write to the API monitors holds this lock: none can land
+        # between the merge and the swap, while the comparison runs in a thread.
+        async with self.provisioner.lock:
             # The monitors created through the API stay: read again against
             # the new [defaults], after the file's, which win a clash.
-            new = self.provisioner.merged(new)
-            problem = None if forced else reload_problem(self.engine.config, new)
+            new = self.provisioner.merged(from_file)
+            running = self.engine.config
+            # Comparing 100,000 monitors' settings takes longer than a ping
+            # should wait: in a thread too. Both configs are immutable.
+            plan, problem = await asyncio.to_thread(
+                _plan_reload, running, new, list(self.engine.states), forced
+            )
             if problem is not None:
-                raise ConfigError([problem])
-        except ConfigError as exc:
-            for line in exc.problems:
-                log.error("reload rejected, keeping the running config: %s", line)
-            self._reload_done(forced, errors=exc.problems)
-            return
-        for what in needs_restart(self.config, new):
-            log.warning("reload cannot change %s; restart heartbeatd to apply it", what)
-        diff = self.engine.apply_config(new, self.clock.now())
+                self._reload_rejected(forced, ConfigError([problem]))
+                return
+            for what in needs_restart(self.config, new):
+                log.warning("reload cannot change %s; restart heartbeatd to apply it", what)
+            diff = self.engine.apply_config(new, self.clock.now(), plan)
+        self._reload_swapped(new, forced, diff)
+
+    def _reload_rejected(self, forced: bool, exc: ConfigError) -> None:
+        for line in exc.problems:
+            log.error("reload rejected, keeping the running config: %s", line)
+        self._reload_done(forced, errors=exc.problems)
+
+    def _reload_swapped(self, new: Config, forced: bool, diff: dict[str, list[str]]) -> None:
         self.outbox.set_channels(new.channels, new.monitors)
         self.config = new
         self.silence.config_changed()

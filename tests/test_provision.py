@@ -258,3 +258,40 @@ async def test_a_monitor_created_while_a_reload_reads_the_file_stays(
     await reloading
     assert daemon.engine.config.monitors["meanwhile"].source == "api"
     assert "meanwhile" in daemon.engine.wheel
+
+
+async def test_a_create_during_the_reload_comparison_waits_for_the_swap_and_stays(
+    make_daemon, tmp_path, clock, monkeypatch
+):
+    path = tmp_path / "heartbeatd.toml"
+    path.write_text(config())
+    daemon = await make_daemon(path)
+    # The reload compares the configs in a thread; hold it there until a
+    # create (taking the lock, as every API write does) is on its way.
+    create_waits = threading.Event()
+    comparing = threading.Event()
+    real_plan = daemon_module._plan_reload
+
+    def slow_plan(*args, **kwargs):
+        comparing.set()
+        assert create_waits.wait(timeout=30), "the create never started"
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(daemon_module, "_plan_reload", slow_plan)
+    provisioner = daemon.provisioner
+
+    async def create() -> None:
+        if provisioner.lock.locked():
+            # Queued behind the reload: it may finish its comparison.
+            create_waits.set()
+        async with provisioner.lock:
+            await provisioner.save("meanwhile", {"period": "1h"}, clock.now())
+        # Landed: the reload may go on with what it merged before.
+        create_waits.set()
+
+    reloading = asyncio.ensure_future(daemon.apply_reload())
+    assert await asyncio.to_thread(comparing.wait, 30), "the reload never compared"
+    await asyncio.gather(reloading, create())
+    # Whichever order they took, the swap did not drop the new monitor.
+    assert daemon.engine.config.monitors["meanwhile"].source == "api"
+    assert "meanwhile" in daemon.engine.wheel
