@@ -14,15 +14,14 @@ Changes that only re-derive a state from the rules (start-up, a reload, a wall
 clock jump) are not dropped by a rollback but derived again from the stored
 state, and written with the next change or by a retry on the wheel.
 
-The records of those changes are in commits.py; the alerts of a flip and the
-view of a monitor are built in announce.py.
+The records of those changes, and the ledger of them per monitor, are in
+commits.py; the alerts of a flip and the view of a monitor are built in
+announce.py; the index of ack links' tokens is in acks.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import hmac
 import logging
 import secrets
 from collections import Counter
@@ -31,9 +30,18 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from heartbeatd import escalation, keywords, policy, states
+from heartbeatd.acks import AckTokens
 from heartbeatd.alerts import Alert
 from heartbeatd.announce import flip_alerts, hears_late, monitor_view, notice_alerts
-from heartbeatd.commits import Rederive, Staged, StartupSave, derive_again, failure
+from heartbeatd.commits import (
+    Ledger,
+    Rederive,
+    Staged,
+    StartupSave,
+    derive,
+    derive_startup,
+    on_reload,
+)
 from heartbeatd.config import Config, Monitor
 from heartbeatd.model import AlertEvent, Flip, MonitorState, Ping, Status
 from heartbeatd.reloadplan import ReloadPlan, plan_reload
@@ -66,18 +74,15 @@ class Engine:
         self._uuids: dict[str, str] = {}
         # The last tick's `now` in epoch seconds, the wheel's scale (not monotonic).
         self._last_tick_epoch = 0.0
-        # The newest change of each monitor that is still on its way to disk.
-        self._tail: dict[str, Staged] = {}
-        # The stored state (None: never stored) of each monitor whose state in
-        # memory is not (yet) the stored one; any other monitor's is.
-        self._committed: dict[str, MonitorState | None] = {}
-        # Re-derivations rolled back and not yet stored again, per monitor.
-        self._unsaved: dict[str, tuple[Rederive, ...]] = {}
-        self._startup: StartupSave | None = None
+        # The changes on their way to disk, and the states stored, per monitor.
+        self._ledger = Ledger(
+            monitor=self.monitor, restore=self._restore, alerted=lambda: self.on_alert()
+        )
         # The monitors by status, for pages and API lists; kept as statuses change.
         self.roster = Roster()
+        # The ack links' tokens; kept as states change.
+        self._acks = AckTokens()
         self._index_uuids()
-        self._index_dependents()
 
     # -- lookups ------------------------------------------------------------------
 
@@ -93,12 +98,6 @@ class Engine:
     def _index_uuids(self) -> None:
         self._uuids = {m.uuid: slug for slug, m in self.config.monitors.items() if m.uuid}
 
-    def _index_dependents(self) -> None:
-        self._dependents: dict[str, list[str]] = {}
-        for slug, monitor in self.config.monitors.items():
-            for parent in monitor.depends_on:
-                self._dependents.setdefault(parent, []).append(slug)
-
     def _context(self, monitor: Monitor) -> policy.Context:
         """What the policy needs of other monitors; nothing for most."""
         if not monitor.depends_on:
@@ -112,7 +111,7 @@ class Engine:
 
     def _parent_up(self, slug: str, at: datetime) -> None:
         """`slug` is no longer down: its dependents' held alerts get their grace."""
-        for dependent in self._dependents.get(slug, ()):
+        for dependent in self.config.dependents.get(slug, ()):
             monitor = self.config.monitors.get(dependent)
             old = self.states.get(dependent)
             if monitor is None or old is None:
@@ -133,34 +132,17 @@ class Engine:
         """Load every stored state and bring it up to `now` without false alarms."""
         self.states = await self.store.load_states()
         stored = len(self.states)
-        changed = {}
-        before = {}
-        # States are immutable, and a first-seen state depends only on the
-        # schedule: monitors sharing a schedule share one object.
-        fresh: dict[object, MonitorState] = {}
-        for slug, monitor in self.config.monitors.items():
-            old = self.states.get(slug)
-            if old is None:
-                new = fresh.get(monitor.schedule) or fresh.setdefault(
-                    monitor.schedule, states.first_seen(monitor, now)
-                )
-            else:
-                new = states.on_startup(states.on_rules_changed(old, monitor), monitor, now)
-                new = policy.on_startup(new, monitor, now)
-            self.states[slug] = new
+        again = Rederive(now, rules_changed=True, startup=True)
+        changed, before = derive_startup(self.config.monitors, self.states, again)
+        for slug in self.config.monitors:
             self._schedule(slug)
-            if new != old:
-                changed[slug] = new
-                if old is not None:
-                    before[slug] = old
         # One write for all of them (on a first start, every monitor). It is
         # not awaited: it is queued ahead of any ping, so nothing can overtake
         # it, and start-up need not wait for 100,000 rows to reach the disk.
         if changed:
             future = self.store.queue_states(changed)
-            again = Rederive(now, rules_changed=True, startup=True)
-            self._startup = StartupSave(future, changed, before, again, {})
-            future.add_done_callback(self._settle_startup)
+            self._ledger.add_startup(StartupSave(future, changed, before, again, {}))
+        self._acks.rebuild(self.states)
         self.roster.rebuild(
             (slug, m.name, m.tags, self.states[slug].status)
             for slug, m in self.config.monitors.items()
@@ -172,7 +154,7 @@ class Engine:
         again = Rederive(now, startup=True)
         for slug, monitor in self.config.monitors.items():
             old = self.states[slug]
-            new = policy.on_startup(states.on_startup(old, monitor, now), monitor, now)
+            new = derive(monitor, old, again)
             if new != old:
                 self._stage(slug, old, new, rederive=again)
                 self._schedule(slug)
@@ -235,7 +217,7 @@ class Engine:
             step = states.Step(step.state)
         # A state re-derived after a rollback is stored again by the next
         # change, or here, at the retry, if no change is on its way.
-        if step.state != old or (slug in self._unsaved and slug not in self._tail):
+        if step.state != old or self._ledger.must_store_again(slug):
             self._stage(slug, old, step.state, flip=step.flip)
         self._schedule(slug)
 
@@ -274,13 +256,9 @@ class Engine:
         return self._answer(staged)
 
     def slug_for_ack_token(self, token: str) -> str | None:
-        """The monitor whose incident's ack link holds `token`, compared in
-        constant time (only monitors with an open incident have one)."""
-        found = None
-        given = token.encode()
-        for slug, state in self.states.items():
-            if state.ack_token and hmac.compare_digest(state.ack_token.encode(), given):
-                found = slug
+        """The monitor whose incident's ack link holds `token` (only monitors
+        with an open incident have one); one lookup, see acks.py."""
+        found = self._acks.slug_for(token, self.states)
         return found if found is not None and found in self.config.monitors else None
 
     def unsnooze(self, slug: str, now: datetime) -> asyncio.Future[None]:
@@ -311,36 +289,15 @@ class Engine:
             self.wheel.cancel(slug)
             diff["removed"].append(slug)
         for slug in plan.touched:
-            monitor = config.monitors[slug]
-            before = old_config.monitors.get(slug)
             old = self.states.get(slug)
-            again: Rederive | None
-            if old is None:
-                new = states.first_seen(monitor, now)
-                again = Rederive(now)
-                diff["added"].append(slug)
-            elif before is None:
-                # Back after being removed: it was not watched meanwhile.
-                new = states.on_startup(states.on_rules_changed(old, monitor), monitor, now)
-                new = policy.on_startup(new, monitor, now)
-                again = Rederive(now, rules_changed=True, startup=True)
-                diff["added"].append(slug)
-            elif before.schedule != monitor.schedule:
-                new = policy.on_reload(states.on_rules_changed(old, monitor), now)
-                again = Rederive(now, rules_changed=True)
-                diff["changed"].append(slug)
-            elif before is monitor or before == monitor:
-                # Unchanged (the common case): nothing to recompute or move.
+            change = on_reload(old_config.monitors.get(slug), config.monitors[slug], old, now)
+            if change is None:
                 continue
-            else:
-                # A changed policy: a down alert held back (by a parent, or
-                # by the threshold) is judged again at the next tick.
-                new, again = policy.on_reload(old, now), None
-                diff["changed"].append(slug)
+            what, new, again = change
+            diff[what].append(slug)
             if new != old:
                 self._stage(slug, old, new, rederive=again)
             self._schedule(slug)
-        self._index_dependents()
         for key in diff:
             diff[key].sort()
         for slug in diff["removed"]:
@@ -361,7 +318,7 @@ class Engine:
             # while the disk stays full: space the attempts out. A state that
             # must be stored again is retried even without a deadline.
             soon = self._last_tick_epoch + RETRY_AFTER.total_seconds()
-            if monitor is not None and slug in self._unsaved:
+            if monitor is not None and self._ledger.is_unsaved(slug):
                 at = soon
             elif at is not None:
                 at = max(at, soon)
@@ -388,6 +345,7 @@ class Engine:
         if flip is not None and escalation.needs_token(new):
             # A new incident: the secret of its ack link, stored with it.
             new = replace(new, ack_token=secrets.token_urlsafe(24))
+        self._acks.update(slug, self.states.get(slug), new)
         self.states[slug] = new
         if old is None or old.status is not new.status:
             self.roster.set_status(slug, new.status)
@@ -398,7 +356,7 @@ class Engine:
             alerts = alerts + notices
         if flip is not None:
             _log_flip(slug, flip)
-        prev = self._pending(slug)
+        prev = self._ledger.pending(slug)
         future = self.store.queue_change(
             slug,
             new,
@@ -407,28 +365,9 @@ class Engine:
             alerts=alerts,
             after=prev.future if prev is not None else None,
         )
-        # With nothing on its way and nothing to store again, the state this
-        # change was computed from is the stored one.
-        self._committed.setdefault(slug, old)
         staged = Staged(new, future, prev, rederive, bool(alerts), ping is not None)
-        self._tail[slug] = staged
-        future.add_done_callback(functools.partial(self._settle_one, slug, staged))
+        self._ledger.add(slug, old, staged)
         return staged
-
-    def _pending(self, slug: str) -> Staged | None:
-        """The newest change of the monitor still on its way to disk, if any."""
-        staged = self._tail.get(slug)
-        startup = self._startup
-        if staged is None and startup is not None and slug in startup.changed:
-            staged = self._startup_part(startup, slug)
-        return staged
-
-    def _startup_part(self, startup: StartupSave, slug: str) -> Staged:
-        part = Staged(startup.changed[slug], startup.future, None, startup.rederive)
-        startup.parts[slug] = part
-        self._committed[slug] = startup.before.get(slug)
-        self._tail[slug] = part
-        return part
 
     def _answer(self, staged: Staged) -> asyncio.Future[None]:
         """A future of our own for the caller: it resolves after the engine has
@@ -436,84 +375,17 @@ class Engine:
         staged.answer = asyncio.get_running_loop().create_future()
         return staged.answer
 
-    def _settle_one(self, slug: str, staged: Staged, future: asyncio.Future[None]) -> None:
-        error = failure(future)
-        if error is None:
-            self._saved(slug, staged)
-        else:
-            if self._roll_back(slug, staged) and not staged.ping:
-                log.error("state not saved, rolled back monitor=%s error=%s", slug, error)
-        answer = staged.answer
-        if answer is not None and not answer.done():
-            if error is None:
-                answer.set_result(None)
-            else:
-                answer.set_exception(error)
-
-    def _settle_startup(self, future: asyncio.Future[None]) -> None:
-        startup, self._startup = self._startup, None
-        assert startup is not None
-        error = failure(future)
-        if error is None:
-            # A monitor changed since has its part; the others are on disk
-            # as they are in memory.
-            for slug, part in startup.parts.items():
-                self._saved(slug, part)
-            return
-        log.error(
-            "monitor states not saved at start-up count=%d error=%s; retrying",
-            len(startup.changed),
-            error,
-        )
-        for slug in startup.changed:
-            part = startup.parts.get(slug) or self._startup_part(startup, slug)
-            self._roll_back(slug, part)
-
-    def _saved(self, slug: str, staged: Staged) -> None:
-        # Changes resolve in the order they were staged: this one is on disk,
-        # and everything before it is.
-        staged.prev = None
-        self._unsaved.pop(slug, None)
-        if self._tail.get(slug) is staged:
-            del self._tail[slug]
-            self._committed.pop(slug, None)
-        else:
-            self._committed[slug] = staged.state
-        if staged.alerts:
-            self.on_alert()
-
-    def _roll_back(self, slug: str, failed: Staged) -> bool:
-        """Back to the stored state after `failed` (and so every change built
-        on it) failed; False if an earlier failure already rolled it back."""
-        if not failed.live:
-            return False
-        lost: list[Staged] = []
-        one = self._tail.pop(slug, None)
-        while one is not None and one is not failed:
-            lost.append(one)
-            one = one.prev
-        lost.append(failed)
-        again = self._unsaved.pop(slug, ())
-        for one in reversed(lost):
-            one.live = False
-            if one.rederive is not None:
-                again += (one.rederive,)
-        stored = self._committed.pop(slug, None)
-        state = stored
-        for how in again:
-            state = derive_again(self.config.monitors.get(slug), state, how)
+    def _restore(self, slug: str, state: MonitorState | None) -> None:
+        """Put back `state` (None: the monitor has none) after a failed write."""
+        self._acks.update(slug, self.states.get(slug), state)
         if state is None:
             self.states.pop(slug, None)
             self.wheel.cancel(slug)
             self.roster.remove(slug)
-            return True
+            return
         self.states[slug] = state
         self.roster.set_status(slug, state.status)
-        if state != stored:
-            self._committed[slug] = stored
-            self._unsaved[slug] = again
         self._schedule(slug, retry=True)
-        return True
 
     # -- views --------------------------------------------------------------------
 

@@ -8,20 +8,12 @@ out; a status flip whose alert it holds back carries `held_by`.
 
 Pure, like states.py: time comes in as an argument.
 
-The core is `count`, a table over (alert state, run outcome):
-
-    alert     run     counters              -> alert     event
-    quiet     failed  fails+1 >= alert_after   alerting  down
-    quiet     failed  fails+1 <  alert_after   quiet     (held: threshold)
-    quiet     ok      fails = 0                quiet     -
-    alerting  failed  oks = 0                  alerting  -
-    alerting  ok      oks+1 >= recover_after   quiet     up
-    alerting  ok      oks+1 <  recover_after   alerting  (held: threshold)
-
-A /fail, a non-zero exit status, a run that ran too long and a missed
-deadline each count one failed run. While a monitor is down and its alert
-still held, silence keeps counting: the next expected time is armed from the
-missed one, so a job that stays silent counts once per period.
+The core is `count` (thresholds.py), a table over (alert state, run
+outcome): a /fail, a non-zero exit status, a run that ran too long and a
+missed deadline each count one failed run. While a monitor is down and its
+alert still held, silence keeps counting (thresholds.count_miss): the next
+expected time is armed from the missed one, so a job that stays silent
+counts once per period.
 
 A due down alert may also be held beyond the thresholds (holds.py: a snooze,
 a maintenance window, a parent that is down); it is judged again when the
@@ -30,12 +22,11 @@ hold ends, and goes out once if the monitor is still down then.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from enum import Enum
 from typing import Protocol
 
-from heartbeatd import escalation, holds, states
+from heartbeatd import escalation, holds, states, thresholds
 from heartbeatd.holds import NO_CONTEXT as NO_CONTEXT
 from heartbeatd.holds import Context as Context
 from heartbeatd.holds import on_parent_up as on_parent_up
@@ -52,57 +43,16 @@ from heartbeatd.model import (
     Reason,
     Status,
 )
-from heartbeatd.windows import Window
+from heartbeatd.thresholds import HELD_BY_THRESHOLD as HELD_BY_THRESHOLD
+from heartbeatd.thresholds import Counters as Counters
+from heartbeatd.thresholds import Run as Run
+from heartbeatd.thresholds import arm, count_miss, counters, is_held, miss_deadline
+from heartbeatd.thresholds import count as count
 
-HELD_BY_THRESHOLD = "threshold"
 
-
-class Rules(states.Rules, Protocol):
-    @property
-    def alert_after(self) -> int: ...
-    @property
-    def recover_after(self) -> int: ...
-    @property
-    def windows(self) -> tuple[Window, ...]: ...
-    @property
-    def depends_on(self) -> tuple[str, ...]: ...
+class Rules(thresholds.Rules, Protocol):
     @property
     def escalations(self) -> tuple[tuple[str, int], ...]: ...
-
-
-class Run(Enum):
-    """How one run of the job ended, as thresholds count it."""
-
-    OK = "ok"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class Counters:
-    alert: AlertState = AlertState.QUIET
-    fails: int = 0
-    oks: int = 0
-
-
-def count(
-    before: Counters, run: Run, alert_after: int, recover_after: int
-) -> tuple[Counters, AlertEvent | None]:
-    """One run through the table in the module docstring."""
-    if run is Run.FAILED:
-        fails = before.fails + 1
-        if before.alert is AlertState.QUIET and fails >= alert_after:
-            return Counters(AlertState.ALERTING, fails, 0), AlertEvent.DOWN
-        return Counters(before.alert, fails, 0), None
-    if before.alert is AlertState.ALERTING:
-        oks = before.oks + 1
-        if oks >= recover_after:
-            return Counters(AlertState.QUIET, 0, 0), AlertEvent.UP
-        return Counters(AlertState.ALERTING, 0, oks), None
-    return Counters(AlertState.QUIET, 0, 0), None
-
-
-def counters(state: MonitorState) -> Counters:
-    return Counters(state.alert, state.fails, state.oks)
 
 
 # -- the state machine's steps, judged ------------------------------------------
@@ -171,9 +121,9 @@ def _on_tick(
         return states.Step(_carry(old, step).state)
     if flip is not None and flip.new is Status.DOWN and flip.old is not Status.DOWN:
         return _judge(old, step, Run.FAILED, flip.at, rules, ctx)
-    miss = _miss_deadline(old, rules)
+    miss = miss_deadline(old, rules)
     if miss is not None and now >= miss[0]:
-        return _count_miss(old, rules, miss[0], miss[1], ctx)
+        return count_miss(old, rules, miss[0], miss[1], ctx)
     if old.status is Status.UP and step.state.status is Status.LATE and flip is None:
         # Late is a status, not a flip (no flips row: old == new), but a
         # channel may opt in to hear it, as a warning before down.
@@ -193,7 +143,7 @@ def next_deadline(state: MonitorState, rules: Rules) -> datetime | None:
         state.held_until,
         _escalation_due(state, rules),
     ]
-    miss = _miss_deadline(state, rules)
+    miss = miss_deadline(state, rules)
     if miss is not None:
         times.append(miss[0])
     return min((t for t in times if t is not None), default=None)
@@ -222,7 +172,7 @@ def on_startup(state: MonitorState, rules: Rules, now: datetime) -> MonitorState
         # Held until a parent's recovery, which may have happened while we
         # were not running: judged after a grace, as a missed deadline is.
         state = replace(state, held_until=now + timedelta(seconds=rules.grace))
-    miss = _miss_deadline(state, rules)
+    miss = miss_deadline(state, rules)
     if miss is not None and miss[0] <= now:
         return replace(state, grace_until=now + timedelta(seconds=rules.grace))
     return state
@@ -387,7 +337,7 @@ def _judge(
             # hold ends (or at the next failed run).
             after, event = replace(after, alert=AlertState.QUIET), None
             held = holder[0]
-    elif event is None and _is_held(run, old):
+    elif event is None and is_held(run, old):
         held = HELD_BY_THRESHOLD
     new = _with_policy(step.state, old)
     if (new.alert, new.fails, new.oks) != (after.alert, after.fails, after.oks):
@@ -408,92 +358,8 @@ def _judge(
         reason = Reason.RECOVERED if event is AlertEvent.UP else (new.reason or Reason.FAILED)
         flip = Flip(at=at, old=status, new=status, reason=reason, event=event)
     if new.status is Status.DOWN:
-        new = _arm(old, new, flip, event, rules, at)
+        new = arm(old, new, flip, event, rules, at)
     if new is step.state and flip is step.flip:
         # Every success of a healthy monitor: the hot path.
         return step
     return replace(step, state=new, flip=flip)
-
-
-def _is_held(run: Run, old: MonitorState) -> bool:
-    # A failure while the alert is already out is part of that incident;
-    # a success while quiet has no down before it: neither is held back.
-    if run is Run.FAILED:
-        return old.alert is AlertState.QUIET
-    return old.alert is AlertState.ALERTING
-
-
-def _arm(
-    old: MonitorState,
-    new: MonitorState,
-    flip: Flip | None,
-    event: AlertEvent | None,
-    rules: Rules,
-    at: datetime,
-) -> MonitorState:
-    """Reminders follow the down alert, not the down flip; and while the
-    alert is held, silence counts from the next expected time."""
-    if new.alert is AlertState.QUIET:
-        expected = new.expected_at
-        if flip is not None and flip.reason is Reason.MISSED and old.expected_at is not None:
-            # Armed from the missed time, so silence counts once per period.
-            expected = rules.schedule.next_after(old.expected_at)
-        elif flip is not None and flip.reason is Reason.RAN_TOO_LONG:
-            expected = rules.schedule.next_after(at)
-        return replace(new, expected_at=expected, next_reminder_at=None, reminders_sent=0)
-    if event is AlertEvent.DOWN and flip is not None and flip.old is flip.new:
-        first = at + timedelta(seconds=rules.repeat) if rules.repeat else None
-        return replace(new, next_reminder_at=first, reminders_sent=0)
-    return new
-
-
-def _miss_deadline(state: MonitorState, rules: Rules) -> tuple[datetime, Reason] | None:
-    """While down with the alert held: when silence counts one more failed run."""
-    if state.status is not Status.DOWN or state.alert is not AlertState.QUIET:
-        return None
-    if state.expected_at is None:
-        return None
-    when, reason = state.expected_at + timedelta(seconds=rules.grace), Reason.MISSED
-    if state.started_at is not None:
-        # A run in progress gets its max_runtime, as it does while up.
-        limit = state.started_at + timedelta(seconds=rules.max_runtime)
-        if limit > when:
-            when, reason = limit, Reason.RAN_TOO_LONG
-    if state.grace_until is not None and state.grace_until > when:
-        when = state.grace_until
-    return when, reason
-
-
-def _count_miss(
-    old: MonitorState, rules: Rules, when: datetime, reason: Reason, ctx: Context
-) -> states.Step:
-    after, event = count(counters(old), Run.FAILED, rules.alert_after, rules.recover_after)
-    holder = None
-    if event is not None:
-        holder = holds.holder(old, rules, when, ctx, fresh=old.held_since is None)
-    if holder is not None:
-        after, event = replace(after, alert=AlertState.QUIET), None
-    assert old.expected_at is not None
-    # The next period is armed from the missed one (or from the end of a
-    # run that ran too long), never from the tick that noticed it.
-    base = old.expected_at if reason is Reason.MISSED else when
-    expected = rules.schedule.next_after(base)
-    new = replace(
-        old,
-        alert=after.alert,
-        fails=after.fails,
-        oks=after.oks,
-        reason=reason,
-        expected_at=expected,
-        grace_until=None,
-        started_at=None if reason is Reason.RAN_TOO_LONG else old.started_at,
-        start_rid=None if reason is Reason.RAN_TOO_LONG else old.start_rid,
-    )
-    if holder is not None:
-        new = holds.hold(new, holder, when)
-    if event is None:
-        return states.Step(new)
-    first = when + timedelta(seconds=rules.repeat) if rules.repeat else None
-    new = replace(new, next_reminder_at=first, reminders_sent=0)
-    flip = Flip(at=when, old=Status.DOWN, new=Status.DOWN, reason=reason, event=event)
-    return states.Step(new, flip)

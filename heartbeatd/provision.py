@@ -26,7 +26,7 @@ from typing import Any
 
 from heartbeatd.config import Config, Monitor
 from heartbeatd.config.monitors import read_api_monitor
-from heartbeatd.config.values import index_tags
+from heartbeatd.config.values import index_dependents, index_tags
 from heartbeatd.engine import Engine
 from heartbeatd.store import Definition, Store
 
@@ -60,7 +60,12 @@ def merge(config: Config, definitions: Mapping[str, Definition]) -> Config:
                 log.error("api monitor not watched monitor=%s problem=%s", slug, problem)
             continue
         monitors[slug] = monitor
-    return replace(config, monitors=monitors, tagged=index_tags(monitors))
+    return replace(
+        config,
+        monitors=monitors,
+        tagged=index_tags(monitors),
+        dependents=index_dependents(monitors),
+    )
 
 
 def read(config: Config, definition: Definition) -> tuple[Monitor | None, list[str]]:

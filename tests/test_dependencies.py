@@ -16,7 +16,8 @@ from heartbeatd.clock import FakeClock
 from heartbeatd.config import ConfigError, load_config
 from heartbeatd.engine import Engine
 from heartbeatd.model import AlertEvent, AlertState, MonitorState, Ping, PingKind, Status
-from heartbeatd.store import Store
+from heartbeatd.provision import merge
+from heartbeatd.store import Definition, Store
 from tests.test_policy import MIN, NOW, Rules
 
 CHILD = Rules(depends_on=("vps",))
@@ -125,6 +126,26 @@ def test_it_reads_depends_on_and_dependency_wait(in_tmp):
     config = load_config(Path(FILE))
     assert config.monitors["backup"].depends_on == ("vps",)
     assert config.alerts.dependency_wait == 120
+
+
+def test_the_config_lists_each_parents_dependents_once_for_all(in_tmp):
+    Path(FILE).write_text(
+        '[monitors.vps]\nperiod = "1m"\n[monitors.db]\nperiod = "1m"\n'
+        '[monitors.backup]\nperiod = "1d"\ndepends_on = ["vps", "db"]\n'
+        '[monitors.report]\nperiod = "1d"\ndepends_on = ["vps"]\n'
+    )
+    config = load_config(Path(FILE))
+    assert config.dependents == {"vps": ("backup", "report"), "db": ("backup",)}
+
+
+def test_monitors_created_through_the_api_are_among_the_dependents(in_tmp):
+    Path(FILE).write_text('[monitors.vps]\nperiod = "1m"\n')
+    config = load_config(Path(FILE))
+    definition = Definition(
+        "backup", "0b9e5c1e-2f4a-4c57-9d6e-3f7a1b2c4d5e", {"period": "1d", "depends_on": ["vps"]}
+    )
+    merged = merge(config, {"backup": definition})
+    assert merged.dependents == {"vps": ("backup",)}
 
 
 def test_an_unknown_slug_and_a_cycle_are_config_errors_naming_them(in_tmp):

@@ -18,32 +18,29 @@ def display_name(alert: Alert) -> str:
     return alert.name or alert.monitor
 
 
+# The headline of each event; {name} is the monitor's display name. A group
+# has one of its own (the count of its alerts by event).
+TITLES: dict[AlertEvent, str] = {
+    AlertEvent.DOWN: "DOWN: {name}",
+    AlertEvent.UP: "UP: {name}",
+    AlertEvent.REMINDER: "REMINDER: {name} is still down",
+    AlertEvent.OVERLAP: "OVERLAP: {name}",
+    AlertEvent.ANOMALY: "ANOMALY: {name}",
+    AlertEvent.ESCALATION: "ESCALATION: {name} is down, unacknowledged",
+    AlertEvent.LATE: "LATE: {name}",
+    AlertEvent.HELD: "HELD: {name} ({held_by})",
+    AlertEvent.DAEMON_GAP: "HEARTBEATD WAS NOT RUNNING",
+    AlertEvent.SILENCE: "SILENCE: no pings reach heartbeatd",
+    AlertEvent.TEST: "TEST: heartbeatd test alert",
+}
+
+
 def title(alert: Alert) -> str:
     """The one-line headline, also the email subject (DESIGN §5)."""
-    if alert.event is AlertEvent.DAEMON_GAP:
-        return "HEARTBEATD WAS NOT RUNNING"
-    if alert.event is AlertEvent.SILENCE:
-        return "SILENCE: no pings reach heartbeatd"
-    name = display_name(alert)
     if alert.event is AlertEvent.GROUP:
         return f"{len(alert.members)} alerts: " + _tally(alert.members)
-    if alert.event is AlertEvent.DOWN:
-        return f"DOWN: {name}"
-    if alert.event is AlertEvent.UP:
-        return f"UP: {name}"
-    if alert.event is AlertEvent.REMINDER:
-        return f"REMINDER: {name} is still down"
-    if alert.event is AlertEvent.OVERLAP:
-        return f"OVERLAP: {name}"
-    if alert.event is AlertEvent.ANOMALY:
-        return f"ANOMALY: {name}"
-    if alert.event is AlertEvent.ESCALATION:
-        return f"ESCALATION: {name} is down, unacknowledged"
-    if alert.event is AlertEvent.LATE:
-        return f"LATE: {name}"
-    if alert.event is AlertEvent.HELD:
-        return f"HELD: {name} ({alert.held_by})"
-    return "TEST: heartbeatd test alert"
+    # Only the template is parsed: braces in a name are printed as they are.
+    return TITLES[alert.event].format(name=display_name(alert), held_by=alert.held_by)
 
 
 def explain(alert: Alert) -> str:

@@ -21,7 +21,7 @@ from heartbeatd.config.files import (
 )
 from heartbeatd.config.maintenance import read_maintenance
 from heartbeatd.config.monitors import read_defaults, read_monitors
-from heartbeatd.config.values import Config, index_tags
+from heartbeatd.config.values import Config, index_dependents, index_tags
 from heartbeatd.config.warnings import find_ignored_options, find_inline_secrets
 from heartbeatd.tables import ConfigError, Problems, Table, show
 
@@ -116,6 +116,7 @@ def parse_config(
         defaults_data=data["defaults"] if isinstance(data.get("defaults"), dict) else {},
         selfping=selfping,
         maintenance=windows,
+        dependents=index_dependents(monitors),
     )
 
 

@@ -192,6 +192,9 @@ class Config:
     selfping: SelfPingConfig = SelfPingConfig()
     # [maintenance.<name>] windows, by name.
     maintenance: Mapping[str, Window] = field(default_factory=dict)
+    # parent slug -> the slugs that depend on it, so a parent's recovery
+    # reaches its dependents without walking every monitor.
+    dependents: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def index_tags(monitors: Mapping[str, Monitor]) -> dict[str, tuple[str, ...]]:
@@ -201,6 +204,15 @@ def index_tags(monitors: Mapping[str, Monitor]) -> dict[str, tuple[str, ...]]:
         for tag in monitor.tags:
             index.setdefault(tag, []).append(slug)
     return {tag: tuple(slugs) for tag, slugs in index.items()}
+
+
+def index_dependents(monitors: Mapping[str, Monitor]) -> dict[str, tuple[str, ...]]:
+    """parent slug -> the slugs of the monitors depending on it, in file order."""
+    index: dict[str, list[str]] = {}
+    for slug, monitor in monitors.items():
+        for parent in monitor.depends_on:
+            index.setdefault(parent, []).append(slug)
+    return {parent: tuple(slugs) for parent, slugs in index.items()}
 
 
 def ping_urls(config: Config, monitor: Monitor) -> list[str]:

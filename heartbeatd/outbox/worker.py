@@ -1,8 +1,8 @@
-"""The delivery worker: sends what the outbox table holds, retrying with backoff.
+"""The delivery worker: sends what the outbox table holds.
 
-Channels classify a failure (`DeliveryError(permanent=...)`); this module
-decides what happens next, and records it in the store, so an outage delays an
-alert and never drops it.
+What happens after a send (a retry with backoff, a failure for good) is
+outcomes.py's to decide and record; where an alert whose channel is gone
+goes, moves.py's.
 
 The worker keeps up to CONCURRENCY sends in flight and claims more rows as
 soon as any send ends, so a burst of alerts flows through without waiting for
@@ -22,26 +22,22 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, TypeVar
 
 import aiohttp
 
 from heartbeatd.channels import CHANNEL_TYPES
-from heartbeatd.channels.base import DeliveryError, SendContext, describe_failure
+from heartbeatd.channels.base import DeliveryError, SendContext
 from heartbeatd.clock import Clock
-from heartbeatd.model import DAEMON
-from heartbeatd.store import Move, OutboxItem, Store, StoreError
-from heartbeatd.times import isoformat
+from heartbeatd.outbox.moves import channels_of, group_waits, log_moves, nowhere
+from heartbeatd.outbox.outcomes import Outcomes, log_stale
+from heartbeatd.store import OutboxItem, Store, StoreError
 
-log = logging.getLogger(__name__)
+# The package's name, as before it was split: journal filters name it.
+log = logging.getLogger("heartbeatd.outbox")
 
 T = TypeVar("T")
 
-FIRST_RETRY = 10.0
-MAX_RETRY = 30 * 60.0
-JITTER = 0.2
 # How long to wait before trying the store again after it failed.
 STORE_RETRY = 10.0
 # The least time between passes when the store says a row is due but none
@@ -56,32 +52,6 @@ CONCURRENCY = 100
 # covers cutting the send off and recording its outcome: a row is not claimed
 # again while its send may still be under way.
 LEASE_MARGIN = 60.0
-
-
-def _group_waits(channels: Mapping[str, Any]) -> dict[str, int]:
-    """[channels.x] group_wait of the channels that group their alerts."""
-    return {
-        name: wait
-        for name, channel in channels.items()
-        if (wait := getattr(channel, "group_wait", 0))
-    }
-
-
-def backoff(attempts: int, rng: random.Random) -> float:
-    """Seconds before retry number `attempts` (1-based): 10 s doubling, up to 30 min."""
-    base = min(FIRST_RETRY * 2 ** min(max(attempts, 1) - 1, 32), MAX_RETRY)
-    # Jitter spreads out the retries of many alerts that failed together.
-    return base * rng.uniform(1 - JITTER, 1 + JITTER)
-
-
-@dataclass
-class DeliveryStats:
-    """Counters for metrics."""
-
-    sent: dict[str, int] = field(default_factory=dict)
-    failed: dict[str, int] = field(default_factory=dict)
-    retried: dict[str, int] = field(default_factory=dict)
-    attempts: int = 0
 
 
 class Outbox:
@@ -104,9 +74,7 @@ class Outbox:
         self._channels = dict(channels)
         # slug -> monitor (with its `channels`): where a moved alert goes.
         self._monitors: Mapping[str, Any] = monitors if monitors is not None else {}
-        self._give_up_after = give_up_after
         self._send_timeout = send_timeout
-        self._rng = rng or random.Random()
         self.lease = send_timeout + LEASE_MARGIN
         # Rows whose send is under way here: never claimed again meanwhile,
         # whatever the wall clock does to their lease.
@@ -116,8 +84,15 @@ class Outbox:
         self._concurrency = concurrency
         self._drain_timeout = drain_timeout
         self._wake = asyncio.Event()
-        self.stats = DeliveryStats()
-        self._store.group_waits = _group_waits(self._channels)
+        self._outcomes = Outcomes(
+            store,
+            clock,
+            give_up_after=give_up_after,
+            send_timeout=send_timeout,
+            rng=rng or random.Random(),
+        )
+        self.stats = self._outcomes.stats
+        self._store.group_waits = group_waits(self._channels)
 
     def set_channels(
         self, channels: Mapping[str, Any], monitors: Mapping[str, Any] | None = None
@@ -129,13 +104,13 @@ class Outbox:
         alert raised under the new config.
         """
         self._channels = dict(channels)
-        self._store.group_waits = _group_waits(self._channels)
+        self._store.group_waits = group_waits(self._channels)
         if monitors is not None:
             self._monitors = monitors
         moving = self._store.move_alerts(
             self._channels, self._channels_of, self._clock.now(), exclude=self._in_flight
         )
-        self._when_done(moving, "cannot move the alerts of removed channels", self._log_moves)
+        self._when_done(moving, "cannot move the alerts of removed channels", log_moves)
 
     def clock_stepped(self, seconds: float) -> None:
         """The wall clock was stepped by `seconds` (the daemon's ticker saw it).
@@ -251,18 +226,9 @@ class Outbox:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                await self._after_failure(item, exc)
+                await self._outcomes.failed(item, exc)
             else:
-                marked = await self._store.mark_delivered(item, self._clock.now())
-                if not _recorded(marked, item, "delivered", self.stats.sent):
-                    return attempted
-                log.info(
-                    "alert delivered monitor=%s channel=%s event=%s attempts=%d",
-                    item.monitor,
-                    item.channel,
-                    item.alert.event.value,
-                    item.attempts + 1,
-                )
+                await self._outcomes.delivered(item)
         except StoreError as exc:
             # The row stays claimed; once its lease ends it is tried again
             # (at least once: never lost, rarely sent twice).
@@ -282,17 +248,16 @@ class Outbox:
             self._channels, self._channels_of, self._clock.now(), item=item
         )
         if not moves:
-            _log_stale(item, "moved")
+            log_stale(item, "moved")
             return
         [move] = moves
         if not move.is_stuck:
-            self._log_moves(moves)
+            log_moves(moves)
             self._wake.set()
             return
         # Nowhere to send it: keep it, retried like an unreachable channel,
         # until a reload gives it a channel or give_up_after ends it.
-        where = "has no channels" if item.monitor in self._monitors else "is no longer configured"
-        error = f"channel {item.channel} is no longer configured and monitor {item.monitor} {where}"
+        error = nowhere(item, self._monitors)
         log.error(
             "alert has no channel to go to monitor=%s channel=%s event=%s error=%s",
             item.monitor,
@@ -300,7 +265,7 @@ class Outbox:
             item.alert.event.value,
             error,
         )
-        await self._after_failure(item, DeliveryError(error))
+        await self._outcomes.failed(item, DeliveryError(error))
 
     async def _move_stranded(self) -> None:
         try:
@@ -311,49 +276,10 @@ class Outbox:
             # Each such row is moved when it is next claimed instead.
             log.error("cannot move the alerts of removed channels error=%s", exc)
             return
-        self._log_moves(moves)
+        log_moves(moves)
 
     def _channels_of(self, slug: str) -> Sequence[str] | None:
-        if slug == DAEMON:
-            # An alert about heartbeatd itself has no monitor to follow:
-            # rather than wait on a channel that is gone, it goes to every
-            # current channel that does not have it yet.
-            return tuple(self._channels)
-        monitor = self._monitors.get(slug)
-        return None if monitor is None else monitor.channels
-
-    def _log_moves(self, moves: list[Move]) -> None:
-        for move in moves:
-            if move.is_stuck:
-                # Logged again, at error, when it is claimed and cannot be sent.
-                log.warning(
-                    "alert kept on a removed channel: its monitor is gone or has no channels"
-                    " monitor=%s channel=%s event=%s",
-                    move.monitor,
-                    move.channel,
-                    move.event,
-                )
-                continue
-            if not move.to and not move.already:
-                # Nothing was sent: every channel had a newer alert already.
-                log.warning(
-                    "alert superseded, a newer alert of its monitor went out already"
-                    " monitor=%s event=%s channel=%s newer_on=%s",
-                    move.monitor,
-                    move.event,
-                    move.channel,
-                    ",".join(move.superseded),
-                )
-                continue
-            log.warning(
-                "alert moved monitor=%s event=%s from=%s to=%s already=%s superseded=%s",
-                move.monitor,
-                move.event,
-                move.channel,
-                ",".join(move.to) or "-",
-                ",".join(move.already) or "-",
-                ",".join(move.superseded) or "-",
-            )
+        return channels_of(self._channels, self._monitors, slug)
 
     def _when_done(
         self, future: asyncio.Future[T], failure: str, report: Callable[[T], None]
@@ -371,54 +297,6 @@ class Outbox:
             self._wake.set()
 
         future.add_done_callback(done)
-
-    async def _after_failure(self, item: OutboxItem, exc: Exception) -> None:
-        if isinstance(exc, asyncio.TimeoutError):
-            error = f"timed out after {self._send_timeout:g}s"
-        else:
-            error = describe_failure(exc)
-        if isinstance(exc, DeliveryError) and exc.permanent:
-            await self._fail(item, error, "alert failed")
-            return
-        if not isinstance(exc, (DeliveryError, asyncio.TimeoutError, OSError, aiohttp.ClientError)):
-            # A bug in a channel: keep its traceback, and keep the alert.
-            log.error(
-                "alert send crashed monitor=%s channel=%s", item.monitor, item.channel, exc_info=exc
-            )
-        now = self._clock.now()
-        deadline = item.created_at + timedelta(seconds=self._give_up_after)
-        if now >= deadline:
-            await self._fail(item, error, "alert given up")
-            return
-        attempts = item.attempts + 1
-        # The last retry falls on the deadline, so "give up after 24h" is exact.
-        retry_at = min(now + timedelta(seconds=backoff(attempts, self._rng)), deadline)
-        marked = await self._store.mark_retry(item, error, retry_at)
-        if not _recorded(marked, item, "retry", self.stats.retried):
-            return
-        log.warning(
-            "alert delivery failed monitor=%s channel=%s event=%s attempts=%d retry_at=%s error=%s",
-            item.monitor,
-            item.channel,
-            item.alert.event.value,
-            attempts,
-            isoformat(retry_at),
-            error,
-        )
-
-    async def _fail(self, item: OutboxItem, error: str, message: str) -> None:
-        marked = await self._store.mark_failed(item, error, self._clock.now())
-        if not _recorded(marked, item, "failed", self.stats.failed):
-            return
-        log.error(
-            "%s monitor=%s channel=%s event=%s attempts=%d error=%s",
-            message,
-            item.monitor,
-            item.channel,
-            item.alert.event.value,
-            item.attempts + 1,
-            error,
-        )
 
     # --- the loop -------------------------------------------------------------
 
@@ -465,30 +343,3 @@ def _reap(sending: set[asyncio.Task[int]]) -> None:
         sending.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("alert delivery crashed", exc_info=task.exception())
-
-
-def _recorded(marked: bool, item: OutboxItem, outcome: str, counter: dict[str, int]) -> bool:
-    """Count an outcome the store recorded; say so if it was not (a stale claim)."""
-    if marked:
-        _count(counter, item.channel)
-        return True
-    _log_stale(item, outcome)
-    return False
-
-
-def _log_stale(item: OutboxItem, outcome: str) -> None:
-    # Another claim of this row is current (this send outlived its lease, e.g.
-    # over a wall-clock jump); the outcome is that claim's to record.
-    log.warning(
-        "alert outcome not recorded, its claim is stale monitor=%s channel=%s outbox_id=%d"
-        " claim=%d outcome=%s",
-        item.monitor,
-        item.channel,
-        item.id,
-        item.claim,
-        outcome,
-    )
-
-
-def _count(counter: dict[str, int], key: str) -> None:
-    counter[key] = counter.get(key, 0) + 1
