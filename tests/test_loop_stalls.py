@@ -75,3 +75,46 @@ async def test_metrics_without_per_monitor_families_count_them_by_status(make_cl
     text = (await read(client, "/metrics")).decode()
     assert "monitor=" not in text
     assert 'heartbeatd_monitors{status="new"} 3\n' in text
+
+
+async def test_the_healthchecks_list_of_checks_never_holds_the_loop_for_the_whole_list(
+    make_client, tmp_path
+):
+    (tmp_path / "api-keys").write_text("rw rw-key-0123456789abcdef\n")
+    client = await make_client(many_monitors(MONITORS) + '\n[api]\nkeys_file = "api-keys"\n')
+    body = []
+
+    async def listing() -> None:
+        resp = await client.get("/api/v3/checks/", headers={"X-Api-Key": "rw-key-0123456789abcdef"})
+        assert resp.status == 200
+        body.append(await resp.json())
+
+    worst, took = await worst_stall_while(listing())
+    checks = body[0]["checks"]
+    assert [c["slug"] for c in checks] == [f"m{i:05d}" for i in range(MONITORS)]
+    assert worst < max(NOISE, took / 2), f"loop stalled {worst:.3f}s of a {took:.3f}s list"
+
+
+async def test_an_unknown_check_id_costs_no_walk_over_the_monitors(
+    make_client, tmp_path, monkeypatch
+):
+    from heartbeatd import hcjson
+
+    (tmp_path / "api-keys").write_text("ro ro-key-0123456789abcdef\n")
+    client = await make_client(many_monitors(50) + '\n[api]\nkeys_file = "api-keys"\n')
+    derived = []
+    real = hcjson.check_code
+    monkeypatch.setattr(hcjson, "check_code", lambda m: derived.append(m.slug) or real(m))
+    headers = {"X-Api-Key": "ro-key-0123456789abcdef"}
+    for _ in range(200):
+        resp = await client.get(
+            "/api/v3/checks/00000000-0000-4000-8000-000000000000", headers=headers
+        )
+        assert resp.status == 404
+    # The codes were worked out once for the config, not once per request.
+    assert len(derived) == 50
+    code = real(client.engine.config.monitors["m00007"])
+    resp = await client.get(f"/api/v3/checks/{hcjson.unique_key(code)}", headers=headers)
+    assert (resp.status, (await resp.json())["slug"]) == (200, "m00007")
+    # Found in the same index; only the answer works out its own code.
+    assert derived[50:] == ["m00007"]

@@ -15,8 +15,10 @@ from heartbeatd.provision import Provisioner
 from heartbeatd.strays import StrayPings
 from heartbeatd.web import ack, api, hcapi, maintenance, ping, snooze, surfaces
 from heartbeatd.web.guards import MAX_CONCURRENT_LOGINS, guard_page, guard_read, guard_write
+from heartbeatd.web.hccodes import CheckCodeIndex
 from heartbeatd.web.keys import (
     BODY_TIMEOUT_KEY,
+    CHECK_CODES,
     CLOCK,
     ENGINE,
     HEALTH,
@@ -56,6 +58,7 @@ def make_app(
     app[BODY_TIMEOUT_KEY] = body_timeout
     app[PROVISIONER] = provisioner or Provisioner(engine)
     app[STRAYS] = strays or StrayPings()
+    app[CHECK_CODES] = CheckCodeIndex()
     if outbox is not None:
         app[OUTBOX] = outbox
     if reloads is not None:

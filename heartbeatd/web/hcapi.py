@@ -11,6 +11,7 @@ changing or deleting them answers 403: the file is theirs.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Awaitable
@@ -26,7 +27,8 @@ from heartbeatd.provision import ProvisionError
 from heartbeatd.store import StoreError
 from heartbeatd.web.hcauth import error, read_api, write_api
 from heartbeatd.web.hcfields import find_matches, new_slug, read_fields
-from heartbeatd.web.keys import CLOCK, ENGINE, HEALTH, PROVISIONER
+from heartbeatd.web.keys import CHECK_CODES, CLOCK, ENGINE, HEALTH, PROVISIONER
+from heartbeatd.web.slicing import Slices
 
 log = logging.getLogger(__package__)
 
@@ -65,7 +67,7 @@ def _check(request: web.Request, slug: str, *, readonly: bool = False) -> dict[s
     )
 
 
-def _find(request: web.Request, code: str, *, readonly: bool = False) -> str:
+async def _find(request: web.Request, code: str, *, readonly: bool = False) -> str:
     """The slug of the check `code` names: a uuid, or a unique_key for reads."""
     engine = request.app[ENGINE]
     code = code.lower()
@@ -74,18 +76,23 @@ def _find(request: web.Request, code: str, *, readonly: bool = False) -> str:
     slug = engine.slug_for_uuid(code)
     if slug is not None:
         return slug
-    # A uuid derived from a slug, or a unique_key: worked out monitor by monitor.
-    for slug, monitor in engine.config.monitors.items():
-        own = hcjson.check_code(monitor)
-        if code == own or (readonly and code == hcjson.unique_key(own)):
-            return slug
-    raise error(404, "not found")
+    # A uuid derived from a slug, or a unique_key: from the running config's
+    # index, made in a thread the first time one is asked for.
+    config = engine.config
+    codes = await request.app[CHECK_CODES].of(config)
+    slug = codes.by_uuid.get(code)
+    if slug is None and readonly:
+        slug = codes.by_unique_key.get(code)
+    # The config may have changed while the index was made.
+    if slug is None or engine.monitor(slug) is None:
+        raise error(404, "not found")
+    return slug
 
 
 # -- reads ----------------------------------------------------------------------
 
 
-async def list_checks(request: web.Request, key: ApiKey) -> web.Response:
+async def list_checks(request: web.Request, key: ApiKey) -> web.StreamResponse:
     engine = request.app[ENGINE]
     tags = set(request.query.getall("tag", []))
     slug = request.query.get("slug")
@@ -97,24 +104,47 @@ async def list_checks(request: web.Request, key: ApiKey) -> web.Response:
         slugs = list(engine.config.tagged.get(first, ()))
     else:
         slugs = list(engine.config.monitors)
-    checks = [
-        _check(request, s, readonly=not key.read_write)
-        for s in slugs
-        if tags <= set(engine.config.monitors[s].tags)
-    ]
-    return web.json_response({"checks": checks})
+    # Healthchecks lists every check in one answer, and at 100,000 monitors
+    # that is tens of megabytes: written a piece at a time, with the loop
+    # free between pieces. Each piece shows its checks as they are then; a
+    # monitor a reload removed meanwhile is left out.
+    response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
+    await response.prepare(request)
+    slices = Slices(request.app[CLOCK])
+    readonly = not key.read_write
+    out = ['{"checks": [']
+    separator = ""
+    for start in range(0, len(slugs), CHECKS_PIECE):
+        monitors = engine.config.monitors
+        for s in slugs[start : start + CHECKS_PIECE]:
+            monitor = monitors.get(s)
+            if monitor is None or not tags <= set(monitor.tags):
+                continue
+            out.append(separator + json.dumps(_check(request, s, readonly=readonly)))
+            separator = ", "
+        await response.write("".join(out).encode("utf-8"))
+        out = []
+        await slices.turn()
+    out.append("]}")
+    await response.write("".join(out).encode("utf-8"))
+    await response.write_eof()
+    return response
+
+
+# Checks per write of the streamed list: some 60 KB.
+CHECKS_PIECE = 100
 
 
 async def get_check(request: web.Request, key: ApiKey) -> web.Response:
     readonly = not key.read_write
-    slug = _find(request, request.match_info["code"], readonly=True)
+    slug = await _find(request, request.match_info["code"], readonly=True)
     return web.json_response(_check(request, slug, readonly=readonly))
 
 
 async def list_pings(request: web.Request, key: ApiKey) -> web.Response:
     if not key.read_write:
         raise error(401, "wrong api key: this is a read-only key")
-    slug = _find(request, request.match_info["code"])
+    slug = await _find(request, request.match_info["code"])
     try:
         rows = await request.app[ENGINE].store.pings(slug, limit=1000)
     except StoreError as exc:
@@ -128,7 +158,7 @@ async def list_pings(request: web.Request, key: ApiKey) -> web.Response:
 async def ping_body(request: web.Request, key: ApiKey) -> web.Response:
     if not key.read_write:
         raise error(401, "wrong api key: this is a read-only key")
-    slug = _find(request, request.match_info["code"])
+    slug = await _find(request, request.match_info["code"])
     number = request.match_info["n"]
     try:
         body = await request.app[ENGINE].store.ping_body(slug, int(number))
@@ -150,7 +180,7 @@ def _timestamp(request: web.Request, name: str) -> datetime | None:
 
 
 async def list_flips(request: web.Request, key: ApiKey) -> web.Response:
-    slug = _find(request, request.match_info["code"], readonly=True)
+    slug = await _find(request, request.match_info["code"], readonly=True)
     start, end = _timestamp(request, "start"), _timestamp(request, "end")
     seconds = request.query.get("seconds")
     if seconds is not None:
@@ -210,7 +240,7 @@ async def status(request: web.Request) -> web.Response:
 
 async def pause(request: web.Request, body: dict[str, Any]) -> web.Response:
     engine = request.app[ENGINE]
-    slug = _find(request, request.match_info["code"])
+    slug = await _find(request, request.match_info["code"])
     await _stored(engine.pause(slug), slug)
     log.info("paused monitor=%s via=hcapi", slug)
     return _answer(request, slug)
@@ -218,7 +248,7 @@ async def pause(request: web.Request, body: dict[str, Any]) -> web.Response:
 
 async def resume(request: web.Request, body: dict[str, Any]) -> web.Response:
     engine = request.app[ENGINE]
-    slug = _find(request, request.match_info["code"])
+    slug = await _find(request, request.match_info["code"])
     if engine.state(slug).status is not Status.PAUSED:
         raise error(409, "check is not paused")
     await _stored(engine.resume(slug, request.app[CLOCK].now()), slug)
@@ -278,7 +308,7 @@ async def _create(
 
 
 async def update(request: web.Request, body: dict[str, Any]) -> web.Response:
-    slug = _find(request, request.match_info["code"])
+    slug = await _find(request, request.match_info["code"])
     _owned(request, slug)
     fields = read_fields(request, body, creating=False)
     async with request.app[PROVISIONER].lock:
@@ -289,7 +319,7 @@ async def update(request: web.Request, body: dict[str, Any]) -> web.Response:
 
 
 async def delete(request: web.Request, body: dict[str, Any]) -> web.Response:
-    slug = _find(request, request.match_info["code"])
+    slug = await _find(request, request.match_info["code"])
     _owned(request, slug)
     answer = _check(request, slug)
     provisioner = request.app[PROVISIONER]

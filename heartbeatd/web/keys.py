@@ -14,6 +14,7 @@ from heartbeatd.looplag import LoopLag
 from heartbeatd.outbox import Outbox
 from heartbeatd.provision import Provisioner
 from heartbeatd.strays import StrayPings
+from heartbeatd.web.hccodes import CheckCodeIndex
 
 # Returns None when healthy, else what is wrong.
 Health = Callable[[], Awaitable["str | None"]]
@@ -34,3 +35,5 @@ LOOP_LAG = web.AppKey("loop_lag", LoopLag)
 PROVISIONER = web.AppKey("provisioner", Provisioner)
 # Pings to no known monitor (ping.py counts them; page, API and /metrics show them).
 STRAYS = web.AppKey("strays", StrayPings)
+# The Healthchecks API's check uuids and unique_keys of the running config (hcapi.py).
+CHECK_CODES = web.AppKey("check_codes", CheckCodeIndex)
