@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from heartbeatd.reloading import Reloads, needs_restart, report_reload, some
 from heartbeatd.reloadplan import ReloadPlan, plan_reload
 from heartbeatd.selfping import SelfPing
 from heartbeatd.silence import SilenceWatch
-from heartbeatd.store import Store, StoreError
+from heartbeatd.store import Definition, Store, StoreError
 from heartbeatd.systemd import (
     APPLIED,
     REJECTED,
@@ -80,11 +80,18 @@ KEEPALIVE_TIMEOUT = 75.0
 
 
 def _plan_reload(
-    running: Config, new: Config, with_state: list[str], forced: bool
-) -> tuple[ReloadPlan, str | None]:
-    """In a thread: what the reload changes, and why it needs --force (or None)."""
+    running: Config,
+    from_file: Config,
+    definitions: Mapping[str, Definition],
+    with_state: list[str],
+    forced: bool,
+) -> tuple[Config, ReloadPlan, str | None]:
+    """In a thread: the new config (the file's monitors, then the API's, read
+    again against the new [defaults]; the file's win a clash), what the
+    reload changes, and why it needs --force (or None)."""
+    new = merge(from_file, definitions)
     problem = None if forced else reload_problem(running, new)
-    return plan_reload(running, new, with_state), problem
+    return new, plan_reload(running, new, with_state), problem
 
 
 class Daemon:
@@ -308,14 +315,15 @@ class Daemon:
         # Every write to the API monitors holds this lock: none can land
         # between the merge and the swap, while the comparison runs in a thread.
         async with self.provisioner.lock:
-            # The monitors created through the API stay: read again against
-            # the new [defaults], after the file's, which win a clash.
-            new = self.provisioner.merged(from_file)
-            running = self.engine.config
-            # Comparing 100,000 monitors' settings takes longer than a ping
+            # Merging and comparing 100,000 monitors takes longer than a ping
             # should wait: in a thread too. Both configs are immutable.
-            plan, problem = await asyncio.to_thread(
-                _plan_reload, running, new, list(self.engine.states), forced
+            new, plan, problem = await asyncio.to_thread(
+                _plan_reload,
+                self.engine.config,
+                from_file,
+                dict(self.provisioner.definitions),
+                list(self.engine.states),
+                forced,
             )
             if problem is not None:
                 self._reload_rejected(forced, ConfigError([problem]))

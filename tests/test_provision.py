@@ -295,3 +295,31 @@ async def test_a_create_during_the_reload_comparison_waits_for_the_swap_and_stay
     # Whichever order they took, the swap did not drop the new monitor.
     assert daemon.engine.config.monitors["meanwhile"].source == "api"
     assert "meanwhile" in daemon.engine.wheel
+
+
+async def test_creates_and_reloads_merge_and_compare_off_the_event_loop(
+    make_daemon, tmp_path, clock, monkeypatch
+):
+    from heartbeatd import provision
+
+    path = tmp_path / "heartbeatd.toml"
+    path.write_text(config())
+    daemon = await make_daemon(path)
+    # At 100,000 monitors a merge takes a good part of a second: it must not
+    # run on the thread that serves pings.
+    threads = []
+    real_merge = provision.merge
+
+    def merge(*args, **kwargs):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real_merge(*args, **kwargs)
+
+    monkeypatch.setattr(provision, "merge", merge)
+    monkeypatch.setattr(daemon_module, "merge", merge)
+    async with daemon.provisioner.lock:
+        await daemon.provisioner.save("made", {"period": "1h"}, clock.now())
+    await daemon.apply_reload()
+    async with daemon.provisioner.lock:
+        await daemon.provisioner.delete("made", clock.now())
+    assert threads == [False, False, False]
+    assert "made" not in daemon.engine.config.monitors
