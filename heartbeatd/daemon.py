@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from heartbeatd.reloading import Reloads, needs_restart, report_reload, some
 from heartbeatd.reloadplan import ReloadPlan, plan_reload
 from heartbeatd.selfping import SelfPing
 from heartbeatd.silence import SilenceWatch
+from heartbeatd.slices import Slices
 from heartbeatd.store import Definition, Store, StoreError
 from heartbeatd.systemd import (
     APPLIED,
@@ -92,6 +94,29 @@ def _plan_reload(
     new = merge(from_file, definitions)
     problem = None if forced else reload_problem(running, new)
     return new, plan_reload(running, new, with_state), problem
+
+
+# Deadlines applied between two chances for the loop to run something else.
+TICK_PIECE = 50
+
+
+async def tick_in_slices(
+    engine: Engine, clock: Clock, now: datetime, ticked: Callable[[], None]
+) -> None:
+    """Apply the deadlines that have passed, a slice at a time: after a
+    restart or an outage thousands may pass in the same second, and the pings
+    that come in meanwhile are answered between two slices. `ticked` is
+    called after each piece."""
+    due = engine.pop_due(now)
+    slices = Slices(clock)
+    for start in range(0, len(due), TICK_PIECE):
+        if start:
+            await slices.turn()
+            now = clock.now()
+        engine.tick_due(due[start : start + TICK_PIECE], now)
+        ticked()
+    if not due:
+        ticked()
 
 
 class Daemon:
@@ -416,8 +441,7 @@ class Daemon:
                 log.warning("wall clock jumped back seconds=%d", -drift)
                 self.outbox.clock_stepped(drift)
             wall, mono = now, now_mono
-            self.engine.tick(now)
-            self._last_tick = now_mono
+            await self._tick(now)
             # Sleep until the wheel's next slot comes due, or for the heartbeat.
             # A slot the tick left due (the state machine kept a passed
             # deadline) waits for the heartbeat rather than spinning. Waking a
@@ -428,6 +452,13 @@ class Daemon:
             if due is not None and due > now.timestamp():
                 delay = min(due - now.timestamp(), TICK_EVERY)
             await self.clock.sleep(delay)
+
+    async def _tick(self, now: datetime) -> None:
+        def ticked() -> None:
+            # Progress: the watchdog and /healthz see a loop that ticks.
+            self._last_tick = self.clock.monotonic()
+
+        await tick_in_slices(self.engine, self.clock, now, ticked)
 
     async def _watchdog(self, interval: float) -> None:
         while True:

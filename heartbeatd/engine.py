@@ -25,7 +25,7 @@ import asyncio
 import logging
 import secrets
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -194,15 +194,27 @@ class Engine:
 
     def tick(self, now: datetime) -> int:
         """Apply every deadline that has passed; returns how many monitors were due."""
+        due = self.pop_due(now)
+        self.tick_due(due, now)
+        return len(due)
+
+    def pop_due(self, now: datetime) -> list[str]:
+        """The monitors whose deadline has passed by `now`, taken off the wheel:
+        the daemon applies them with tick_due a slice at a time, since
+        thousands may fall due in one second (a restart, a network outage)."""
         self._last_tick_epoch = now.timestamp()
-        due = self.wheel.pop_due(self._last_tick_epoch)
-        for slug in due:
+        return self.wheel.pop_due(self._last_tick_epoch)
+
+    def tick_due(self, slugs: Iterable[str], now: datetime) -> None:
+        """Apply the deadlines of `slugs` (from pop_due). A monitor pinged,
+        removed or rescheduled since is judged as it is now, so a ping that
+        came between two slices is never undone."""
+        for slug in slugs:
             # One bad monitor never stops the loop.
             try:
                 self._tick_one(slug, now)
             except Exception:
                 log.exception("tick failed monitor=%s", slug)
-        return len(due)
 
     def _tick_one(self, slug: str, now: datetime) -> None:
         monitor = self.config.monitors.get(slug)

@@ -118,3 +118,36 @@ async def test_an_unknown_check_id_costs_no_walk_over_the_monitors(
     assert (resp.status, (await resp.json())["slug"]) == (200, "m00007")
     # Found in the same index; only the answer works out its own code.
     assert derived[50:] == ["m00007"]
+
+
+async def test_thousands_of_deadlines_in_one_second_leave_room_for_pings(make_stack, clock):
+    from heartbeatd import daemon as daemon_module
+    from heartbeatd.daemon import tick_in_slices
+    from heartbeatd.model import Ping, PingKind, Status
+
+    n = 3000
+    stack = await make_stack(
+        '[storage]\npath = "hb.db"\n'
+        + "".join(f'[monitors.m{i:05d}]\nperiod = "1m"\ngrace = "1m"\n' for i in range(n))
+    )
+    engine = stack.engine
+    # A restart after an outage, say: every deadline passes in the same second.
+    clock.advance(minutes=3)
+    ticks = []
+    ticking = asyncio.ensure_future(
+        tick_in_slices(engine, clock, clock.now(), lambda: ticks.append(1))
+    )
+    # A ping comes in while the deadlines are being applied.
+    while not ticks:
+        await asyncio.sleep(0)
+    pending = [s for s, state in engine.states.items() if state.status is not Status.DOWN]
+    assert pending, f"all {n} deadlines were applied before the ping could be"
+    pinged = pending[-1]
+    await engine.handle_ping(pinged, Ping(kind=PingKind.SUCCESS, at=clock.now()))
+    await ticking
+    # The rest went down; the ping that came in between was not undone.
+    down = {s for s, state in engine.states.items() if state.status is Status.DOWN}
+    assert engine.states[pinged].status is Status.UP
+    assert down == set(engine.config.monitors) - {pinged}
+    assert len(ticks) == -(-n // daemon_module.TICK_PIECE)
+    await stack.store.flush()

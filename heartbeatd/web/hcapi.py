@@ -24,11 +24,11 @@ from heartbeatd import hcjson
 from heartbeatd.apikeys import ApiKey
 from heartbeatd.model import Status
 from heartbeatd.provision import ProvisionError
+from heartbeatd.slices import Slices
 from heartbeatd.store import StoreError
 from heartbeatd.web.hcauth import error, read_api, write_api
 from heartbeatd.web.hcfields import find_matches, new_slug, read_fields
 from heartbeatd.web.keys import CHECK_CODES, CLOCK, ENGINE, HEALTH, PROVISIONER
-from heartbeatd.web.slicing import Slices
 
 log = logging.getLogger(__package__)
 

@@ -1,10 +1,10 @@
-"""Long answers written a slice at a time, with the event loop free between.
+"""Long work on the event loop done a slice at a time, with the loop free between.
 
-A surface that walks every monitor (a /metrics scrape, the Healthchecks list
-of checks) would hold the loop for seconds at 100,000 monitors, and every
-ping would wait. Such a handler calls `Slices.turn()` between two small
-pieces of work: after SLICE seconds of work it lets the loop run whatever is
-due (pings, ticks, other requests) before going on.
+Work that walks every monitor (a /metrics scrape, the Healthchecks list of
+checks, a tick in which thousands of deadlines pass) would hold the loop for
+seconds at 100,000 monitors, and every ping would wait. Such work calls
+`Slices.turn()` between two small pieces: after SLICE seconds of work it lets
+the loop run whatever is due (pings, ticks, other requests) before going on.
 """
 
 from __future__ import annotations
