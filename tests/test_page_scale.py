@@ -185,3 +185,66 @@ async def test_no_stretch_of_a_page_render_holds_the_loop_for_50_ms(big_client, 
     await load()
     stalls = [await worst_stall_while(load()) for _ in range(3)]
     assert min(stalls) < STALL_BOUND, f"worst loop stalls {[round(s, 3) for s in stalls]} s"
+
+
+FLAPS = 5_000
+
+
+@pytest.fixture
+async def flappy_client(make_client, clock):
+    """Two monitors; `flappy` went down and up again 5,000 times in the last
+    day (what a job that fails every other run every 30 s leaves)."""
+    client = await make_client(
+        '[storage]\npath = "hb.db"\nflip_history = 100000\n'
+        '[monitors.flappy]\nperiod = "1h"\n[monitors.calm]\nperiod = "1h"\n'
+    )
+    await client.store.flush()
+    now = clock.now()
+    rows = [
+        (
+            "flappy",
+            format_stored(now - timedelta(seconds=17 * (FLAPS - k))),
+            *(("up", "down", "failed") if k % 2 == 0 else ("down", "up", "recovered")),
+        )
+        for k in range(FLAPS)
+    ]
+    with contextlib.closing(sqlite3.connect(client.engine.config.storage.path)) as db, db:
+        db.executemany(
+            "INSERT INTO flips (monitor, at, old, new, reason) VALUES (?, ?, ?, ?, ?)", rows
+        )
+    return client
+
+
+def count_flips_read(client, monkeypatch) -> list[int]:
+    read: list[int] = []
+    flips_since = client.store.flips_since
+
+    async def counted(since, **options):
+        found = await flips_since(since, **options)
+        read.append(len(found.get("flappy", ())))
+        return found
+
+    monkeypatch.setattr(client.store, "flips_since", counted)
+    return read
+
+
+async def test_a_flapping_monitor_costs_the_overview_a_bounded_number_of_flips(
+    flappy_client, monkeypatch
+):
+    read = count_flips_read(flappy_client, monkeypatch)
+    html = await (await flappy_client.get("/")).text()
+    assert html.count('<svg class="strip"') == 2
+    assert 0 < read[0] <= 200, f"{read[0]} flips read for one strip"
+    # What it read still shows the last hours as down (the worst of each).
+    assert 'class="h-down"><title>' in html
+
+
+async def test_a_flapping_monitor_costs_its_page_a_bounded_number_of_flips(
+    flappy_client, monkeypatch
+):
+    read = count_flips_read(flappy_client, monkeypatch)
+    resp = await flappy_client.get("/monitors/flappy")
+    assert resp.status == 200
+    html = await resp.text()
+    assert 0 < read[0] < FLAPS, f"{read[0]} flips read for one monitor page"
+    assert '<svg class="strip"' in html
