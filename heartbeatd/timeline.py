@@ -118,21 +118,36 @@ def strip(history: list[Span], now: datetime, length: timedelta, cells: int = CE
     their bounds (and the work of writing them out)."""
     step = length.total_seconds()
     first = (math.floor(now.timestamp() / step) - cells + 1) * step
+    last = first + cells * step
+    # What the strip shows depends only on the spans in force inside it (the
+    # one in force at its start, from its start): monitors with the same of
+    # those (most are up all along) share one strip.
+    starts = [span.start.timestamp() for span in history]
+    window = []
+    for j, span in enumerate(history):
+        if starts[j] >= last:
+            break
+        if j + 1 < len(starts) and starts[j + 1] <= first:
+            continue
+        window.append((max(starts[j], first), span.status, span.reason))
+    return list(_marked(first, step, cells, tuple(window)))
+
+
+@lru_cache(maxsize=4096)
+def _marked(
+    first: float, step: float, cells: int, window: tuple[tuple[float, str, str | None], ...]
+) -> tuple[Cell, ...]:
     bounds = _bounds(first, step, cells)
     # Each span marks the cells it overlaps (a few divisions), instead of
-    # each cell looking through the spans: a page draws 100 strips.
-    best: list[Span | None] = [None] * cells
+    # each cell looking through the spans.
+    best: list[tuple[str, str | None] | None] = [None] * cells
     rank = [-1] * cells
-    last = first + cells * step
-    starts = [span.start.timestamp() for span in history]
-    ends = [*starts[1:], math.inf][: len(starts)]
-    for span, start, end in zip(history, starts, ends, strict=True):
+    ends = [start for start, _, _ in window[1:]] + [math.inf] * bool(window)
+    for (start, status, reason), end in zip(window, ends, strict=True):
         # A span counts in a cell [lo, hi) if it starts before hi and is still
         # in force after lo; one that ends at or before a cell's lo does not.
-        if start >= last or end <= first:
-            continue
         n = max(0, int((start - first) // step))
-        r = RANK[span.status]
+        r = RANK[status]
         while n < cells:
             lo, hi = bounds[n][2], bounds[n][3]
             if start >= hi:
@@ -141,14 +156,12 @@ def strip(history: list[Span], now: datetime, length: timedelta, cells: int = CE
             if end <= lo:
                 break
             if r > rank[n]:
-                best[n], rank[n] = span, r
+                best[n], rank[n] = (status, reason), r
             n += 1
-    return [
-        Cell(lo_time, hi_time, "none")
-        if span is None
-        else Cell(lo_time, hi_time, span.status, span.reason)
-        for (lo_time, hi_time, _, _), span in zip(bounds, best, strict=True)
-    ]
+    return tuple(
+        Cell(lo_time, hi_time, "none") if mark is None else Cell(lo_time, hi_time, *mark)
+        for (lo_time, hi_time, _, _), mark in zip(bounds, best, strict=True)
+    )
 
 
 @lru_cache(maxsize=256)
