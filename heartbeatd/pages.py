@@ -43,6 +43,8 @@ _env = Environment(
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    # The templates ship with the package: no stat() of each on every page.
+    auto_reload=False,
 )
 
 
@@ -99,6 +101,15 @@ _env.globals.update(
     # 100,000 monitors, not 100000.
     number="{:,}".format,
 )
+
+
+# Compiled now, as the daemon starts, not by the first request for a page:
+# compiling a template holds the event loop for tens of milliseconds. The
+# ones the pages extend and import stay in the environment's cache.
+_env.get_template("base.html")
+_env.get_template("macros.html")
+_INDEX = _env.get_template("index.html")
+_MONITOR = _env.get_template("monitor.html")
 
 
 # -- pages ------------------------------------------------------------------------
@@ -184,7 +195,7 @@ def count_by_status(monitors: Sequence[MonitorView]) -> dict[str, int]:
 def render_index(listing: Listing, now: datetime, strays: Sequence[Any] = ()) -> str:
     """The overview at `/`: the counts, the filters, and one page of monitors;
     then the last pings to no known monitor (strays.StrayPing), if any."""
-    return _env.get_template("index.html").render(
+    return _INDEX.render(
         rows=[monitor_row(m, strip_svg(cells) if cells else "", now) for m, cells in listing.rows],
         listing=listing,
         strays=strays,
@@ -290,7 +301,7 @@ def render_monitor(
     detail: Detail = Detail(),
 ) -> str:
     """One monitor at `/monitors/<slug>`: its facts, pictures, flips and ping log (newest first)."""
-    return _env.get_template("monitor.html").render(
+    return _MONITOR.render(
         m=monitor,
         pings=pings,
         flips=flip_rows(flips, monitor.status.value, now),
