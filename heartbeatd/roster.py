@@ -16,6 +16,7 @@ and Python looks only at the keys that match.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ class SortedKeys(Generic[K]):
         # Per run, its keys joined by SEP and where each starts, for
         # matching(); None until a search needs it, and again once the run
         # changes.
-        self._texts: list[tuple[str, list[int]] | None] = [None] * len(self._runs)
+        self._texts: list[tuple[str, array[int]] | None] = [None] * len(self._runs)
 
     def __len__(self) -> int:
         return self._len
@@ -103,7 +104,7 @@ class SortedKeys(Generic[K]):
             text = self._texts[i]
             if text is None:
                 joined = SEP.join(run)
-                starts = list(accumulate((len(key) + 1 for key in run), initial=0))
+                starts = array("q", accumulate((len(key) + 1 for key in run), initial=0))
                 text = self._texts[i] = (joined, starts)
             joined, starts = text
             # A match never spans a SEP, so it lies inside one key; after it,
