@@ -11,6 +11,7 @@ cell would cost more than the rest of the page.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -41,10 +42,15 @@ WORDS = {
 def strip_svg(cells: Sequence[Cell]) -> Markup:
     """One cell per period, oldest on the left; each cell's tooltip says when
     and what (and why it went down)."""
+    return _strip_svg(tuple(cells))
+
+
+# Monitors of one period that were up all along (most of them, on most
+# pages) have the very same strip: it is written out once.
+@lru_cache(maxsize=1024)
+def _strip_svg(cells: tuple[Cell, ...]) -> Markup:
     width = len(cells) * STEP - CELL_GAP
-    counts: dict[str, int] = {}
-    for cell in cells:
-        counts[cell.status] = counts.get(cell.status, 0) + 1
+    counts = Counter(cell.status for cell in cells)
     summary = ", ".join(f"{n} {WORDS[status]}" for status, n in counts.items())
     label = f"the last {len(cells)} periods: {summary}"
     rects = "".join(_rect(i, cell) for i, cell in enumerate(cells))

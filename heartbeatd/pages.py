@@ -13,9 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup, escape
 
 from heartbeatd import humanize, roster
 from heartbeatd.charts import chart_top, runs_svg, strip_svg
@@ -42,6 +43,8 @@ _env = Environment(
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    # The templates ship with the package: no stat() of each on every page.
+    auto_reload=False,
 )
 
 
@@ -98,6 +101,15 @@ _env.globals.update(
     # 100,000 monitors, not 100000.
     number="{:,}".format,
 )
+
+
+# Compiled now, as the daemon starts, not by the first request for a page:
+# compiling a template holds the event loop for tens of milliseconds. The
+# ones the pages extend and import stay in the environment's cache.
+_env.get_template("base.html")
+_env.get_template("macros.html")
+_INDEX = _env.get_template("index.html")
+_MONITOR = _env.get_template("monitor.html")
 
 
 # -- pages ------------------------------------------------------------------------
@@ -183,8 +195,8 @@ def count_by_status(monitors: Sequence[MonitorView]) -> dict[str, int]:
 def render_index(listing: Listing, now: datetime, strays: Sequence[Any] = ()) -> str:
     """The overview at `/`: the counts, the filters, and one page of monitors;
     then the last pings to no known monitor (strays.StrayPing), if any."""
-    return _env.get_template("index.html").render(
-        rows=[(m, strip_svg(cells) if cells else "") for m, cells in listing.rows],
+    return _INDEX.render(
+        rows=[monitor_row(m, strip_svg(cells) if cells else "", now) for m, cells in listing.rows],
         listing=listing,
         strays=strays,
         query=listing.query,
@@ -193,6 +205,72 @@ def render_index(listing: Listing, now: datetime, strays: Sequence[Any] = ()) ->
         now=now,
         refresh=REFRESH_SECONDS,
         root="",
+    )
+
+
+def when(value: datetime | None, now: datetime, missing: str = "never") -> str:
+    """A time as "3 min ago" with the ISO time in a tooltip, or `missing` (trusted text)."""
+    if not value:
+        return f'<span class="muted">{missing}</span>'
+    stamp = isoformat(value)
+    return f'<time datetime="{stamp}" title="{stamp}">{ago(value, now)}</time>'
+
+
+def _fact(label: str, value: str, cls: str = "") -> str:
+    dd = f'<dd class="{cls}">' if cls else "<dd>"
+    return f'<div class="fact"><dt>{label}</dt>{dd}{value}</dd></div>'
+
+
+def monitor_row(m: MonitorView, strip: str, now: datetime) -> Markup:
+    """One monitor on the overview: status, name, slug and schedule, its
+    history strip (SVG markup), and when it pinged and is expected.
+
+    Built as a string, not in the template: a page has 100 of them, and a
+    template loop with macro calls per row cost most of the page's time.
+    Every text from the config or a ping goes through escape()."""
+    status = m.status.value
+    what = [f'<span class="name">{escape(m.name)}</span>']
+    if m.started_at:
+        what.append(
+            f' <span class="running" title="started {isoformat(m.started_at)}">'
+            f"running {escape(humanize.span((now - m.started_at).total_seconds()))}</span>"
+        )
+    muted = [f'<span class="slug">{escape(m.slug)}</span>']
+    if m.source == "api":
+        muted.append(' · <span class="source">api</span>')
+    muted.append(f" · {escape(m.schedule)}")
+    if status == "down" and m.reason:
+        muted.append(f' · <span class="why">{escape(why(m))}</span>')
+    if m.held_by:
+        muted.append(f' · <span class="held">alert held by {escape(m.held_by)}</span>')
+    elif m.snoozed_until:
+        muted.append(' · <span class="held">snoozed</span>')
+    if m.acked_at:
+        by = f" by {escape(m.acked_by)}" if m.acked_by else ""
+        muted.append(f' · <span class="held">acknowledged{by}</span>')
+    if m.maintenance:
+        muted.append(f' · <span class="held banner">maintenance: {escape(m.maintenance)}</span>')
+    facts = [_fact("Last ping", when(m.last_ping, now))]
+    if status == "down":
+        facts.append(_fact("Down since", when(m.down_at, now)))
+    elif status == "paused":
+        facts.append(_fact("Next expected", "paused", "muted"))
+    else:
+        label = "Was expected" if status == "late" else "Next expected"
+        facts.append(_fact(label, when(m.expected_at, now, "\u2013")))
+    if status in ("late", "new"):
+        facts.append(_fact("Goes down", when(m.down_at, now, "\u2013"), "why"))
+    else:
+        facts.append(_fact("Last run", run_time(m.last_duration)))
+    return Markup(
+        f'  <li class="card s-{status}">\n'
+        f'    <a class="row" href="monitors/{quote(m.slug, safe="/")}">\n'
+        f'      <span class="pill s-{status}">{status}</span>\n'
+        f'      <div class="what">\n        {"".join(what)}\n'
+        f'        <div class="muted">{"".join(muted)}</div>\n'
+        f'        <div class="history">{strip}</div>\n'
+        f'      </div>\n      <dl class="facts">\n        {"".join(facts)}\n      </dl>\n'
+        "    </a>\n  </li>"
     )
 
 
@@ -223,7 +301,7 @@ def render_monitor(
     detail: Detail = Detail(),
 ) -> str:
     """One monitor at `/monitors/<slug>`: its facts, pictures, flips and ping log (newest first)."""
-    return _env.get_template("monitor.html").render(
+    return _MONITOR.render(
         m=monitor,
         pings=pings,
         flips=flip_rows(flips, monitor.status.value, now),

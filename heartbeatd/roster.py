@@ -9,16 +9,19 @@ a monitor's status changes (rarely: pings that keep a monitor up change
 nothing here). A page of 100 then costs a few bisections and a slice.
 
 A text search (`q`) cannot use an index: it looks at the names and slugs of
-the monitors that the other filters leave, in C-speed substring tests.
+the monitors that the other filters leave. Each run of keys keeps them
+joined in one string, so the search is str.find over that string (C speed),
+and Python looks only at the keys that match.
 """
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from heapq import merge
-from itertools import islice
+from itertools import accumulate, islice
 from typing import Generic, TypeVar
 
 from heartbeatd.model import Status
@@ -46,6 +49,10 @@ class SortedKeys(Generic[K]):
         ]
         self._maxes: list[K] = [run[-1] for run in self._runs]
         self._len = len(ordered)
+        # Per run, its keys joined by SEP and where each starts, for
+        # matching(); None until a search needs it, and again once the run
+        # changes.
+        self._texts: list[tuple[str, array[int]] | None] = [None] * len(self._runs)
 
     def __len__(self) -> int:
         return self._len
@@ -53,15 +60,18 @@ class SortedKeys(Generic[K]):
     def add(self, key: K) -> None:
         if not self._runs:
             self._runs, self._maxes, self._len = [[key]], [key], 1
+            self._texts = [None]
             return
         i = min(bisect_left(self._maxes, key), len(self._runs) - 1)
         run = self._runs[i]
         insort(run, key)
         self._maxes[i] = run[-1]
+        self._texts[i] = None
         self._len += 1
         if len(run) > 2 * self.LOAD:
             self._runs[i : i + 1] = [run[: self.LOAD], run[self.LOAD :]]
             self._maxes[i : i + 1] = [run[self.LOAD - 1], run[-1]]
+            self._texts[i : i + 1] = [None, None]
 
     def discard(self, key: K) -> None:
         i = bisect_left(self._maxes, key)
@@ -75,8 +85,9 @@ class SortedKeys(Generic[K]):
         self._len -= 1
         if run:
             self._maxes[i] = run[-1]
+            self._texts[i] = None
         else:
-            del self._runs[i], self._maxes[i]
+            del self._runs[i], self._maxes[i], self._texts[i]
 
     def rank(self, key: K) -> int:
         """How many keys are <= `key`."""
@@ -87,8 +98,23 @@ class SortedKeys(Generic[K]):
         return before
 
     def matching(self, needle: str) -> list[K]:
-        """The keys that contain `needle`, in order (a substring test each, no more)."""
-        return [key for run in self._runs for key in run if needle in key]
+        """The keys that contain `needle` (which holds no SEP), in order."""
+        found: list[K] = []
+        for i, run in enumerate(self._runs):
+            text = self._texts[i]
+            if text is None:
+                joined = SEP.join(run)
+                starts = array("q", accumulate((len(key) + 1 for key in run), initial=0))
+                text = self._texts[i] = (joined, starts)
+            joined, starts = text
+            # A match never spans a SEP, so it lies inside one key; after it,
+            # the search goes on from the next key.
+            at = joined.find(needle)
+            while at != -1:
+                k = bisect_right(starts, at) - 1
+                found.append(run[k])
+                at = joined.find(needle, starts[k + 1])
+        return found
 
     def iter_from(self, start: int) -> Iterator[K]:
         """The keys from position `start` on, in order."""

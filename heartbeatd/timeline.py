@@ -24,6 +24,7 @@ from heartbeatd.schedule import Schedule
 from heartbeatd.times import parse_stored
 
 CELLS = 30
+_BEGINNING = datetime.min.replace(tzinfo=timezone.utc)
 # What a cell shows when several statuses shared it: the one that tells
 # most, the worst first; a pause, and a time heartbeatd itself was not
 # running ("unknown", recorded after a daemon gap), are worth telling over up.
@@ -85,10 +86,10 @@ def spans(
     out: list[Span] = []
     if flips:
         first = flips[0]
-        out.append(Span(datetime.min.replace(tzinfo=timezone.utc), _shown(first["old"])))
+        out.append(Span(_BEGINNING, _shown(first["old"])))
     else:
         if first_seen is not None:
-            out.append(Span(datetime.min.replace(tzinfo=timezone.utc), "none"))
+            out.append(Span(_BEGINNING, "none"))
         out.append(Span(first_seen or now, _shown(status)))
     for flip in flips:
         at = parse_stored(flip["at"])
@@ -117,24 +118,59 @@ def strip(history: list[Span], now: datetime, length: timedelta, cells: int = CE
     their bounds (and the work of writing them out)."""
     step = length.total_seconds()
     first = (math.floor(now.timestamp() / step) - cells + 1) * step
+    last = first + cells * step
+    # What the strip shows depends only on the spans in force inside it (the
+    # one in force at its start, from its start): monitors with the same of
+    # those (most are up all along) share one strip.
     starts = [span.start.timestamp() for span in history]
+    window = []
+    for j, span in enumerate(history):
+        if starts[j] >= last:
+            break
+        if j + 1 < len(starts) and starts[j + 1] <= first:
+            continue
+        window.append((max(starts[j], first), span.status, span.reason))
+    return list(_marked(first, step, cells, tuple(window)))
+
+
+@lru_cache(maxsize=4096)
+def _marked(
+    first: float, step: float, cells: int, window: tuple[tuple[float, str, str | None], ...]
+) -> tuple[Cell, ...]:
+    bounds = _bounds(first, step, cells)
+    # Each span marks the cells it overlaps (a few divisions), instead of
+    # each cell looking through the spans.
+    best: list[tuple[str, str | None] | None] = [None] * cells
+    rank = [-1] * cells
+    ends = [start for start, _, _ in window[1:]] + [math.inf] * bool(window)
+    for (start, status, reason), end in zip(window, ends, strict=True):
+        # A span counts in a cell [lo, hi) if it starts before hi and is still
+        # in force after lo; one that ends at or before a cell's lo does not.
+        n = max(0, int((start - first) // step))
+        r = RANK[status]
+        while n < cells:
+            lo, hi = bounds[n][2], bounds[n][3]
+            if start >= hi:
+                n += 1
+                continue
+            if end <= lo:
+                break
+            if r > rank[n]:
+                best[n], rank[n] = (status, reason), r
+            n += 1
+    return tuple(
+        Cell(lo_time, hi_time, "none") if mark is None else Cell(lo_time, hi_time, *mark)
+        for (lo_time, hi_time, _, _), mark in zip(bounds, best, strict=True)
+    )
+
+
+@lru_cache(maxsize=256)
+def _bounds(first: float, step: float, cells: int) -> list[tuple[datetime, datetime, float, float]]:
+    # The same for every monitor of one period on a page.
     out = []
-    i = 0
     for n in range(cells):
         lo, hi = first + n * step, first + (n + 1) * step
-        # The span in force at `lo`, then every one that starts before `hi`.
-        while i + 1 < len(starts) and starts[i + 1] <= lo:
-            i += 1
-        best: Span | None = None
-        for j in range(i, len(starts)):
-            if starts[j] >= hi:
-                break
-            if best is None or RANK[history[j].status] > RANK[best.status]:
-                best = history[j]
-        if best is None:
-            out.append(Cell(_utc(lo), _utc(hi), "none"))
-        else:
-            out.append(Cell(_utc(lo), _utc(hi), best.status, best.reason))
+        out.append((_utc(lo), _utc(hi), lo, hi))
     return out
 
 

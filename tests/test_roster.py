@@ -159,3 +159,27 @@ def test_the_api_filters_like_the_page(roster):
 def test_a_search_ignores_case_and_blank_and_nul_characters(roster):
     assert roster.page(q="  Mail ").slugs == ["mail"]
     assert roster.page(q="ma\0il").slugs == ["mail"]
+
+
+def test_a_search_finds_what_a_substring_test_finds_through_adds_and_removals():
+    rng = random.Random(11)
+    keys = SortedKeys[str]()
+    mirror: set[str] = set()
+    words = ["backup", "db", "web", "mail", "bac", "kup"]
+    needles = ["backup", "b", "kup\0", "p", "zz", "0", "web-1", "ackup\0w"]
+    # Past two runs' worth, so runs split; searched between changes, so
+    # what a search kept of a run must follow the run's changes.
+    for step in range(6000):
+        name = "-".join(rng.choice(words) for _ in range(rng.randrange(1, 3)))
+        key = f"{name}\0{name}-{rng.randrange(2500)}"
+        if key in mirror and rng.random() < 0.5:
+            keys.discard(key)
+            mirror.discard(key)
+        elif key not in mirror:
+            keys.add(key)
+            mirror.add(key)
+        if step % 500 == 0:
+            for needle in needles:
+                needle = needle.replace("\0", "")
+                expected = sorted(k for k in mirror if needle in k)
+                assert keys.matching(needle) == expected, needle

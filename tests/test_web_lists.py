@@ -297,9 +297,9 @@ async def test_the_strips_of_a_page_come_from_one_query(client, clock, monkeypat
     calls = []
     flips_since = client.store.flips_since
 
-    async def counted(since: Mapping[str, Any]) -> Any:
+    async def counted(since: Mapping[str, Any], **options: Any) -> Any:
         calls.append(sorted(since))
-        return await flips_since(since)
+        return await flips_since(since, **options)
 
     monkeypatch.setattr(client.store, "flips_since", counted)
     html = await (await client.get("/")).text()

@@ -222,11 +222,14 @@ class Store:
         """The newest flips of a monitor, newest first, each with its deliveries."""
         return await history.flips(self._reader, slug, limit)
 
-    async def flips_since(self, since: Mapping[str, datetime]) -> dict[str, list[dict[str, Any]]]:
+    async def flips_since(
+        self, since: Mapping[str, datetime], limit: int | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
         """Per monitor: its flips from `since[slug]` on, oldest first, with the
-        one before them; `at` in the stored form. One query for all of them."""
+        one before them (no more than the newest `limit`); `at` in the stored
+        form. One query for all of them."""
         stored = {slug: format_stored(when) for slug, when in since.items()}
-        return await history.flips_since(self._reader, stored)
+        return await history.flips_since(self._reader, stored, limit)
 
     async def runs(self, slug: str, limit: int = 60) -> list[dict[str, Any]]:
         """The newest pings that ended a measured run (with a duration), newest first."""

@@ -304,24 +304,39 @@ async def flips(reader: Reader, slug: str, limit: int) -> list[dict[str, Any]]:
     return list(found.values())
 
 
-async def flips_since(reader: Reader, since: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+async def flips_since(
+    reader: Reader, since: dict[str, str], limit: int | None = None
+) -> dict[str, list[dict[str, Any]]]:
     """For each monitor, its flips from its stored time `since[slug]` on and
     the one before them (what it was at that time), oldest first: one query
-    for a whole page of monitors."""
+    for a whole page of monitors. With `limit`, no more than the newest
+    `limit` of them: a monitor that flapped all day costs a page no more
+    than that (the oldest one kept then tells what it was before, as after
+    flip_history pruned the older ones)."""
     found: dict[str, list[dict[str, Any]]] = {slug: [] for slug in since}
     if not since:
         return found
     values = ",".join("(?, ?)" for _ in since)
     # The first id per monitor walks its flips back from the newest (the
-    # (monitor, id) index) only as far as the first one before `since`.
+    # (monitor, id) index) only as far as the first one before `since`, or
+    # `limit` flips back, whichever comes first.
+    newest = (
+        "coalesce((SELECT id FROM flips WHERE flips.monitor = w.monitor"
+        " ORDER BY id DESC LIMIT 1 OFFSET ?), 0)"
+        if limit is not None
+        else "0"
+    )
+    params = tuple(part for pair in since.items() for part in pair)
+    if limit is not None:
+        params += (max(0, limit - 1),)
     rows = await reader.fetch(
         f"WITH w (monitor, since) AS (VALUES {values}),"
-        " b (monitor, first) AS MATERIALIZED (SELECT monitor, coalesce((SELECT id FROM flips"
-        " WHERE flips.monitor = w.monitor AND at < w.since ORDER BY id DESC LIMIT 1), 0)"
-        " FROM w)"
+        " b (monitor, first) AS MATERIALIZED (SELECT monitor, max(coalesce((SELECT id FROM"
+        " flips WHERE flips.monitor = w.monitor AND at < w.since ORDER BY id DESC LIMIT 1), 0),"
+        f" {newest}) FROM w)"
         " SELECT f.monitor, f.at, f.old, f.new, f.reason FROM b JOIN flips f"
         " ON f.monitor = b.monitor AND f.id >= b.first ORDER BY f.id",
-        tuple(part for pair in since.items() for part in pair),
+        params,
     )
     for slug, at, old, new, reason in rows:
         found[slug].append({"at": at, "old": old, "new": new, "reason": reason})

@@ -40,6 +40,13 @@ PAGE_PINGS = 50
 PAGE_FLIPS = 50
 PAGE_RUNS = 60
 UPTIME_DAYS = (timedelta(days=30), timedelta(days=90))
+# The most flips read for one monitor's strip on the overview, and for the
+# monitor page's strip and uptime: a monitor that flaps all day (up to
+# [storage] flip_history of them) must not make a page read and walk them
+# all on the event loop. Past these, the oldest flip read tells what it was
+# before, as after flip_history pruning.
+STRIP_FLIPS = 100
+HISTORY_FLIPS = 2000
 # The pages need no script, frame or outside resource; say so to the browser.
 PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -96,7 +103,8 @@ async def _histories(
             lengths[view.slug] = timeline.cell_length(monitor.schedule, now)
     try:
         flips = await engine.store.flips_since(
-            {slug: now - length * timeline.CELLS for slug, length in lengths.items()}
+            {slug: now - length * timeline.CELLS for slug, length in lengths.items()},
+            limit=STRIP_FLIPS,
         )
     except StoreError as exc:
         # The rows are still worth having; their strips are left out.
@@ -140,7 +148,7 @@ async def page_monitor(request: web.Request) -> web.Response:
         flips = await engine.store.flips(slug, limit=PAGE_FLIPS)
         runs = await engine.store.runs(slug, limit=PAGE_RUNS)
         durations = await engine.store.run_durations(slug)
-        history = (await engine.store.flips_since({slug: since}))[slug]
+        history = (await engine.store.flips_since({slug: since}, limit=HISTORY_FLIPS))[slug]
     except StoreError as exc:
         log.error("status page not rendered monitor=%s error=%s", slug, exc)
         return web.Response(status=503, text="503: storage unavailable\n")
