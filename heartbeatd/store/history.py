@@ -326,7 +326,7 @@ async def flips_since(
         if limit is not None
         else "0"
     )
-    params = tuple(part for pair in since.items() for part in pair)
+    params: tuple[str | int, ...] = tuple(part for pair in since.items() for part in pair)
     if limit is not None:
         params += (max(0, limit - 1),)
     rows = await reader.fetch(
