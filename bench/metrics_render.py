@@ -29,12 +29,12 @@ from heartbeatd.config import load_config
 from heartbeatd.engine import Engine
 from heartbeatd.looplag import LoopLag
 from heartbeatd.store import Store
-from heartbeatd.web.scrape import _Rows
+from heartbeatd.web.scrape import _Table
 
 
 def snapshot(engine: Engine, per_monitor: bool = True) -> metrics.Snapshot:
     return metrics.Snapshot(
-        monitors=_Rows(engine.config, dict(engine.states)),
+        monitors=_Table(engine.config, engine.states, Clock().now()),
         pings_by_kind={},
         alerts_sent={},
         alerts_failed={},

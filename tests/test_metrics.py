@@ -292,3 +292,43 @@ def test_promtool_accepts_the_output_with_the_loop_figures(per_monitor):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == ""
+
+
+class CountedRow:
+    """A monitor view that counts how often each of its figures is read."""
+
+    def __init__(self, view: MonitorView) -> None:
+        self.view = view
+        self.reads: dict[str, int] = {}
+
+    def __getattr__(self, figure: str) -> object:
+        self.reads[figure] = self.reads.get(figure, 0) + 1
+        return getattr(self.view, figure)
+
+
+def test_it_reads_each_monitors_labels_and_derived_figures_once_a_page():
+    # At 100,000 monitors the page was some twelve label strings and a row
+    # object per monitor and family; now the labels are made once a page and
+    # each figure is read by the family that shows it.
+    rows = [CountedRow(monitor(f"m{i}", tags=["db"])) for i in range(3 * CHUNK)]
+    text = render_metrics(snapshot(monitors=rows))
+    assert text.count('heartbeatd_monitor_tag{monitor="m7",tag="db"} 1\n') == 1
+    for row in rows:
+        assert {f: row.reads.get(f, 0) for f in ("slug", "name", "down_at", "is_held", "tags")} == {
+            "slug": 1,
+            "name": 1,
+            "down_at": 1,
+            "is_held": 1,
+            "tags": 1,
+        }
+
+
+def test_it_reports_held_monitors_and_tags():
+    snoozed = monitor("nightly", "down", snoozed_until="2026-01-14T13:00:00Z", tags=["db", "eu"])
+    got = samples(render_metrics(snapshot(monitors=[snoozed, monitor("web")])))
+    assert got['heartbeatd_monitor_held{monitor="nightly",name="nightly"}'] == 1
+    assert got['heartbeatd_monitor_held{monitor="web",name="web"}'] == 0
+    assert {k: v for k, v in got.items() if k.startswith("heartbeatd_monitor_tag")} == {
+        'heartbeatd_monitor_tag{monitor="nightly",tag="db"}': 1,
+        'heartbeatd_monitor_tag{monitor="nightly",tag="eu"}': 1,
+    }

@@ -1,27 +1,28 @@
 """GET /metrics: streamed in pieces, with the event loop free between them.
 
-At 100,000 monitors the page is some 60 MB. Rendered in one piece it held
-the loop for seconds, and every ping waited. Here the handler takes a
-snapshot that costs almost nothing (the running config, which a reload
-replaces whole, and a shallow copy of the dict of states, which are frozen),
+At 100,000 monitors the page is some 60-70 MB. Rendered in one piece it
+held the loop for seconds, and every ping waited. Here the handler takes a
+snapshot that costs a few milliseconds (the running config, which a reload
+replaces whole, and the list of its monitors' states, which are frozen),
 then writes metrics.render_pieces piece by piece, letting everything else run
-between two pieces. A monitor's figures are read only when its line is due,
-so no list of 100,000 views is built either.
+between two pieces. The table hands out plain states and monitors a slice at
+a time: no object is built per monitor, and down_at and held, which take
+work to derive, once a page each.
 """
 
 from __future__ import annotations
 
 import logging
 import platform
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import overload
+from itertools import repeat
 
 from aiohttp import web
 
 from heartbeatd import __version__, metrics, policy, states
-from heartbeatd.config import Config, Monitor
-from heartbeatd.model import MonitorState, Status
+from heartbeatd.config import Config
+from heartbeatd.model import MonitorState
 from heartbeatd.store import StoreError
 from heartbeatd.web.keys import CLOCK, ENGINE, LOOP_LAG, OUTBOX, RELOADS, STRAYS
 
@@ -32,82 +33,53 @@ log = logging.getLogger(__package__)
 _NO_STATE = MonitorState()
 
 
-class _Row:
-    """One monitor's figures as metrics.MonitorRow, read when its line is due."""
-
-    __slots__ = ("monitor", "now", "slug", "state")
-
-    def __init__(self, slug: str, monitor: Monitor, state: MonitorState, now: datetime) -> None:
-        self.slug = slug
-        self.monitor = monitor
-        self.state = state
-        self.now = now
-
-    @property
-    def is_held(self) -> bool:
-        state, monitor = self.state, self.monitor
-        return bool(
-            state.snoozed_until
-            or policy.held_by(state, monitor, self.now)
-            or (monitor.windows and policy.open_window(monitor, self.now))
-        )
-
-    @property
-    def tags(self) -> tuple[str, ...]:
-        return self.monitor.tags
-
-    @property
-    def name(self) -> str:
-        return self.monitor.name
-
-    @property
-    def status(self) -> Status:
-        return self.state.status
-
-    @property
-    def started_at(self) -> datetime | None:
-        return self.state.started_at
-
-    @property
-    def last_ping(self) -> datetime | None:
-        return self.state.last_ping
-
-    @property
-    def last_duration(self) -> float | None:
-        return self.state.last_duration
-
-    @property
-    def expected_at(self) -> datetime | None:
-        return self.state.expected_at
-
-    @property
-    def down_at(self) -> datetime | None:
-        return states.down_at(self.state, self.monitor)
-
-
-class _Rows(Sequence[_Row]):
+class _Table(metrics.MonitorTable):
     """The monitors of one config, with the states of one moment."""
 
-    def __init__(self, config: Config, current: dict[str, MonitorState], now: datetime) -> None:
-        self._monitors = config.monitors
+    def __init__(self, config: Config, current: Mapping[str, MonitorState], now: datetime) -> None:
+        # Three lists of references, built in C loops: some 2 ms for 100,000
+        # monitors, in one piece so that every state is of the same moment.
+        # A state that is not in memory (a first write rolled back) is new.
         self._slugs = list(config.monitors)
-        self._states = current
+        self._monitors = list(config.monitors.values())
+        self._states = list(map(current.get, self._slugs, repeat(_NO_STATE)))
         self._now = now
 
     def __len__(self) -> int:
         return len(self._slugs)
 
-    @overload
-    def __getitem__(self, i: int) -> _Row: ...
-    @overload
-    def __getitem__(self, i: slice) -> Sequence[_Row]: ...
-    def __getitem__(self, i: int | slice) -> _Row | Sequence[_Row]:
-        if isinstance(i, slice):
-            # How metrics reads it: a chunk of rows in one call.
-            monitors, current, now = self._monitors, self._states, self._now
-            return [_Row(s, monitors[s], current.get(s, _NO_STATE), now) for s in self._slugs[i]]
-        slug = self._slugs[i]
-        return _Row(slug, self._monitors[slug], self._states.get(slug, _NO_STATE), self._now)
+    def facts(self, start: int, stop: int) -> Sequence[metrics.MonitorFacts]:
+        return self._states[start:stop]
+
+    def slugs_and_names(self, start: int, stop: int) -> Sequence[tuple[str, str]]:
+        return [
+            (slug, m.name)
+            for slug, m in zip(self._slugs[start:stop], self._monitors[start:stop], strict=True)
+        ]
+
+    def down_at(self, start: int, stop: int) -> Iterable[datetime | None]:
+        return [
+            states.down_at(state, monitor)
+            for state, monitor in zip(
+                self._states[start:stop], self._monitors[start:stop], strict=True
+            )
+        ]
+
+    def held(self, start: int, stop: int) -> Iterable[bool]:
+        now = self._now
+        return [
+            bool(
+                state.snoozed_until
+                or policy.held_by(state, monitor, now)
+                or (monitor.windows and policy.open_window(monitor, now))
+            )
+            for state, monitor in zip(
+                self._states[start:stop], self._monitors[start:stop], strict=True
+            )
+        ]
+
+    def tags(self, start: int, stop: int) -> Iterable[tuple[str, ...]]:
+        return [m.tags for m in self._monitors[start:stop]]
 
 
 async def handle_metrics(request: web.Request) -> web.StreamResponse:
@@ -150,7 +122,7 @@ async def _snapshot(app: web.Application) -> metrics.Snapshot:
     # Taken after the await, together: the config and the states of one moment.
     config = engine.config
     return metrics.Snapshot(
-        monitors=_Rows(config, dict(engine.states), app[CLOCK].now()),
+        monitors=_Table(config, engine.states, app[CLOCK].now()),
         notices=dict(engine.notices_by_event),
         per_monitor=config.metrics.per_monitor,
         pings_by_kind=dict(engine.pings_by_kind),
