@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from itertools import repeat
@@ -91,6 +92,12 @@ async def handle_metrics(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     pending = []
     size = 0
+    # The loop is let go after SLICE seconds of work rather than after every
+    # piece: a yield costs a turn of the loop (tens of microseconds), and
+    # pieces differ twentyfold in cost (a state set, a down_at to derive).
+    # perf_counter, not the Clock: this measures CPU work done on the loop,
+    # no deadline of the domain, and a FakeClock would never end a slice.
+    yield_at = time.perf_counter() + SLICE
     for piece in metrics.render_pieces(snapshot):
         if piece:
             pending.append(piece)
@@ -99,14 +106,19 @@ async def handle_metrics(request: web.Request) -> web.StreamResponse:
         if size >= WRITE_SIZE:
             await response.write("".join(pending).encode("utf-8"))
             pending, size = [], 0
-        # Pings, ticks and other requests run here, between two pieces.
-        await clock.sleep(0)
+        if time.perf_counter() >= yield_at:
+            # Pings, ticks and other requests run here, between two slices.
+            await clock.sleep(0)
+            yield_at = time.perf_counter() + SLICE
     if pending:
         await response.write("".join(pending).encode("utf-8"))
     await response.write_eof()
     return response
 
 
+# A ping that comes in during a scrape waits for at most one slice (and the
+# piece that ends it: CHUNK monitors of one family, a few hundred us).
+SLICE = 0.0005
 WRITE_SIZE = 256 * 1024
 
 
