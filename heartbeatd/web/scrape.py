@@ -17,7 +17,6 @@ import platform
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from itertools import repeat
 
 from aiohttp import web
 
@@ -38,19 +37,25 @@ class _Table(metrics.MonitorTable):
     """The monitors of one config, with the states of one moment."""
 
     def __init__(self, config: Config, current: Mapping[str, MonitorState], now: datetime) -> None:
-        # Three lists of references, built in C loops: some 2 ms for 100,000
-        # monitors, in one piece so that every state is of the same moment.
-        # A state that is not in memory (a first write rolled back) is new.
+        # In one piece, so that every state is of the same moment: two lists
+        # of references and a copy of the dict of states (frozen objects),
+        # all C loops, some 3 ms for 100,000 monitors. Looking each state up
+        # here instead took 10 ms; it is done a slice at a time below.
         self._slugs = list(config.monitors)
         self._monitors = list(config.monitors.values())
-        self._states = list(map(current.get, self._slugs, repeat(_NO_STATE)))
+        self._current = dict(current)
         self._now = now
 
     def __len__(self) -> int:
         return len(self._slugs)
 
+    def _states(self, start: int, stop: int) -> list[MonitorState]:
+        # A state that is not in memory (a first write rolled back) is new.
+        get = self._current.get
+        return [get(slug, _NO_STATE) for slug in self._slugs[start:stop]]
+
     def facts(self, start: int, stop: int) -> Sequence[metrics.MonitorFacts]:
-        return self._states[start:stop]
+        return self._states(start, stop)
 
     def slugs_and_names(self, start: int, stop: int) -> Sequence[tuple[str, str]]:
         return [
@@ -62,7 +67,7 @@ class _Table(metrics.MonitorTable):
         return [
             states.down_at(state, monitor)
             for state, monitor in zip(
-                self._states[start:stop], self._monitors[start:stop], strict=True
+                self._states(start, stop), self._monitors[start:stop], strict=True
             )
         ]
 
@@ -75,7 +80,7 @@ class _Table(metrics.MonitorTable):
                 or (monitor.windows and policy.open_window(monitor, now))
             )
             for state, monitor in zip(
-                self._states[start:stop], self._monitors[start:stop], strict=True
+                self._states(start, stop), self._monitors[start:stop], strict=True
             )
         ]
 
