@@ -25,6 +25,7 @@ from heartbeatd.config import Config
 from heartbeatd.model import MonitorState
 from heartbeatd.store import StoreError
 from heartbeatd.web.keys import CLOCK, ENGINE, LOOP_LAG, OUTBOX, RELOADS, STRAYS
+from heartbeatd.windows import Window
 
 # One logger for the package: its lines keep the name "heartbeatd.web".
 log = logging.getLogger(__package__)
@@ -45,6 +46,8 @@ class _Table(metrics.MonitorTable):
         self._monitors = list(config.monitors.values())
         self._current = dict(current)
         self._now = now
+        # id(window) -> open at `now`; the windows live as long as the config.
+        self._open: dict[int, bool] = {}
 
     def __len__(self) -> int:
         return len(self._slugs)
@@ -72,17 +75,26 @@ class _Table(metrics.MonitorTable):
         ]
 
     def held(self, start: int, stop: int) -> Iterable[bool]:
-        now = self._now
+        now, window_open = self._now, self._window_open
         return [
             bool(
                 state.snoozed_until
                 or policy.held_by(state, monitor, now)
-                or (monitor.windows and policy.open_window(monitor, now))
+                or (monitor.windows and any(window_open(w) for w in monitor.windows))
             )
             for state, monitor in zip(
                 self._states(start, stop), self._monitors[start:stop], strict=True
             )
         ]
+
+    def _window_open(self, window: Window) -> bool:
+        # What policy.open_window asks of each window, asked once a page: the
+        # monitors a window selects (a tag's worth, or all) share the answer
+        # at one `now`, and each answer is a walk of its cron schedule.
+        found = self._open.get(id(window))
+        if found is None:
+            found = self._open[id(window)] = window.span_at(self._now) is not None
+        return found
 
     def tags(self, start: int, stop: int) -> Iterable[tuple[str, ...]]:
         return [m.tags for m in self._monitors[start:stop]]
