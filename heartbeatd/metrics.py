@@ -14,7 +14,7 @@ pieces: no piece holds the event loop for more than a few milliseconds.
 The per-monitor families take most of a scrape's CPU, so they are written
 for it: each monitor's labels are made once a page (not once a line), the
 families read the states themselves rather than an object made per monitor,
-and a state set's five lines are one str.join. About four times less CPU
+and a state set's five lines are one str.join. Three to four times less CPU
 than a row object and a label string per line (bench/metrics_render.py).
 """
 
