@@ -7,6 +7,8 @@ One heartbeatd (core 0). On core 1:
      the status page `/` and `GET /api/v1/monitors` once each (curl, a
      process of its own, so reading 60 MB does not slow the pinger's GIL);
   3. /metrics once more, for the daemon's own stall meter.
+Between 1 and 2, /metrics is scraped alone three times: the daemon's CPU
+(utime+stime) and the response time of one scrape, medians.
 
 The worst event-loop stall is measured inside the daemon (looplag.LoopLag):
 `heartbeatd_loop_lag_max_seconds` read before and after the window (a max
@@ -24,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import Daemon, percentile, proc_rss_mb
+from harness import Daemon, percentile, proc_cpu_seconds, proc_rss_mb
 
 # --surfaces: what is loaded once during the window, beside the /metrics scrapes.
 SURFACES = {"page": "/", "api": "/api/v1/monitors"}
@@ -92,6 +94,28 @@ def scrape_every_second(port: int, stop: threading.Event, times: list[float]) ->
         stop.wait(max(0.0, t0 + 1.0 - time.monotonic()))
 
 
+def lone_scrapes(pid: int, port: int, n: int = 3) -> dict[str, float]:
+    """/metrics alone (no pings): the daemon's CPU per scrape (utime+stime of
+    its /proc/<pid>/stat; the idle daemon adds under 1 %), the response time
+    and size; the median of `n` scrapes."""
+    cpu: list[float] = []
+    wall: list[float] = []
+    size = 0
+    for _ in range(n):
+        before = proc_cpu_seconds(pid)
+        took, status, size = curl(port, "/metrics")
+        cpu.append(proc_cpu_seconds(pid) - before)
+        if status == 200:
+            wall.append(took)
+    cpu.sort()
+    wall.sort()
+    return {
+        "/metrics alone: CPU per scrape (s)": cpu[len(cpu) // 2],
+        "/metrics alone: response (s)": wall[len(wall) // 2] if wall else float("nan"),
+        "/metrics alone: MB": size / 1e6,
+    }
+
+
 def lag_max(port: int) -> float:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
@@ -125,6 +149,7 @@ def surfaces(
 ) -> dict[str, float]:
     values: dict[str, float] = {}
     idle = window(port, slugs, seconds)
+    values.update(lone_scrapes(daemon.pid, port))
     before = lag_max(port)
     lines_before = len(daemon.lines)
     scrapes: list[float] = []

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import cProfile
+import pstats
 import re
 import shutil
 import subprocess
+from collections import Counter
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
+from heartbeatd.config import load_config
 from heartbeatd.metrics import (
     CHUNK,
     LoopFigures,
@@ -18,6 +23,7 @@ from heartbeatd.metrics import (
     render_pieces,
 )
 from heartbeatd.views import MonitorView
+from heartbeatd.web.scrape import _Table
 
 NOW = datetime(2026, 1, 14, 12, 0, 0, tzinfo=timezone.utc)
 T = int(NOW.timestamp())  # 1768392000
@@ -292,3 +298,72 @@ def test_promtool_accepts_the_output_with_the_loop_figures(per_monitor):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == ""
+
+
+class CountedRow:
+    """A monitor view that counts how often each of its figures is read."""
+
+    def __init__(self, view: MonitorView) -> None:
+        self.view = view
+        self.reads: dict[str, int] = {}
+
+    def __getattr__(self, figure: str) -> object:
+        self.reads[figure] = self.reads.get(figure, 0) + 1
+        return getattr(self.view, figure)
+
+
+def test_it_reads_each_monitors_labels_and_derived_figures_once_a_page():
+    # At 100,000 monitors the page was some twelve label strings and a row
+    # object per monitor and family; now the labels are made once a page and
+    # each figure is read by the family that shows it.
+    rows = [CountedRow(monitor(f"m{i}", tags=["db"])) for i in range(3 * CHUNK)]
+    text = render_metrics(snapshot(monitors=rows))
+    assert text.count('heartbeatd_monitor_tag{monitor="m7",tag="db"} 1\n') == 1
+    for row in rows:
+        assert {f: row.reads.get(f, 0) for f in ("slug", "name", "down_at", "is_held", "tags")} == {
+            "slug": 1,
+            "name": 1,
+            "down_at": 1,
+            "is_held": 1,
+            "tags": 1,
+        }
+
+
+def test_it_reports_held_monitors_and_tags():
+    snoozed = monitor("nightly", "down", snoozed_until="2026-01-14T13:00:00Z", tags=["db", "eu"])
+    got = samples(render_metrics(snapshot(monitors=[snoozed, monitor("web")])))
+    assert got['heartbeatd_monitor_held{monitor="nightly",name="nightly"}'] == 1
+    assert got['heartbeatd_monitor_held{monitor="web",name="web"}'] == 0
+    assert {k: v for k, v in got.items() if k.startswith("heartbeatd_monitor_tag")} == {
+        'heartbeatd_monitor_tag{monitor="nightly",tag="db"}': 1,
+        'heartbeatd_monitor_tag{monitor="nightly",tag="eu"}': 1,
+    }
+
+
+def calls_by_function(work) -> Counter[tuple[str, str]]:
+    """(module file name, function) -> calls while `work()` runs (cProfile)."""
+    profile = cProfile.Profile()
+    profile.runcall(work)
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    return Counter({(Path(f).name, name): calls[1] for (f, _, name), calls in stats.items()})
+
+
+def test_a_scrape_derives_each_figure_once_a_monitor_and_each_window_once(tmp_path):
+    # The daemon's table: the figures that take work (down_at, held) once a
+    # monitor a page, and a maintenance window's cron walked once a page, not
+    # once for each of the monitors it selects.
+    n = 2 * CHUNK + 7
+    path = tmp_path / "heartbeatd.toml"
+    path.write_text(
+        '[storage]\npath = "hb.db"\n'
+        '[maintenance.patching]\nschedule = "0 3 * * 0"\nduration = "2h"\ntags = ["db"]\n'
+        + "".join(f'[monitors.m{i}]\nperiod = "1h"\ntags = ["db"]\n' for i in range(n))
+    )
+    config = load_config(path)
+    table = _Table(config, {}, NOW)
+    text = []
+    calls = calls_by_function(lambda: text.append(render_metrics(snapshot(monitors=table))))
+    assert text[0].count("\nheartbeatd_monitor_held{") == n
+    assert calls["windows.py", "span_at"] == 1
+    assert calls["states.py", "down_at"] == n
+    assert calls["policy.py", "held_by"] == n

@@ -1,29 +1,32 @@
 """GET /metrics: streamed in pieces, with the event loop free between them.
 
-At 100,000 monitors the page is some 60 MB. Rendered in one piece it held
-the loop for seconds, and every ping waited. Here the handler takes a
-snapshot that costs almost nothing (the running config, which a reload
-replaces whole, and a shallow copy of the dict of states, which are frozen),
+At 100,000 monitors the page is some 60-70 MB. Rendered in one piece it
+held the loop for seconds, and every ping waited. Here the handler takes a
+snapshot that costs a few milliseconds (the running config, which a reload
+replaces whole, and the list of its monitors' states, which are frozen),
 then writes metrics.render_pieces piece by piece, letting everything else run
-between two pieces. A monitor's figures are read only when its line is due,
-so no list of 100,000 views is built either.
+between two pieces. The table hands out plain states and monitors a slice at
+a time: no object is built per monitor, and down_at and held, which take
+work to derive, once a page each.
 """
 
 from __future__ import annotations
 
 import logging
 import platform
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import overload
 
 from aiohttp import web
 
 from heartbeatd import __version__, metrics, policy, states
-from heartbeatd.config import Config, Monitor
-from heartbeatd.model import MonitorState, Status
+from heartbeatd.clock import Clock
+from heartbeatd.config import Config
+from heartbeatd.model import MonitorState
 from heartbeatd.store import StoreError
 from heartbeatd.web.keys import CLOCK, ENGINE, LOOP_LAG, OUTBOX, RELOADS, STRAYS
+from heartbeatd.windows import Window
 
 # One logger for the package: its lines keep the name "heartbeatd.web".
 log = logging.getLogger(__package__)
@@ -32,82 +35,70 @@ log = logging.getLogger(__package__)
 _NO_STATE = MonitorState()
 
 
-class _Row:
-    """One monitor's figures as metrics.MonitorRow, read when its line is due."""
-
-    __slots__ = ("monitor", "now", "slug", "state")
-
-    def __init__(self, slug: str, monitor: Monitor, state: MonitorState, now: datetime) -> None:
-        self.slug = slug
-        self.monitor = monitor
-        self.state = state
-        self.now = now
-
-    @property
-    def is_held(self) -> bool:
-        state, monitor = self.state, self.monitor
-        return bool(
-            state.snoozed_until
-            or policy.held_by(state, monitor, self.now)
-            or (monitor.windows and policy.open_window(monitor, self.now))
-        )
-
-    @property
-    def tags(self) -> tuple[str, ...]:
-        return self.monitor.tags
-
-    @property
-    def name(self) -> str:
-        return self.monitor.name
-
-    @property
-    def status(self) -> Status:
-        return self.state.status
-
-    @property
-    def started_at(self) -> datetime | None:
-        return self.state.started_at
-
-    @property
-    def last_ping(self) -> datetime | None:
-        return self.state.last_ping
-
-    @property
-    def last_duration(self) -> float | None:
-        return self.state.last_duration
-
-    @property
-    def expected_at(self) -> datetime | None:
-        return self.state.expected_at
-
-    @property
-    def down_at(self) -> datetime | None:
-        return states.down_at(self.state, self.monitor)
-
-
-class _Rows(Sequence[_Row]):
+class _Table(metrics.MonitorTable):
     """The monitors of one config, with the states of one moment."""
 
-    def __init__(self, config: Config, current: dict[str, MonitorState], now: datetime) -> None:
-        self._monitors = config.monitors
+    def __init__(self, config: Config, current: Mapping[str, MonitorState], now: datetime) -> None:
+        # In one piece, so that every state is of the same moment: two lists
+        # of references and a copy of the dict of states (frozen objects),
+        # all C loops, some 3 ms for 100,000 monitors. Looking each state up
+        # here instead took 10 ms; it is done a slice at a time below.
         self._slugs = list(config.monitors)
-        self._states = current
+        self._monitors = list(config.monitors.values())
+        self._current = dict(current)
         self._now = now
+        # id(window) -> open at `now`; the windows live as long as the config.
+        self._open: dict[int, bool] = {}
 
     def __len__(self) -> int:
         return len(self._slugs)
 
-    @overload
-    def __getitem__(self, i: int) -> _Row: ...
-    @overload
-    def __getitem__(self, i: slice) -> Sequence[_Row]: ...
-    def __getitem__(self, i: int | slice) -> _Row | Sequence[_Row]:
-        if isinstance(i, slice):
-            # How metrics reads it: a chunk of rows in one call.
-            monitors, current, now = self._monitors, self._states, self._now
-            return [_Row(s, monitors[s], current.get(s, _NO_STATE), now) for s in self._slugs[i]]
-        slug = self._slugs[i]
-        return _Row(slug, self._monitors[slug], self._states.get(slug, _NO_STATE), self._now)
+    def _states(self, start: int, stop: int) -> list[MonitorState]:
+        # A state that is not in memory (a first write rolled back) is new.
+        get = self._current.get
+        return [get(slug, _NO_STATE) for slug in self._slugs[start:stop]]
+
+    def facts(self, start: int, stop: int) -> Sequence[metrics.MonitorFacts]:
+        return self._states(start, stop)
+
+    def slugs_and_names(self, start: int, stop: int) -> Sequence[tuple[str, str]]:
+        return [
+            (slug, m.name)
+            for slug, m in zip(self._slugs[start:stop], self._monitors[start:stop], strict=True)
+        ]
+
+    def down_at(self, start: int, stop: int) -> Iterable[datetime | None]:
+        return [
+            states.down_at(state, monitor)
+            for state, monitor in zip(
+                self._states(start, stop), self._monitors[start:stop], strict=True
+            )
+        ]
+
+    def held(self, start: int, stop: int) -> Iterable[bool]:
+        now, window_open = self._now, self._window_open
+        return [
+            bool(
+                state.snoozed_until
+                or policy.held_by(state, monitor, now)
+                or (monitor.windows and any(window_open(w) for w in monitor.windows))
+            )
+            for state, monitor in zip(
+                self._states(start, stop), self._monitors[start:stop], strict=True
+            )
+        ]
+
+    def _window_open(self, window: Window) -> bool:
+        # What policy.open_window asks of each window, asked once a page: the
+        # monitors a window selects (a tag's worth, or all) share the answer
+        # at one `now`, and each answer is a walk of its cron schedule.
+        found = self._open.get(id(window))
+        if found is None:
+            found = self._open[id(window)] = window.span_at(self._now) is not None
+        return found
+
+    def tags(self, start: int, stop: int) -> Iterable[tuple[str, ...]]:
+        return [m.tags for m in self._monitors[start:stop]]
 
 
 async def handle_metrics(request: web.Request) -> web.StreamResponse:
@@ -119,6 +110,12 @@ async def handle_metrics(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     pending = []
     size = 0
+    # The loop is let go after SLICE seconds of work rather than after every
+    # piece: a yield costs a turn of the loop (tens of microseconds), and
+    # pieces differ twentyfold in cost (a state set, a down_at to derive).
+    # perf_counter, not the Clock: this measures CPU work done on the loop,
+    # no deadline of the domain, and a FakeClock would never end a slice.
+    yield_at = time.perf_counter() + SLICE
     for piece in metrics.render_pieces(snapshot):
         if piece:
             pending.append(piece)
@@ -127,14 +124,41 @@ async def handle_metrics(request: web.Request) -> web.StreamResponse:
         if size >= WRITE_SIZE:
             await response.write("".join(pending).encode("utf-8"))
             pending, size = [], 0
-        # Pings, ticks and other requests run here, between two pieces.
-        await clock.sleep(0)
+        if time.perf_counter() >= yield_at:
+            # Pings, ticks and other requests run here, between two slices.
+            await _let_others_run(clock)
+            yield_at = time.perf_counter() + SLICE
     if pending:
         await response.write("".join(pending).encode("utf-8"))
     await response.write_eof()
     return response
 
 
+async def _let_others_run(clock: Clock) -> None:
+    """Turns of the loop until one comes back at once: nothing else was ready.
+
+    A turn runs what was ready when it began, and a ping takes a dozen
+    (request read, handler, the write queued, the writer's answer, the
+    response); with one turn a slice it waited a dozen slices. Measured at
+    100,000 monitors, alternating both ways in one run: ping p50 during
+    scrapes 7.3-7.7 -> 5.2-5.5 ms, p99 20-23 -> 18-20 ms.
+    """
+    for _ in range(MAX_TURNS):
+        started = time.perf_counter()
+        await clock.sleep(0)
+        if time.perf_counter() - started < BUSY_TURN:
+            return
+
+
+# A ping that comes in during a scrape waits for at most one slice (and the
+# piece that ends it: CHUNK monitors of one family, a few hundred us) a turn.
+SLICE = 0.0005
+# A turn that ran nothing but the scrape takes some microseconds; one that
+# took longer ran something else, and the next may too.
+BUSY_TURN = 0.00005
+# Turns given at most between two slices: a flood of pings still lets the
+# scrape go on.
+MAX_TURNS = 32
 WRITE_SIZE = 256 * 1024
 
 
@@ -150,7 +174,7 @@ async def _snapshot(app: web.Application) -> metrics.Snapshot:
     # Taken after the await, together: the config and the states of one moment.
     config = engine.config
     return metrics.Snapshot(
-        monitors=_Rows(config, dict(engine.states), app[CLOCK].now()),
+        monitors=_Table(config, engine.states, app[CLOCK].now()),
         notices=dict(engine.notices_by_event),
         per_monitor=config.metrics.per_monitor,
         pings_by_kind=dict(engine.pings_by_kind),
