@@ -4,7 +4,7 @@
 
   one piece:   render_metrics in one call on the loop (how it was): the stall
                is the whole render.
-  sliced:      render_pieces with the loop let go every scrape.SLICE seconds
+  sliced:      render_pieces with the loop let go every slices.SLICE seconds
                of work (what /metrics does): the worst slice, and the total.
   thread:      render_metrics in a worker thread: the loop is not blocked,
                but holds the GIL only part of the time; the stall meter
@@ -32,8 +32,9 @@ from heartbeatd.clock import Clock
 from heartbeatd.config import load_config
 from heartbeatd.engine import Engine
 from heartbeatd.looplag import LoopLag
+from heartbeatd.slices import SLICE
 from heartbeatd.store import Store
-from heartbeatd.web.scrape import SLICE, _Table
+from heartbeatd.web.scrape import _Table
 
 
 def snapshot(engine: Engine, per_monitor: bool = True) -> metrics.Snapshot:

@@ -4,7 +4,10 @@ Work that walks every monitor (a /metrics scrape, the Healthchecks list of
 checks, a tick in which thousands of deadlines pass) would hold the loop for
 seconds at 100,000 monitors, and every ping would wait. Such work calls
 `Slices.turn()` between two small pieces: after SLICE seconds of work it lets
-the loop run whatever is due (pings, ticks, other requests) before going on.
+the loop run whatever is ready (pings, ticks, other requests) before going on.
+
+perf_counter, not the Clock: a slice measures CPU work done on the loop, no
+deadline of the domain, and a FakeClock would never end one.
 """
 
 from __future__ import annotations
@@ -14,17 +17,20 @@ import time
 from heartbeatd.clock import Clock
 
 # A ping that comes in meanwhile waits for at most one slice and the piece
-# that ends it.
+# that ends it, a turn.
 SLICE = 0.0005
+# A turn that ran nothing but the caller takes some microseconds; one that
+# took longer ran something else, and the next may too.
+BUSY_TURN = 0.00005
+# Turns given at most between two slices: a flood of pings still lets the
+# long work go on.
+MAX_TURNS = 32
 
 
 class Slices:
     def __init__(self, clock: Clock, seconds: float = SLICE) -> None:
         self._clock = clock
         self._seconds = seconds
-        # perf_counter, not the Clock: this measures CPU work done on the
-        # loop, no deadline of the domain, and a FakeClock would never end
-        # a slice.
         self._until = time.perf_counter() + seconds
         self.turns = 0
 
@@ -33,5 +39,20 @@ class Slices:
         if time.perf_counter() < self._until:
             return
         self.turns += 1
-        await self._clock.sleep(0)
+        await self._let_others_run()
         self._until = time.perf_counter() + self._seconds
+
+    async def _let_others_run(self) -> None:
+        """Turns of the loop until one comes back at once: nothing else was ready.
+
+        A turn runs what was ready when it began, and a ping takes a dozen
+        (request read, handler, the write queued, the writer's answer, the
+        response); with one turn a slice it waited a dozen slices. Measured on
+        /metrics at 100,000 monitors, alternating both ways in one run: ping
+        p50 during scrapes 7.3-7.7 -> 5.2-5.5 ms, p99 20-23 -> 18-20 ms.
+        """
+        for _ in range(MAX_TURNS):
+            started = time.perf_counter()
+            await self._clock.sleep(0)
+            if time.perf_counter() - started < BUSY_TURN:
+                return

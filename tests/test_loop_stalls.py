@@ -104,6 +104,15 @@ async def test_the_healthchecks_list_of_checks_never_holds_the_loop_for_the_whol
 ):
     (tmp_path / "api-keys").write_text("rw rw-key-0123456789abcdef\n")
     client = await make_client(many_monitors(MONITORS) + '\n[api]\nkeys_file = "api-keys"\n')
+    gc.collect()
+    gc.freeze()
+    try:
+        await list_all_checks(client)
+    finally:
+        gc.unfreeze()
+
+
+async def list_all_checks(client) -> None:
     body = []
 
     async def listing() -> None:
@@ -114,7 +123,8 @@ async def test_the_healthchecks_list_of_checks_never_holds_the_loop_for_the_whol
     worst, took = await worst_stall_while(listing())
     checks = body[0]["checks"]
     assert [c["slug"] for c in checks] == [f"m{i:05d}" for i in range(MONITORS)]
-    assert worst < max(NOISE, took / 2), f"loop stalled {worst:.3f}s of a {took:.3f}s list"
+    # Listed in one piece, the loop stalls for about the whole request.
+    assert worst < took / 2, f"loop stalled {worst:.3f}s of a {took:.3f}s list"
 
 
 async def test_an_unknown_check_id_costs_no_walk_over_the_monitors(
