@@ -34,7 +34,7 @@ from heartbeatd import escalation, keywords, policy, states
 from heartbeatd.alerts import Alert
 from heartbeatd.announce import flip_alerts, hears_late, monitor_view, notice_alerts
 from heartbeatd.commits import Rederive, Staged, StartupSave, derive_again, failure
-from heartbeatd.config import Config, Monitor
+from heartbeatd.config import Config, Monitor, rules_key
 from heartbeatd.model import AlertEvent, Flip, MonitorState, Ping, Status
 from heartbeatd.reloadplan import ReloadPlan, plan_reload
 from heartbeatd.roster import Roster
@@ -138,17 +138,27 @@ class Engine:
         # States are immutable, and a first-seen state depends only on the
         # schedule: monitors sharing a schedule share one object.
         fresh: dict[object, MonitorState] = {}
+        # And so do their deadlines, where their rules are alike.
+        deadlines: dict[tuple[object, ...], float | None] = {}
         for slug, monitor in self.config.monitors.items():
             old = self.states.get(slug)
             if old is None:
                 new = fresh.get(monitor.schedule) or fresh.setdefault(
                     monitor.schedule, states.first_seen(monitor, now)
                 )
+                kind = (id(new), *rules_key(monitor))
+                if kind not in deadlines:
+                    when = policy.next_deadline(new, monitor)
+                    deadlines[kind] = when.timestamp() if when is not None else None
+                at = deadlines[kind]
+                self.states[slug] = new
+                if at is not None:
+                    self.wheel.schedule(slug, at)
             else:
                 new = states.on_startup(states.on_rules_changed(old, monitor), monitor, now)
                 new = policy.on_startup(new, monitor, now)
-            self.states[slug] = new
-            self._schedule(slug)
+                self.states[slug] = new
+                self._schedule(slug)
             if new != old:
                 changed[slug] = new
                 if old is not None:

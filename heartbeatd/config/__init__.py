@@ -40,6 +40,7 @@ from heartbeatd.config.values import (
     StorageConfig,
     WebConfig,
     ping_urls,
+    rules_key,
 )
 from heartbeatd.config.warnings import check_warnings
 from heartbeatd.tables import ConfigError
@@ -60,4 +61,5 @@ __all__ = [
     "parse_config",
     "ping_urls",
     "reload_problem",
+    "rules_key",
 ]
