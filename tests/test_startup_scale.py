@@ -16,7 +16,7 @@ import pytest
 
 from heartbeatd import policy
 from heartbeatd.clock import FakeClock
-from heartbeatd.config import files
+from heartbeatd.config import files, plain
 from heartbeatd.daemon import Daemon
 from heartbeatd.model import MonitorState, Status
 from tests.harness import free_port
@@ -65,12 +65,15 @@ async def test_a_first_start_serialises_each_kind_of_new_state_once(
         assert stored.status is Status.NEW
 
 
-async def test_the_monitor_tables_of_a_big_file_are_not_read_by_tomllib(
+async def test_the_monitor_tables_of_a_big_file_are_read_once_a_shape_and_not_by_tomllib(
     make_daemon: MakeDaemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     path = big_config(tmp_path / "heartbeatd.toml")
     parsed = counting(monkeypatch, files.tomllib, "loads")
+    read = counting(monkeypatch, plain, "_read_plain")
     daemon = await make_daemon(path)
+    # Each shape of monitor table is read once; the others take its fields.
+    assert len(read) <= len(PERIODS)
     assert len(daemon.config.monitors) == COUNT
     assert daemon.config.monitors["m00001"].schedule.period == 86400
     # tomllib read the sections before the monitors, a few hundred bytes.
