@@ -138,8 +138,10 @@ class Engine:
         # States are immutable, and a first-seen state depends only on the
         # schedule: monitors sharing a schedule share one object.
         fresh: dict[object, MonitorState] = {}
-        # And so do their deadlines, where their rules are alike.
+        # And so do their deadlines, where their rules are alike: each is
+        # computed once, and its monitors go on the wheel together.
         deadlines: dict[tuple[object, ...], float | None] = {}
+        due: dict[float, list[str]] = {}
         for slug, monitor in self.config.monitors.items():
             old = self.states.get(slug)
             if old is None:
@@ -153,7 +155,7 @@ class Engine:
                 at = deadlines[kind]
                 self.states[slug] = new
                 if at is not None:
-                    self.wheel.schedule(slug, at)
+                    due.setdefault(at, []).append(slug)
             else:
                 new = states.on_startup(states.on_rules_changed(old, monitor), monitor, now)
                 new = policy.on_startup(new, monitor, now)
@@ -163,6 +165,8 @@ class Engine:
                 changed[slug] = new
                 if old is not None:
                     before[slug] = old
+        for at, slugs in due.items():
+            self.wheel.schedule_many(slugs, at)
         # One write for all of them (on a first start, every monitor). It is
         # not awaited: it is queued ahead of any ping, so nothing can overtake
         # it, and start-up need not wait for 100,000 rows to reach the disk.

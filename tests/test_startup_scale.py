@@ -19,6 +19,7 @@ from heartbeatd.clock import FakeClock
 from heartbeatd.config import files, plain
 from heartbeatd.daemon import Daemon
 from heartbeatd.model import MonitorState, Status
+from heartbeatd.wheel import TimerWheel
 from tests.harness import free_port
 from tests.samples import LOG_CHANNEL, config_text
 
@@ -84,8 +85,12 @@ async def test_new_monitors_of_one_kind_share_one_deadline_computation(
     make_daemon: MakeDaemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ):
     computed = counting(monkeypatch, policy, "next_deadline")
+    scheduled = counting(monkeypatch, TimerWheel, "schedule")
     daemon = await make_daemon(big_config(tmp_path / "heartbeatd.toml"))
     assert len(computed) <= len(PERIODS)
+    # They go on the wheel a deadline at a time, not a monitor at a time
+    # (the few left are the daemon's own timers).
+    assert len(scheduled) < 100
     # Every monitor is on the wheel, at its own schedule's deadline.
     engine = daemon.engine
     assert len(engine.wheel) == COUNT
