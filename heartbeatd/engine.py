@@ -161,7 +161,9 @@ class Engine:
                 new = policy.on_startup(new, monitor, now)
                 self.states[slug] = new
                 self._schedule(slug)
-            if new != old:
+            # Identity first: a stored state is most often kept as it is, and
+            # comparing 100,000 states field by field costs.
+            if new is not old and new != old:
                 changed[slug] = new
                 if old is not None:
                     before[slug] = old
