@@ -65,7 +65,9 @@ def _write_changes(
     flip_ids = iter(history.add_flips(db, [c.flip for c in changes if c.flip is not None]))
     rows: list[outbox.AlertRow] = []
     grouped: list[tuple[outbox.AlertRow, int]] = []
-    for change in changes:
+    # Most batches alert nobody (a first start's 100,000 states, say).
+    alerting = any(c.alerts or c.grouped for c in changes)
+    for change in changes if alerting else ():
         flip_id = next(flip_ids) if change.flip is not None else None
         rows.extend((flip_id, *row) for row in change.alerts)
         grouped.extend(((flip_id, *row), wait) for row, wait in change.grouped)
