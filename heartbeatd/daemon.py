@@ -150,12 +150,11 @@ class Daemon:
             self.provisioner = Provisioner(self.engine, definitions)
             # Like loading the config: 100,000 states and their indexes are
             # many objects and no cycles, and each automatic collection on
-            # the way would walk the grown heap again (0.5 s in all). The
-            # collection below catches up once.
+            # the way would walk the grown heap again (0.5 s in all).
             with gc_paused():
                 await self.engine.recover(self.clock.now())
-            # Parsing the config and loading states leave much garbage behind.
-            release_memory()
+            # What the config and the states leave is long-lived: frozen.
+            release_memory(collect=False)
             self.outbox = Outbox(
                 self.store,
                 self.clock,

@@ -6,6 +6,7 @@ right for every monitor."""
 
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -125,3 +126,26 @@ async def test_new_monitors_alike_but_for_one_rule_get_their_own_deadlines(
         assert engine.wheel.deadline(slug) == pytest.approx(when.timestamp(), abs=0.1), slug
     assert engine.wheel.deadline("plain") == engine.wheel.deadline("named")
     assert engine.wheel.deadline("graced") != engine.wheel.deadline("plain")
+
+
+async def test_start_up_leaves_no_garbage_cycles_so_it_freezes_without_collecting(
+    make_daemon: MakeDaemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # What a collection would have found at the moment start-up freezes the
+    # heap: a few cycles of asyncio's, never one per monitor.
+    found: list[int] = []
+    real_freeze = gc.freeze
+
+    def freeze() -> None:
+        found.append(gc.collect())
+        real_freeze()
+
+    path = big_config(tmp_path / "heartbeatd.toml")
+    gc.collect()
+    collections = counting(monkeypatch, gc, "collect")
+    monkeypatch.setattr(gc, "freeze", freeze)
+    await make_daemon(path)
+    assert len(found) == 1
+    assert found[0] < COUNT // 20, found
+    # The daemon's own collection was skipped: only the one above ran.
+    assert len(collections) == 1
