@@ -111,6 +111,14 @@ class Daemon:
             await self.shutdown()
 
     async def startup(self) -> None:
+        # The config and the states of 100,000 monitors are a million objects
+        # and no cycles. Each automatic collection on the way would walk them
+        # again, and the first one after a pause all of them; the collector
+        # stays off until they are frozen (release_memory) and out of its way.
+        with gc_paused():
+            await self._start()
+
+    async def _start(self) -> None:
         # Raises ConfigError before anything is opened: a bad file at start-up
         # is the CLI's to report.
         self.config: Config = load_config(self.path)
@@ -148,11 +156,7 @@ class Daemon:
             self.config = merge(self.config, definitions)
             self.engine = Engine(self.config, self.store)
             self.provisioner = Provisioner(self.engine, definitions)
-            # Like loading the config: 100,000 states and their indexes are
-            # many objects and no cycles, and each automatic collection on
-            # the way would walk the grown heap again (0.5 s in all).
-            with gc_paused():
-                await self.engine.recover(self.clock.now())
+            await self.engine.recover(self.clock.now())
             # What the config and the states leave is long-lived: frozen.
             release_memory(collect=False)
             self.outbox = Outbox(
