@@ -133,21 +133,21 @@ def read_plain_monitor(slug: str, data: dict[str, Any], shared: Shared) -> Monit
     # The types too: 1 == 1.0 == True, but `grace = true` is an error.
     shape = (tuple(data), tuple(map(type, values)), values)
     try:
-        known = shared.shapes.get(shape, _UNSEEN)
+        seen = shape in shared.shapes
     except TypeError:
         # A list value (tags, channels): not hashable, read on its own.
         return _read_plain(slug, data, shared)
-    if known is _UNSEEN:
+    if not seen:
         monitor = _read_plain(slug, data, shared)
         shared.shapes[shape] = None if monitor is None else _fields(monitor)
         return monitor
+    known = shared.shapes[shape]
     if known is None:
         return None
     name = known["name"] if "name" in data else slug
     return Monitor(**{**known, "slug": slug, "name": name})
 
 
-_UNSEEN: Final = object()
 _FIELDS = tuple(f.name for f in fields(Monitor))
 
 

@@ -60,7 +60,7 @@ def quick_loads(text: str) -> dict[str, Any] | None:
     if found is None:
         return None
     try:
-        head = tomllib.loads(text[: found.start()])
+        head: dict[str, Any] = tomllib.loads(text[: found.start()])
     except (tomllib.TOMLDecodeError, ValueError, RecursionError):
         return None
     tail = _monitor_tables(text[found.start() :])

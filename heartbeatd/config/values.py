@@ -175,7 +175,7 @@ def rules_key(monitor: Monitor) -> tuple[Any, ...]:
     caller tells apart (start-up keys it by the monitors' shared first state,
     itself one per schedule). Every field not known to only name a monitor
     counts, so a field added later is part of it unless listed above."""
-    return _rules_of(monitor)  # type: ignore[no-any-return]
+    return _rules_of(monitor)
 
 
 @dataclass(frozen=True, slots=True)
