@@ -113,7 +113,9 @@ def derive_startup(
         else:
             new = derive(monitor, old, how)
         loaded[slug] = new
-        if new != old:
+        # Identity first: a stored state is most often kept as it is, and
+        # comparing 100,000 states field by field costs.
+        if new is not old and new != old:
             changed[slug] = new
             if old is not None:
                 before[slug] = old

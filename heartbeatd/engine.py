@@ -42,7 +42,7 @@ from heartbeatd.commits import (
     derive_startup,
     on_reload,
 )
-from heartbeatd.config import Config, Monitor
+from heartbeatd.config import Config, Monitor, rules_key
 from heartbeatd.model import AlertEvent, Flip, MonitorState, Ping, Status
 from heartbeatd.reloadplan import ReloadPlan, plan_reload
 from heartbeatd.roster import Roster
@@ -134,8 +134,7 @@ class Engine:
         stored = len(self.states)
         again = Rederive(now, rules_changed=True, startup=True)
         changed, before = derive_startup(self.config.monitors, self.states, again)
-        for slug in self.config.monitors:
-            self._schedule(slug)
+        self._schedule_all()
         # One write for all of them (on a first start, every monitor). It is
         # not awaited: it is queued ahead of any ping, so nothing can overtake
         # it, and start-up need not wait for 100,000 rows to reach the disk.
@@ -320,6 +319,27 @@ class Engine:
         return diff
 
     # -- plumbing -----------------------------------------------------------------
+
+    def _schedule_all(self) -> None:
+        """Every monitor on the wheel (start-up). Never-pinged monitors that
+        share a state object (derive_startup) and their rules share one
+        deadline, computed once, and go on the wheel together."""
+        deadlines: dict[tuple[object, ...], float | None] = {}
+        due: dict[float, list[str]] = {}
+        for slug, monitor in self.config.monitors.items():
+            state = self.states[slug]
+            if state.n_pings:
+                self._schedule(slug)
+                continue
+            kind = (id(state), *rules_key(monitor))
+            if kind not in deadlines:
+                when = policy.next_deadline(state, monitor)
+                deadlines[kind] = when.timestamp() if when is not None else None
+            at = deadlines[kind]
+            if at is not None:
+                due.setdefault(at, []).append(slug)
+        for at, slugs in due.items():
+            self.wheel.schedule_many(slugs, at)
 
     def _schedule(self, slug: str, *, retry: bool = False) -> None:
         monitor = self.config.monitors.get(slug)

@@ -56,15 +56,21 @@ def return_big_blocks() -> None:
         mallopt(M_MMAP_THRESHOLD, BIG_BLOCK)
 
 
-def release_memory() -> None:
+def release_memory(*, collect: bool = True) -> None:
     """Collect garbage and hand freed heap pages back to the OS (glibc only).
 
     Without malloc_trim, memory freed after a big config load stays in the
     process and RSS only ever ratchets up across reloads. What is left is the
     config and the states, long-lived: frozen, so the collector stops walking
     a million objects again and again.
+
+    Start-up passes collect=False: it makes no garbage cycles (its garbage is
+    freed as it goes; tests/test_startup_scale.py holds it to that), so a
+    collection would walk a million objects to find a handful (0.2 s at
+    100,000 monitors).
     """
-    gc.collect()
+    if collect:
+        gc.collect()
     gc.freeze()
     try:
         libc = ctypes.CDLL("libc.so.6")

@@ -48,6 +48,9 @@ class ProvisionError(Exception):
 def merge(config: Config, definitions: Mapping[str, Definition]) -> Config:
     """`config`'s file monitors plus the API monitors that read well and do not
     clash with the file's slugs or uuids."""
+    if not definitions and all(m.source == "file" for m in config.monitors.values()):
+        # The common case, at every start-up and reload: nothing to add.
+        return config
     file_monitors = {s: m for s, m in config.monitors.items() if m.source == "file"}
     taken = {m.uuid for m in file_monitors.values() if m.uuid}
     monitors: dict[str, Monitor] = dict(file_monitors)

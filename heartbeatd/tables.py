@@ -83,10 +83,13 @@ class Table:
         `known` adds keys a reader may have skipped (`schedule` beside
         `period`), so a typo of one is still matched to it.
         """
+        unknown = [key for key in self.data if key not in self._read]
+        if not unknown:
+            # [monitors] has 100,000 keys: sorting them for no suggestion costs.
+            return
         candidates = sorted(self._read.union(known))
-        for key in self.data:
-            if key not in self._read:
-                self.error(key, "unknown key" + _suggestion(self, key, candidates))
+        for key in unknown:
+            self.error(key, "unknown key" + _suggestion(self, key, candidates))
 
     # -- readers ----------------------------------------------------------------
 

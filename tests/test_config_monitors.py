@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from heartbeatd.config import monitors
-from heartbeatd.config.monitors import Defaults
+from heartbeatd.config import monitors, plain
+from heartbeatd.config.plain import Defaults, Shared
 from heartbeatd.config.values import Monitor
 from heartbeatd.tables import Problems, Table
 
@@ -110,7 +110,7 @@ def read_fully(
     """The full reader, as the loader calls it when the fast path declines."""
     problems = Problems("heartbeatd.toml")
     parent = Table({slug: data}, "monitors", problems)
-    monitor = monitors._read_monitor_entry(parent, slug, monitors._Shared(defaults, DECLARED))
+    monitor = monitors._read_monitor_entry(parent, slug, Shared(defaults, DECLARED))
     return monitor, problems.lines
 
 
@@ -128,8 +128,14 @@ def test_the_fast_path_reads_what_it_accepts_as_the_full_reader_does(
     table: tuple[str, dict[str, Any]], defaults: Defaults
 ) -> None:
     slug, data = table
-    fast = monitors._read_plain_monitor(slug, data, monitors._Shared(defaults, DECLARED))
+    shared = Shared(defaults, DECLARED)
+    fast = plain.read_plain_monitor(slug, data, shared)
     event("fast path" if fast is not None else "full reader")
+    # A second table of the same shape is built from the first one's fields.
+    other = "other" if slug != "other" else "another"
+    again = plain.read_plain_monitor(other, dict(data), shared)
+    if again is not None:
+        assert read_fully(other, data, defaults) == (again, [])
     if fast is None:
         return
     full, problems = read_fully(slug, data, defaults)
@@ -141,7 +147,7 @@ def test_the_fast_path_takes_a_plain_table() -> None:
     # The property above means something only if the fast path takes tables.
     data = {"schedule": "0 2 * * *", "uuid": SAMPLE_UUID, "channels": ["ops"], "grace": "5m"}
     defaults = Defaults(3600, "UTC", DECLARED, None, None, None)
-    fast = monitors._read_plain_monitor("backup", data, monitors._Shared(defaults, DECLARED))
+    fast = plain.read_plain_monitor("backup", data, Shared(defaults, DECLARED))
     assert fast is not None
     assert fast.uuid == str(uuid.UUID(SAMPLE_UUID))
     assert (fast.grace, fast.max_runtime, fast.channels) == (300, 300, ("ops",))

@@ -96,3 +96,24 @@ def test_pop_due_returns_exactly_the_keys_whose_last_deadline_passed(ops, now):
             deadline = wheel.deadline(k)
             assert deadline is not None
             assert last[k] <= deadline < last[k] + SLOT + 1e-9
+
+
+@given(
+    before=st.dictionaries(st.integers(0, 30), st.floats(0, 1000)),
+    keys=st.sets(st.integers(0, 30)),
+    when=st.floats(0, 1000),
+)
+def test_scheduling_many_keys_at_once_is_scheduling_each(
+    before: dict[int, float], keys: set[int], when: float
+):
+    one: TimerWheel[int] = TimerWheel()
+    many: TimerWheel[int] = TimerWheel()
+    for key, at in before.items():
+        one.schedule(key, at)
+        many.schedule(key, at)
+    for key in keys:
+        one.schedule(key, when)
+    many.schedule_many(keys, when)
+    assert {k: many.deadline(k) for k in range(31)} == {k: one.deadline(k) for k in range(31)}
+    assert many.next_due() == one.next_due()
+    assert sorted(many.pop_due(1001)) == sorted(one.pop_due(1001))

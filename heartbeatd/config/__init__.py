@@ -13,15 +13,20 @@ keeps it so):
 - `sections.py` one reader per top-level table: [server], [storage], [alerts],
                 [web], [smtp], [channels]. A new key in one of them goes here
                 (and into its dataclass in `values.py`).
-- `monitors.py` [monitors.<slug>] and the [defaults] they inherit: the fast
-                path for plain tables and the full reader that words errors.
-                A new monitor key goes into both, and into `_MONITOR_KEYS`.
+- `monitors.py` [monitors.<slug>] and the [defaults] they inherit: the full
+                reader that words errors. A new monitor key goes here, into
+                the fast path in `plain.py` (or its `SLOW_KEYS`), and into
+                `MONITOR_KEYS`.
+- `plain.py`    the fast path for plain monitor tables (each table shape read
+                once), and what both monitor readers share.
 - `warnings.py` `check_warnings` (valid but probably wrong) and the inline
                 secrets it warns about.
 - `values.py`   the frozen dataclasses (`Config`, `Monitor`, …), their
                 defaults, and `ping_urls`.
 - `files.py`    file to TOML data: size, encoding, nesting and 64-bit guards, so a
                 hostile file is a one-line ConfigError.
+- `quicktoml.py` a quick reader for the plain monitor tables that make up
+                most of a big file; it answers as tomllib would, or declines.
 
 Rules shared with other modules live outside the package: slugs, channel
 names and UUIDs in `heartbeatd.names`, listen addresses in
@@ -40,6 +45,7 @@ from heartbeatd.config.values import (
     StorageConfig,
     WebConfig,
     ping_urls,
+    rules_key,
 )
 from heartbeatd.config.warnings import check_warnings
 from heartbeatd.tables import ConfigError
@@ -60,4 +66,5 @@ __all__ = [
     "parse_config",
     "ping_urls",
     "reload_problem",
+    "rules_key",
 ]

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from heartbeatd.config.quicktoml import quick_loads
 from heartbeatd.tables import INT64, ConfigError, join_key
 
 if sys.version_info >= (3, 11):
@@ -59,6 +60,11 @@ _LONG_INTEGER = re.compile(r"(?<![\w.\"'])[+-]?(\d[\d_]{4300,})")
 
 
 def parse_toml(text: str, path: Path) -> dict[str, Any]:
+    # A file of many plain monitor tables is read by the quick reader; any
+    # other, and every error, by tomllib.
+    quick = quick_loads(text)
+    if quick is not None:
+        return quick
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

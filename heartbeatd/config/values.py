@@ -4,8 +4,9 @@ changed after; a reload builds a new `Config` and swaps it in whole."""
 from __future__ import annotations
 
 import ipaddress
+import operator
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,22 @@ class Monitor:
     # (channel, seconds after the first down alert) of each
     # {channel = "x", after = "30m"} in `channels`, soonest first.
     escalations: tuple[tuple[str, int], ...] = ()
+
+
+# The fields that name a monitor or say where its alerts go, and nothing else:
+# two monitors alike but for these run the same rules (see `rules_key`).
+_NAMING_FIELDS = frozenset(("slug", "name", "description", "uuid", "tags", "channels", "source"))
+_rules_of = operator.attrgetter(
+    *(f.name for f in fields(Monitor) if f.name not in _NAMING_FIELDS and f.name != "schedule")
+)
+
+
+def rules_key(monitor: Monitor) -> tuple[Any, ...]:
+    """Equal for monitors with equal rules but for their schedules, which the
+    caller tells apart (start-up keys it by the monitors' shared first state,
+    itself one per schedule). Every field not known to only name a monitor
+    counts, so a field added later is part of it unless listed above."""
+    return _rules_of(monitor)
 
 
 @dataclass(frozen=True, slots=True)

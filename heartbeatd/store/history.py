@@ -107,11 +107,20 @@ _encode_state = json.JSONEncoder(check_circular=False, separators=(",", ":")).en
 
 
 def save_states(db: sqlite3.Connection, states: Iterable[tuple[str, MonitorState, str]]) -> None:
-    """Upsert (slug, state, updated_at) rows."""
-    db.executemany(
-        UPSERT_STATE,
-        [(slug, _encode_state(state.to_json()), updated_at) for slug, state, updated_at in states],
-    )
+    """Upsert (slug, state, updated_at) rows.
+
+    A first start saves 100,000 states of which most are one shared object
+    (Engine.recover): each distinct object is serialised once. Keyed by id(),
+    which is safe while the caller holds every state, as it does here.
+    """
+    texts: dict[int, str] = {}
+    rows = []
+    for slug, state, updated_at in states:
+        text = texts.get(id(state))
+        if text is None:
+            text = texts[id(state)] = _encode_state(state.to_json())
+        rows.append((slug, text, updated_at))
+    db.executemany(UPSERT_STATE, rows)
 
 
 def add_pings(db: sqlite3.Connection, rows: list[PingRow]) -> None:
