@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from aiohttp import web
 
 from heartbeatd import __version__, humanize
 from heartbeatd.clock import Clock
-from heartbeatd.config import Config, load_config, reload_problem
+from heartbeatd.config import Config, load_config
 from heartbeatd.config.files import gc_paused
 from heartbeatd.engine import Engine
 from heartbeatd.gaps import notice_downtime, notice_jump
@@ -38,15 +38,18 @@ from heartbeatd.process import (
     return_big_blocks,
 )
 from heartbeatd.provision import Provisioner, merge
-from heartbeatd.reloading import Reloads, needs_restart, report_reload, some
-from heartbeatd.reloadplan import ReloadPlan, plan_reload
+from heartbeatd.reloading import (
+    Reloads,
+    count_reload,
+    needs_restart,
+    plan_file_reload,
+    report_reload,
+    some,
+)
 from heartbeatd.selfping import SelfPing
 from heartbeatd.silence import SilenceWatch
-from heartbeatd.slices import Slices
-from heartbeatd.store import Definition, Store, StoreError
+from heartbeatd.store import Store, StoreError
 from heartbeatd.systemd import (
-    APPLIED,
-    REJECTED,
     RELOADING,
     STARTED,
     Notifier,
@@ -56,17 +59,11 @@ from heartbeatd.systemd import (
     watchdog_interval,
 )
 from heartbeatd.tables import ConfigError
+from heartbeatd.ticking import tick_forever
 from heartbeatd.web import make_app
 
 log = logging.getLogger(__name__)
 
-# A wall clock that moves this much more (or less) than the monotonic clock
-# between two ticks was stepped (NTP, a suspended VM, a hand-set date).
-CLOCK_JUMP = 30.0
-# The ticker wakes when the wheel's next slot comes due, and at least this often:
-# the heartbeat that clock-jump detection, health and the watchdog rely on, and
-# the bound on how late it notices a deadline a ping moved earlier meanwhile.
-TICK_EVERY = 1.0
 # The ticker runs every second; a health check older than this is a stalled loop.
 STALL_AFTER = 10.0
 # Bounds on shutdown (DESIGN: exit within 5 s of SIGTERM).
@@ -80,44 +77,6 @@ HEALTH_WRITE_TIMEOUT = 5.0
 # headers (slowloris). 75 s is nginx's client keep-alive default and outlasts
 # nginx's upstream keep-alive (60 s), so a proxy in front closes idle ones first.
 KEEPALIVE_TIMEOUT = 75.0
-
-
-def _plan_reload(
-    running: Config,
-    from_file: Config,
-    definitions: Mapping[str, Definition],
-    with_state: list[str],
-    forced: bool,
-) -> tuple[Config, ReloadPlan, str | None]:
-    """In a thread: the new config (the file's monitors, then the API's, read
-    again against the new [defaults]; the file's win a clash), what the
-    reload changes, and why it needs --force (or None)."""
-    new = merge(from_file, definitions)
-    problem = None if forced else reload_problem(running, new)
-    return new, plan_reload(running, new, with_state), problem
-
-
-# Deadlines applied between two chances for the loop to run something else.
-TICK_PIECE = 50
-
-
-async def tick_in_slices(
-    engine: Engine, clock: Clock, now: datetime, ticked: Callable[[], None]
-) -> None:
-    """Apply the deadlines that have passed, a slice at a time: after a
-    restart or an outage thousands may pass in the same second, and the pings
-    that come in meanwhile are answered between two slices. `ticked` is
-    called after each piece."""
-    due = engine.pop_due(now)
-    slices = Slices(clock)
-    for start in range(0, len(due), TICK_PIECE):
-        if start:
-            await slices.turn()
-            now = clock.now()
-        engine.tick_due(due[start : start + TICK_PIECE], now)
-        ticked()
-    if not due:
-        ticked()
 
 
 class Daemon:
@@ -352,7 +311,7 @@ class Daemon:
             # Merging and comparing 100,000 monitors takes longer than a ping
             # should wait: in a thread too. Both configs are immutable.
             new, plan, problem = await asyncio.to_thread(
-                _plan_reload,
+                plan_file_reload,
                 self.engine.config,
                 from_file,
                 dict(self.provisioner.definitions),
@@ -394,29 +353,10 @@ class Daemon:
         errors: list[str] | None = None,
         diff: dict[str, list[str]] | None = None,
     ) -> None:
-        reloads = self.reloads
-        if errors:
-            reloads.failed += 1
-            reloads.last_ok = False
-        else:
-            reloads.ok += 1
-            reloads.last_ok = True
-        diff = diff or {}
-        report_reload(
-            self.clock,
-            self.store.path,
-            ReloadStatus(
-                os.getpid(),
-                reloads.generation,
-                REJECTED if errors else APPLIED,
-                forced,
-                monitors=len(self.config.monitors),
-                added=len(diff.get("added", ())),
-                removed=len(diff.get("removed", ())),
-                changed=len(diff.get("changed", ())),
-                errors=tuple(errors or ()),
-            ),
+        status = count_reload(
+            self.reloads, forced, len(self.config.monitors), errors=errors, diff=diff
         )
+        report_reload(self.clock, self.store.path, status)
 
     def _start_reload_status(self) -> None:
         # A --force left by a `heartbeatd reload` that never saw its reload
@@ -435,39 +375,20 @@ class Daemon:
         self._tasks.append(asyncio.create_task(coro, name=name))
 
     async def _ticker(self) -> None:
-        wall, mono = self.clock.now(), self.clock.monotonic()
-        while True:
-            now, now_mono = self.clock.now(), self.clock.monotonic()
-            drift = (now - wall).total_seconds() - (now_mono - mono)
-            if drift > CLOCK_JUMP:
-                log.warning("wall clock jumped forward seconds=%d; deadlines get grace", drift)
-                notice_jump(
-                    self.store, self.config, self.engine.states, wall, now, self.outbox.wake
-                )
-                self.engine.forgive(now)
-                self.outbox.clock_stepped(drift)
-            elif drift < -CLOCK_JUMP:
-                log.warning("wall clock jumped back seconds=%d", -drift)
-                self.outbox.clock_stepped(drift)
-            wall, mono = now, now_mono
-            await self._tick(now)
-            # Sleep until the wheel's next slot comes due, or for the heartbeat.
-            # A slot the tick left due (the state machine kept a passed
-            # deadline) waits for the heartbeat rather than spinning. Waking a
-            # hair early (the loop's clock vs the wall clock) only costs an
-            # empty tick and a short second sleep, never a missed slot.
-            due = self.engine.wheel.next_due()
-            delay = TICK_EVERY
-            if due is not None and due > now.timestamp():
-                delay = min(due - now.timestamp(), TICK_EVERY)
-            await self.clock.sleep(delay)
-
-    async def _tick(self, now: datetime) -> None:
         def ticked() -> None:
             # Progress: the watchdog and /healthz see a loop that ticks.
             self._last_tick = self.clock.monotonic()
 
-        await tick_in_slices(self.engine, self.clock, now, ticked)
+        await tick_forever(self.engine, self.clock, jumped=self._clock_jumped, ticked=ticked)
+
+    def _clock_jumped(self, wall: datetime, now: datetime, drift: float) -> None:
+        if drift > 0:
+            log.warning("wall clock jumped forward seconds=%d; deadlines get grace", drift)
+            notice_jump(self.store, self.config, self.engine.states, wall, now, self.outbox.wake)
+            self.engine.forgive(now)
+        else:
+            log.warning("wall clock jumped back seconds=%d", -drift)
+        self.outbox.clock_stepped(drift)
 
     async def _watchdog(self, interval: float) -> None:
         while True:

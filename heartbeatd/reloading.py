@@ -1,17 +1,29 @@
 """What a reload counts and tells: the reload counters /metrics shows, the
 reload status file `heartbeatd reload` waits on, and the log fields of a
-reload. The daemon does the reload itself."""
+reload; and the part of a reload that runs in a thread (merge and compare).
+The daemon does the reload itself."""
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from heartbeatd.clock import Clock
-from heartbeatd.config import Config
-from heartbeatd.systemd import ReloadStatus, reload_status_path, write_reload_status
+from heartbeatd.config import Config, reload_problem
+from heartbeatd.provision import merge
+from heartbeatd.reloadplan import ReloadPlan, plan_reload
+from heartbeatd.store import Definition
+from heartbeatd.systemd import (
+    APPLIED,
+    REJECTED,
+    ReloadStatus,
+    reload_status_path,
+    write_reload_status,
+)
 from heartbeatd.times import isoformat
 
 # The daemon's logger: these lines are the daemon's and read as such.
@@ -60,3 +72,47 @@ def some(slugs: list[str], most: int = 10) -> str:
         return "-"
     shown = ",".join(slugs[:most])
     return shown if len(slugs) <= most else f"{shown},(+{len(slugs) - most} more)"
+
+
+def plan_file_reload(
+    running: Config,
+    from_file: Config,
+    definitions: Mapping[str, Definition],
+    with_state: list[str],
+    forced: bool,
+) -> tuple[Config, ReloadPlan, str | None]:
+    """In a thread: the new config (the file's monitors, then the API's, read
+    again against the new [defaults]; the file's win a clash), what the
+    reload changes, and why it needs --force (or None)."""
+    new = merge(from_file, definitions)
+    problem = None if forced else reload_problem(running, new)
+    return new, plan_reload(running, new, with_state), problem
+
+
+def count_reload(
+    reloads: Reloads,
+    forced: bool,
+    monitors: int,
+    *,
+    errors: list[str] | None = None,
+    diff: dict[str, list[str]] | None = None,
+) -> ReloadStatus:
+    """Count a finished reload in `reloads`, and say how it ended."""
+    if errors:
+        reloads.failed += 1
+        reloads.last_ok = False
+    else:
+        reloads.ok += 1
+        reloads.last_ok = True
+    diff = diff or {}
+    return ReloadStatus(
+        os.getpid(),
+        reloads.generation,
+        REJECTED if errors else APPLIED,
+        forced,
+        monitors=monitors,
+        added=len(diff.get("added", ())),
+        removed=len(diff.get("removed", ())),
+        changed=len(diff.get("changed", ())),
+        errors=tuple(errors or ()),
+    )

@@ -153,9 +153,8 @@ async def test_an_unknown_check_id_costs_no_walk_over_the_monitors(
 
 
 async def test_thousands_of_deadlines_in_one_second_leave_room_for_pings(make_stack, clock):
-    from heartbeatd import daemon as daemon_module
-    from heartbeatd.daemon import tick_in_slices
     from heartbeatd.model import Ping, PingKind, Status
+    from heartbeatd.ticking import TICK_PIECE, tick_in_slices
 
     n = 3000
     stack = await make_stack(
@@ -166,7 +165,7 @@ async def test_thousands_of_deadlines_in_one_second_leave_room_for_pings(make_st
     # A restart after an outage, say: every deadline passes in the same second.
     clock.advance(minutes=3)
     ticks = []
-    ticking = asyncio.ensure_future(
+    applying = asyncio.ensure_future(
         tick_in_slices(engine, clock, clock.now(), lambda: ticks.append(1))
     )
     # A ping comes in while the deadlines are being applied.
@@ -176,10 +175,10 @@ async def test_thousands_of_deadlines_in_one_second_leave_room_for_pings(make_st
     assert pending, f"all {n} deadlines were applied before the ping could be"
     pinged = pending[-1]
     await engine.handle_ping(pinged, Ping(kind=PingKind.SUCCESS, at=clock.now()))
-    await ticking
+    await applying
     # The rest went down; the ping that came in between was not undone.
     down = {s for s, state in engine.states.items() if state.status is Status.DOWN}
     assert engine.states[pinged].status is Status.UP
     assert down == set(engine.config.monitors) - {pinged}
-    assert len(ticks) == -(-n // daemon_module.TICK_PIECE)
+    assert len(ticks) == -(-n // TICK_PIECE)
     await stack.store.flush()

@@ -14,14 +14,9 @@ from pathlib import Path
 import pytest
 
 from heartbeatd.config import load_config
-from heartbeatd.metrics import (
-    CHUNK,
-    LoopFigures,
-    Snapshot,
-    escape_label_value,
-    render_metrics,
-    render_pieces,
-)
+from heartbeatd.exposition import escape_label_value
+from heartbeatd.metrics import LoopFigures, Snapshot, render_metrics, render_pieces
+from heartbeatd.monitorseries import CHUNK
 from heartbeatd.views import MonitorView
 from heartbeatd.web.scrape import _Table
 

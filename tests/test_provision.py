@@ -270,14 +270,14 @@ async def test_a_create_during_the_reload_comparison_waits_for_the_swap_and_stay
     # create (taking the lock, as every API write does) is on its way.
     create_waits = threading.Event()
     comparing = threading.Event()
-    real_plan = daemon_module._plan_reload
+    real_plan = daemon_module.plan_file_reload
 
     def slow_plan(*args, **kwargs):
         comparing.set()
         assert create_waits.wait(timeout=30), "the create never started"
         return real_plan(*args, **kwargs)
 
-    monkeypatch.setattr(daemon_module, "_plan_reload", slow_plan)
+    monkeypatch.setattr(daemon_module, "plan_file_reload", slow_plan)
     provisioner = daemon.provisioner
 
     async def create() -> None:
@@ -300,7 +300,7 @@ async def test_a_create_during_the_reload_comparison_waits_for_the_swap_and_stay
 async def test_creates_and_reloads_merge_and_compare_off_the_event_loop(
     make_daemon, tmp_path, clock, monkeypatch
 ):
-    from heartbeatd import provision
+    from heartbeatd import provision, reloading
 
     path = tmp_path / "heartbeatd.toml"
     path.write_text(config())
@@ -315,7 +315,7 @@ async def test_creates_and_reloads_merge_and_compare_off_the_event_loop(
         return real_merge(*args, **kwargs)
 
     monkeypatch.setattr(provision, "merge", merge)
-    monkeypatch.setattr(daemon_module, "merge", merge)
+    monkeypatch.setattr(reloading, "merge", merge)
     async with daemon.provisioner.lock:
         await daemon.provisioner.save("made", {"period": "1h"}, clock.now())
     await daemon.apply_reload()

@@ -21,7 +21,9 @@ from aiohttp import web
 
 from heartbeatd import __version__, metrics, policy, states
 from heartbeatd.config import Config
+from heartbeatd.exposition import CONTENT_TYPE
 from heartbeatd.model import MonitorState
+from heartbeatd.monitorseries import MonitorFacts, MonitorTable
 from heartbeatd.slices import Slices
 from heartbeatd.store import StoreError
 from heartbeatd.web.keys import CLOCK, ENGINE, LOOP_LAG, OUTBOX, RELOADS, STRAYS
@@ -34,7 +36,7 @@ log = logging.getLogger(__package__)
 _NO_STATE = MonitorState()
 
 
-class _Table(metrics.MonitorTable):
+class _Table(MonitorTable):
     """The monitors of one config, with the states of one moment."""
 
     def __init__(self, config: Config, current: Mapping[str, MonitorState], now: datetime) -> None:
@@ -57,7 +59,7 @@ class _Table(metrics.MonitorTable):
         get = self._current.get
         return [get(slug, _NO_STATE) for slug in self._slugs[start:stop]]
 
-    def facts(self, start: int, stop: int) -> Sequence[metrics.MonitorFacts]:
+    def facts(self, start: int, stop: int) -> Sequence[MonitorFacts]:
         return self._states(start, stop)
 
     def slugs_and_names(self, start: int, stop: int) -> Sequence[tuple[str, str]]:
@@ -103,7 +105,7 @@ class _Table(metrics.MonitorTable):
 async def handle_metrics(request: web.Request) -> web.StreamResponse:
     snapshot = await _snapshot(request.app)
     response = web.StreamResponse(
-        headers={"Content-Type": metrics.CONTENT_TYPE, "Cache-Control": "no-store"}
+        headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"}
     )
     await response.prepare(request)
     pending = []
