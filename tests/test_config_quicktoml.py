@@ -65,6 +65,9 @@ DECLINED = [
     'body = """\n[monitors.a]\n"""\n[monitors.b]\nperiod = "1h"\n',
     'x = [\n[monitors.a]\n]\n[monitors.b]\nperiod = "1h"\n',
     "[server\n[monitors.a]\n",
+    # A CR ends a line only before a LF: one that ends the file is refused.
+    '[monitors.a]\nperiod = "1h"\r',
+    '[monitors.a]\r\nperiod = "1h"\r',
     # No monitor tables: a small file, tomllib reads it.
     HEAD,
 ]

@@ -77,8 +77,12 @@ def _monitor_tables(text: str) -> dict[str, Any] | None:
     # by a header like [monitors.x] may get its own header once).
     headed: set[str] = set()
     pair, header, blank = _PAIR.fullmatch, _HEADER.fullmatch, _BLANK.fullmatch
-    for line in text.split("\n"):
-        if line.endswith("\r"):
+    lines = text.split("\n")
+    last = len(lines) - 1
+    for number, line in enumerate(lines):
+        # CRLF ends a line; a CR that ends the file ends nothing, and TOML
+        # refuses it (the blank test below then declines the file).
+        if number < last and line.endswith("\r"):
             line = line[:-1]
         m = pair(line)
         if m is not None:
