@@ -475,3 +475,56 @@ async def test_a_new_check_gets_a_valid_slug_from_any_name(hc, name, slug):
         status, text = await raw(hc, "POST", "/api/v3/checks/", body={"name": name})
         assert (status, json.loads(text)["slug"]) == (201, expected)
         assert hc.engine.config.monitors[expected].name == (name or expected)
+
+
+async def test_a_derived_code_a_reload_retires_while_the_index_is_made_finds_nothing(
+    hc, tmp_path, monkeypatch
+):
+    import threading
+
+    from heartbeatd.web import hccodes
+
+    # nightly declares no uuid: its code is derived from its slug.
+    old_code = hcjson.check_code(hc.engine.config.monitors["nightly"])
+    building, go_on = threading.Event(), threading.Event()
+    real = hccodes.check_codes
+
+    def slow(monitors):
+        building.set()
+        assert go_on.wait(30), "the reload never finished"
+        return real(monitors)
+
+    monkeypatch.setattr(hccodes, "check_codes", slow)
+    asking = asyncio.ensure_future(raw(hc, "POST", f"/api/v3/checks/{old_code}/pause"))
+    assert await asyncio.to_thread(building.wait, 30)
+    # Meanwhile a reload gives nightly a uuid of its own: the old code is retired.
+    path = tmp_path / "heartbeatd.toml"
+    own = "2b1f5c0e-7a3d-4e8b-9c6f-0d1e2f3a4b5c"
+    path.write_text(
+        path.read_text().replace("[monitors.nightly]\n", f'[monitors.nightly]\nuuid = "{own}"\n')
+    )
+    await hc.apply_reload()
+    assert hc.engine.config.monitors["nightly"].uuid == own
+    go_on.set()
+    status, _ = await asking
+    assert status == 404
+    assert hc.engine.state("nightly").status is not Status.PAUSED
+
+
+async def test_a_failed_build_of_the_check_index_is_tried_again(hc, monkeypatch):
+    from heartbeatd.web import hccodes
+
+    real = hccodes.check_codes
+    calls = []
+
+    def once_broken(monitors):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError("out of memory")
+        return real(monitors)
+
+    monkeypatch.setattr(hccodes, "check_codes", once_broken)
+    code = hcjson.check_code(hc.engine.config.monitors["nightly"])
+    first, _ = await raw(hc, "GET", f"/api/v3/checks/{code}")
+    second, text = await raw(hc, "GET", f"/api/v3/checks/{code}")
+    assert (first, second, json.loads(text)["slug"]) == (500, 200, "nightly")

@@ -148,8 +148,9 @@ async def test_an_unknown_check_id_costs_no_walk_over_the_monitors(
     code = real(client.engine.config.monitors["m00007"])
     resp = await client.get(f"/api/v3/checks/{hcjson.unique_key(code)}", headers=headers)
     assert (resp.status, (await resp.json())["slug"]) == (200, "m00007")
-    # Found in the same index; only the answer works out its own code.
-    assert derived[50:] == ["m00007"]
+    # Found in the same index; only the monitor found works out its own code
+    # again (that it still answers to it, and for the answer).
+    assert set(derived[50:]) == {"m00007"}
 
 
 async def test_thousands_of_deadlines_in_one_second_leave_room_for_pings(make_stack, clock):

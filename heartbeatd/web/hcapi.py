@@ -78,15 +78,19 @@ async def _find(request: web.Request, code: str, *, readonly: bool = False) -> s
         return slug
     # A uuid derived from a slug, or a unique_key: from the running config's
     # index, made in a thread the first time one is asked for.
-    config = engine.config
-    codes = await request.app[CHECK_CODES].of(config)
+    codes = await request.app[CHECK_CODES].of(engine.config)
     slug = codes.by_uuid.get(code)
     if slug is None and readonly:
         slug = codes.by_unique_key.get(code)
-    # The config may have changed while the index was made.
-    if slug is None or engine.monitor(slug) is None:
+    # A reload may have changed the config while the index was made: the
+    # monitor must still be there, and still answer to this code.
+    monitor = engine.monitor(slug) if slug is not None else None
+    if monitor is None:
         raise error(404, "not found")
-    return slug
+    own = hcjson.check_code(monitor)
+    if code != own and not (readonly and code == hcjson.unique_key(own)):
+        raise error(404, "not found")
+    return monitor.slug
 
 
 # -- reads ----------------------------------------------------------------------

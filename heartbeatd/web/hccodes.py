@@ -44,8 +44,14 @@ class CheckCodeIndex:
         self._codes: asyncio.Future[CheckCodes] | None = None
 
     async def of(self, config: Config) -> CheckCodes:
-        if self._config is not config or self._codes is None:
+        failed = self._codes is not None and self._codes.done() and not _built(self._codes)
+        if self._config is not config or self._codes is None or failed:
+            # A build that failed is tried again by the next request.
             # One build per config, shared by the requests that wait for it.
             self._config = config
             self._codes = asyncio.ensure_future(asyncio.to_thread(check_codes, config.monitors))
         return await asyncio.shield(self._codes)
+
+
+def _built(codes: asyncio.Future[CheckCodes]) -> bool:
+    return not codes.cancelled() and codes.exception() is None
