@@ -79,10 +79,10 @@ def _monitor_tables(text: str) -> dict[str, Any] | None:
     pair, header, blank = _PAIR.fullmatch, _HEADER.fullmatch, _BLANK.fullmatch
     lines = text.split("\n")
     last = len(lines) - 1
-    for number, line in enumerate(lines):
+    for index, line in enumerate(lines):
         # CRLF ends a line; a CR that ends the file ends nothing, and TOML
         # refuses it (the blank test below then declines the file).
-        if number < last and line.endswith("\r"):
+        if index < last and line.endswith("\r"):
             line = line[:-1]
         m = pair(line)
         if m is not None:
