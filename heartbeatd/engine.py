@@ -217,9 +217,11 @@ class Engine:
 
     def _tick_one(self, slug: str, now: datetime) -> None:
         monitor = self.config.monitors.get(slug)
-        if monitor is None:
+        old = self.states.get(slug)
+        if monitor is None or old is None:
+            # Removed, or its first write rolled back (tick_due runs a slice
+            # at a time, so either may happen after pop_due): nothing is due.
             return
-        old = self.states[slug]
         step = states.on_tick(old, monitor, now)
         step = policy.on_tick(old, step, monitor, now, self._context(monitor))
         late = step.flip is not None and step.flip.event is AlertEvent.LATE
