@@ -210,7 +210,8 @@ async def test_one_bad_monitor_does_not_stop_the_tick(
     clock: FakeClock, engine: Engine, caplog: pytest.LogCaptureFixture
 ):
     engine.wheel.schedule("ghost-that-raises", clock.now().timestamp())
-    engine.states["ghost-that-raises"] = None  # type: ignore[assignment]
+    # Not a state: judging it raises.
+    engine.states["ghost-that-raises"] = "not a state"  # type: ignore[assignment]
     engine.config.monitors["ghost-that-raises"] = engine.config.monitors["backup"]  # type: ignore[index]
     clock.advance(hours=2)
     engine.tick(clock.now())
