@@ -2,8 +2,8 @@
 
 A file monitor without a `uuid` is addressed by one derived from its slug,
 and read-only keys address every check by its unique_key (hcjson.py). Both
-are hashes: working them out monitor by monitor on each request took up to
-a second or so of the loop at 100,000 monitors, for every unknown id too.
+are hashes: working them out monitor by monitor on each request took over a
+second of the loop at 100,000 monitors, for every unknown id too.
 Here they are worked out once per config, in a thread, and looked up after.
 """
 
