@@ -147,17 +147,22 @@ class Provisioner:
         of the loop on every create."""
         engine = self.engine
         new, plan = await asyncio.to_thread(
-            merge_and_plan, engine.config, dict(self.definitions), list(engine.states)
+            merge_and_plan,
+            engine.config,
+            engine.config,
+            dict(self.definitions),
+            list(engine.states),
         )
         engine.apply_config(new, now, plan)
 
 
 def merge_and_plan(
-    running: Config, definitions: Mapping[str, Definition], with_state: list[str]
+    running: Config, base: Config, definitions: Mapping[str, Definition], with_state: list[str]
 ) -> tuple[Config, ReloadPlan]:
-    """Pure, for a thread: `running`'s file monitors with `definitions`, and
-    what swapping them in changes."""
-    new = merge(running, definitions)
+    """Pure, for a thread: `base`'s file monitors with `definitions`, and
+    what swapping that in for `running` changes. `base` is the running config
+    for an API write, and the file just read for a reload."""
+    new = merge(base, definitions)
     return new, plan_reload(running, new, with_state)
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from heartbeatd.clock import Clock
 from heartbeatd.config import Config, reload_problem
-from heartbeatd.provision import merge
-from heartbeatd.reloadplan import ReloadPlan, plan_reload
+from heartbeatd.provision import merge_and_plan
+from heartbeatd.reloadplan import ReloadPlan
 from heartbeatd.store import Definition
 from heartbeatd.systemd import (
     APPLIED,
@@ -84,9 +84,9 @@ def plan_file_reload(
     """In a thread: the new config (the file's monitors, then the API's, read
     again against the new [defaults]; the file's win a clash), what the
     reload changes, and why it needs --force (or None)."""
-    new = merge(from_file, definitions)
+    new, plan = merge_and_plan(running, from_file, definitions, with_state)
     problem = None if forced else reload_problem(running, new)
-    return new, plan_reload(running, new, with_state), problem
+    return new, plan, problem
 
 
 def count_reload(

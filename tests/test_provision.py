@@ -300,7 +300,7 @@ async def test_a_create_during_the_reload_comparison_waits_for_the_swap_and_stay
 async def test_creates_and_reloads_merge_and_compare_off_the_event_loop(
     make_daemon, tmp_path, clock, monkeypatch
 ):
-    from heartbeatd import provision, reloading
+    from heartbeatd import provision
 
     path = tmp_path / "heartbeatd.toml"
     path.write_text(config())
@@ -315,7 +315,6 @@ async def test_creates_and_reloads_merge_and_compare_off_the_event_loop(
         return real_merge(*args, **kwargs)
 
     monkeypatch.setattr(provision, "merge", merge)
-    monkeypatch.setattr(reloading, "merge", merge)
     async with daemon.provisioner.lock:
         await daemon.provisioner.save("made", {"period": "1h"}, clock.now())
     await daemon.apply_reload()
