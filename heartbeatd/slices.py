@@ -35,13 +35,11 @@ class Slices:
         self._clock = clock
         self._seconds = seconds
         self._until = time.perf_counter() + seconds
-        self.turns = 0
 
     async def turn(self) -> None:
         """Let the loop go if this slice is used up; else return at once."""
         if time.perf_counter() < self._until:
             return
-        self.turns += 1
         await self._let_others_run()
         self._until = time.perf_counter() + self._seconds
 
